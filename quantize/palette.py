@@ -1,0 +1,886 @@
+"""Palettes: the `Palette` value type, exporters, readers and the swatch image.
+
+A palette is an ordered list of 1..256 sRGB colors, each with the number of
+pixels that were mapped to it (all zeros for a palette read from a file that
+carries no counts).
+
+Exporters return ``str`` (or ``bytes`` for ASE) and never write files: the
+pipeline writes them atomically. Readers take text or bytes (``parse_*``) or a
+path (`read_palette`) and raise `PaletteError` with a one-line message that
+says where the file is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from PIL import Image, ImageDraw, ImageFont
+
+from quantize.colors import srgb_to_lab
+from quantize.errors import QuantizeError
+
+__all__ = [
+    "EXPORTERS",
+    "MAX_COLORS",
+    "SUFFIXES",
+    "Palette",
+    "PaletteError",
+    "export",
+    "parse_ase",
+    "parse_gpl",
+    "parse_hex_lines",
+    "parse_json_report",
+    "read_palette",
+    "render_swatch",
+    "to_ase",
+    "to_css",
+    "to_gpl",
+    "to_json_colors",
+    "to_txt",
+]
+
+#: Largest palette accepted anywhere (the size of an 8-bit indexed image palette).
+MAX_COLORS: Final[int] = 256
+
+#: Colors whose HSV saturation is below this count as grays when sorting by hue.
+#: uint8 colors cannot have a saturation between 0 and 1/255, so this also
+#: catches near-grays such as (100, 101, 99) whose hue is mere noise.
+GRAY_SATURATION: Final[float] = 0.02
+
+SortKey = Literal["count", "hue", "lightness"]
+
+
+class PaletteError(QuantizeError, ValueError):
+    """A palette file could not be parsed; the message says where and why.
+
+    It derives from `ValueError` (bad content) and from `QuantizeError` so the
+    CLI reports it as one line like every other domain error.
+    """
+
+
+# --------------------------------------------------------------------------- #
+# The value type
+# --------------------------------------------------------------------------- #
+
+
+def _as_int_array(values: ArrayLike, what: str) -> NDArray[np.int64]:
+    """Return ``values`` as a fresh int64 array, refusing non-integral numbers."""
+    try:
+        arr = np.array(values)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be a numeric array: {exc}") from None
+    if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf":
+        raise ValueError(f"{what} must be numeric, got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and not (np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+        raise ValueError(f"{what} must hold whole numbers")
+    return arr.astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class Palette:
+    """An ordered sRGB palette with per-color pixel counts.
+
+    Parameters
+    ----------
+    colors : ndarray of uint8, shape (n, 3)
+        sRGB colors, ``1 <= n <= 256``. Any integer-valued numeric array is
+        accepted and stored as a read-only uint8 copy.
+    counts : ndarray of int64, shape (n,)
+        Pixels mapped to each color, non-negative; all zeros when unknown.
+        Stored as a read-only int64 copy.
+
+    Raises
+    ------
+    ValueError
+        If shapes, sizes or value ranges are wrong.
+
+    Notes
+    -----
+    Equality compares colors and counts element-wise (the generated dataclass
+    ``__eq__`` would try to take the truth value of an array).
+    """
+
+    colors: NDArray[np.uint8]
+    counts: NDArray[np.int64]
+
+    def __post_init__(self) -> None:
+        colors = _as_int_array(self.colors, "colors")
+        if colors.ndim != 2 or colors.shape[1] != 3:
+            raise ValueError(f"colors must have shape (n, 3), got {colors.shape}")
+        if not 1 <= len(colors) <= MAX_COLORS:
+            raise ValueError(f"a palette needs 1 to {MAX_COLORS} colors, got {len(colors)}")
+        if colors.min() < 0 or colors.max() > 255:
+            raise ValueError("colors must be in 0..255")
+        counts = _as_int_array(self.counts, "counts")
+        if counts.shape != (len(colors),):
+            raise ValueError(f"counts must have shape ({len(colors)},), got {counts.shape}")
+        if len(counts) and counts.min() < 0:
+            raise ValueError("counts must be non-negative")
+        colors8 = colors.astype(np.uint8)
+        # Read-only copies make the frozen dataclass really immutable.
+        colors8.flags.writeable = False
+        counts.flags.writeable = False
+        object.__setattr__(self, "colors", colors8)
+        object.__setattr__(self, "counts", counts)
+
+    @classmethod
+    def from_colors(cls, colors: ArrayLike, counts: ArrayLike | None = None) -> Palette:
+        """Build a palette, with zero counts when ``counts`` is None.
+
+        Parameters
+        ----------
+        colors : array_like, shape (n, 3)
+            Integer sRGB colors in ``0..255``.
+        counts : array_like, shape (n,), optional
+            Pixel counts; zeros if omitted.
+
+        Returns
+        -------
+        Palette
+        """
+        arr = np.asarray(colors)
+        n = len(arr) if arr.ndim >= 1 else 0
+        cnt = np.zeros(n, dtype=np.int64) if counts is None else np.asarray(counts)
+        return cls(arr, cnt)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Palette):
+            return NotImplemented
+        return bool(
+            np.array_equal(self.colors, other.colors) and np.array_equal(self.counts, other.counts)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.colors.tobytes(), self.counts.tobytes()))
+
+    def __repr__(self) -> str:
+        return f"Palette(size={self.size}, hex={self.hex!r}, counts={self.counts.tolist()!r})"
+
+    @property
+    def size(self) -> int:
+        """Number of colors ``n``."""
+        return int(self.colors.shape[0])
+
+    @property
+    def hex(self) -> list[str]:
+        """Colors as lowercase ``'#rrggbb'`` strings, in palette order."""
+        return [_hex(c) for c in self.colors]
+
+    @property
+    def total(self) -> int:
+        """Sum of the counts (0 for a palette without counts)."""
+        return int(self.counts.sum())
+
+    @property
+    def fractions(self) -> NDArray[np.float64]:
+        """Counts divided by their total, float64 shape (n,); zeros if the total is 0."""
+        total = self.total
+        if total == 0:
+            return np.zeros(self.size, dtype=np.float64)
+        return self.counts.astype(np.float64) / total
+
+    def sorted(self, by: SortKey = "count") -> Palette:
+        """Return a copy with the colors (and their counts) reordered.
+
+        Parameters
+        ----------
+        by : {"count", "hue", "lightness"}
+            ``"count"``: most pixels first; ties dark to light, then by the
+            packed ``0xRRGGBB`` value. ``"hue"``: HSV hue ascending (red,
+            yellow, green, cyan, blue, magenta); grays (saturation below
+            `GRAY_SATURATION`) come last; ties and grays ordered dark to
+            light. ``"lightness"``: CIELAB L* ascending, i.e. dark to light.
+            Every order is total, so the result is deterministic.
+
+        Returns
+        -------
+        Palette
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``by``.
+        """
+        lightness = _lightness(self.colors)
+        packed = _packed(self.colors)
+        if by == "count":
+            # np.lexsort sorts by the last key first.
+            order = np.lexsort((packed, lightness, -self.counts))
+        elif by == "hue":
+            hue, saturation = _hue_saturation(self.colors)
+            is_gray = saturation < GRAY_SATURATION
+            order = np.lexsort((packed, lightness, np.where(is_gray, 0.0, hue), is_gray))
+        elif by == "lightness":
+            order = np.lexsort((packed, lightness))
+        else:
+            raise ValueError(f"unknown sort key {by!r}; use 'count', 'hue' or 'lightness'")
+        return Palette(self.colors[order], self.counts[order])
+
+
+def _hex(rgb: Sequence[int] | NDArray[np.uint8]) -> str:
+    """Format one color as ``'#rrggbb'``."""
+    r, g, b = (int(v) for v in rgb)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _packed(colors: NDArray[np.uint8]) -> NDArray[np.int64]:
+    """Colors as ``0xRRGGBB`` integers, shape (n,): a cheap total-order tie-breaker."""
+    c = colors.astype(np.int64)
+    return np.asarray((c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2], dtype=np.int64)
+
+
+def _lightness(colors: NDArray[np.uint8]) -> NDArray[np.float64]:
+    """CIELAB L* (0..100) of uint8 sRGB colors, shape (n,)."""
+    return np.asarray(srgb_to_lab(colors.astype(np.float64) / 255.0)[:, 0], dtype=np.float64)
+
+
+def _hue_saturation(
+    colors: NDArray[np.uint8],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """HSV hue in ``[0, 1)`` and saturation in ``[0, 1]`` of uint8 colors, each (n,)."""
+    rgb = colors.astype(np.float64) / 255.0
+    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    hi, lo = rgb.max(axis=1), rgb.min(axis=1)
+    chroma = hi - lo
+    safe_chroma = np.where(chroma == 0, 1.0, chroma)  # grays: hue is 0 by convention
+    sector = np.select(
+        [chroma == 0, hi == r, hi == g],
+        [np.zeros_like(r), ((g - b) / safe_chroma) % 6.0, (b - r) / safe_chroma + 2.0],
+        default=(r - g) / safe_chroma + 4.0,
+    )
+    saturation = np.where(hi > 0, chroma / np.where(hi > 0, hi, 1.0), 0.0)
+    return sector / 6.0, saturation
+
+
+# --------------------------------------------------------------------------- #
+# Exporters
+# --------------------------------------------------------------------------- #
+
+# GIMP shows the palette in this many columns at most.
+_GPL_MAX_COLUMNS: Final[int] = 16
+
+
+def _one_line(text: str) -> str:
+    """Collapse control characters (newlines above all) so a name cannot break a format."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()
+
+
+def _percent_labels(palette: Palette, decimals: int) -> list[str]:
+    """Per-color ``'12.34%'`` strings, or empty strings when the palette has no counts."""
+    if palette.total == 0:
+        return [""] * palette.size
+    return [f"{100.0 * f:.{decimals}f}%" for f in palette.fractions]
+
+
+def to_gpl(palette: Palette, name: str) -> str:
+    """Render a GIMP palette (``.gpl``).
+
+    Parameters
+    ----------
+    palette : Palette
+    name : str
+        Palette name for the ``Name:`` header (control characters removed).
+
+    Returns
+    -------
+    str
+        ``GIMP Palette`` header, ``Name:``, ``Columns:`` (palette size, at most
+        16), a comment, then one ``  r   g   b<TAB>#rrggbb 12.34%`` line per
+        color. GIMP reads three integers and takes the rest as the color name.
+        The percentage is left out when the palette has no counts.
+    """
+    lines = [
+        "GIMP Palette",
+        f"Name: {_one_line(name)}",
+        f"Columns: {min(palette.size, _GPL_MAX_COLUMNS)}",
+        f"# {palette.size} colors, generated by quantize",
+    ]
+    for (r, g, b), hex_code, pct in zip(
+        palette.colors.tolist(), palette.hex, _percent_labels(palette, 2), strict=True
+    ):
+        lines.append(f"{r:3d} {g:3d} {b:3d}\t{hex_code} {pct}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def to_css(palette: Palette, name: str) -> str:
+    """Render CSS custom properties in a ``:root`` block.
+
+    Parameters
+    ----------
+    palette : Palette
+    name : str
+        Shown in the header comment.
+
+    Returns
+    -------
+    str
+        ``--color-1: #rrggbb; /* 12.34% */`` per color, in palette order
+        (the comment is omitted when the palette has no counts).
+    """
+    # "*/" inside the name would end the comment early.
+    safe_name = _one_line(name).replace("*/", "* /")
+    lines = [f"/* quantize palette: {safe_name} ({palette.size} colors) */", ":root {"]
+    for i, (hex_code, pct) in enumerate(zip(palette.hex, _percent_labels(palette, 2), strict=True)):
+        comment = f" /* {pct} */" if pct else ""
+        lines.append(f"  --color-{i + 1}: {hex_code};{comment}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# ASE block types and the "normal" (a.k.a. process) color type.
+_ASE_GROUP_START: Final[int] = 0xC001
+_ASE_GROUP_END: Final[int] = 0xC002
+_ASE_COLOR: Final[int] = 0x0001
+_ASE_TYPE_NORMAL: Final[int] = 2
+
+
+def _ase_string(text: str) -> bytes:
+    """UTF-16BE string with a uint16 length in code units that counts the terminating NUL."""
+    encoded = (text + "\0").encode("utf-16-be")
+    units = len(encoded) // 2
+    if units > 0xFFFF:
+        raise ValueError(f"ASE names are limited to {0xFFFF - 1} UTF-16 code units")
+    return struct.pack(">H", units) + encoded
+
+
+def _ase_block(block_type: int, body: bytes) -> bytes:
+    """One ASE block: uint16 type, uint32 body length, body."""
+    return struct.pack(">HI", block_type, len(body)) + body
+
+
+def to_ase(palette: Palette, name: str) -> bytes:
+    """Render an Adobe Swatch Exchange 1.0 file.
+
+    Parameters
+    ----------
+    palette : Palette
+    name : str
+        Name of the single color group holding the swatches.
+
+    Returns
+    -------
+    bytes
+        ``ASEF``, version 1.0, block count (n + 2), a group-start block, one
+        RGB color block per color named ``#rrggbb`` (three big-endian float32
+        in ``0..1``, color type 2 = normal) and a group-end block.
+    """
+    blocks = [_ase_block(_ASE_GROUP_START, _ase_string(_one_line(name)))]
+    for rgb, hex_code in zip(palette.colors.tolist(), palette.hex, strict=True):
+        body = (
+            _ase_string(hex_code)
+            + b"RGB "
+            + struct.pack(">fff", *(v / 255.0 for v in rgb))
+            + struct.pack(">H", _ASE_TYPE_NORMAL)
+        )
+        blocks.append(_ase_block(_ASE_COLOR, body))
+    blocks.append(_ase_block(_ASE_GROUP_END, b""))
+    return b"ASEF" + struct.pack(">HHI", 1, 0, len(blocks)) + b"".join(blocks)
+
+
+def to_txt(palette: Palette) -> str:
+    """Render one ``#rrggbb`` per line, in palette order.
+
+    Parameters
+    ----------
+    palette : Palette
+
+    Returns
+    -------
+    str
+    """
+    return "".join(f"{h}\n" for h in palette.hex)
+
+
+def to_json_colors(palette: Palette) -> list[dict[str, Any]]:
+    """Describe the colors for the JSON report.
+
+    Parameters
+    ----------
+    palette : Palette
+
+    Returns
+    -------
+    list of dict
+        ``{"hex": "#rrggbb", "rgb": [r, g, b], "count": N, "fraction": f}`` per
+        color, with plain Python ints/floats and ``fraction`` rounded to 6
+        decimals.
+    """
+    return [
+        {"hex": h, "rgb": rgb, "count": int(count), "fraction": round(float(frac), 6)}
+        for h, rgb, count, frac in zip(
+            palette.hex,
+            palette.colors.tolist(),
+            palette.counts.tolist(),
+            palette.fractions.tolist(),
+            strict=True,
+        )
+    ]
+
+
+def _txt_exporter(palette: Palette, name: str) -> str:
+    """`to_txt` with the common exporter signature (plain text has no name)."""
+    return to_txt(palette)
+
+
+#: Exporters by format name; each takes ``(palette, name)``.
+EXPORTERS: Final[dict[str, Callable[[Palette, str], str | bytes]]] = {
+    "gpl": to_gpl,
+    "css": to_css,
+    "ase": to_ase,
+    "txt": _txt_exporter,
+}
+
+#: File suffix for each export format.
+SUFFIXES: Final[dict[str, str]] = {"gpl": ".gpl", "css": ".css", "ase": ".ase", "txt": ".txt"}
+
+
+def export(palette: Palette, fmt: str, name: str = "palette") -> str | bytes:
+    """Render ``palette`` in format ``fmt`` (a key of `EXPORTERS`).
+
+    Parameters
+    ----------
+    palette : Palette
+    fmt : {"gpl", "css", "ase", "txt"}
+    name : str
+        Palette name, where the format has one.
+
+    Returns
+    -------
+    str or bytes
+        ``bytes`` for ``"ase"``, ``str`` otherwise.
+
+    Raises
+    ------
+    ValueError
+        For an unknown format.
+    """
+    try:
+        exporter = EXPORTERS[fmt]
+    except KeyError:
+        known = ", ".join(EXPORTERS)
+        raise ValueError(f"unknown palette format {fmt!r}; use one of {known}") from None
+    return exporter(palette, name)
+
+
+# --------------------------------------------------------------------------- #
+# Readers
+# --------------------------------------------------------------------------- #
+
+
+def _build_palette(
+    colors: Iterable[tuple[int, int, int]], counts: Iterable[int] | None = None
+) -> Palette:
+    """Make a palette from parsed rows: drop repeated colors (first wins), check the size."""
+    rows = list(colors)
+    cnts = [0] * len(rows) if counts is None else list(counts)
+    seen: set[tuple[int, int, int]] = set()
+    keep_colors: list[tuple[int, int, int]] = []
+    keep_counts: list[int] = []
+    for rgb, count in zip(rows, cnts, strict=True):
+        if rgb not in seen:
+            seen.add(rgb)
+            keep_colors.append(rgb)
+            keep_counts.append(count)
+    if not keep_colors:
+        raise PaletteError("no colors found")
+    if len(keep_colors) > MAX_COLORS:
+        raise PaletteError(f"{len(keep_colors)} distinct colors; at most {MAX_COLORS} allowed")
+    return Palette.from_colors(np.array(keep_colors), np.array(keep_counts))
+
+
+_HEX6 = re.compile(r"#?([0-9a-fA-F]{6})")
+_HEX3 = re.compile(r"#([0-9a-fA-F]{3})")
+
+
+def _parse_hex(token: str) -> tuple[int, int, int] | None:
+    """Parse ``#rrggbb``, ``rrggbb`` or ``#rgb``; None if ``token`` is none of them."""
+    if m := _HEX6.fullmatch(token):
+        digits = m.group(1)
+    elif m := _HEX3.fullmatch(token):
+        digits = "".join(ch * 2 for ch in m.group(1))
+    else:
+        return None
+    value = int(digits, 16)
+    return (value >> 16) & 0xFF, (value >> 8) & 0xFF, value & 0xFF
+
+
+def _strip_comment(line: str) -> str:
+    """Drop a ``//`` or ``;`` comment (``#`` cannot mark comments: it starts colors)."""
+    return re.split(r"//|;", line, maxsplit=1)[0].strip()
+
+
+def parse_hex_lines(text: str) -> Palette:
+    """Parse one hex color per line.
+
+    Parameters
+    ----------
+    text : str
+        Lines of ``#rrggbb``, ``rrggbb`` or ``#rgb`` (any case). Blank lines
+        and comments starting with ``//`` or ``;`` (whole-line or trailing)
+        are ignored.
+
+    Returns
+    -------
+    Palette
+        Colors in file order, repeated colors dropped, zero counts.
+
+    Raises
+    ------
+    PaletteError
+        ``line N: ...`` for a line that is not a hex color, or if there are no
+        colors or more than 256.
+    """
+    colors = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = _strip_comment(raw)
+        if not line:
+            continue
+        rgb = _parse_hex(line)
+        if rgb is None:
+            raise PaletteError(
+                f"line {lineno}: expected a hex color like #1a2b3c, rrggbb or #abc, got {line!r}"
+            )
+        colors.append(rgb)
+    return _build_palette(colors)
+
+
+_GPL_HEADER_KEYS = ("name:", "columns:")
+
+
+def parse_gpl(text: str) -> Palette:
+    """Parse a GIMP palette (``.gpl``).
+
+    Parameters
+    ----------
+    text : str
+        Must start with a ``GIMP Palette`` line. ``Name:``/``Columns:``
+        headers, ``#`` comments and blank lines are skipped; every other line
+        must start with three integers ``0..255`` (the rest is the color name).
+
+    Returns
+    -------
+    Palette
+        Colors in file order, repeated colors dropped, zero counts.
+
+    Raises
+    ------
+    PaletteError
+        ``line N: ...`` for the first malformed line.
+    """
+    lines = text.lstrip("\ufeff").splitlines()
+    if not lines or lines[0].strip() != "GIMP Palette":
+        raise PaletteError("line 1: expected the header 'GIMP Palette'")
+    colors = []
+    for lineno, raw in enumerate(lines[1:], start=2):
+        line = raw.strip()
+        if not line or line.startswith("#") or line.lower().startswith(_GPL_HEADER_KEYS):
+            continue
+        colors.append(_parse_gpl_rgb(line, lineno))
+    return _build_palette(colors)
+
+
+def _parse_gpl_rgb(line: str, lineno: int) -> tuple[int, int, int]:
+    """The leading ``r g b`` of a GPL color line."""
+    fields = line.split(maxsplit=3)[:3]
+    try:
+        r, g, b = (int(f) for f in fields)
+    except ValueError:
+        r = g = b = -1  # reported below, like any out-of-range value
+    if not all(0 <= v <= 255 for v in (r, g, b)):
+        raise PaletteError(f"line {lineno}: expected three integers 0-255, got {line!r}")
+    return r, g, b
+
+
+def parse_ase(data: bytes) -> Palette:
+    """Parse an Adobe Swatch Exchange (``.ase``) file.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file. Color blocks may sit inside or outside groups; groups
+        and unknown block types are skipped. RGB swatches are rounded to 8
+        bits; Gray swatches (one value, 1 = white) become gray RGB.
+
+    Returns
+    -------
+    Palette
+        Colors in file order, repeated colors dropped, zero counts.
+
+    Raises
+    ------
+    PaletteError
+        For a bad signature or version, a truncated block, or a CMYK or LAB
+        swatch (``block N: ...``), which cannot be converted without a color
+        profile.
+    """
+    if len(data) < 12 or data[:4] != b"ASEF":
+        raise PaletteError("not an ASE file: missing the 'ASEF' signature")
+    major, minor, n_blocks = struct.unpack_from(">HHI", data, 4)
+    if major != 1:
+        raise PaletteError(f"unsupported ASE version {major}.{minor} (expected 1.x)")
+    colors = []
+    offset = 12
+    for index in range(1, n_blocks + 1):
+        if offset + 6 > len(data):
+            raise PaletteError(f"block {index}: file is truncated (header says {n_blocks} blocks)")
+        block_type, length = struct.unpack_from(">HI", data, offset)
+        body = data[offset + 6 : offset + 6 + length]
+        if len(body) != length:
+            raise PaletteError(f"block {index}: file is truncated inside the block")
+        offset += 6 + length
+        if block_type == _ASE_COLOR:
+            colors.append(_parse_ase_color(body, index))
+    return _build_palette(colors)
+
+
+# Values per ASE color model; CMYK and LAB are listed only to name them in errors.
+_ASE_MODEL_VALUES: Final[dict[bytes, int]] = {b"RGB ": 3, b"Gray": 1, b"CMYK": 4, b"LAB ": 3}
+
+
+def _parse_ase_color(body: bytes, index: int) -> tuple[int, int, int]:
+    """One color entry body: name, 4-byte model, big-endian float32 values, uint16 type."""
+    try:
+        (units,) = struct.unpack_from(">H", body, 0)
+        pos = 2 + 2 * units
+        if pos + 4 > len(body):
+            raise struct.error("name runs past the block")
+        model = body[pos : pos + 4]
+        n_values = _ASE_MODEL_VALUES.get(model)
+        if n_values is None:
+            raise PaletteError(f"block {index}: unknown color model {model!r}")
+        values = struct.unpack_from(f">{n_values}f", body, pos + 4)
+    except struct.error:
+        raise PaletteError(f"block {index}: color entry is truncated") from None
+    if model in (b"CMYK", b"LAB "):
+        name = model.decode("ascii").strip()
+        raise PaletteError(f"block {index}: {name} swatches are not supported; use RGB")
+    rgb = values if model == b"RGB " else values * 3
+    return _unit_floats_to_rgb8(rgb, index)
+
+
+def _unit_floats_to_rgb8(values: Sequence[float], index: int) -> tuple[int, int, int]:
+    """Map three floats in ``0..1`` to 8-bit ints, refusing NaN and out-of-range values."""
+    # float32 storage of v/255 can land a hair outside 0..1; allow that much.
+    tolerance = 1e-6
+    if not all(math.isfinite(v) and -tolerance <= v <= 1 + tolerance for v in values):
+        raise PaletteError(f"block {index}: color values must be in 0-1, got {list(values)}")
+    r, g, b = (min(255, max(0, round(v * 255.0))) for v in values)
+    return r, g, b
+
+
+def parse_json_report(text: str) -> Palette:
+    """Parse the colors of a quantize JSON report.
+
+    Parameters
+    ----------
+    text : str
+        JSON whose top level is either an object with a ``"colors"`` list
+        (or a ``"palette"`` object holding one, or a ``"palette"`` list) or a
+        bare list. Each entry has ``"hex"`` and/or ``"rgb"`` (they must agree
+        if both are present) and optionally an integer ``"count"``.
+
+    Returns
+    -------
+    Palette
+        Colors in file order with their counts (0 where missing), repeated
+        colors dropped.
+
+    Raises
+    ------
+    PaletteError
+        ``line N: invalid JSON ...`` or ``colors[i]: ...`` for a bad entry.
+    """
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PaletteError(f"line {exc.lineno}: invalid JSON: {exc.msg}") from None
+    entries = _json_color_list(doc)
+    parsed = [_parse_json_entry(entry, i) for i, entry in enumerate(entries)]
+    return _build_palette((rgb for rgb, _ in parsed), (count for _, count in parsed))
+
+
+def _json_color_list(doc: Any) -> list[Any]:
+    """Find the list of color entries in a parsed report."""
+    if isinstance(doc, dict):
+        palette = doc.get("palette")
+        doc = doc.get("colors", palette.get("colors") if isinstance(palette, dict) else palette)
+    if not isinstance(doc, list):
+        raise PaletteError("JSON report has no 'colors' list")
+    return doc
+
+
+def _parse_json_entry(entry: Any, i: int) -> tuple[tuple[int, int, int], int]:
+    """One ``{"hex"|"rgb", "count"?}`` entry as ``((r, g, b), count)``."""
+    where = f"colors[{i}]"
+    if not isinstance(entry, dict):
+        raise PaletteError(f"{where}: expected an object with 'hex' or 'rgb'")
+    from_hex = _parse_hex(entry["hex"]) if isinstance(entry.get("hex"), str) else None
+    if "hex" in entry and from_hex is None:
+        raise PaletteError(f"{where}: 'hex' must look like #1a2b3c, got {entry['hex']!r}")
+    from_rgb = _json_rgb(entry["rgb"], where) if "rgb" in entry else None
+    if from_hex is None and from_rgb is None:
+        raise PaletteError(f"{where}: expected 'hex' or 'rgb'")
+    if from_hex is not None and from_rgb is not None and from_hex != from_rgb:
+        raise PaletteError(f"{where}: 'hex' and 'rgb' disagree")
+    count = entry.get("count", 0)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise PaletteError(f"{where}: 'count' must be a non-negative integer, got {count!r}")
+    rgb = from_hex if from_hex is not None else from_rgb
+    assert rgb is not None  # for mypy: one of the two was checked above
+    return rgb, count
+
+
+def _json_rgb(value: Any, where: str) -> tuple[int, int, int]:
+    """Validate a JSON ``[r, g, b]`` list of integers ``0..255``."""
+    ok = (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value)
+    )
+    if not ok:
+        raise PaletteError(f"{where}: 'rgb' must be three integers 0-255, got {value!r}")
+    return value[0], value[1], value[2]
+
+
+def read_palette(path: str | PathLike[str]) -> Palette:
+    """Read a palette file given to ``--palette``.
+
+    The format is recognized by content first (``ASEF`` signature, a
+    ``GIMP Palette`` first line, JSON starting with ``{`` or ``[``), then by
+    suffix (``.ase``, ``.gpl``, ``.json``); anything else is read as hex lines.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    Palette
+
+    Raises
+    ------
+    PaletteError
+        If the file cannot be read or parsed; the message starts with the path.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise PaletteError(f"{p}: cannot read palette file: {exc.strerror or exc}") from None
+    try:
+        return _dispatch(data, p.suffix.lower())
+    except PaletteError as exc:
+        raise PaletteError(f"{p}: {exc}") from None
+
+
+def _dispatch(data: bytes, suffix: str) -> Palette:
+    """Pick the parser for a file's bytes."""
+    if data.startswith(b"ASEF") or suffix == ".ase":
+        return parse_ase(data)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PaletteError(f"not UTF-8 text (byte {exc.start}) and not an ASE file") from None
+    head = text.lstrip()
+    if head.startswith("GIMP Palette") or suffix == ".gpl":
+        return parse_gpl(text)
+    if head.startswith(("{", "[")) or suffix == ".json":
+        return parse_json_report(text)
+    return parse_hex_lines(text)
+
+
+# --------------------------------------------------------------------------- #
+# Swatch image
+# --------------------------------------------------------------------------- #
+
+# L* of the gray whose WCAG contrast against black equals that against white
+# (relative luminance ~0.179): lighter bands get black text, darker get white.
+_TEXT_LIGHTNESS_SPLIT: Final[float] = 49.5
+_LABEL_PAD: Final[int] = 4
+
+
+def _band_edges(palette: Palette, width: int) -> NDArray[np.int64]:
+    """Right edge (exclusive) of each band, shape (n,); last edge == ``width``.
+
+    Edges are the rounded cumulative fractions (so a 75/25 split of 400 px
+    ends the first band at exactly 300), then nudged so that every band is at
+    least 1 px wide.
+    """
+    n = palette.size
+    weights = palette.counts if palette.total > 0 else np.ones(n, dtype=np.int64)
+    cum = np.cumsum(weights)
+    total = int(cum[-1])
+    # Integer round-half-up of cum * width / total: no float drift.
+    edges = (cum * width + total // 2) // total
+    floor = np.arange(1, n + 1, dtype=np.int64)  # band i needs at least i + 1 px before its end
+    edges = np.maximum.accumulate(np.maximum(edges - floor, 0)) + floor
+    ceiling = width - np.arange(n - 1, -1, -1, dtype=np.int64)
+    return np.asarray(np.minimum(edges, ceiling), dtype=np.int64)
+
+
+def render_swatch(palette: Palette, *, width: int = 1200, height: int = 200) -> Image.Image:
+    """Draw the palette as vertical bands, left to right in palette order.
+
+    Band widths are proportional to the colors' fractions (equal when the
+    palette has no counts), each at least 1 px, together exactly ``width``.
+    Bands wide enough for it get a ``#rrggbb`` / ``12.3%`` label near the top
+    in black or white, whichever contrasts more; the lower part of every band
+    stays pure palette color. Narrow bands are left unlabeled.
+
+    Parameters
+    ----------
+    palette : Palette
+    width, height : int
+        Image size in pixels; ``width`` must be at least ``palette.size``.
+
+    Returns
+    -------
+    PIL.Image.Image
+        Mode ``"RGB"``, size ``(width, height)``.
+
+    Raises
+    ------
+    ValueError
+        If the image is too small to give every color a band.
+    """
+    if height < 1 or width < palette.size:
+        raise ValueError(
+            f"swatch of {width}x{height} px cannot hold {palette.size} bands of at least 1 px"
+        )
+    edges = _band_edges(palette, width)
+    starts = np.concatenate(([0], edges[:-1]))
+    column_color = np.repeat(palette.colors, edges - starts, axis=0)  # (width, 3)
+    pixels = np.broadcast_to(column_color, (height, width, 3))
+    image = Image.fromarray(np.ascontiguousarray(pixels))  # uint8 (h, w, 3) -> RGB
+    _draw_labels(image, palette, starts, edges)
+    return image
+
+
+def _draw_labels(
+    image: Image.Image, palette: Palette, starts: NDArray[np.int64], edges: NDArray[np.int64]
+) -> None:
+    """Write each band's hex code (and share) where it fits in the top half."""
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=max(10, min(20, image.height // 12)))
+    percents = _percent_labels(palette, 1)
+    text_black = _lightness(palette.colors) > _TEXT_LIGHTNESS_SPLIT
+    for i, hex_code in enumerate(palette.hex):
+        text = f"{hex_code}\n{percents[i]}" if percents[i] else hex_code
+        left, _top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font, align="center")
+        band = int(edges[i] - starts[i])
+        # Keeping labels in the top half leaves a solid strip of the pure color.
+        if right - left + 2 * _LABEL_PAD > band or bottom + _LABEL_PAD > image.height // 2:
+            continue
+        x = int(starts[i]) + (band - (right - left)) // 2 - left
+        fill = (0, 0, 0) if text_black[i] else (255, 255, 255)
+        draw.multiline_text((x, _LABEL_PAD), text, fill=fill, font=font, align="center")
