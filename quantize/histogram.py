@@ -1,0 +1,185 @@
+"""Weighted tables of distinct colors: the data the clustering core actually sees.
+
+A photo of 12 million pixels rarely holds more than a few hundred thousand
+distinct colors, and clustering those with their pixel counts as weights gives
+exactly the same k-means objective as clustering every pixel.  Colors are
+packed as ``r << 16 | g << 8 | b`` keys; the caller keeps the per-pixel keys so
+that the final recoloring is a single lookup-table gather.
+
+This module is kept apart from :mod:`quantize.colors` (color-space math)
+because it is the hot path of every run and has its own memory budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+#: Number of possible packed 24-bit colors.
+N_KEYS = 1 << 24
+
+# Below this many pixels sorting beats touching a 2**24-entry histogram.
+_SORT_THRESHOLD = 1 << 20
+
+
+@dataclass(frozen=True)
+class ColorTable:
+    """Distinct colors of a set of pixels with their pixel counts.
+
+    Attributes
+    ----------
+    keys : ndarray of uint32, shape (m,)
+        Packed ``r << 16 | g << 8 | b`` values, strictly increasing.
+    counts : ndarray of int64, shape (m,)
+        Number of pixels of each color; all positive.
+    """
+
+    keys: NDArray[np.uint32]
+    counts: NDArray[np.int64]
+
+    @property
+    def colors(self) -> NDArray[np.uint8]:
+        """The distinct colors, shape (m, 3), uint8 sRGB."""
+        return unpack_keys(self.keys)
+
+    @property
+    def n_colors(self) -> int:
+        """Number of distinct colors ``m``."""
+        return int(self.keys.shape[0])
+
+    @property
+    def n_pixels(self) -> int:
+        """Total pixel count (the sum of ``counts``)."""
+        return int(self.counts.sum())
+
+
+def pack_rgb(pixels: NDArray[np.uint8]) -> NDArray[np.uint32]:
+    """Pack RGB pixels into 24-bit integer keys.
+
+    Parameters
+    ----------
+    pixels : ndarray of uint8, shape (..., 3)
+
+    Returns
+    -------
+    keys : ndarray of uint32, shape (...)
+    """
+    px = np.asarray(pixels)
+    keys = px[..., 0].astype(np.uint32)
+    keys <<= 8
+    keys |= px[..., 1]
+    keys <<= 8
+    keys |= px[..., 2]
+    return keys
+
+
+def unpack_keys(keys: NDArray[np.uint32]) -> NDArray[np.uint8]:
+    """Inverse of :func:`pack_rgb`: keys of shape (m,) to colors of shape (m, 3)."""
+    k = np.asarray(keys, dtype=np.uint32)
+    out = np.empty((*k.shape, 3), dtype=np.uint8)
+    out[..., 0] = k >> 16
+    out[..., 1] = (k >> 8) & 0xFF
+    out[..., 2] = k & 0xFF
+    return out
+
+
+def color_table(keys: NDArray[np.uint32]) -> ColorTable:
+    """Count the distinct packed colors.
+
+    Parameters
+    ----------
+    keys : ndarray of uint32, shape (n,)
+        Packed pixel keys from :func:`pack_rgb`.
+
+    Returns
+    -------
+    ColorTable
+        Sorted distinct keys and their counts; ``counts.sum() == n``.
+    """
+    flat = np.ravel(keys)
+    if flat.size < _SORT_THRESHOLD:
+        uniq, counts = np.unique(flat, return_counts=True)
+        return ColorTable(uniq.astype(np.uint32), counts.astype(np.int64))
+    # One pass of counting is several times faster than sorting megapixels.
+    hist = np.bincount(flat, minlength=N_KEYS)
+    present = np.flatnonzero(hist)
+    return ColorTable(present.astype(np.uint32), hist[present].astype(np.int64))
+
+
+def lookup(table_keys: NDArray[np.uint32], labels: NDArray[np.integer]) -> NDArray[np.uint8]:
+    """Build a 2**24-entry lookup table from color keys to palette indices.
+
+    Parameters
+    ----------
+    table_keys : ndarray of uint32, shape (m,)
+    labels : ndarray of int, shape (m,)
+        Palette index (0..255) of each key.
+
+    Returns
+    -------
+    lut : ndarray of uint8, shape (2**24,)
+        ``lut[pixel_keys]`` recolors every pixel in one gather.
+    """
+    lut = np.zeros(N_KEYS, dtype=np.uint8)
+    lut[table_keys] = labels
+    return lut
+
+
+def coarse_bins(keys: NDArray[np.uint32], bits: int) -> tuple[NDArray[np.intp], int]:
+    """Group colors into cubic bins keeping ``bits`` high bits per channel.
+
+    Parameters
+    ----------
+    keys : ndarray of uint32, shape (m,)
+    bits : int
+        1..8; 8 puts every color in its own bin.
+
+    Returns
+    -------
+    bin_index : ndarray of intp, shape (m,)
+        Dense bin number (0..n_bins-1) of each color.
+    n_bins : int
+        Number of occupied bins.
+    """
+    shift = 8 - bits
+    mask = (0xFF >> shift) << shift
+    channel_mask = np.uint32((mask << 16) | (mask << 8) | mask)
+    coarse = keys & channel_mask
+    # keys are sorted but masking breaks monotonicity, so a unique pass is needed.
+    uniq, inverse = np.unique(coarse, return_inverse=True)
+    return inverse.astype(np.intp, copy=False), int(uniq.shape[0])
+
+
+def bin_means(
+    points: NDArray[np.floating],
+    weights: NDArray[np.floating],
+    bin_index: NDArray[np.intp],
+    n_bins: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Exact weighted mean of the points in each bin, and each bin's total weight.
+
+    Averaging happens in whatever space ``points`` are in, so bins in CIELAB
+    hold CIELAB means; bin centers are never used.
+
+    Parameters
+    ----------
+    points : ndarray, shape (m, d)
+    weights : ndarray, shape (m,)
+    bin_index : ndarray of intp, shape (m,)
+    n_bins : int
+
+    Returns
+    -------
+    means : ndarray of float64, shape (n_bins, d)
+    totals : ndarray of float64, shape (n_bins,)
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    totals = np.bincount(bin_index, weights=w, minlength=n_bins).astype(np.float64)
+    d = points.shape[1]
+    means = np.empty((n_bins, d), dtype=np.float64)
+    for j in range(d):
+        means[:, j] = np.bincount(bin_index, weights=w * points[:, j], minlength=n_bins)
+    means /= totals[:, None]
+    return means, totals

@@ -1,0 +1,1380 @@
+"""Weighted k-means and mini-batch k-means in plain numpy.
+
+This is the clustering core of quantize, usable on any numeric data, not only
+pixels.  The estimators follow scikit-learn's conventions: ``__init__`` only
+stores parameters, everything is validated when ``fit`` is called, and the
+fitted state lives in attributes ending with an underscore.
+
+Design notes
+------------
+* ``sample_weight`` is first-class: fitting distinct points with their counts
+  as weights optimizes the same objective as fitting the points repeated.
+  The image path relies on this (it clusters a table of distinct colors).
+* Squared distances use ``||x||^2 - 2 x.c + ||c||^2`` on row blocks small
+  enough to stay in cache, in the input's precision (float32 input is
+  computed in float32), clamped at zero.  Center updates always accumulate
+  weighted sums in float64.
+* Lloyd's iterations stop when the weighted SSE improves by less than
+  ``tol`` relative to its previous value.  Unlike a summed center
+  displacement, this cannot be fooled by centers moving in opposite
+  directions.  The SSE comes free from per-cluster sufficient statistics
+  (weight, weighted sums, weighted squared norms) of data shifted to its
+  mean, which also keeps the distance expansion accurate far from the origin.
+* On larger data, per-row bounds in the spirit of Hamerly (2010) let the
+  late iterations revisit only the rows near a Voronoi boundary; the
+  result is the same as with full passes.
+* Empty clusters are reseeded with the rows farthest from their centers
+  (ties by row index), never with a copy of a center.
+* Every random decision draws from one :class:`numpy.random.Generator`
+  derived once from ``random_state``.  Nothing depends on the number of
+  threads: row blocks have a fixed size and ties break towards the lowest
+  index.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "ConvergenceWarning",
+    "KMeans",
+    "MiniBatchKMeans",
+    "NotFittedError",
+    "check_random_state",
+    "kmeans_plusplus",
+    "nearest_center",
+]
+
+#: Anything accepted as ``random_state``.
+RandomStateLike = int | np.integer | np.random.Generator | None
+
+FloatArray = NDArray[np.floating[Any]]
+
+# Elements of one block of the (rows, k) distance matrix: 2**18 floats is
+# 1 MiB in float32, which stays in the L2 cache of current CPUs.
+_BLOCK_ELEMENTS = 1 << 18
+_MIN_BLOCK_ROWS = 256
+# Below this many point-center pairs, a full assignment pass is cheaper than
+# the per-row bounds that let Lloyd's iterations skip most rows.
+_BOUNDS_MIN_WORK = 1 << 19
+# n_init="auto": restarts while n_samples * n_features * n_clusters * n_init
+# stays under this budget (a few hundred milliseconds), at most 10.
+_AUTO_WORK = 1 << 25
+_AUTO_MAX_N_INIT = 10
+
+
+class ConvergenceWarning(UserWarning):
+    """The data cannot support the requested clustering.
+
+    Raised as a warning, for instance, when there are fewer distinct points
+    than clusters: the distinct points are then returned as the centers.
+    """
+
+
+class NotFittedError(ValueError, AttributeError):
+    """An estimator was used before ``fit`` (or ``partial_fit``) was called."""
+
+
+# --------------------------------------------------------------------------
+# Validation, done once at the public boundary.
+
+
+def check_random_state(seed: RandomStateLike) -> np.random.Generator:
+    """Turn ``seed`` into a :class:`numpy.random.Generator`.
+
+    Parameters
+    ----------
+    seed : None, int or numpy.random.Generator
+        ``None`` gives fresh OS entropy, an int a reproducible stream, and a
+        Generator is used as is (so it advances as it is drawn from).
+
+    Returns
+    -------
+    numpy.random.Generator
+
+    Raises
+    ------
+    ValueError
+        For anything else (floats, booleans, legacy ``RandomState`` ...).
+
+    Examples
+    --------
+    >>> rng = check_random_state(0)
+    >>> check_random_state(rng) is rng
+    True
+    """
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool | np.bool_):
+        if int(seed) < 0:
+            raise ValueError(f"random_state must be non-negative, got {seed}")
+        return np.random.default_rng(int(seed))
+    raise ValueError(f"random_state must be None, an int or a numpy.random.Generator, got {seed!r}")
+
+
+def _check_data(X: ArrayLike, name: str = "X") -> FloatArray:
+    """Validate a data matrix: 2-D, non-empty, finite; float32 stays float32."""
+    arr = np.asarray(X)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_samples, n_features), got {arr.ndim}-D; "
+            "reshape a single feature with X.reshape(-1, 1)"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one sample and one feature, got {arr.shape}")
+    out: FloatArray
+    if arr.dtype == np.float32:
+        out = np.ascontiguousarray(arr)
+    else:
+        out = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return out
+
+
+def _check_sample_weight(sample_weight: ArrayLike | None, n_samples: int) -> NDArray[np.float64]:
+    """Validate weights: shape (n_samples,), finite and strictly positive."""
+    if sample_weight is None:
+        return np.ones(n_samples, dtype=np.float64)
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "biuf":
+        raise ValueError(f"sample_weight must be numeric, got dtype {w.dtype}")
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    if w.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},), got {w.shape}")
+    if not np.isfinite(w).all():
+        raise ValueError("sample_weight contains NaN or infinity")
+    if not (w > 0).all():
+        raise ValueError(
+            "sample_weight must be strictly positive; drop the samples with zero weight instead"
+        )
+    return w
+
+
+def _check_int(value: object, name: str, minimum: int) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if int(value) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_n_init(n_init: object) -> int | None:
+    """Validate ``n_init``; ``None`` stands for "auto"."""
+    if isinstance(n_init, str):
+        if n_init != "auto":
+            raise ValueError(f"n_init must be a positive integer or 'auto', got {n_init!r}")
+        return None
+    return _check_int(n_init, "n_init", 1)
+
+
+def _check_tol(tol: object) -> float:
+    if not isinstance(tol, numbers.Real) or isinstance(tol, bool | np.bool_):
+        raise ValueError(f"tol must be a real number, got {tol!r}")
+    if not (math.isfinite(float(tol)) and float(tol) >= 0):
+        raise ValueError(f"tol must be finite and >= 0, got {tol}")
+    return float(tol)
+
+
+def _check_fitted(estimator: object) -> NDArray[np.floating[Any]]:
+    centers: FloatArray | None = getattr(estimator, "cluster_centers_", None)
+    if centers is None:
+        raise NotFittedError(
+            f"this {type(estimator).__name__} is not fitted yet; call fit before using it"
+        )
+    return centers
+
+
+def _check_predict_data(X: ArrayLike, centers: FloatArray) -> FloatArray:
+    arr = _check_data(X)
+    if arr.shape[1] != centers.shape[1]:
+        raise ValueError(
+            f"X has {arr.shape[1]} features, but the model was fitted with {centers.shape[1]}"
+        )
+    return arr
+
+
+# --------------------------------------------------------------------------
+# Kernels.  They assume validated, C-contiguous input.
+
+
+def _row_norms(X: FloatArray) -> FloatArray:
+    """Squared Euclidean norm of each row, in X's precision."""
+    return np.einsum("ij,ij->i", X, X)
+
+
+def _block_rows(n_centers: int) -> int:
+    return max(_MIN_BLOCK_ROWS, _BLOCK_ELEMENTS // max(n_centers, 1))
+
+
+def _assign(
+    X: FloatArray, centers: FloatArray, x_sq: FloatArray | None = None
+) -> tuple[NDArray[np.intp], FloatArray]:
+    """Nearest center of every row and the squared distance to it.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, d)
+    centers : ndarray, shape (k, d)
+        Cast to X's dtype, so float32 data is assigned in float32.
+    x_sq : ndarray, shape (n,), optional
+        Precomputed ``_row_norms(X)``.
+
+    Returns
+    -------
+    labels : ndarray of intp, shape (n,)
+        Ties go to the lowest center index.
+    sq_dist : ndarray, shape (n,), X's dtype
+        Squared distances, clamped at zero.
+    """
+    n = X.shape[0]
+    c = np.asarray(centers, dtype=X.dtype)
+    k = c.shape[0]
+    if x_sq is None:
+        x_sq = _row_norms(X)
+    # argmin only needs ||c||^2 - 2 x.c; ||x||^2 is added to the minimum afterwards.
+    minus_two_ct = np.ascontiguousarray(-2.0 * c.T)
+    c_sq = _row_norms(c)
+    labels = np.empty(n, dtype=np.intp)
+    sq_dist = np.empty(n, dtype=X.dtype)
+    rows = _block_rows(k)
+    block = np.empty((min(rows, n), k), dtype=X.dtype)
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        part = block[: stop - start]
+        np.matmul(X[start:stop], minus_two_ct, out=part)
+        part += c_sq
+        lab = labels[start:stop]
+        np.argmin(part, axis=1, out=lab)
+        sq_dist[start:stop] = np.take_along_axis(part, lab[:, None], axis=1)[:, 0]
+    sq_dist += x_sq
+    np.maximum(sq_dist, 0, out=sq_dist)
+    return labels, sq_dist
+
+
+def nearest_center(X: ArrayLike, centers: ArrayLike) -> NDArray[np.intp]:
+    """Index of the nearest center (Euclidean) for every row of ``X``.
+
+    Parameters
+    ----------
+    X : array-like, shape (n_samples, n_features)
+    centers : array-like, shape (n_centers, n_features)
+
+    Returns
+    -------
+    labels : ndarray of intp, shape (n_samples,)
+        Ties go to the lowest center index.
+
+    Examples
+    --------
+    >>> nearest_center([[0.0], [0.9], [2.0]], [[0.0], [1.0]]).tolist()
+    [0, 1, 1]
+    """
+    data = _check_data(X)
+    c = _check_data(centers, "centers")
+    if c.shape[1] != data.shape[1]:
+        raise ValueError(f"centers have {c.shape[1]} features but X has {data.shape[1]}")
+    return _assign(data, c)[0]
+
+
+def _transpose_weighted(X: FloatArray, w: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``(w * X).T`` in float64, one contiguous row per feature for bincount."""
+    out = np.empty((X.shape[1], X.shape[0]), dtype=np.float64)
+    np.multiply(X.T, w, out=out)
+    return out
+
+
+def _weighted_count(
+    labels: NDArray[np.intp], weights: NDArray[np.floating[Any]], k: int
+) -> NDArray[np.float64]:
+    """Sum of ``weights`` per label, shape (k,)."""
+    return np.asarray(np.bincount(labels, weights=weights, minlength=k), dtype=np.float64)
+
+
+def _weighted_sums(
+    wxt: NDArray[np.float64], w: NDArray[np.float64], labels: NDArray[np.intp], k: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per-cluster weighted coordinate sums (k, d) and total weights (k,)."""
+    sums = np.empty((k, wxt.shape[0]), dtype=np.float64)
+    for j, column in enumerate(wxt):
+        sums[:, j] = np.bincount(labels, weights=column, minlength=k)
+    return sums, _weighted_count(labels, w, k)
+
+
+def _sq_dist_exact(A: FloatArray, B: FloatArray) -> NDArray[np.float64]:
+    """Squared distances (a, b) from explicit differences.
+
+    Slower than the expansion in :func:`_assign` but exactly zero for equal
+    rows, which is what duplicate detection needs.
+    """
+    out = np.empty((A.shape[0], B.shape[0]), dtype=np.float64)
+    for j, row in enumerate(B):
+        diff = A - row
+        out[:, j] = np.einsum("ij,ij->i", diff, diff)
+    return out
+
+
+def _draw(rng: np.random.Generator, mass: NDArray[np.float64], size: int) -> NDArray[np.intp]:
+    """Draw ``size`` indices with probability proportional to ``mass`` (>= 0).
+
+    Rows of zero mass are never drawn.  The caller ensures ``mass.sum() > 0``.
+    """
+    cdf = np.cumsum(mass)
+    total = cdf[-1]
+    idx = np.searchsorted(cdf, rng.random(size) * total, side="right")
+    # u * total can round up to total: fall back on the last row with mass,
+    # which is the first one whose cumulative sum reaches the total.
+    last = np.searchsorted(cdf, total, side="left")
+    return np.minimum(idx, last).astype(np.intp)
+
+
+def _kmeans_plusplus(
+    X: FloatArray,
+    w: NDArray[np.float64],
+    n_clusters: int,
+    rng: np.random.Generator,
+    existing: NDArray[np.float64] | None = None,
+    n_local_trials: int | None = None,
+) -> NDArray[np.intp]:
+    """Greedy weighted k-means++ seeding; returns the indices of the chosen rows.
+
+    Each step draws ``n_local_trials`` (default ``2 + int(ln k)``) candidates with probability
+    proportional to ``w * D(x)^2`` and keeps the one that lowers the
+    potential most (Arthur & Vassilvitskii 2007).  Rows equal to a chosen
+    center get exactly zero mass, so they are never drawn again: when every
+    row coincides with a center, seeding stops early and the result holds
+    the distinct rows, fewer than ``n_clusters``.
+
+    With ``existing`` centers, seeding continues from them and returns only
+    the ``n_clusters`` new rows.
+    """
+    if n_local_trials is None:
+        total = n_clusters + (0 if existing is None else existing.shape[0])
+        n_local_trials = 2 + int(math.log(total))
+    # Candidates x rows layout: every elementwise pass runs over long
+    # contiguous rows, about 3x faster than the rows x candidates layout.
+    xt = np.ascontiguousarray(X.T)
+    x_sq = _row_norms(X)
+    chosen: list[int] = []
+    if existing is None or existing.shape[0] == 0:
+        first = int(_draw(rng, w, 1)[0])
+        chosen.append(first)
+        closest = _sq_dist_exact(X, X[[first]])[:, 0]
+    else:
+        closest = _sq_dist_exact(X, existing).min(axis=1)
+    potential = w * closest
+    while len(chosen) < n_clusters:
+        if not potential.any():
+            # The expansion can round a tiny distance to zero: confirm with
+            # exact differences before concluding that every row is covered.
+            closest = _sq_dist_exact(X, _stack_centers(X, chosen, existing)).min(axis=1)
+            potential = w * closest
+            if not potential.any():
+                break
+        candidates = _draw(rng, potential, n_local_trials)
+        rows = X[candidates]
+        dist = (-2.0 * rows) @ xt
+        dist += x_sq
+        dist += _row_norms(rows)[:, None]
+        np.minimum(dist, closest, out=dist)
+        np.maximum(dist, 0, out=dist)
+        best = int(np.argmin(dist @ w))
+        chosen.append(int(candidates[best]))
+        closest = dist[best].astype(np.float64)
+        _zero_copies(X, closest, x_sq, rows[best])
+        potential = w * closest
+    return np.asarray(chosen, dtype=np.intp)
+
+
+def _stack_centers(
+    X: FloatArray, chosen: list[int], existing: NDArray[np.float64] | None
+) -> NDArray[np.float64]:
+    parts = [X[chosen].astype(np.float64)]
+    if existing is not None:
+        parts.insert(0, existing)
+    return np.concatenate(parts)
+
+
+def _zero_copies(
+    X: FloatArray, closest: NDArray[np.float64], x_sq: FloatArray, center: FloatArray
+) -> None:
+    """Set ``closest`` to exactly 0 on the rows equal to ``center``.
+
+    The expansion leaves them rounding noise of a few ulps of the norms; only
+    rows under a generous bound on that noise are compared exactly.
+    """
+    eps = float(np.finfo(X.dtype).eps)
+    bound = 64 * eps * (float(x_sq.max()) + float(center @ center))
+    near = np.flatnonzero(closest <= bound)
+    closest[near[(X[near] == center).all(axis=1)]] = 0
+
+
+def _random_init(
+    X: FloatArray, w: NDArray[np.float64], n_clusters: int, rng: np.random.Generator
+) -> NDArray[np.float64]:
+    """``n_clusters`` distinct rows drawn with probability proportional to weight."""
+    n = X.shape[0]
+    idx = rng.choice(n, size=min(n_clusters, n), replace=False, p=w / w.sum())
+    return X[np.sort(idx)].astype(np.float64)
+
+
+def _farthest_distinct(
+    X: FloatArray, sq_dist: FloatArray, centers: NDArray[np.float64], count: int
+) -> NDArray[np.intp]:
+    """Up to ``count`` rows farthest from their centers, distinct from every
+    center and from each other (ties by row index, so deterministic)."""
+    order = np.argsort(-sq_dist, kind="stable")
+    picks = np.empty(0, dtype=np.intp)
+    start, size = 0, max(8 * count, 64)
+    while picks.size < count and start < order.size:
+        cand = order[start : start + size]
+        start += size
+        size *= 2
+        # ``sq_dist`` refers to the previous centers and carries rounding
+        # noise: only exact differences decide whether a row is new.
+        reference = np.concatenate([centers, X[picks].astype(np.float64)])
+        cand = cand[_sq_dist_exact(X[cand], reference).min(axis=1) > 0]
+        _, first = np.unique(X[cand], axis=0, return_index=True)
+        cand = cand[np.sort(first)]
+        picks = np.concatenate([picks, cand[: count - picks.size]])
+    return picks
+
+
+def _update_centers(
+    X: FloatArray,
+    w: NDArray[np.float64],
+    wxt: NDArray[np.float64],
+    labels: NDArray[np.intp],
+    sq_dist: FloatArray,
+    centers: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Weighted means of the clusters; empty clusters get the worst-fitting rows.
+
+    If no row is left that differs from every center (fewer distinct rows
+    than clusters), the empty clusters are dropped, so the result may have
+    fewer rows than ``centers`` but never a duplicate or NaN one.
+    """
+    sums, totals = _weighted_sums(wxt, w, labels, centers.shape[0])
+    filled = totals > 0
+    new = centers.copy()
+    new[filled] = sums[filled] / totals[filled, None]
+    if filled.all():
+        return new
+    empty = np.flatnonzero(~filled)
+    picks = _farthest_distinct(X, sq_dist, new[filled], empty.size)
+    new[empty[: picks.size]] = X[picks]
+    return np.delete(new, empty[picks.size :], axis=0)
+
+
+def _nearest_three(
+    X: FloatArray, centers: NDArray[np.float64], x_sq: FloatArray
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
+    """Nearest and second-nearest centers of every row, with the distances
+    (not squared) to the nearest, and a (n, 2) array of the distances to the
+    second and third nearest (``inf`` where there are fewer centers)."""
+    n, k = X.shape[0], centers.shape[0]
+    c = np.asarray(centers, dtype=X.dtype)
+    minus_two_ct = np.ascontiguousarray(-2.0 * c.T)
+    c_sq = _row_norms(c)
+    first_label = np.zeros(n, dtype=np.intp)
+    second_label = np.zeros(n, dtype=np.intp)
+    dist = np.full((3, n), np.inf)
+    rows = _block_rows(k)
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        part = X[start:stop] @ minus_two_ct
+        part += c_sq
+        for rank, labels in enumerate((first_label, second_label)):
+            if rank >= k:
+                break
+            lab = np.argmin(part, axis=1)[:, None]
+            labels[start:stop] = lab[:, 0]
+            dist[rank, start:stop] = np.take_along_axis(part, lab, axis=1)[:, 0]
+            np.put_along_axis(part, lab, np.inf, axis=1)
+        if k > 2:
+            dist[2, start:stop] = part.min(axis=1)
+    dist += x_sq
+    np.sqrt(np.maximum(dist, 0, out=dist), out=dist)
+    return first_label, second_label, dist[0], dist[1:].T.copy()
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Data ready for Lloyd's iterations, computed once for all restarts.
+
+    ``X`` is shifted by ``shift`` (its mean): distances do not change, but
+    the norms become small, which keeps the expansion of the distances and
+    the SSE from sufficient statistics accurate far from the origin.
+    """
+
+    X: FloatArray
+    shift: NDArray[np.float64]
+    w: NDArray[np.float64]
+    x_sq: FloatArray
+    wxt: NDArray[np.float64]
+    wx_sq: NDArray[np.float64]
+
+
+def _prepare(X: FloatArray, w: NDArray[np.float64]) -> _Prepared:
+    shift = X.mean(axis=0, dtype=np.float64)
+    centered = X - shift.astype(X.dtype)
+    x_sq = _row_norms(centered)
+    return _Prepared(centered, shift, w, x_sq, _transpose_weighted(centered, w), w * x_sq)
+
+
+@dataclass(frozen=True)
+class _Stats:
+    """Per-cluster row count, weight, weighted coordinate sums and weighted
+    squared norms: everything the center update and the SSE need."""
+
+    counts: NDArray[np.intp]
+    totals: NDArray[np.float64]
+    sums: NDArray[np.float64]
+    sq_sums: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, prep: _Prepared, labels: NDArray[np.intp], k: int) -> _Stats:
+        sums, totals = _weighted_sums(prep.wxt, prep.w, labels, k)
+        sq_sums = _weighted_count(labels, prep.wx_sq, k)
+        return cls(np.bincount(labels, minlength=k), totals, sums, sq_sums)
+
+    def move_rows(
+        self,
+        prep: _Prepared,
+        rows: NDArray[np.intp],
+        old: NDArray[np.intp],
+        new: NDArray[np.intp],
+    ) -> None:
+        """Update in place for ``rows`` changing cluster from ``old`` to ``new``."""
+        k = self.totals.shape[0]
+        w, wx_sq, wxt = prep.w[rows], prep.wx_sq[rows], prep.wxt[:, rows]
+        for labels, sign in ((old, -1), (new, 1)):
+            self.counts[:] += sign * np.bincount(labels, minlength=k)
+            self.totals[:] += sign * np.bincount(labels, weights=w, minlength=k)
+            self.sq_sums[:] += sign * np.bincount(labels, weights=wx_sq, minlength=k)
+            for j, column in enumerate(wxt):
+                self.sums[:, j] += sign * np.bincount(labels, weights=column, minlength=k)
+
+    def means(self) -> NDArray[np.float64]:
+        return self.sums / self.totals[:, None]
+
+    def inertia(self, centers: NDArray[np.float64]) -> float:
+        """Weighted SSE of the clusters around ``centers``:
+        sum over clusters of ``sum w|x|^2 - 2 c.sum(w x) + W |c|^2``."""
+        per_cluster = self.sq_sums - 2 * np.einsum("ij,ij->i", centers, self.sums)
+        per_cluster += self.totals * _row_norms(centers)
+        return float(np.maximum(per_cluster, 0).sum())
+
+
+class _Bounds:
+    """Per-row bounds that let late Lloyd iterations skip almost every row.
+
+    Each row remembers its nearest center ``a`` and second-nearest ``b``,
+    a lower bound on (distance to any other center) - (distance to ``a``),
+    and a lower bound on the distance to every center other than ``a`` and
+    ``b``.  Centers that move by ``delta`` change a distance by at most
+    ``delta``; the moves are accumulated per center (``drift``) and their
+    per-iteration maximum globally (``max_drift``), so a bound is stored
+    once as a "key" and compared against the current drift, without
+    touching every row at every iteration (Hamerly 2010, with a second
+    center as in Elkan 2003 but only one extra label per row).
+
+    A row whose margin may have vanished is first checked against its two
+    remembered centers (two distances instead of k) and only falls back to
+    a full pass over all centers when a third center might have come
+    closer.  Labels stay the exact nearest-center assignment (up to rounding
+    at exact ties).
+    """
+
+    def __init__(self, prep: _Prepared, centers: NDArray[np.float64]) -> None:
+        n, k = prep.X.shape[0], centers.shape[0]
+        self.drift = np.zeros(k)
+        self.max_drift = 0.0
+        self.labels = np.empty(n, dtype=np.intp)
+        self.second = np.empty(n, dtype=np.intp)
+        self.margin_key = np.empty(n)
+        self.rest_key = np.empty(n)
+        self._recompute(prep, np.arange(n), centers)
+
+    def _recompute(
+        self, prep: _Prepared, rows: NDArray[np.intp], centers: NDArray[np.float64]
+    ) -> None:
+        first, second, d1, d23 = _nearest_three(prep.X[rows], centers, prep.x_sq[rows])
+        self.labels[rows] = first
+        self.second[rows] = second
+        self.margin_key[rows] = d23[:, 0] - d1 + self.drift[first] + self.max_drift
+        self.rest_key[rows] = d23[:, 1] + self.max_drift
+
+    def update(
+        self,
+        prep: _Prepared,
+        old: NDArray[np.float64],
+        new: NDArray[np.float64],
+        stats: _Stats,
+    ) -> None:
+        """Bring the labels up to date with ``new`` centers; keep ``stats`` in step."""
+        moved = np.sqrt(_row_norms(new - old))
+        self.drift += moved
+        self.max_drift += float(moved.max())
+        rows = np.flatnonzero(self.margin_key < self.drift[self.labels] + self.max_drift)
+        if rows.size == 0:
+            return
+        before = self.labels[rows]
+        unresolved = self._check_pair(prep, rows, new)
+        if unresolved.size:
+            self._recompute(prep, unresolved, new)
+        after = self.labels[rows]
+        changed = np.flatnonzero(after != before)
+        if changed.size:
+            stats.move_rows(prep, rows[changed], before[changed], after[changed])
+
+    def _check_pair(
+        self, prep: _Prepared, rows: NDArray[np.intp], centers: NDArray[np.float64]
+    ) -> NDArray[np.intp]:
+        """Settle rows whose nearest center is one of their two remembered
+        ones; return the rows that need a full pass."""
+        x = prep.X[rows]
+        a, b = self.labels[rows], self.second[rows]
+        da = np.sqrt(_row_norms(x - centers[a]))
+        db = np.sqrt(_row_norms(x - centers[b]))
+        rest = self.rest_key[rows] - self.max_drift
+        swap = db < da
+        near = np.where(swap, db, da)
+        settled = near < rest
+        keep = rows[settled]
+        label = np.where(swap, b, a)[settled]
+        self.second[keep] = np.where(swap, a, b)[settled]
+        self.labels[keep] = label
+        gap = np.minimum(np.where(swap, da, db), rest) - near
+        self.margin_key[keep] = gap[settled] + self.drift[label] + self.max_drift
+        return rows[~settled]
+
+
+@dataclass(frozen=True)
+class _LloydResult:
+    centers: NDArray[np.float64]
+    labels: NDArray[np.intp]
+    inertia: float
+    n_iter: int
+
+
+def _lloyd(
+    prep: _Prepared, centers: NDArray[np.float64], max_iter: int, tol: float
+) -> _LloydResult:
+    """Weighted Lloyd iterations from ``centers`` (in the original coordinates).
+
+    Stops after ``max_iter`` center updates or when an update lowers the
+    weighted SSE by at most ``tol`` times its previous value.  The last step
+    is always an assignment, so the returned labels are the nearest-center
+    assignment of the returned centers and ``inertia`` is their SSE.
+    """
+    if prep.X.shape[0] * centers.shape[0] < _BOUNDS_MIN_WORK:
+        return _lloyd_plain(prep, centers, max_iter, tol)
+    return _lloyd_bounded(prep, centers, max_iter, tol)
+
+
+def _lloyd_plain(
+    prep: _Prepared, centers: NDArray[np.float64], max_iter: int, tol: float
+) -> _LloydResult:
+    """Lloyd's iterations with a full assignment pass each time: on small
+    data a pass costs less than the bookkeeping that would skip it."""
+    c = centers - prep.shift
+    labels, sq_dist = _assign(prep.X, c, prep.x_sq)
+    inertia = float(prep.w @ sq_dist)
+    n_iter = 0
+    while n_iter < max_iter:
+        c = _update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, c)
+        n_iter += 1
+        labels, sq_dist = _assign(prep.X, c, prep.x_sq)
+        previous, inertia = inertia, float(prep.w @ sq_dist)
+        if previous - inertia <= tol * previous:
+            break
+    return _LloydResult(c + prep.shift, labels, inertia, n_iter)
+
+
+def _lloyd_bounded(
+    prep: _Prepared, centers: NDArray[np.float64], max_iter: int, tol: float
+) -> _LloydResult:
+    """Lloyd's iterations that only revisit the rows :class:`_Bounds` cannot
+    vouch for; same results as :func:`_lloyd_plain` up to rounding."""
+    c = centers - prep.shift
+    bounds = _Bounds(prep, c)
+    stats = _Stats.of(prep, bounds.labels, c.shape[0])
+    inertia = stats.inertia(c)
+    n_iter = 0
+    while n_iter < max_iter:
+        if (stats.counts > 0).all():
+            new = stats.means()
+            bounds.update(prep, c, new, stats)
+            c = new
+        else:
+            c = _reseed(prep, bounds.labels, c)
+            bounds = _Bounds(prep, c)
+            stats = _Stats.of(prep, bounds.labels, c.shape[0])
+        n_iter += 1
+        previous, inertia = inertia, stats.inertia(c)
+        if previous - inertia <= tol * previous:
+            break
+    return _LloydResult(c + prep.shift, bounds.labels, inertia, n_iter)
+
+
+def _reseed(
+    prep: _Prepared, labels: NDArray[np.intp], centers: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Center update when some cluster is empty (rare): needs exact distances."""
+    _, sq_dist = _assign(prep.X, centers, prep.x_sq)
+    return _update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, centers)
+
+
+def _initial_centers(
+    X: FloatArray,
+    w: NDArray[np.float64],
+    n_clusters: int,
+    init: str | NDArray[np.float64],
+    rng: np.random.Generator,
+    n_local_trials: int | None = None,
+) -> NDArray[np.float64]:
+    if isinstance(init, np.ndarray):
+        return init.copy()
+    if init == "random":
+        return _random_init(X, w, n_clusters, rng)
+    chosen = _kmeans_plusplus(X, w, n_clusters, rng, n_local_trials=n_local_trials)
+    return X[chosen].astype(np.float64)
+
+
+def _best_of(
+    X: FloatArray,
+    w: NDArray[np.float64],
+    n_clusters: int,
+    init: str | NDArray[np.float64],
+    n_init: int,
+    max_iter: int,
+    tol: float,
+    rng: np.random.Generator,
+    n_local_trials: int | None = None,
+) -> _LloydResult:
+    """Best of ``n_init`` seeded Lloyd runs by inertia (first one wins ties)."""
+    prep = _prepare(X, w)
+    best: _LloydResult | None = None
+    for _ in range(n_init):
+        start = _initial_centers(X, w, n_clusters, init, rng, n_local_trials)
+        if isinstance(init, str) and init == "k-means++" and start.shape[0] < n_clusters:
+            # Seeding ran out of distinct rows: they are the exact answer.
+            return _distinct_rows_result(X, w, start)
+        result = _lloyd(prep, start, max_iter, tol)
+        if best is None or result.inertia < best.inertia:
+            best = result
+        if result.centers.shape[0] < n_clusters:
+            # Too few distinct rows: this run already returned all of them.
+            break
+    assert best is not None
+    return best
+
+
+def _distinct_rows_result(
+    X: FloatArray, w: NDArray[np.float64], centers: NDArray[np.float64]
+) -> _LloydResult:
+    """Every row equals one of ``centers``: label it exactly, inertia 0."""
+    labels, _ = _assign(X, centers)
+    offset = X - centers[labels]
+    return _LloydResult(centers, labels, float(w @ np.einsum("ij,ij->i", offset, offset)), 0)
+
+
+def _warn_few_distinct(found: int, n_clusters: int) -> None:
+    warnings.warn(
+        f"only {found} distinct points for n_clusters={n_clusters}; "
+        f"returning the {found} distinct points as centers",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
+
+
+def _resolve_init(init: object, n_clusters: int, n_features: int) -> str | NDArray[np.float64]:
+    if isinstance(init, str):
+        if init not in ("k-means++", "random"):
+            raise ValueError(f"init must be 'k-means++', 'random' or an array, got {init!r}")
+        return init
+    arr = _check_data(np.asarray(init), "init").astype(np.float64)
+    if arr.shape != (n_clusters, n_features):
+        raise ValueError(
+            f"init array must have shape (n_clusters, n_features) = "
+            f"({n_clusters}, {n_features}), got {arr.shape}"
+        )
+    return arr
+
+
+# --------------------------------------------------------------------------
+# Public API.
+
+
+def kmeans_plusplus(
+    X: ArrayLike,
+    n_clusters: int,
+    *,
+    sample_weight: ArrayLike | None = None,
+    random_state: RandomStateLike = None,
+) -> tuple[FloatArray, NDArray[np.intp]]:
+    """Choose initial centers with greedy, weighted k-means++.
+
+    Each new center is the best (lowest resulting potential) of
+    ``2 + int(ln(n_clusters))`` candidates drawn with probability
+    proportional to ``sample_weight * D(x)^2``, where ``D(x)`` is the
+    distance to the nearest center chosen so far.
+
+    Parameters
+    ----------
+    X : array-like, shape (n_samples, n_features)
+        Data; float32 stays float32, anything else becomes float64.
+    n_clusters : int
+        Number of centers wanted, >= 1.
+    sample_weight : array-like, shape (n_samples,), default None
+        Strictly positive weights; ``None`` means all ones.
+    random_state : None, int or numpy.random.Generator, default None
+        Seed of the candidate draws.
+
+    Returns
+    -------
+    centers : ndarray, shape (k', n_features)
+        Rows of X, ``k' = min(n_clusters, number of distinct rows)``; never
+        two equal rows.  X's dtype.
+    indices : ndarray of intp, shape (k',)
+        Position of each center in X.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When X has fewer distinct rows than ``n_clusters``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 1.0]])
+    >>> centers, indices = kmeans_plusplus(X, 2, random_state=0)
+    >>> sorted(centers[:, 0].tolist())
+    [0.0, 10.0]
+    """
+    data = _check_data(X)
+    k = _check_int(n_clusters, "n_clusters", 1)
+    w = _check_sample_weight(sample_weight, data.shape[0])
+    rng = check_random_state(random_state)
+    indices = _kmeans_plusplus(data, w, k, rng)
+    if indices.size < k:
+        _warn_few_distinct(indices.size, k)
+    return data[indices], indices
+
+
+class _BaseKMeans:
+    """Shared prediction methods; subclasses set ``cluster_centers_``."""
+
+    cluster_centers_: FloatArray
+    labels_: NDArray[np.intp]
+    inertia_: float
+    n_iter_: int
+    n_features_in_: int
+
+    def predict(self, X: ArrayLike) -> NDArray[np.intp]:
+        """Index of the nearest center for each sample.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of intp, shape (n_samples,)
+        """
+        centers = _check_fitted(self)
+        return _assign(_check_predict_data(X, centers), centers)[0]
+
+    def transform(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
+        """Euclidean distance from each sample to every center.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+
+        Returns
+        -------
+        distances : ndarray, shape (n_samples, n_clusters_found)
+            In X's precision.
+        """
+        centers = _check_fitted(self)
+        data = _check_predict_data(X, centers)
+        c = centers.astype(data.dtype)
+        sq = _row_norms(data)[:, None] - 2.0 * (data @ c.T) + _row_norms(c)
+        return np.sqrt(np.maximum(sq, 0, out=sq), out=sq)
+
+    def fit(self, X: ArrayLike, sample_weight: ArrayLike | None = None) -> _BaseKMeans:
+        raise NotImplementedError
+
+    def fit_predict(self, X: ArrayLike, sample_weight: ArrayLike | None = None) -> NDArray[np.intp]:
+        """Fit, then return ``labels_``.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+        sample_weight : array-like, shape (n_samples,), default None
+
+        Returns
+        -------
+        labels : ndarray of intp, shape (n_samples,)
+        """
+        return self.fit(X, sample_weight).labels_
+
+
+class KMeans(_BaseKMeans):
+    """Weighted k-means (Lloyd's algorithm) with greedy k-means++ seeding.
+
+    Parameters
+    ----------
+    n_clusters : int, default 8
+        Number of clusters k.  With fewer distinct samples than k, the
+        distinct samples are returned as centers with a
+        :class:`ConvergenceWarning`.
+    init : {"k-means++", "random"} or array-like of shape (k, n_features), \
+default "k-means++"
+        Seeding: greedy weighted k-means++, k distinct samples drawn with
+        probability proportional to their weight, or given starting centers.
+    n_init : int or "auto", default "auto"
+        Number of seeded runs; the one with the lowest inertia is kept.
+        "auto" means 1 for an array ``init``, otherwise as many runs as fit
+        a fixed budget of ``n_samples * n_features * n_clusters * n_init <=
+        2**25``, at least 1 and at most 10.  Small problems get 10 runs,
+        where a single one is a gamble (on scikit-learn's digits one greedy
+        k-means++ run maps to the true digits with accuracy below 0.78 four
+        times in ten, the best of ten about once in five hundred); large
+        ones, where a run is expensive and more stable, get one.
+    max_iter : int, default 300
+        Maximum number of center updates per run.
+    tol : float, default 1e-4
+        Stop when an update lowers the weighted SSE by at most ``tol`` times
+        its previous value.  ``0`` runs until the assignment stops changing.
+    random_state : None, int or numpy.random.Generator, default None
+        Seed of the initializations; the same int gives the same result on
+        every run and with any number of threads.
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray, shape (k', n_features)
+        Centers in X's dtype, ``k' <= n_clusters`` (smaller only when X has
+        fewer distinct samples).  ``labels_`` is their nearest-center
+        assignment.
+    labels_ : ndarray of intp, shape (n_samples,)
+    inertia_ : float
+        Weighted sum of squared distances of the samples to their centers.
+    n_iter_ : int
+        Center updates done by the best run.
+    n_features_in_ : int
+
+    See Also
+    --------
+    MiniBatchKMeans : Faster on very large data, slightly worse inertia.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0, 2.0], [1.0, 4.0], [1.0, 0.0],
+    ...               [10.0, 2.0], [10.0, 4.0], [10.0, 0.0]])
+    >>> km = KMeans(n_clusters=2, random_state=0).fit(X)
+    >>> sorted(km.cluster_centers_.tolist())
+    [[1.0, 2.0], [10.0, 2.0]]
+    >>> km.predict([[0.0, 0.0], [12.0, 3.0]]).tolist() == km.predict(X[[0, 3]]).tolist()
+    True
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: str | ArrayLike = "k-means++",
+        n_init: int | Literal["auto"] = "auto",
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        random_state: RandomStateLike = None,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    def fit(self, X: ArrayLike, sample_weight: ArrayLike | None = None) -> KMeans:
+        """Compute the clustering.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Finite numbers; float32 is computed in float32, anything else in
+            float64.
+        sample_weight : array-like, shape (n_samples,), default None
+            Strictly positive weights; fitting distinct rows with their
+            counts equals fitting the rows repeated.
+
+        Returns
+        -------
+        self : KMeans
+
+        Raises
+        ------
+        ValueError
+            On invalid data, weights or parameters.
+        """
+        data = _check_data(X)
+        k = _check_int(self.n_clusters, "n_clusters", 1)
+        max_iter = _check_int(self.max_iter, "max_iter", 1)
+        tol = _check_tol(self.tol)
+        n_init = _check_n_init(self.n_init)
+        init = _resolve_init(self.init, k, data.shape[1])
+        w = _check_sample_weight(sample_weight, data.shape[0])
+        rng = check_random_state(self.random_state)
+        n_init = _resolve_n_init(n_init, init, data.shape, k)
+        result = _best_of(data, w, k, init, n_init, max_iter, tol, rng)
+        if result.centers.shape[0] < k:
+            _warn_few_distinct(result.centers.shape[0], k)
+        self.cluster_centers_ = result.centers.astype(data.dtype)
+        self.labels_ = result.labels
+        self.inertia_ = result.inertia
+        self.n_iter_ = result.n_iter
+        self.n_features_in_ = data.shape[1]
+        return self
+
+
+def _resolve_n_init(
+    n_init: int | None, init: str | NDArray[np.float64], shape: tuple[int, int], k: int
+) -> int:
+    if isinstance(init, np.ndarray):
+        if n_init not in (None, 1):
+            warnings.warn(
+                f"n_init={n_init} has no effect with explicit initial centers; running once",
+                UserWarning,
+                stacklevel=3,
+            )
+        return 1
+    if n_init is not None:
+        return n_init
+    # As many restarts as fit a fixed amount of work, between 1 and 10.
+    work = shape[0] * shape[1] * k
+    return max(1, min(_AUTO_MAX_N_INIT, _AUTO_WORK // work))
+
+
+# --------------------------------------------------------------------------
+# Mini-batch k-means (Sculley 2010), weighted.
+
+
+def _sample_rows(rng: np.random.Generator, cdf: NDArray[np.float64], size: int) -> NDArray[np.intp]:
+    """Rows drawn with replacement with probability proportional to weight."""
+    idx = np.searchsorted(cdf, rng.random(size) * cdf[-1], side="right")
+    return np.minimum(idx, cdf.size - 1).astype(np.intp)
+
+
+def _minibatch_step(
+    X: FloatArray,
+    w: NDArray[np.float64],
+    x_sq: FloatArray,
+    centers: NDArray[np.float64],
+    counts: NDArray[np.float64],
+) -> float:
+    """One mini-batch update of ``centers`` and ``counts``, in place.
+
+    Each center moves towards the mean of its batch points with learning
+    rate (batch weight) / (accumulated weight), i.e. it stays the running
+    mean of everything it was ever assigned.  Returns the batch's weighted
+    SSE against the centers before the update.
+    """
+    labels, sq = _assign(X, centers, x_sq)
+    sums, batch_w = _weighted_sums(_transpose_weighted(X, w), w, labels, centers.shape[0])
+    counts += batch_w
+    hit = batch_w > 0
+    centers[hit] += (sums[hit] - batch_w[hit, None] * centers[hit]) / counts[hit, None]
+    return float(w @ sq)
+
+
+@dataclass(frozen=True)
+class _MiniBatchResult:
+    centers: NDArray[np.float64]
+    counts: NDArray[np.float64]
+    n_steps: int
+    n_iter: int
+
+
+def _minibatch_seed(
+    X: FloatArray,
+    w: NDArray[np.float64],
+    cdf: NDArray[np.float64],
+    n_clusters: int,
+    init_size: int,
+    n_init: int,
+    rng: np.random.Generator,
+) -> NDArray[np.float64]:
+    """Best of ``n_init`` k-means++ + Lloyd runs on a weight-proportional sample.
+
+    Lloyd's iterations on a few thousand sampled rows are cheap and start
+    the mini-batch phase much closer to a good optimum than raw seeding.
+    """
+    if init_size >= X.shape[0]:
+        sample, sample_w = X, w
+    else:
+        sample = X[_sample_rows(rng, cdf, init_size)]
+        sample_w = np.ones(init_size)
+    best = _best_of(sample, sample_w, n_clusters, "k-means++", n_init, 100, 1e-4, rng)
+    centers = best.centers
+    missing = n_clusters - centers.shape[0]
+    if missing > 0:
+        # The sample may hold fewer distinct rows than the data: top up
+        # from the whole data set, continuing the k-means++ seeding.
+        extra = _kmeans_plusplus(X, w, missing, rng, existing=centers)
+        centers = np.concatenate([centers, X[extra].astype(np.float64)])
+    return centers
+
+
+def _minibatch_fit(
+    X: FloatArray,
+    w: NDArray[np.float64],
+    n_clusters: int,
+    *,
+    batch_size: int,
+    max_iter: int,
+    max_no_improvement: int | None,
+    n_init: int,
+    rng: np.random.Generator,
+) -> tuple[NDArray[np.float64], int]:
+    """Centers from mini-batch k-means, and the number of passes over X."""
+    result = _minibatch_run(X, w, n_clusters, batch_size, max_iter, max_no_improvement, n_init, rng)
+    return result.centers, result.n_iter
+
+
+def _minibatch_run(
+    X: FloatArray,
+    w: NDArray[np.float64],
+    n_clusters: int,
+    batch_size: int,
+    max_iter: int,
+    max_no_improvement: int | None,
+    n_init: int,
+    rng: np.random.Generator,
+) -> _MiniBatchResult:
+    n = X.shape[0]
+    cdf = np.cumsum(w)
+    init_size = max(3 * batch_size, 3 * n_clusters)
+    centers = _minibatch_seed(X, w, cdf, n_clusters, init_size, n_init, rng)
+    counts = np.zeros(centers.shape[0])
+    x_sq = _row_norms(X)
+    n_steps = max(1, max_iter * n // batch_size)
+    # Batches are drawn in proportion to weight, so every point counts once.
+    unit = np.ones(batch_size)
+    stop = _EarlyStop(max_no_improvement, min(1.0, 2.0 * batch_size / (n + 1)))
+    step = 0
+    while step < n_steps:
+        idx = _sample_rows(rng, cdf, batch_size)
+        step += 1
+        sse = _minibatch_step(X[idx], unit, x_sq[idx], centers, counts)
+        if stop.update(sse / batch_size, first=step == 1):
+            break
+    return _MiniBatchResult(centers, counts, step, math.ceil(step * batch_size / n))
+
+
+class _EarlyStop:
+    """Stop when an exponentially weighted average of the batch SSE has not
+    improved for ``patience`` steps (the first batch only measures the seed)."""
+
+    def __init__(self, patience: int | None, alpha: float) -> None:
+        self.patience = patience
+        self.alpha = alpha
+        self.ewa: float | None = None
+        self.best = math.inf
+        self.stale = 0
+
+    def update(self, batch_sse: float, first: bool) -> bool:
+        if first:
+            return False
+        self.ewa = batch_sse if self.ewa is None else self.ewa + self.alpha * (batch_sse - self.ewa)
+        if self.ewa < self.best:
+            self.best, self.stale = self.ewa, 0
+        else:
+            self.stale += 1
+        return self.patience is not None and self.stale >= self.patience
+
+
+class MiniBatchKMeans(_BaseKMeans):
+    """Weighted mini-batch k-means (Sculley 2010) with streaming ``partial_fit``.
+
+    ``fit`` seeds with the best of ``n_init`` k-means++ + Lloyd runs on a
+    sample of ``max(3 * batch_size, 3 * n_clusters)`` rows, then updates the
+    centers on batches drawn with probability proportional to
+    ``sample_weight``: each center is the running mean of everything ever
+    assigned to it (learning rate = batch weight / accumulated weight).
+
+    Parameters
+    ----------
+    n_clusters : int, default 8
+    batch_size : int, default 1024
+        Rows per mini-batch.
+    max_iter : int, default 100
+        Maximum number of passes over the data (in batches of rows).
+    max_no_improvement : int or None, default 10
+        Stop after this many batches without improvement of the smoothed
+        batch inertia; ``None`` always runs ``max_iter`` passes.
+    n_init : int or "auto", default "auto"
+        Seeding runs on the sample, the best by inertia is kept ("auto": 3,
+        cheap since the sample is small).
+    random_state : None, int or numpy.random.Generator, default None
+        Seed of the sampling and seeding.  ``partial_fit`` draws it once, on
+        its first call, and keeps the generator for the next calls.
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray, shape (k', n_features)
+        In the dtype of the last data seen; ``k' < n_clusters`` only while
+        fewer distinct points than clusters were seen.
+    labels_ : ndarray of intp, shape (n_samples,)
+        Set by ``fit``: nearest center of every sample.
+    inertia_ : float
+        Set by ``fit``: weighted SSE of all samples to their nearest center.
+    n_iter_ : int
+        Passes over the data done by ``fit``.
+    n_steps_ : int
+        Mini-batch updates done so far (``fit`` and ``partial_fit``).
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(0, 0.1, (500, 2)), rng.normal(5, 0.1, (500, 2))])
+    >>> mbk = MiniBatchKMeans(n_clusters=2, batch_size=100, random_state=0).fit(X)
+    >>> sorted(np.round(mbk.cluster_centers_[:, 0]).astype(int).tolist())
+    [0, 5]
+
+    Streaming, one chunk at a time:
+
+    >>> stream = MiniBatchKMeans(n_clusters=2, random_state=0)
+    >>> for chunk in np.array_split(rng.permutation(X), 5):
+    ...     stream = stream.partial_fit(chunk)
+    >>> sorted(np.round(stream.cluster_centers_[:, 0]).astype(int).tolist())
+    [0, 5]
+    """
+
+    n_steps_: int
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        batch_size: int = 1024,
+        max_iter: int = 100,
+        max_no_improvement: int | None = 10,
+        n_init: int | Literal["auto"] = "auto",
+        random_state: RandomStateLike = None,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.max_no_improvement = max_no_improvement
+        self.n_init = n_init
+        self.random_state = random_state
+
+    def _check_params(self) -> tuple[int, int, int | None, int]:
+        k = _check_int(self.n_clusters, "n_clusters", 1)
+        batch_size = _check_int(self.batch_size, "batch_size", 1)
+        patience = (
+            None
+            if self.max_no_improvement is None
+            else _check_int(self.max_no_improvement, "max_no_improvement", 0)
+        )
+        n_init = _check_n_init(self.n_init) or 3
+        return k, batch_size, patience, n_init
+
+    def fit(self, X: ArrayLike, sample_weight: ArrayLike | None = None) -> MiniBatchKMeans:
+        """Compute the clustering with mini-batches.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+        sample_weight : array-like, shape (n_samples,), default None
+            Strictly positive; batches are drawn in proportion to it.
+
+        Returns
+        -------
+        self : MiniBatchKMeans
+        """
+        data = _check_data(X)
+        k, batch_size, patience, n_init = self._check_params()
+        max_iter = _check_int(self.max_iter, "max_iter", 1)
+        w = _check_sample_weight(sample_weight, data.shape[0])
+        rng = check_random_state(self.random_state)
+        result = _minibatch_run(data, w, k, batch_size, max_iter, patience, n_init, rng)
+        centers = result.centers
+        if centers.shape[0] < k:
+            _warn_few_distinct(centers.shape[0], k)
+        self._rng = rng
+        self._centers = centers
+        self._counts = result.counts
+        self.cluster_centers_ = centers.astype(data.dtype)
+        self.labels_, sq = _assign(data, self.cluster_centers_)
+        self.inertia_ = float(w @ sq)
+        self.n_iter_ = result.n_iter
+        self.n_steps_ = result.n_steps
+        self.n_features_in_ = data.shape[1]
+        return self
+
+    def partial_fit(self, X: ArrayLike, sample_weight: ArrayLike | None = None) -> MiniBatchKMeans:
+        """Update the centers with one mini-batch (the whole of ``X``).
+
+        The first call seeds the centers from ``X`` with k-means++; while
+        fewer distinct points than ``n_clusters`` have been seen, later
+        calls add centers from their batch.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+        sample_weight : array-like, shape (n_samples,), default None
+
+        Returns
+        -------
+        self : MiniBatchKMeans
+        """
+        data = _check_data(X)
+        k, _, _, n_init = self._check_params()
+        w = _check_sample_weight(sample_weight, data.shape[0])
+        if getattr(self, "_centers", None) is None:
+            self._rng = check_random_state(self.random_state)
+            self._centers = np.empty((0, data.shape[1]))
+            self._counts = np.empty(0)
+            self.n_steps_ = 0
+        elif data.shape[1] != self._centers.shape[1]:
+            raise ValueError(
+                f"X has {data.shape[1]} features, but the model has {self._centers.shape[1]}"
+            )
+        self._grow(data, w, k, n_init)
+        _minibatch_step(data, w, _row_norms(data), self._centers, self._counts)
+        self.n_steps_ += 1
+        self.cluster_centers_ = self._centers.astype(data.dtype)
+        self.n_features_in_ = data.shape[1]
+        if self._centers.shape[0] < k:
+            _warn_few_distinct(self._centers.shape[0], k)
+        return self
+
+    def _grow(self, X: FloatArray, w: NDArray[np.float64], k: int, n_init: int) -> None:
+        """Seed the missing centers from this batch (all of them on the first call)."""
+        missing = k - self._centers.shape[0]
+        if missing <= 0:
+            return
+        if self._centers.shape[0] == 0:
+            new = _best_of(X, w, k, "k-means++", n_init, 0, 0.0, self._rng).centers
+        else:
+            chosen = _kmeans_plusplus(X, w, missing, self._rng, existing=self._centers)
+            new = X[chosen].astype(np.float64)
+        self._centers = np.concatenate([self._centers, new])
+        self._counts = np.concatenate([self._counts, np.zeros(new.shape[0])])

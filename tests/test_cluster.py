@@ -1,0 +1,168 @@
+"""Tests of the image path: clustering a weighted table of distinct colors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from PIL import Image
+from sklearn import cluster as skc
+
+from quantize.cluster import TableFit, cluster_table
+from quantize.histogram import ColorTable, color_table, pack_rgb
+from quantize.kmeans import nearest_center
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+
+
+@pytest.fixture(scope="module")
+def china() -> ColorTable:
+    pixels = np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB"))
+    return color_table(pack_rgb(pixels).ravel())
+
+
+def fit_rgb(table: ColorTable, k: int, **kwargs: object) -> TableFit:
+    return cluster_table(
+        table.colors / 255.0,
+        table.counts.astype(np.float64),
+        table.keys,
+        k,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def exact_sse(points: NDArray[np.float64], weights: NDArray[np.float64], fit: TableFit) -> float:
+    offset = points - fit.centers[fit.labels]
+    return float(weights @ np.einsum("ij,ij->i", offset, offset))
+
+
+def check_consistent(
+    points: NDArray[np.float64], weights: NDArray[np.float64], fit: TableFit
+) -> None:
+    """Labels are the nearest-center assignment, inertia the exact weighted SSE."""
+    assert fit.labels.shape == (points.shape[0],)
+    assert np.isfinite(fit.centers).all()
+    np.testing.assert_array_equal(fit.labels, nearest_center(points, fit.centers))
+    assert fit.inertia == pytest.approx(exact_sse(points, weights, fit), rel=1e-9)
+    # No center is left without a row.
+    assert np.bincount(fit.labels, minlength=len(fit.centers)).min() > 0
+
+
+@pytest.mark.parametrize("k", [8, 16])
+def test_photo_inertia_no_worse_than_sklearn(china: ColorTable, k: int) -> None:
+    points, weights = china.colors / 255.0, china.counts.astype(np.float64)
+    fit = fit_rgb(china, k, random_state=0)
+    theirs = skc.KMeans(k, n_init=1, random_state=0).fit(points, sample_weight=weights)
+    assert fit.centers.shape == (k, 3)
+    assert fit.inertia <= 1.01 * theirs.inertia_
+    check_consistent(points, weights, fit)
+
+
+def test_photo_minibatch_no_worse_than_sklearn(china: ColorTable) -> None:
+    points, weights = china.colors / 255.0, china.counts.astype(np.float64)
+    fit = fit_rgb(china, 16, algorithm="minibatch", random_state=0)
+    theirs = skc.MiniBatchKMeans(16, random_state=0).fit(points, sample_weight=weights)
+    assert fit.inertia <= 1.05 * theirs.inertia_
+    check_consistent(points, weights, fit)
+
+
+def test_deterministic(china: ColorTable) -> None:
+    a = fit_rgb(china, 12, random_state=7)
+    b = fit_rgb(china, 12, random_state=7)
+    np.testing.assert_array_equal(a.centers, b.centers)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.n_iter == b.n_iter
+
+
+def test_working_space_range_not_assumed(china: ColorTable) -> None:
+    # A CIELAB-like range: the same colors scaled and shifted give the same
+    # partition, since k-means is invariant under such maps.
+    points = china.colors / 255.0
+    weights = china.counts.astype(np.float64)
+    base = cluster_table(points, weights, china.keys, 8, random_state=0)
+    moved = cluster_table(points * 100.0 - 50.0, weights, china.keys, 8, random_state=0)
+    agree = np.mean(base.labels == moved.labels)
+    assert agree > 0.99
+    assert moved.inertia == pytest.approx(base.inertia * 100.0**2, rel=1e-3)
+
+
+def test_small_table_without_keys() -> None:
+    rng = np.random.default_rng(0)
+    points = rng.random((500, 3))
+    weights = rng.integers(1, 10, 500).astype(np.float64)
+    fit = cluster_table(points, weights, None, 5, random_state=0)
+    assert fit.centers.shape == (5, 3)
+    check_consistent(points, weights, fit)
+    theirs = skc.KMeans(5, n_init=1, random_state=0).fit(points, sample_weight=weights)
+    assert fit.inertia <= 1.01 * theirs.inertia_
+
+
+def test_large_table_without_keys_is_exact() -> None:
+    rng = np.random.default_rng(1)
+    points = rng.random((20000, 3))
+    weights = np.ones(20000)
+    fit = cluster_table(points, weights, None, 10, random_state=0)
+    check_consistent(points, weights, fit)
+
+
+def test_fewer_rows_than_clusters() -> None:
+    points = np.array([[0.1, 0.2, 0.3], [0.9, 0.8, 0.7]])
+    fit = cluster_table(points, np.array([5.0, 1.0]), np.array([1, 2], np.uint32), 16)
+    np.testing.assert_array_equal(fit.centers, points)
+    np.testing.assert_array_equal(fit.labels, [0, 1])
+    assert fit.inertia == 0.0
+    assert fit.n_iter == 0
+
+
+def test_exactly_k_rows() -> None:
+    points = np.eye(3)
+    fit = cluster_table(points, np.ones(3), None, 3)
+    np.testing.assert_array_equal(fit.centers, points)
+
+
+def test_single_cluster(china: ColorTable) -> None:
+    points, weights = china.colors / 255.0, china.counts.astype(np.float64)
+    fit = fit_rgb(china, 1, random_state=0)
+    np.testing.assert_allclose(fit.centers[0], np.average(points, axis=0, weights=weights))
+    assert (fit.labels == 0).all()
+
+
+def test_gradient_with_few_bins_uses_finer_bins() -> None:
+    # 16k distinct colors packed in a handful of coarse bins.
+    g, b = np.meshgrid(np.arange(128), np.arange(128), indexing="ij")
+    pixels = np.stack([np.full_like(g, 10), g // 8, b // 8 + 40], -1).astype(np.uint8)
+    pixels = np.concatenate([pixels.reshape(-1, 3), np.stack([g, g, b], -1).reshape(-1, 3)])
+    table = color_table(pack_rgb(pixels.astype(np.uint8)))
+    points, weights = table.colors / 255.0, table.counts.astype(np.float64)
+    fit = cluster_table(points, weights, table.keys, 32, random_state=0)
+    assert fit.centers.shape[0] == 32
+    check_consistent(points, weights, fit)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_clusters": 0}, "n_clusters"),
+        ({"algorithm": "lloyd"}, "algorithm"),
+        ({"n_init": 0}, "n_init"),
+        ({"max_iter": 0}, "max_iter"),
+        ({"weights": np.array([1.0, 0.0, 1.0])}, "weights"),
+        ({"weights": np.ones(2)}, "weights"),
+        ({"points": np.array([[0.0, np.nan, 0.0]] * 3)}, "NaN"),
+        ({"points": np.zeros(3)}, "points"),
+        ({"keys": np.zeros(2, np.uint32)}, "keys"),
+        ({"random_state": "seed"}, "random_state"),
+    ],
+)
+def test_validation(kwargs: dict[str, object], match: str) -> None:
+    args: dict[str, object] = {
+        "points": np.eye(3),
+        "weights": np.ones(3),
+        "keys": None,
+        "n_clusters": 2,
+    }
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        cluster_table(**args)  # type: ignore[arg-type]
