@@ -1,0 +1,188 @@
+"""The ``quantize`` command: parse options, call the pipeline, report.
+
+Heavy modules (numpy, Pillow, the core) are imported inside the command so
+that ``quantize --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from quantize._version import __version__
+
+if TYPE_CHECKING:
+    from quantize.pipeline import QuantizeResult, RunOptions
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+EPILOG = """\b
+Exit codes:
+  0    every image was written
+  1    an image failed (unreadable input, existing output without --force, ...)
+  2    bad usage (unknown option, value out of range)
+  130  interrupted (Ctrl-C)
+
+\b
+Examples:
+  quantize photo.jpg -k 16           writes photo-k16.png and photo-k16.json
+  quantize photo.jpg -o small.gif    indexed GIF, report in small.json
+"""
+
+
+class NInit(click.ParamType):
+    """A positive integer or the word ``auto``."""
+
+    name = "INTEGER|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int) or value == "auto":
+            return value
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a positive integer or 'auto'", param, ctx)
+        if number < 1:
+            self.fail(f"{value!r} is not a positive integer or 'auto'", param, ctx)
+        return number
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+    epilog=EPILOG,
+)
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-k", "--colors", type=click.IntRange(2, 256), default=16, help="Number of colors, 2 to 256."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(),
+    default=None,
+    help="Output image file (its suffix picks the format; the report goes beside it), or a "
+    "folder (existing, or ending with '/') for the default names.  [default: next to the input]",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["png", "webp", "gif", "tiff", "bmp", "jpeg"]),
+    default="png",
+    help="Output format when -o does not name a file. png, gif, tiff and bmp are indexed; "
+    "webp (lossless) and jpeg get the recolored RGB image.",
+)
+@click.option(
+    "--algorithm",
+    type=click.Choice(["kmeans", "minibatch"]),
+    default="kmeans",
+    help="Full k-means, or mini-batch k-means.",
+)
+@click.option("--n-init", type=NInit(), default="auto", help="k-means restarts; the best is kept.")
+@click.option(
+    "--max-iter", type=click.IntRange(min=1), default=300, help="Iteration cap per k-means run."
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    help="Random seed: the same input and options give byte-identical outputs.",
+)
+@click.option("--no-report", is_flag=True, help="Do not write the JSON palette report.")
+@click.option("--force", is_flag=True, help="Overwrite existing outputs (never an input).")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
+@click.version_option(__version__, "--version", prog_name="quantize")
+def quantize_command(
+    inputs: tuple[Path, ...],
+    colors: int,
+    output: str | None,
+    fmt: str,
+    algorithm: str,
+    n_init: int | str,
+    max_iter: int,
+    seed: int,
+    no_report: bool,
+    force: bool,
+    quiet: bool,
+    debug: bool,
+) -> None:
+    """Reduce the colors of images with k-means clustering.
+
+    Writes, for each INPUT, the recolored image (an indexed PNG whose palette is
+    exactly the colors found) and a JSON palette report beside it.
+    """
+    from quantize.pipeline import RunOptions, is_folder_spec
+
+    if output is not None and len(inputs) > 1 and not is_folder_spec(output):
+        raise click.UsageError("with several inputs, -o must be a folder (end it with '/')")
+    opts = RunOptions(
+        colors=colors,
+        algorithm=algorithm,  # type: ignore[arg-type]
+        n_init=n_init,  # type: ignore[arg-type]
+        max_iter=max_iter,
+        seed=seed,
+        fmt=fmt,
+        report=not no_report,
+        force=force,
+    )
+    failed = sum(not _run_one(path, output, opts, quiet=quiet, debug=debug) for path in inputs)
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _run_one(
+    source: Path, output: str | None, opts: RunOptions, *, quiet: bool, debug: bool
+) -> bool:
+    from quantize.errors import QuantizeError
+    from quantize.pipeline import plan_outputs, process_file
+
+    try:
+        plan = plan_outputs(source, output, opts)
+        result = process_file(source, plan, opts)
+    except (QuantizeError, OSError) as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"quantize: error: {source}: {_reason(exc)}", err=True)
+        return False
+    if not quiet:
+        for warning in result.warnings:
+            click.echo(f"quantize: warning: {source}: {warning}", err=True)
+        click.echo(_summary(source, plan.image, result), err=True)
+    return True
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _summary(source: Path, image: Path, result: QuantizeResult) -> str:
+    psnr = result.metrics.psnr
+    psnr_text = "inf" if psnr == float("inf") else f"{psnr:.2f}"
+    return (
+        f"{source}: k={result.palette.size}, PSNR {psnr_text} dB, {result.seconds:.2f} s -> {image}"
+    )
+
+
+def main() -> None:
+    """Console-script entry point.
+
+    Click's standalone mode would turn Ctrl-C into exit code 1; run it
+    non-standalone so an interrupt exits 130 as documented.
+    """
+    try:
+        code = quantize_command.main(prog_name="quantize", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("quantize: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
