@@ -195,6 +195,26 @@ class Palette:
         Parameters
         ----------
         by : {"count", "hue", "lightness"}
+            See `order` for the exact orders.
+
+        Returns
+        -------
+        Palette
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``by``.
+        """
+        order = self.order(by)
+        return Palette(self.colors[order], self.counts[order])
+
+    def order(self, by: SortKey = "count") -> NDArray[np.intp]:
+        """The permutation that `sorted` applies: ``sorted(by).colors == colors[order(by)]``.
+
+        Parameters
+        ----------
+        by : {"count", "hue", "lightness"}
             ``"count"``: most pixels first; ties dark to light, then by the
             packed ``0xRRGGBB`` value. ``"hue"``: HSV hue ascending (red,
             yellow, green, cyan, blue, magenta); grays (saturation below
@@ -204,7 +224,8 @@ class Palette:
 
         Returns
         -------
-        Palette
+        ndarray of intp, shape (n,)
+            Old index of the color at each new position.
 
         Raises
         ------
@@ -224,7 +245,7 @@ class Palette:
             order = np.lexsort((packed, lightness))
         else:
             raise ValueError(f"unknown sort key {by!r}; use 'count', 'hue' or 'lightness'")
-        return Palette(self.colors[order], self.counts[order])
+        return np.asarray(order, dtype=np.intp)
 
 
 def _hex(rgb: Sequence[int] | NDArray[np.uint8]) -> str:
