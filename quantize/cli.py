@@ -34,7 +34,29 @@ Exit codes:
 Examples:
   quantize photo.jpg -k 16           writes photo-k16.png and photo-k16.json
   quantize photo.jpg -o small.gif    indexed GIF, report in small.json
+  quantize photo.jpg --palette-format json,gpl --swatch --no-image
+                                     photo-k16.json, .gpl and .swatch.png only
 """
+
+
+#: Values of --palette-format: the JSON report and the exporters of quantize.palette.
+PALETTE_FORMATS = ("json", "gpl", "css", "ase", "txt")
+
+
+class FormatList(click.ParamType):
+    """A comma-separated list of palette formats, returned as a tuple without repeats."""
+
+    name = ",".join(PALETTE_FORMATS)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        items = [item.strip() for item in str(value).split(",")]
+        for item in items:
+            if item not in PALETTE_FORMATS:
+                known = ", ".join(PALETTE_FORMATS)
+                self.fail(f"{item!r} is not a palette format (use {known})", param, ctx)
+        return tuple(dict.fromkeys(items))
 
 
 class NInit(click.ParamType):
@@ -95,6 +117,30 @@ class NInit(click.ParamType):
     help="Random seed: the same input and options give byte-identical outputs.",
 )
 @click.option("--no-report", is_flag=True, help="Do not write the JSON palette report.")
+@click.option(
+    "--palette-format",
+    "palette_formats",
+    type=FormatList(),
+    default="json",
+    metavar="LIST",
+    help="Comma-separated palette files to write beside the image, replacing the default: "
+    "json (the report), gpl, css, ase, txt. --no-report drops json from the list.",
+)
+@click.option(
+    "--sort",
+    type=click.Choice(["count", "hue", "lightness"]),
+    default="count",
+    help="Palette order in the report, every palette file, the swatch and the image's palette.",
+)
+@click.option("--swatch", is_flag=True, help="Also write STEM.swatch.png, one band per color.")
+@click.option(
+    "--plot",
+    is_flag=True,
+    help="Also write STEM.pixels.png, a scatter plot of 10,000 pixels before and after.",
+)
+@click.option(
+    "--no-image", is_flag=True, help="Write the palette files (and swatch, plot) but no image."
+)
 @click.option("--force", is_flag=True, help="Overwrite existing outputs (never an input).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
@@ -109,6 +155,11 @@ def quantize_command(
     max_iter: int,
     seed: int,
     no_report: bool,
+    palette_formats: tuple[str, ...],
+    sort: str,
+    swatch: bool,
+    plot: bool,
+    no_image: bool,
     force: bool,
     quiet: bool,
     debug: bool,
@@ -122,6 +173,10 @@ def quantize_command(
 
     if output is not None and len(inputs) > 1 and not is_folder_spec(output):
         raise click.UsageError("with several inputs, -o must be a folder (end it with '/')")
+    report = "json" in palette_formats and not no_report
+    extra_formats = tuple(f for f in palette_formats if f != "json")
+    if no_image and not (report or extra_formats or swatch or plot):
+        raise click.UsageError("--no-image leaves nothing to write")
     opts = RunOptions(
         colors=colors,
         algorithm=algorithm,  # type: ignore[arg-type]
@@ -129,8 +184,13 @@ def quantize_command(
         max_iter=max_iter,
         seed=seed,
         fmt=fmt,
-        report=not no_report,
+        report=report,
         force=force,
+        palette_formats=extra_formats,
+        sort=sort,  # type: ignore[arg-type]
+        swatch=swatch,
+        plot=plot,
+        image=not no_image,
     )
     failed = sum(not _run_one(path, output, opts, quiet=quiet, debug=debug) for path in inputs)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
@@ -153,7 +213,8 @@ def _run_one(
     if not quiet:
         for warning in result.warnings:
             click.echo(f"quantize: warning: {source}: {warning}", err=True)
-        click.echo(_summary(source, plan.image, result), err=True)
+        # The image, or the first palette file with --no-image.
+        click.echo(_summary(source, plan.paths[0], result), err=True)
     return True
 
 
@@ -167,7 +228,8 @@ def _summary(source: Path, image: Path, result: QuantizeResult) -> str:
     psnr = result.metrics.psnr
     psnr_text = "inf" if psnr == float("inf") else f"{psnr:.2f}"
     return (
-        f"{source}: k={result.palette.size}, PSNR {psnr_text} dB, {result.seconds:.2f} s -> {image}"
+        f"{source}: k={result.palette.size}, PSNR {psnr_text} dB, "
+        f"mean ΔE {result.metrics.delta_e_mean:.2f}, {result.seconds:.2f} s -> {image}"
     )
 
 

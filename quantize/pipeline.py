@@ -7,6 +7,7 @@ lookup-table gather.  Nothing here prints or writes files; the CLI does that.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -30,15 +31,20 @@ from quantize.imageio import (
     load_image,
     output_format,
     save_image,
+    write_bytes,
     write_text,
 )
 from quantize.kmeans import nearest_center
 from quantize.metrics import QualityMetrics, quality_metrics
-from quantize.palette import Palette, to_json_colors
+from quantize.palette import SUFFIXES, Palette, SortKey, export, render_swatch, to_json_colors
+from quantize.plots import render_pixel_plot, sample_pixels
 
 Algorithm = Literal["kmeans", "minibatch"]
 MIN_COLORS = 2
 MAX_COLORS = 256
+SORT_KEYS = ("count", "hue", "lightness")
+#: Pixels drawn in the ``--plot`` scatter plot.
+PLOT_SAMPLE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,9 @@ class QuantizeResult:
         (plus one fully transparent entry when the input had transparent
         pixels), or "RGBA" when the input had partial transparency.
     palette : Palette
-        The colors found, sorted by pixel count (descending).
+        The colors found, in the ``sort`` order asked of `quantize_image`
+        (by pixel count, descending, by default).  Index ``i`` of an
+        indexed ``image`` is ``palette.colors[i]``.
     metrics : QualityMetrics
         Error between the visible input pixels and their new colors.
     settings : dict
@@ -124,6 +132,7 @@ def quantize_image(
     max_iter: int = 300,
     seed: int = 0,
     space: str = "rgb",
+    sort: SortKey = "count",
 ) -> QuantizeResult:
     """Reduce an image to at most ``colors`` colors with k-means.
 
@@ -142,6 +151,9 @@ def quantize_image(
         The same seed and input always give the same result.
     space : {"rgb", "lab", "oklab"}, default "rgb"
         Color space the clustering happens in.
+    sort : {"count", "hue", "lightness"}, default "count"
+        Order of the palette (see `Palette.order`), which is also the order
+        of the indexed image's palette.
 
     Returns
     -------
@@ -156,6 +168,8 @@ def quantize_image(
     ('P', 4)
     """
     _validate(colors, algorithm, n_init, max_iter, space)
+    if sort not in SORT_KEYS:
+        raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)}, got {sort!r}")
     start = time.perf_counter()
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
     keys = [pack_rgb(frame.rgb) for frame in loaded.frames]
@@ -170,6 +184,7 @@ def quantize_image(
     fit = fit_palette(
         table, k, algorithm=algorithm, n_init=n_init, max_iter=max_iter, seed=seed, space=space
     )
+    fit = sort_fit(fit, sort)
     out = render(loaded.frames[0], keys[0], lookup(table.keys, fit.labels), fit.palette)
     metrics = _metrics(table, fit)
     settings = {
@@ -288,6 +303,22 @@ def apply_palette(table: ColorTable, palette: Palette, space: str = "rgb") -> Pa
     return PaletteFit(ordered, remap[labels], 0)
 
 
+def sort_fit(fit: PaletteFit, by: SortKey) -> PaletteFit:
+    """Reorder a fitted palette and renumber its labels to match.
+
+    Returns
+    -------
+    PaletteFit
+        ``palette`` is ``fit.palette.sorted(by)`` and every label still
+        points at the same color.
+    """
+    order = fit.palette.order(by)
+    new_index = np.empty_like(order)
+    new_index[order] = np.arange(order.size)
+    palette = Palette(fit.palette.colors[order], fit.palette.counts[order])
+    return PaletteFit(palette, new_index[fit.labels], fit.n_iter)
+
+
 def _unique_rows(colors: NDArray[np.uint8]) -> NDArray[np.uint8]:
     keys = pack_rgb(colors)
     _, first = np.unique(keys, return_index=True)
@@ -339,20 +370,37 @@ class RunOptions:
     fmt: str = "png"
     report: bool = True
     force: bool = False
+    #: Palette files besides the JSON report: keys of `quantize.palette.SUFFIXES`.
+    palette_formats: tuple[str, ...] = ()
+    sort: SortKey = "count"
+    swatch: bool = False
+    plot: bool = False
+    #: False for palette-only runs (``--no-image``).
+    image: bool = True
 
 
 @dataclass(frozen=True)
 class OutputPlan:
-    """Where the outputs of one input go, and in which image format."""
+    """Where the outputs of one input go, and in which image format.
+
+    ``image`` is also the base every other name derives from, so it is set
+    even when ``write_image`` is False (``--no-image``).
+    """
 
     image: Path
     report: Path | None
     fmt: str
+    palettes: dict[str, Path] = field(default_factory=dict)
+    swatch: Path | None = None
+    plot: Path | None = None
+    write_image: bool = True
 
     @property
     def paths(self) -> list[Path]:
         """Every file this plan writes."""
-        return [p for p in (self.image, self.report) if p is not None]
+        image = self.image if self.write_image else None
+        extra = [*self.palettes.values(), self.swatch, self.plot]
+        return [p for p in (image, self.report, *extra) if p is not None]
 
 
 def default_stem(source: Path, colors: int) -> str:
@@ -384,7 +432,13 @@ def plan_outputs(source: Path, output: str | None, opts: RunOptions) -> OutputPl
         image = Path(output)
         fmt = output_format(image)
     report = image.with_suffix(".json") if opts.report else None
-    return OutputPlan(image, report, fmt)
+    unknown = [f for f in opts.palette_formats if f not in SUFFIXES]
+    if unknown:
+        raise ValueError(f"unknown palette formats {unknown}; use {', '.join(SUFFIXES)}")
+    palettes = {f: image.with_suffix(SUFFIXES[f]) for f in opts.palette_formats}
+    swatch = image.with_suffix(".swatch.png") if opts.swatch else None
+    plot = image.with_suffix(".pixels.png") if opts.plot else None
+    return OutputPlan(image, report, fmt, palettes, swatch, plot, write_image=opts.image)
 
 
 def process_file(source: Path, plan: OutputPlan, opts: RunOptions) -> QuantizeResult:
@@ -399,18 +453,108 @@ def process_file(source: Path, plan: OutputPlan, opts: RunOptions) -> QuantizeRe
         The input cannot be read or an output cannot be written.
     """
     check_outputs(plan.paths, [source], force=opts.force)
+    start = time.perf_counter()
+    loaded = load_image(source)  # kept: the pixel plot samples the original pixels
+    load_seconds = time.perf_counter() - start
     result = quantize_image(
-        source,
+        loaded,
         opts.colors,
         algorithm=opts.algorithm,
         n_init=opts.n_init,
         max_iter=opts.max_iter,
         seed=opts.seed,
         space=opts.space,
+        sort=opts.sort,
     )
-    plan.image.parent.mkdir(parents=True, exist_ok=True)
-    save_image(result.image_for_format(plan.fmt), plan.image, plan.fmt)
-    if plan.report is not None:
-        report = result.report(str(source), str(plan.image))
-        write_text(plan.report, json.dumps(report, indent=2) + "\n")
+    result.seconds += load_seconds  # the summary times decode + quantize, as before
+    write_outputs(source, plan, result, loaded.frames[0], seed=opts.seed)
     return result
+
+
+def write_outputs(
+    source: Path, plan: OutputPlan, result: QuantizeResult, frame: Frame, *, seed: int = 0
+) -> None:
+    """Write every output of ``plan``, each one atomically.
+
+    Parameters
+    ----------
+    source : Path
+        The input, named in the report and the plot title.
+    plan : OutputPlan
+    result : QuantizeResult
+    frame : Frame
+        The decoded input (its first frame), for the pixel plot.
+    seed : int
+        Seed of the plot's pixel sample.
+    """
+    plan.image.parent.mkdir(parents=True, exist_ok=True)
+    if plan.write_image:
+        save_image(result.image_for_format(plan.fmt), plan.image, plan.fmt)
+    if plan.report is not None:
+        report = result.report(str(source), str(plan.image) if plan.write_image else None)
+        write_text(plan.report, json.dumps(report, indent=2) + "\n")
+    for fmt, path in plan.palettes.items():
+        data = export(result.palette, fmt, plan.image.stem)
+        if isinstance(data, bytes):
+            write_bytes(path, data)
+        else:
+            write_text(path, data)
+    if plan.swatch is not None:
+        save_image(render_swatch(result.palette), plan.swatch, "png")
+    if plan.plot is not None:
+        write_bytes(plan.plot, pixel_plot_png(source.name, frame, result, seed=seed))
+
+
+def pixel_plot_png(name: str, frame: Frame, result: QuantizeResult, *, seed: int = 0) -> bytes:
+    """The ``--plot`` figure of a result as PNG bytes (see `quantize.plots`).
+
+    Parameters
+    ----------
+    name : str
+        Image name for the title.
+    frame : Frame
+        The decoded input the result was computed from.
+    result : QuantizeResult
+    seed : int
+        Seed of the sample of `PLOT_SAMPLE_SIZE` visible pixels.
+    """
+    original, mapped = sample_visible_pixels(frame, result.image, PLOT_SAMPLE_SIZE, seed)
+    title = f"{name} — {result.distinct_colors:,} distinct colors → k={result.palette.size}"
+    buffer = io.BytesIO()
+    render_pixel_plot(original, mapped, result.palette.colors, title=title, path_or_buffer=buffer)
+    return buffer.getvalue()
+
+
+def sample_visible_pixels(
+    frame: Frame, image: Image.Image, n: int, seed: int
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """A seeded sample of visible pixels with their input and output colors.
+
+    Parameters
+    ----------
+    frame : Frame
+        The input; pixels with alpha 0 are not visible and never sampled.
+    image : PIL.Image.Image
+        The recolored image of the same size (mode "P", "RGB" or "RGBA").
+    n : int
+        Sample size; every visible pixel when there are fewer.
+    seed : int
+
+    Returns
+    -------
+    original, mapped : ndarray of uint8, shape (min(n, visible), 3)
+        Input colors, and the colors the same pixels have in ``image``.
+    """
+    visible = None if frame.alpha is None else np.flatnonzero(frame.alpha.ravel() > 0)
+    n_visible = frame.rgb.shape[0] * frame.rgb.shape[1] if visible is None else visible.size
+    where = sample_pixels(n_visible, n, seed)
+    if visible is not None:
+        where = visible[where]
+    original = frame.rgb.reshape(-1, 3)[where]
+    if image.mode == "P":
+        # Read the indices the image holds, so the colors are the written ones.
+        lut = np.asarray(image.getpalette("RGB"), dtype=np.uint8).reshape(-1, 3)
+        mapped = lut[np.asarray(image).ravel()[where]]
+    else:
+        mapped = np.asarray(image.convert("RGB")).reshape(-1, 3)[where]
+    return original, mapped
