@@ -12,6 +12,7 @@ says where the file is wrong.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -856,7 +857,9 @@ def render_swatch(palette: Palette, *, width: int = 1200, height: int = 200) -> 
     palette has no counts), each at least 1 px, together exactly ``width``.
     Bands wide enough for it get a ``#rrggbb`` / ``12.3%`` label near the top
     in black or white, whichever contrasts more; the lower part of every band
-    stays pure palette color. Narrow bands are left unlabeled.
+    stays pure palette color. Bands too narrow for that get a one-line
+    label reading bottom to top, in a smaller font if need be; only the
+    narrowest (under about 14 px at the default size) stay unlabeled.
 
     Parameters
     ----------
@@ -890,18 +893,54 @@ def render_swatch(palette: Palette, *, width: int = 1200, height: int = 200) -> 
 def _draw_labels(
     image: Image.Image, palette: Palette, starts: NDArray[np.int64], edges: NDArray[np.int64]
 ) -> None:
-    """Write each band's hex code (and share) where it fits in the top half."""
+    """Write each band's hex code (and share) in the top half, across or, if narrow, upright."""
     draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=max(10, min(20, image.height // 12)))
+    size = max(_MIN_FONT_SIZE, min(20, image.height // 12))
+    font = _font(size)
     percents = _percent_labels(palette, 1)
     text_black = _lightness(palette.colors) > _TEXT_LIGHTNESS_SPLIT
     for i, hex_code in enumerate(palette.hex):
         text = f"{hex_code}\n{percents[i]}" if percents[i] else hex_code
         left, _top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font, align="center")
         band = int(edges[i] - starts[i])
+        fill = (0, 0, 0) if text_black[i] else (255, 255, 255)
         # Keeping labels in the top half leaves a solid strip of the pure color.
         if right - left + 2 * _LABEL_PAD > band or bottom + _LABEL_PAD > image.height // 2:
+            line = f"{hex_code} {percents[i]}".rstrip()
+            _draw_upright_label(image, line, int(starts[i]), band, fill, size)
             continue
         x = int(starts[i]) + (band - (right - left)) // 2 - left
-        fill = (0, 0, 0) if text_black[i] else (255, 255, 255)
         draw.multiline_text((x, _LABEL_PAD), text, fill=fill, font=font, align="center")
+
+
+_MIN_FONT_SIZE: Final[int] = 10
+
+
+@functools.cache
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's bundled font at ``size`` px (cached: labels try several sizes)."""
+    return ImageFont.load_default(size=size)
+
+
+def _draw_upright_label(
+    image: Image.Image, text: str, start: int, band: int, fill: tuple[int, int, int], size: int
+) -> None:
+    """Write one line reading bottom to top in a band too narrow for a level label.
+
+    The font shrinks (down to `_MIN_FONT_SIZE`) until the line fits in the top
+    half and across the band; a band still too narrow stays unlabeled.
+    """
+    room = image.height // 2 - 2 * _LABEL_PAD
+    for font_size in range(size, _MIN_FONT_SIZE - 1, -1):
+        font = _font(font_size)
+        left, top, right, bottom = (math.ceil(v) for v in font.getbbox(text))
+        # Half the usual margin at the sides: narrow bands need every pixel.
+        if right - left <= room and bottom - top + _LABEL_PAD <= band:
+            break
+    else:
+        return
+    mask = Image.new("L", (right - left, bottom - top), 0)
+    ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font)
+    mask = mask.rotate(90, expand=True)
+    x = start + (band - mask.width) // 2
+    image.paste(fill, (x, _LABEL_PAD, x + mask.width, _LABEL_PAD + mask.height), mask)

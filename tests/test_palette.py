@@ -632,3 +632,16 @@ def test_swatch_too_narrow_is_an_error(big_palette: Palette) -> None:
     with pytest.raises(ValueError):
         render_swatch(big_palette, width=256, height=0)
     assert render_swatch(big_palette, width=256, height=1).size == (256, 1)
+
+
+def test_swatch_labels_a_narrow_band_upright_inside_the_band() -> None:
+    # 3% of 1200 px is 36 px: too narrow for the two-line label, wide enough for an upright one.
+    p = make_palette([(200, 0, 0), (255, 255, 255)], [97, 3])
+    pixels = np.asarray(render_swatch(p, width=1200, height=200))
+    black = (pixels == 0).all(axis=2)
+    narrow_top = black[:100, 1164:]
+    assert narrow_top.sum() > 50  # black text on the white band
+    rows = np.flatnonzero(narrow_top.any(axis=1))
+    assert rows.max() - rows.min() > 36  # taller than wide: it runs along the band
+    assert not black[:, :1164].any()  # nothing spilled onto the red band
+    assert (pixels[100:, 1164:] == 255).all()  # the bottom half stays pure color
