@@ -21,6 +21,7 @@ from PIL import Image
 
 from quantize import colors as cs
 from quantize.cluster import cluster_table
+from quantize.errors import InputError
 from quantize.histogram import ColorTable, color_table, lookup, pack_rgb
 from quantize.imageio import (
     FORMATS,
@@ -456,6 +457,8 @@ def process_file(source: Path, plan: OutputPlan, opts: RunOptions) -> QuantizeRe
     start = time.perf_counter()
     loaded = load_image(source)  # kept: the pixel plot samples the original pixels
     load_seconds = time.perf_counter() - start
+    if not any(f.alpha is None or f.alpha.any() for f in loaded.frames):
+        raise InputError("the image has no visible pixels")  # a one-line error, not a traceback
     result = quantize_image(
         loaded,
         opts.colors,

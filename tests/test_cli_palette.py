@@ -421,3 +421,12 @@ def test_quantize_image_sort_reorders_palette_and_image_together() -> None:
     assert by_hue.metrics == by_count.metrics
     with pytest.raises(ValueError, match="sort must be one of"):
         pipeline.quantize_image(gradient_rgb(), colors=6, sort="size")  # type: ignore[arg-type]
+
+
+def test_fully_transparent_input_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "clear.png"
+    Image.new("RGBA", (8, 8), (10, 20, 30, 0)).save(path)
+    code, out = run(path, "--swatch")
+    assert code == 1
+    assert out.strip() == f"quantize: error: {path}: the image has no visible pixels"
+    assert list(tmp_path.iterdir()) == [path]
