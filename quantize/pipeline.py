@@ -2,7 +2,8 @@
 
 The pipeline never clusters raw pixels: it counts the distinct visible colors,
 fits the palette to that weighted table, and recolors every pixel through one
-lookup-table gather.  Nothing here prints or writes files; the CLI does that.
+lookup-table gather.  Nothing here prints; files are written only by
+`process_file` / `write_outputs`, through the atomic writers of `quantize.imageio`.
 """
 
 from __future__ import annotations
@@ -195,6 +196,7 @@ def quantize_image(
         "seed": seed,
         "n_init": n_init,
         "max_iter": max_iter,
+        "sort": sort,
     }
     return QuantizeResult(
         image=out,

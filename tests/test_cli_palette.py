@@ -112,6 +112,7 @@ def test_every_palette_file_has_the_report_colors_in_the_report_order(
     assert code == 0, out
     stem = photo.with_name("photo-k8")
     report = report_of(stem.with_suffix(".json"))
+    assert report["sort"] == sort
     colors = report_colors(report)
     assert len(colors) == 8
     assert read_gpl(stem.with_suffix(".gpl").read_text()) == colors
