@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,17 +21,21 @@ from PIL import Image
 
 from quantize import colors as cs
 from quantize.cluster import cluster_table
+from quantize.errors import InputError
 from quantize.histogram import ColorTable, color_table, lookup, pack_rgb
 from quantize.imageio import (
+    ANIMATION_FORMATS,
     FORMATS,
     PALETTE_FORMATS,
     Frame,
     LoadedImage,
+    bytes_writer,
     check_outputs,
+    fit_to_format,
+    image_writer,
     load_image,
     output_format,
-    save_image,
-    write_text,
+    write_files,
 )
 from quantize.kmeans import nearest_center
 from quantize.metrics import QualityMetrics, quality_metrics
@@ -67,15 +72,25 @@ class QuantizeResult:
     Attributes
     ----------
     image : PIL.Image.Image
-        The recolored image: mode "P" whose palette is exactly ``palette``
-        (plus one fully transparent entry when the input had transparent
-        pixels), or "RGBA" when the input had partial transparency.
+        The recolored image (the first frame of an animation): mode "P"
+        whose palette is exactly ``palette``, plus one fully transparent
+        entry when the input had transparent pixels and one entry per
+        (color, alpha) pair of semi-transparent pixels (PNG tRNS); "RGBA"
+        when those pairs do not fit in 256 entries.
     palette : Palette
         The colors found, sorted by pixel count (descending).
     metrics : QualityMetrics
         Error between the visible input pixels and their new colors.
     settings : dict
         The options that produced the result, for the report.
+    frames : list of PIL.Image.Image
+        Every recolored frame, all with the same palette; ``frames[0] is image``.
+    durations : list of int or None
+        Display time of each frame in milliseconds.
+    loop : int or None
+        Animation loop count (0 = forever); None plays once.
+    profile : str or None
+        Name of the ICC profile the input colors were converted from.
     """
 
     image: Image.Image
@@ -89,13 +104,21 @@ class QuantizeResult:
     transparent_pixels: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    frames: list[Image.Image] = field(default_factory=list)
+    durations: list[int | None] = field(default_factory=list)
+    loop: int | None = None
+    profile: str | None = None
 
     def image_for_format(self, fmt: str) -> Image.Image:
         """The image to save in ``fmt``: indexed where the format can hold a palette."""
-        if fmt in PALETTE_FORMATS or self.image.mode != "P":
-            return self.image
-        has_alpha = "transparency" in self.image.info
-        return self.image.convert("RGBA" if has_alpha else "RGB")
+        return _for_format(self.image, fmt)
+
+    def frames_for_format(self, fmt: str) -> list[Image.Image]:
+        """Every frame as :meth:`image_for_format` gives it, or only the first
+        when ``fmt`` cannot hold an animation."""
+        frames = self.frames or [self.image]
+        keep = frames if fmt in ANIMATION_FORMATS else frames[:1]
+        return [_for_format(frame, fmt) for frame in keep]
 
     def report(self, source: str | None, image_path: str | None) -> dict[str, Any]:
         """The palette report as a JSON-ready dict (schema in the README)."""
@@ -108,11 +131,24 @@ class QuantizeResult:
             "transparent_pixels": self.transparent_pixels,
             "distinct_colors": self.distinct_colors,
             "color_profile": "sRGB",
+            "input_profile": self.profile,
+            "frames": len(self.frames) or 1,
             **self.settings,
             "n_iter": self.n_iter,
             "metrics": self.metrics.to_dict(),
             "colors": to_json_colors(self.palette),
+            "warnings": list(self.warnings),
         }
+
+
+def _for_format(image: Image.Image, fmt: str) -> Image.Image:
+    if image.mode != "P":
+        return image
+    per_entry_alpha = isinstance(image.info.get("transparency"), bytes)
+    if fmt in PALETTE_FORMATS and (fmt == "png" or not per_entry_alpha):
+        return image
+    has_alpha = "transparency" in image.info
+    return image.convert("RGBA" if has_alpha else "RGB")
 
 
 def quantize_image(
@@ -161,7 +197,7 @@ def quantize_image(
     keys = [pack_rgb(frame.rgb) for frame in loaded.frames]
     table = color_table(_visible(keys, loaded.frames))
     if table.n_colors == 0:
-        raise ValueError("the image has no visible pixels")
+        raise InputError("every pixel is fully transparent: nothing to quantize")
     warnings = list(loaded.notes)
     transparent = _transparent_count(loaded.frames)
     k = min(colors, MAX_COLORS - 1) if transparent else colors
@@ -170,7 +206,7 @@ def quantize_image(
     fit = fit_palette(
         table, k, algorithm=algorithm, n_init=n_init, max_iter=max_iter, seed=seed, space=space
     )
-    out = render(loaded.frames[0], keys[0], lookup(table.keys, fit.labels), fit.palette)
+    out = render_frames(loaded.frames, keys, lookup(table.keys, fit.labels), fit.palette)
     metrics = _metrics(table, fit)
     settings = {
         "colors_requested": colors,
@@ -181,7 +217,7 @@ def quantize_image(
         "max_iter": max_iter,
     }
     return QuantizeResult(
-        image=out,
+        image=out[0],
         palette=fit.palette,
         metrics=metrics,
         settings=settings,
@@ -192,6 +228,10 @@ def quantize_image(
         transparent_pixels=transparent,
         seconds=time.perf_counter() - start,
         warnings=warnings,
+        frames=out,
+        durations=[frame.duration for frame in loaded.frames],
+        loop=loaded.loop,
+        profile=loaded.profile,
     )
 
 
@@ -299,26 +339,92 @@ def render(
 ) -> Image.Image:
     """Recolor one frame through a key -> palette-index lookup table.
 
-    Fully transparent pixels get an extra palette entry marked transparent;
-    partially transparent images come back as RGBA with their alpha kept.
+    See :func:`render_frames`.
     """
-    indices = lut[keys]
-    if frame.alpha is not None and np.any((frame.alpha > 0) & (frame.alpha < 255)):
-        rgba = np.empty((*indices.shape, 4), dtype=np.uint8)
-        rgba[..., :3] = palette.colors[indices]
-        rgba[..., 3] = frame.alpha
-        rgba[frame.alpha == 0, :3] = 0
-        return Image.fromarray(rgba, "RGBA")
-    flat = palette.colors.ravel().tolist()
-    if frame.alpha is not None:
-        clear = palette.size
-        indices[frame.alpha == 0] = clear
-        flat += [0, 0, 0]
+    return render_frames([frame], [keys], lut, palette)[0]
+
+
+def render_frames(
+    frames: list[Frame],
+    keys: list[NDArray[np.uint32]],
+    lut: NDArray[np.uint8],
+    palette: Palette,
+) -> list[Image.Image]:
+    """Recolor every frame through one key -> palette-index lookup table.
+
+    All frames share one indexed palette: the ``palette`` colors (index i is
+    ``palette.colors[i]``), then one entry per (color, alpha) pair of the
+    semi-transparent pixels, then one fully transparent entry (RGB 0, 0, 0)
+    that every alpha-0 pixel uses, whatever color was hidden under it.  When
+    that needs more than 256 entries the frames come back as RGBA instead.
+
+    Parameters
+    ----------
+    frames : list of Frame
+    keys : list of ndarray of uint32, shape (h, w)
+        Packed colors of each frame.
+    lut : ndarray of uint8, shape (2**24,)
+        Palette index of every packed color.
+    palette : Palette
+
+    Returns
+    -------
+    list of PIL.Image.Image
+        Mode "P" (with ``info["transparency"]`` an index, or per-entry
+        alpha bytes when some pixel is semi-transparent), or "RGBA".
+    """
+    indices = [lut[k] for k in keys]
+    alphas = [f.alpha for f in frames]
+    if all(a is None for a in alphas):
+        return [_indexed(idx, palette.colors.ravel().tolist(), None) for idx in indices]
+    # Code each pixel as index * 256 + alpha; every alpha-0 pixel shares one code.
+    clear = 256 * 256
+    codes = [_pair_codes(idx, a, clear) for idx, a in zip(indices, alphas, strict=True)]
+    opaque = np.arange(palette.size, dtype=np.int32) * 256 + 255
+    extra = np.unique(np.concatenate([c[(c & 255) != 255] for c in codes]))
+    if extra.size == 0:
+        return [_indexed(idx, palette.colors.ravel().tolist(), None) for idx in indices]
+    if palette.size + extra.size > 256:
+        return [_rgba(idx, a, palette) for idx, a in zip(indices, alphas, strict=True)]
+    entries = np.concatenate([opaque, extra])  # sorted: opaque codes, then extra ascending
+    order = np.argsort(entries, kind="stable")
+    entry_index = [order[np.searchsorted(entries[order], c)].astype(np.uint8) for c in codes]
+    colors = palette.colors[np.minimum(entries >> 8, palette.size - 1)]
+    colors[entries == clear] = 0
+    alpha = np.where(entries == clear, 0, entries & 255).astype(np.uint8)
+    only_clear = extra.size == 1 and extra[0] == clear
+    transparency: int | bytes = palette.size if only_clear else alpha.tobytes()
+    return [_indexed(idx, colors.ravel().tolist(), transparency) for idx in entry_index]
+
+
+def _pair_codes(
+    indices: NDArray[np.uint8], alpha: NDArray[np.uint8] | None, clear: int
+) -> NDArray[np.int32]:
+    codes = indices.astype(np.int32) * 256
+    codes += 255 if alpha is None else alpha
+    if alpha is not None:
+        codes[alpha == 0] = clear
+    return codes
+
+
+def _indexed(
+    indices: NDArray[np.uint8], flat_palette: list[int], transparency: int | bytes | None
+) -> Image.Image:
     img = Image.frombytes("P", (indices.shape[1], indices.shape[0]), indices.tobytes())
-    img.putpalette(flat, "RGB")
-    if frame.alpha is not None:
-        img.info["transparency"] = palette.size
+    img.putpalette(flat_palette, "RGB")
+    if transparency is not None:
+        img.info["transparency"] = transparency
     return img
+
+
+def _rgba(
+    indices: NDArray[np.uint8], alpha: NDArray[np.uint8] | None, palette: Palette
+) -> Image.Image:
+    rgba = np.empty((*indices.shape, 4), dtype=np.uint8)
+    rgba[..., :3] = palette.colors[indices]
+    rgba[..., 3] = 255 if alpha is None else alpha
+    rgba[rgba[..., 3] == 0, :3] = 0
+    return Image.fromarray(rgba, "RGBA")
 
 
 def _metrics(table: ColorTable, fit: PaletteFit) -> QualityMetrics:
@@ -339,6 +445,8 @@ class RunOptions:
     fmt: str = "png"
     report: bool = True
     force: bool = False
+    max_pixels: int | None = None
+    background: tuple[int, int, int] = (255, 255, 255)
 
 
 @dataclass(frozen=True)
@@ -387,20 +495,26 @@ def plan_outputs(source: Path, output: str | None, opts: RunOptions) -> OutputPl
     return OutputPlan(image, report, fmt)
 
 
-def process_file(source: Path, plan: OutputPlan, opts: RunOptions) -> QuantizeResult:
+def process_file(
+    source: Path, plan: OutputPlan, opts: RunOptions, inputs: Sequence[Path] = ()
+) -> QuantizeResult:
     """Quantize one file and write its outputs atomically.
 
-    Outputs are checked before any work is done: an input is never
-    overwritten, and an existing output only with ``opts.force``.
+    Outputs are checked before any work is done: an input (``source`` or any
+    of ``inputs``) is never overwritten, and an existing output only with
+    ``opts.force``.  What the output format cannot store (animation,
+    transparency) is removed before clustering, with a warning.  The image
+    and its report are written together: both or neither.
 
     Raises
     ------
     QuantizeError
         The input cannot be read or an output cannot be written.
     """
-    check_outputs(plan.paths, [source], force=opts.force)
+    check_outputs(plan.paths, [source, *inputs], force=opts.force)
+    loaded = load_image(source, max_pixels=opts.max_pixels)
     result = quantize_image(
-        source,
+        fit_to_format(loaded, plan.fmt, opts.background),
         opts.colors,
         algorithm=opts.algorithm,
         n_init=opts.n_init,
@@ -408,9 +522,12 @@ def process_file(source: Path, plan: OutputPlan, opts: RunOptions) -> QuantizeRe
         seed=opts.seed,
         space=opts.space,
     )
-    plan.image.parent.mkdir(parents=True, exist_ok=True)
-    save_image(result.image_for_format(plan.fmt), plan.image, plan.fmt)
+    frames = result.frames_for_format(plan.fmt)
+    durations = result.durations[: len(frames)]
+    files = [(plan.image, image_writer(frames, plan.fmt, durations=durations, loop=result.loop))]
     if plan.report is not None:
-        report = result.report(str(source), str(plan.image))
-        write_text(plan.report, json.dumps(report, indent=2) + "\n")
+        report = json.dumps(result.report(str(source), str(plan.image)), indent=2) + "\n"
+        files.append((plan.report, bytes_writer(report.encode("utf-8"))))
+    plan.image.parent.mkdir(parents=True, exist_ok=True)
+    write_files(files)
     return result
