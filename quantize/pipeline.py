@@ -144,11 +144,12 @@ class QuantizeResult:
 def _for_format(image: Image.Image, fmt: str) -> Image.Image:
     if image.mode != "P":
         return image
-    per_entry_alpha = isinstance(image.info.get("transparency"), bytes)
-    if fmt in PALETTE_FORMATS and (fmt == "png" or not per_entry_alpha):
+    # PNG stores per-entry alpha, GIF one transparent index, TIFF and BMP none.
+    alpha = image.info.get("transparency")
+    stored = alpha is None or fmt == "png" or (fmt == "gif" and isinstance(alpha, int))
+    if fmt in PALETTE_FORMATS and stored:
         return image
-    has_alpha = "transparency" in image.info
-    return image.convert("RGBA" if has_alpha else "RGB")
+    return image.convert("RGB" if alpha is None else "RGBA")
 
 
 def quantize_image(

@@ -130,13 +130,20 @@ def test_animation_with_transparency_keeps_it_in_every_frame(tmp_path: Path) -> 
 # -- transparency ---------------------------------------------------------------
 
 
-def test_alpha_0_stays_alpha_0_and_takes_no_palette_color(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "mode"), [("png", "P"), ("gif", "P"), ("tiff", "RGBA"), ("webp", "RGBA")]
+)
+def test_alpha_0_stays_alpha_0_and_takes_no_palette_color(
+    tmp_path: Path, fmt: str, mode: str
+) -> None:
     im, hidden = hidden_rgba()
     src = tmp_path / "hidden.png"
     im.save(src)
-    code, text = run(src, "-k", "8")
+    code, text = run(src, "-k", "8", "--format", fmt)
     assert code == 0, text
-    out = src.with_name("hidden-k8.png")
+    out = src.with_name(f"hidden-k8.{fmt}")
+    with Image.open(out) as written:
+        assert written.mode == mode
     (frame,) = frames_of(out)
     assert np.array_equal(frame[..., 3], np.asarray(im)[..., 3])
     report = report_of(out)
