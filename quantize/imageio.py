@@ -208,14 +208,14 @@ def _orientation(im: Image.Image, notes: list[str]) -> int:
 
 
 def _upright(im: Image.Image, orientation: int) -> Image.Image:
-    """A copy of the current frame turned as its EXIF orientation says."""
+    """The current frame turned as its EXIF orientation says (a copy when turned)."""
+    if orientation in (0, 1):
+        return im
+    # Later frames of an animation may not carry the tag; give each frame the
+    # file's orientation so all of them turn the same way.
     frame = im.copy()
-    if orientation not in (0, 1):
-        # Later frames of an animation may not carry the tag; give each frame
-        # the file's orientation so all of them turn the same way.
-        frame.getexif()[ExifTags.Base.Orientation] = orientation
-        frame = ImageOps.exif_transpose(frame)
-    return frame
+    frame.getexif()[ExifTags.Base.Orientation] = orientation
+    return ImageOps.exif_transpose(frame)
 
 
 def _duration(value: object) -> int | None:
@@ -383,25 +383,26 @@ def fit_to_format(
     if len(frames) > 1 and fmt not in ANIMATION_FORMATS:
         notes.append(f"{name} cannot hold an animation: only the first of {len(frames)} frames")
         frames = frames[:1]
-    if fmt not in ALPHA_FORMATS:
-        flatten = [f.alpha < 255 if f.alpha is not None else None for f in frames]
-        what = "transparent or semi-transparent"
-    elif fmt == "gif":
-        flatten = [(f.alpha > 0) & (f.alpha < 255) if f.alpha is not None else None for f in frames]
-        what = "semi-transparent"
-    else:
-        flatten = [None]
-    count = sum(int(np.count_nonzero(m)) for m in flatten if m is not None)
-    if count:
-        hex_color = "#{:02x}{:02x}{:02x}".format(*background)
-        notes.append(
-            f"{name} has no {'partial ' if fmt == 'gif' else ''}transparency: "
-            f"{count} {what} pixels flattened onto {hex_color}"
-        )
-        frames = [_flatten(f, m, background) for f, m in zip(frames, flatten, strict=True)]
+    partial_only = fmt == "gif"
+    if fmt not in ALPHA_FORMATS or partial_only:
+        masks = [_to_flatten(f.alpha, partial_only) for f in frames]
+        count = sum(int(np.count_nonzero(m)) for m in masks if m is not None)
+        if count:
+            what = "semi-transparent" if partial_only else "transparent or semi-transparent"
+            notes.append(
+                f"{name} has no {'partial ' if partial_only else ''}transparency: {count} {what} "
+                "pixels flattened onto #{:02x}{:02x}{:02x}".format(*background)
+            )
+            frames = [_flatten(f, m, background) for f, m in zip(frames, masks, strict=True)]
     if frames is loaded.frames:
         return loaded
     return replace(loaded, frames=frames, notes=notes)
+
+
+def _to_flatten(alpha: NDArray[np.uint8] | None, partial_only: bool) -> NDArray[np.bool_] | None:
+    if alpha is None:
+        return None
+    return (alpha > 0) & (alpha < 255) if partial_only else alpha < 255
 
 
 def _flatten(
