@@ -76,6 +76,27 @@ class NInit(click.ParamType):
         return number
 
 
+class ColorParam(click.ParamType):
+    """A color as Pillow spells it: ``white``, ``#ffeedd``, ``rgb(1,2,3)``."""
+
+    name = "COLOR"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        from PIL import ImageColor
+
+        try:
+            rgb = ImageColor.getrgb(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a color (try white, black or #rrggbb)", param, ctx)
+        return tuple(rgb[:3])
+
+
+#: Pillow's default pixel limit (``PIL.Image.MAX_IMAGE_PIXELS``), without importing Pillow.
+DEFAULT_MAX_PIXELS = 89_478_485
+
+
 @click.command(
     context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
     epilog=EPILOG,
@@ -116,6 +137,20 @@ class NInit(click.ParamType):
     default=0,
     help="Random seed: the same input and options give byte-identical outputs.",
 )
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PIXELS,
+    help="Largest image (width x height) read; a bigger one is an error, to stop "
+    "decompression bombs.",
+)
+@click.option(
+    "--background",
+    type=ColorParam(),
+    default="white",
+    help="Color that transparency is flattened onto for formats without it (jpeg, bmp) "
+    "and semi-transparency for gif.",
+)
 @click.option("--no-report", is_flag=True, help="Do not write the JSON palette report.")
 @click.option(
     "--palette-format",
@@ -154,6 +189,8 @@ def quantize_command(
     n_init: int | str,
     max_iter: int,
     seed: int,
+    max_pixels: int,
+    background: tuple[int, int, int],
     no_report: bool,
     palette_formats: tuple[str, ...],
     sort: str,
@@ -191,20 +228,30 @@ def quantize_command(
         swatch=swatch,
         plot=plot,
         image=not no_image,
+        max_pixels=max_pixels,
+        background=background,
     )
-    failed = sum(not _run_one(path, output, opts, quiet=quiet, debug=debug) for path in inputs)
+    failed = sum(
+        not _run_one(path, output, opts, inputs, quiet=quiet, debug=debug) for path in inputs
+    )
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
 def _run_one(
-    source: Path, output: str | None, opts: RunOptions, *, quiet: bool, debug: bool
+    source: Path,
+    output: str | None,
+    opts: RunOptions,
+    inputs: tuple[Path, ...],
+    *,
+    quiet: bool,
+    debug: bool,
 ) -> bool:
     from quantize.errors import QuantizeError
     from quantize.pipeline import plan_outputs, process_file
 
     try:
         plan = plan_outputs(source, output, opts)
-        result = process_file(source, plan, opts)
+        result = process_file(source, plan, opts, inputs)
     except (QuantizeError, OSError) as exc:
         if debug:
             traceback.print_exc()

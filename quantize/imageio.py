@@ -6,17 +6,22 @@ so the pipeline only sees arrays and the core only sees numbers.
 
 from __future__ import annotations
 
+import io
 import os
+import re
+import struct
 import tempfile
-from collections.abc import Callable, Iterable
-from contextlib import suppress
-from dataclasses import dataclass, field
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from quantize.errors import InputError, OutputError
 
@@ -43,6 +48,10 @@ SUFFIX_FORMATS: dict[str, str] = {
 PALETTE_FORMATS = frozenset({"png", "gif", "tiff", "bmp"})
 #: Formats that store an alpha channel.
 ALPHA_FORMATS = frozenset({"png", "webp", "gif", "tiff"})
+#: Output formats that store an animation (all frames, durations, loop count).
+ANIMATION_FORMATS = frozenset({"png", "webp", "gif"})
+#: Pillow input formats whose frames are an animation (not pages or sizes).
+ANIMATED_INPUTS = frozenset({"GIF", "PNG", "WEBP"})
 
 
 @dataclass
@@ -64,29 +73,65 @@ class Frame:
 
 @dataclass
 class LoadedImage:
-    """A decoded image: one or more frames of equal size, in sRGB."""
+    """A decoded image: one or more frames of equal size, in sRGB.
+
+    Attributes
+    ----------
+    frames : list of Frame
+        Every frame of an animation, or the one image.
+    width, height : int
+    loop : int or None
+        Animation loop count as Pillow reports it (0 = forever); None plays once.
+    notes : list of str
+        Warnings about how the file was read (converted profile, scaled samples, ...).
+    profile : str or None
+        Name of the embedded ICC profile the colors were converted from.
+    """
 
     frames: list[Frame]
     width: int
     height: int
     loop: int | None = None
     notes: list[str] = field(default_factory=list)
+    profile: str | None = None
 
 
-def load_image(source: str | os.PathLike[str] | Image.Image) -> LoadedImage:
+def load_image(
+    source: str | os.PathLike[str] | Image.Image, *, max_pixels: int | None = None
+) -> LoadedImage:
     """Decode an image file (or take a Pillow image) into sRGB arrays.
 
-    EXIF orientation is applied first so the result is upright.
+    EXIF orientation is applied first so the result is upright; an embedded
+    ICC profile is converted to sRGB; 16-bit and float samples are scaled to
+    8 bits by their value range (never clipped); every frame of an animated
+    GIF, PNG or WebP is kept with its duration.
+
+    Parameters
+    ----------
+    source : path or PIL.Image.Image
+    max_pixels : int, optional
+        Largest width x height accepted from a file; more is an error, not
+        Pillow's warning.  Defaults to ``PIL.Image.MAX_IMAGE_PIXELS``.
+
+    Returns
+    -------
+    LoadedImage
+        Frames of shape (height, width, 3) uint8 sRGB, alpha (height, width)
+        uint8 or None, and ``notes`` saying what was converted and how.
 
     Raises
     ------
     InputError
-        The file is missing, unreadable, not an image, or fails to decode.
+        The file is missing, unreadable, empty, not an image, over the pixel
+        limit, truncated, or fails to decode.
     """
     if isinstance(source, Image.Image):
         return _from_pil(source)
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    if limit is not None and limit < 1:
+        raise ValueError(f"max_pixels must be positive, got {max_pixels}")
     try:
-        with Image.open(source) as im:
+        with _pixel_limit(limit), Image.open(source) as im:
             im.load()
             return _from_pil(im)
     except FileNotFoundError as exc:
@@ -96,31 +141,282 @@ def load_image(source: str | os.PathLike[str] | Image.Image) -> LoadedImage:
     except PermissionError as exc:
         raise InputError("permission denied") from exc
     except UnidentifiedImageError as exc:
-        raise InputError("not a recognized image file") from exc
-    except Image.DecompressionBombError as exc:
-        raise InputError(str(exc)) from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        # Pillow reports truncated and corrupt data as OSError or SyntaxError.
+        empty = Path(source).stat().st_size == 0
+        raise InputError("empty file" if empty else "not a recognized image file") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(_over_limit(exc, limit)) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # Pillow reports truncated and corrupt data as OSError, SyntaxError or EOFError.
         raise InputError(f"cannot decode image: {exc}") from exc
 
 
+# Pillow's pixel limit is a module global; the lock keeps concurrent loads
+# with different limits from restoring each other's value.
+_LIMIT_LOCK = threading.Lock()
+
+
+@contextmanager
+def _pixel_limit(limit: int | None) -> Iterator[None]:
+    """Apply ``limit`` to Pillow for one load, with its warning raised as an error."""
+    with _LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = limit
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _over_limit(exc: Exception, limit: int | None) -> str:
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"{int(found.group(1))} pixels" if found else "too many pixels"
+    return f"image has {size}, more than the limit of {limit} (raise it with --max-pixels)"
+
+
 def _from_pil(im: Image.Image) -> LoadedImage:
-    upright = ImageOps.exif_transpose(im)
-    frame = _to_frame(upright)
-    return LoadedImage([frame], upright.width, upright.height)
+    notes: list[str] = []
+    n_frames = getattr(im, "n_frames", 1)
+    animated = n_frames > 1 and im.format in ANIMATED_INPUTS
+    if n_frames > 1 and not animated:
+        notes.append(f"{im.format or 'image'} has {n_frames} frames; only the first is used")
+    orientation = _orientation(im, notes)
+    loop = im.info.get("loop") if animated else None
+    start = im.tell()
+    if animated and start != 0:
+        im.seek(0)
+    color, alpha = _split_alpha(_upright(im, orientation), notes)
+    to_srgb, profile = _srgb_converter(color.mode, im.info.get("icc_profile"), notes)
+    frames = [Frame(to_srgb(color), alpha, _duration(im.info.get("duration")))]
+    for index in range(1, n_frames if animated else 1):
+        im.seek(index)
+        color, alpha = _split_alpha(_upright(im, orientation), notes)
+        frames.append(Frame(to_srgb(color), alpha, _duration(im.info.get("duration"))))
+    if im.tell() != start:
+        im.seek(start)
+    height, width = frames[0].rgb.shape[:2]
+    return LoadedImage(frames, width, height, loop, list(dict.fromkeys(notes)), profile)
+
+
+def _orientation(im: Image.Image, notes: list[str]) -> int:
+    try:
+        return int(im.getexif().get(ExifTags.Base.Orientation, 1))
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error) as exc:
+        notes.append(f"ignored unreadable EXIF data ({exc})")
+        return 1
+
+
+def _upright(im: Image.Image, orientation: int) -> Image.Image:
+    """The current frame turned as its EXIF orientation says (a copy when turned)."""
+    if orientation in (0, 1):
+        return im
+    # Later frames of an animation may not carry the tag; give each frame the
+    # file's orientation so all of them turn the same way.
+    frame = im.copy()
+    frame.getexif()[ExifTags.Base.Orientation] = orientation
+    return ImageOps.exif_transpose(frame)
+
+
+def _duration(value: object) -> int | None:
+    # APNG reports fractional milliseconds; output formats store integers.
+    return round(value) if isinstance(value, int | float) else None
 
 
 def _has_alpha(im: Image.Image) -> bool:
     return im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
 
 
-def _to_frame(im: Image.Image) -> Frame:
+def _split_alpha(im: Image.Image, notes: list[str]) -> tuple[Image.Image, NDArray[np.uint8] | None]:
+    """The color part of a frame (mode L, RGB or CMYK) and its alpha, None when opaque."""
+    if im.mode in WIDE_MODES:
+        return _wide_to_gray(im, notes)
     if _has_alpha(im):
-        rgba = np.asarray(im.convert("RGBA"))
-        alpha = np.ascontiguousarray(rgba[..., 3])
-        rgb = np.ascontiguousarray(rgba[..., :3])
-        return Frame(rgb, None if alpha.min() == 255 else alpha)
-    return Frame(np.asarray(im.convert("RGB")))
+        gray = im.mode in ("L", "LA", "1")
+        try:
+            both = im.convert("LA" if gray else "RGBA")
+        except ValueError as exc:
+            raise InputError(f"unsupported image mode {im.mode}") from exc
+        alpha = np.asarray(both.getchannel("A"))
+        color = both.convert("L" if gray else "RGB")
+        return color, None if alpha.min() == 255 else alpha
+    if im.mode in ("L", "RGB", "CMYK"):
+        return im, None
+    try:
+        return im.convert("L" if im.mode == "1" else "RGB"), None
+    except ValueError as exc:
+        raise InputError(f"unsupported image mode {im.mode}") from exc
+
+
+#: Modes with more than 8 bits per sample, and the full-scale values they may use.
+WIDE_MODES: dict[str, tuple[float, ...]] = {
+    "I;16": (65535,),
+    "I;16L": (65535,),
+    "I;16B": (65535,),
+    "I;16N": (65535,),
+    "I": (255, 65535),
+    "F": (1.0, 255, 65535),
+}
+
+
+def _wide_to_gray(
+    im: Image.Image, notes: list[str]
+) -> tuple[Image.Image, NDArray[np.uint8] | None]:
+    """Scale 16-bit, 32-bit and float gray to 8 bits linearly, never clipping.
+
+    Samples are divided by the smallest full scale of the mode that holds
+    them all (65535 for 16-bit files, 1.0 for float in 0..1); values outside
+    every such range are stretched from their minimum to their maximum.
+    Pillow's own ``convert`` clips these modes to 0..255 instead.
+    """
+    raw = np.asarray(im)
+    alpha = None
+    key = im.info.get("transparency")
+    if isinstance(key, int) and np.any(raw == key):
+        alpha = np.where(raw == key, 0, 255).astype(np.uint8)
+    values = raw.astype(np.float64)
+    finite = np.isfinite(values)
+    if not finite.all():
+        notes.append(f"{int((~finite).sum())} non-finite samples shown as the darkest or lightest")
+    seen = values[finite]
+    lo, hi = (float(seen.min()), float(seen.max())) if seen.size else (0.0, 0.0)
+    top = next((t for t in WIDE_MODES[im.mode] if lo >= 0 and hi <= t), None)
+    if top is None:
+        notes.append(f"{im.mode} samples from {lo:g} to {hi:g} stretched to 0-255")
+        base, scale = lo, (255 / (hi - lo) if hi > lo else 0.0)
+    else:
+        base, scale = 0.0, 255 / top
+    values = np.nan_to_num(values, nan=lo, posinf=hi, neginf=lo)
+    gray = np.rint((values - base) * scale).astype(np.uint8)
+    return Image.fromarray(gray, "L"), alpha
+
+
+_PROFILE_SPACES = {"L": "GRAY", "RGB": "RGB", "CMYK": "CMYK"}
+
+
+def _srgb_converter(
+    mode: str, icc: bytes | None, notes: list[str]
+) -> tuple[Callable[[Image.Image], NDArray[np.uint8]], str | None]:
+    """A function turning frames of ``mode`` into sRGB arrays, and the source profile's name.
+
+    An embedded profile is applied with LittleCMS (Pillow's ImageCms).  A
+    profile that leaves every color within one level (an sRGB profile) is
+    not applied, so exact colors are not shifted by rounding.
+    """
+    if icc:
+        try:
+            profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            name = ImageCms.getProfileDescription(profile).strip() or "embedded profile"
+            space = profile.profile.xcolor_space.strip()
+            in_mode = "RGB" if mode == "L" and space == "RGB" else mode
+            if _PROFILE_SPACES.get(in_mode) != space:
+                notes.append(f"ignored the embedded {space} color profile of a {mode} image")
+            else:
+                transform = ImageCms.buildTransform(profile, _SRGB, in_mode, "RGB")
+                if in_mode == "CMYK" or not _is_identity(transform, in_mode):
+                    notes.append(f"converted colors from the embedded profile {name!r} to sRGB")
+                    return _through(transform, in_mode), name
+                return _plain_rgb, name
+        except (OSError, ValueError, ImageCms.PyCMSError) as exc:
+            notes.append(f"ignored an unreadable color profile ({exc}); colors taken as sRGB")
+    if mode == "CMYK":
+        notes.append("CMYK image without a color profile converted with Pillow's simple formula")
+    return _plain_rgb, None
+
+
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _plain_rgb(im: Image.Image) -> NDArray[np.uint8]:
+    return np.asarray(im.convert("RGB"))
+
+
+def _through(
+    transform: ImageCms.ImageCmsTransform, in_mode: str
+) -> Callable[[Image.Image], NDArray[np.uint8]]:
+    def convert(im: Image.Image) -> NDArray[np.uint8]:
+        return np.asarray(ImageCms.applyTransform(im.convert(in_mode), transform))
+
+    return convert
+
+
+def _is_identity(transform: ImageCms.ImageCmsTransform, in_mode: str) -> bool:
+    levels = np.arange(0, 256, 15, dtype=np.uint8)
+    if in_mode == "L":
+        grid = levels[None, :]
+        probe = Image.fromarray(grid, "L")
+        expected = np.repeat(grid[..., None], 3, axis=-1)
+    else:
+        expected = np.stack(np.meshgrid(levels, levels, levels), -1).reshape(1, -1, 3)
+        probe = Image.fromarray(expected, "RGB")
+    out = np.asarray(ImageCms.applyTransform(probe, transform)).astype(np.int16)
+    return bool(np.abs(out - expected).max() <= 1)
+
+
+def fit_to_format(
+    loaded: LoadedImage, fmt: str, background: tuple[int, int, int] = (255, 255, 255)
+) -> LoadedImage:
+    """Drop what ``fmt`` cannot store *before* clustering, so the palette fits the file.
+
+    Formats that cannot animate keep the first frame.  JPEG and BMP have no
+    alpha: every pixel is composited onto ``background``.  GIF has only
+    on/off transparency: semi-transparent pixels are composited onto
+    ``background`` and fully transparent ones stay transparent.  Each change
+    adds a note.
+
+    Parameters
+    ----------
+    loaded : LoadedImage
+    fmt : str
+        A key of :data:`FORMATS`.
+    background : tuple of 3 int
+        sRGB color to flatten onto.
+
+    Returns
+    -------
+    LoadedImage
+        ``loaded`` itself when nothing had to change.
+    """
+    notes = list(loaded.notes)
+    frames = loaded.frames
+    name = FORMATS[fmt][0]
+    if len(frames) > 1 and fmt not in ANIMATION_FORMATS:
+        notes.append(f"{name} cannot hold an animation: only the first of {len(frames)} frames")
+        frames = frames[:1]
+    partial_only = fmt == "gif"
+    if fmt not in ALPHA_FORMATS or partial_only:
+        masks = [_to_flatten(f.alpha, partial_only) for f in frames]
+        count = sum(int(np.count_nonzero(m)) for m in masks if m is not None)
+        if count:
+            what = "semi-transparent" if partial_only else "transparent or semi-transparent"
+            notes.append(
+                f"{name} has no {'partial ' if partial_only else ''}transparency: {count} {what} "
+                "pixels flattened onto #{:02x}{:02x}{:02x}".format(*background)
+            )
+            frames = [_flatten(f, m, background) for f, m in zip(frames, masks, strict=True)]
+    if frames is loaded.frames:
+        return loaded
+    return replace(loaded, frames=frames, notes=notes)
+
+
+def _to_flatten(alpha: NDArray[np.uint8] | None, partial_only: bool) -> NDArray[np.bool_] | None:
+    if alpha is None:
+        return None
+    return (alpha > 0) & (alpha < 255) if partial_only else alpha < 255
+
+
+def _flatten(
+    frame: Frame, mask: NDArray[np.bool_] | None, background: tuple[int, int, int]
+) -> Frame:
+    """Composite the pixels under ``mask`` onto ``background`` and make them opaque."""
+    if mask is None or frame.alpha is None or not mask.any():
+        return frame
+    rgba = Image.fromarray(np.dstack([frame.rgb, frame.alpha]), "RGBA")
+    under = Image.new("RGBA", rgba.size, (*background, 255))
+    flat = np.asarray(Image.alpha_composite(under, rgba).convert("RGB"))
+    rgb = np.where(mask[..., None], flat, frame.rgb)
+    alpha = np.where(mask, np.uint8(255), frame.alpha)
+    return Frame(rgb, None if alpha.min() == 255 else alpha, frame.duration)
 
 
 def output_format(path: Path) -> str:
@@ -163,7 +459,11 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+#: Writes a file's bytes to an open binary stream.
+Writer = Callable[[IO[bytes]], None]
+
+
+def atomic_write(path: Path, write: Writer) -> None:
     """Write a file so that readers see the old file or the whole new one, never a part.
 
     The data goes to a hidden temporary file in the same folder, which is
@@ -172,25 +472,53 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     Raises
     ------
     OutputError
-        The folder cannot be written.
+        The folder cannot be written, or ``write`` fails with OSError or ValueError.
     """
-    folder = path.parent
+    write_files([(path, write)])
+
+
+def write_files(files: Sequence[tuple[Path, Writer]]) -> None:
+    """Write several files so that either all of them are replaced or none is.
+
+    Every file is first written completely to a temporary file beside it;
+    only when all are written are they renamed into place, so a failure in
+    any write (or Ctrl-C) leaves every old file as it was and no temporary
+    file behind.
+
+    Raises
+    ------
+    OutputError
+        A folder cannot be written, or a writer fails with OSError or ValueError.
+    """
+    temps: list[Path] = []
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        for path, write in files:
+            _stage(path, write, temps)
+        for tmp, (path, _) in zip(temps, files, strict=True):
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in temps:
+            with suppress(OSError):
+                tmp.unlink()
+        raise
+
+
+def _stage(path: Path, write: Writer, temps: list[Path]) -> None:
+    """Write one temporary file for ``path``, recording it in ``temps`` for cleanup."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
-    tmp = Path(tmp_name)
+    temps.append(Path(name))
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError):
-            tmp.unlink()
-        raise
+        os.chmod(name, 0o666 & ~_umask())
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise OutputError(f"{path}: cannot write: {reason}") from exc
 
 
 def _umask() -> int:
@@ -201,11 +529,7 @@ def _umask() -> int:
 
 def write_bytes(path: Path, data: bytes) -> None:
     """Atomically write ``data`` to ``path``."""
-
-    def write(fh: IO[bytes]) -> None:
-        fh.write(data)
-
-    atomic_write(path, write)
+    atomic_write(path, bytes_writer(data))
 
 
 def write_text(path: Path, text: str) -> None:
@@ -213,21 +537,88 @@ def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def save_image(image: Image.Image, path: Path, fmt: str) -> None:
-    """Atomically save a Pillow image in one of :data:`FORMATS`."""
-    pil_format = FORMATS[fmt][0]
-    options: dict[str, object] = {}
-    if fmt == "png":
-        options["optimize"] = False
-    elif fmt == "jpeg":
-        options["quality"] = 95
-    elif fmt == "webp":
-        options["lossless"] = True
+def bytes_writer(data: bytes) -> Writer:
+    """A :data:`Writer` for fixed bytes, for :func:`write_files`."""
 
     def write(fh: IO[bytes]) -> None:
-        image.save(fh, format=pil_format, **options)
+        fh.write(data)
 
-    try:
-        atomic_write(path, write)
-    except (OSError, ValueError) as exc:
-        raise OutputError(f"{path}: cannot write image: {exc}") from exc
+    return write
+
+
+def save_image(image: Image.Image, path: Path, fmt: str) -> None:
+    """Atomically save a Pillow image in one of :data:`FORMATS`."""
+    atomic_write(path, image_writer([image], fmt))
+
+
+def image_writer(
+    frames: Sequence[Image.Image],
+    fmt: str,
+    *,
+    durations: Sequence[int | None] | None = None,
+    loop: int | None = None,
+) -> Writer:
+    """A :data:`Writer` saving one image, or an animation, in one of :data:`FORMATS`.
+
+    No ICC profile or EXIF is written: the pixels are sRGB and already upright.
+
+    Parameters
+    ----------
+    frames : sequence of PIL.Image.Image
+        One image, or the frames of an animation (only for :data:`ANIMATION_FORMATS`).
+    fmt : str
+        A key of :data:`FORMATS`.
+    durations : sequence of int or None, optional
+        Display time of each frame in milliseconds.
+    loop : int or None
+        Loop count (0 = forever); None plays the animation once.
+    """
+    pil_format = FORMATS[fmt][0]
+    options = _save_options(fmt)
+    if len(frames) > 1:
+        if fmt not in ANIMATION_FORMATS:
+            raise ValueError(f"{fmt} cannot hold an animation")
+        options.update(_animation_options(frames, fmt, durations, loop))
+
+    def write(fh: IO[bytes]) -> None:
+        frames[0].save(fh, format=pil_format, **options)
+
+    return write
+
+
+def _save_options(fmt: str) -> dict[str, object]:
+    if fmt == "png":
+        return {"optimize": False}
+    if fmt == "jpeg":
+        return {"quality": 95}
+    if fmt == "webp":
+        return {"lossless": True}
+    return {}
+
+
+def _animation_options(
+    frames: Sequence[Image.Image],
+    fmt: str,
+    durations: Sequence[int | None] | None,
+    loop: int | None,
+) -> dict[str, object]:
+    options: dict[str, object] = {"save_all": True, "append_images": list(frames[1:])}
+    if durations is not None and any(d is not None for d in durations):
+        options["duration"] = [d or 0 for d in durations]
+    if fmt == "gif":
+        # Keep palette indices as they are, and clear each frame before the
+        # next so transparent pixels do not show the previous frame through.
+        options["optimize"] = False
+        if any("transparency" in f.info for f in frames):
+            options["disposal"] = 2
+        if loop is not None:
+            options["loop"] = loop
+    else:
+        # PNG and WebP default to looping forever; a GIF without a loop count plays once.
+        options["loop"] = 1 if loop is None else loop
+    if fmt == "webp" and any(f.mode == "RGBA" for f in frames):
+        # libwebp crops frames to what differs from its transparent-black canvas;
+        # when every cropped frame is opaque it drops the file's alpha flag and
+        # the transparent parts decode as black.  Key frames are never cropped.
+        options.update(kmin=0, kmax=1)
+    return options

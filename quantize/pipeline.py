@@ -12,6 +12,7 @@ import io
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,16 +26,19 @@ from quantize.cluster import cluster_table
 from quantize.errors import InputError
 from quantize.histogram import ColorTable, color_table, lookup, pack_rgb
 from quantize.imageio import (
+    ANIMATION_FORMATS,
     FORMATS,
     PALETTE_FORMATS,
     Frame,
     LoadedImage,
+    Writer,
+    bytes_writer,
     check_outputs,
+    fit_to_format,
+    image_writer,
     load_image,
     output_format,
-    save_image,
-    write_bytes,
-    write_text,
+    write_files,
 )
 from quantize.kmeans import nearest_center
 from quantize.metrics import QualityMetrics, quality_metrics
@@ -75,9 +79,11 @@ class QuantizeResult:
     Attributes
     ----------
     image : PIL.Image.Image
-        The recolored image: mode "P" whose palette is exactly ``palette``
-        (plus one fully transparent entry when the input had transparent
-        pixels), or "RGBA" when the input had partial transparency.
+        The recolored image (the first frame of an animation): mode "P"
+        whose palette is exactly ``palette``, plus one fully transparent
+        entry when the input had transparent pixels and one entry per
+        (color, alpha) pair of semi-transparent pixels (PNG tRNS); "RGBA"
+        when those pairs do not fit in 256 entries.
     palette : Palette
         The colors found, in the ``sort`` order asked of `quantize_image`
         (by pixel count, descending, by default).  Index ``i`` of an
@@ -86,6 +92,14 @@ class QuantizeResult:
         Error between the visible input pixels and their new colors.
     settings : dict
         The options that produced the result, for the report.
+    frames : list of PIL.Image.Image
+        Every recolored frame, all with the same palette; ``frames[0] is image``.
+    durations : list of int or None
+        Display time of each frame in milliseconds.
+    loop : int or None
+        Animation loop count (0 = forever); None plays once.
+    profile : str or None
+        Name of the ICC profile the input colors were converted from.
     """
 
     image: Image.Image
@@ -99,13 +113,21 @@ class QuantizeResult:
     transparent_pixels: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    frames: list[Image.Image] = field(default_factory=list)
+    durations: list[int | None] = field(default_factory=list)
+    loop: int | None = None
+    profile: str | None = None
 
     def image_for_format(self, fmt: str) -> Image.Image:
         """The image to save in ``fmt``: indexed where the format can hold a palette."""
-        if fmt in PALETTE_FORMATS or self.image.mode != "P":
-            return self.image
-        has_alpha = "transparency" in self.image.info
-        return self.image.convert("RGBA" if has_alpha else "RGB")
+        return _for_format(self.image, fmt)
+
+    def frames_for_format(self, fmt: str) -> list[Image.Image]:
+        """Every frame as :meth:`image_for_format` gives it, or only the first
+        when ``fmt`` cannot hold an animation."""
+        frames = self.frames or [self.image]
+        keep = frames if fmt in ANIMATION_FORMATS else frames[:1]
+        return [_for_format(frame, fmt) for frame in keep]
 
     def report(self, source: str | None, image_path: str | None) -> dict[str, Any]:
         """The palette report as a JSON-ready dict (schema in the README)."""
@@ -118,11 +140,25 @@ class QuantizeResult:
             "transparent_pixels": self.transparent_pixels,
             "distinct_colors": self.distinct_colors,
             "color_profile": "sRGB",
+            "input_profile": self.profile,
+            "frames": len(self.frames) or 1,
             **self.settings,
             "n_iter": self.n_iter,
             "metrics": self.metrics.to_dict(),
             "colors": to_json_colors(self.palette),
+            "warnings": list(self.warnings),
         }
+
+
+def _for_format(image: Image.Image, fmt: str) -> Image.Image:
+    if image.mode != "P":
+        return image
+    # PNG stores per-entry alpha, GIF one transparent index, TIFF and BMP none.
+    alpha = image.info.get("transparency")
+    stored = alpha is None or fmt == "png" or (fmt == "gif" and isinstance(alpha, int))
+    if fmt in PALETTE_FORMATS and stored:
+        return image
+    return image.convert("RGB" if alpha is None else "RGBA")
 
 
 def quantize_image(
@@ -177,7 +213,7 @@ def quantize_image(
     keys = [pack_rgb(frame.rgb) for frame in loaded.frames]
     table = color_table(_visible(keys, loaded.frames))
     if table.n_colors == 0:
-        raise ValueError("the image has no visible pixels")
+        raise InputError("every pixel is fully transparent: nothing to quantize")
     warnings = list(loaded.notes)
     transparent = _transparent_count(loaded.frames)
     k = min(colors, MAX_COLORS - 1) if transparent else colors
@@ -187,7 +223,7 @@ def quantize_image(
         table, k, algorithm=algorithm, n_init=n_init, max_iter=max_iter, seed=seed, space=space
     )
     fit = sort_fit(fit, sort)
-    out = render(loaded.frames[0], keys[0], lookup(table.keys, fit.labels), fit.palette)
+    out = render_frames(loaded.frames, keys, lookup(table.keys, fit.labels), fit.palette)
     metrics = _metrics(table, fit)
     settings = {
         "colors_requested": colors,
@@ -199,7 +235,7 @@ def quantize_image(
         "sort": sort,
     }
     return QuantizeResult(
-        image=out,
+        image=out[0],
         palette=fit.palette,
         metrics=metrics,
         settings=settings,
@@ -210,6 +246,10 @@ def quantize_image(
         transparent_pixels=transparent,
         seconds=time.perf_counter() - start,
         warnings=warnings,
+        frames=out,
+        durations=[frame.duration for frame in loaded.frames],
+        loop=loaded.loop,
+        profile=loaded.profile,
     )
 
 
@@ -333,26 +373,92 @@ def render(
 ) -> Image.Image:
     """Recolor one frame through a key -> palette-index lookup table.
 
-    Fully transparent pixels get an extra palette entry marked transparent;
-    partially transparent images come back as RGBA with their alpha kept.
+    See :func:`render_frames`.
     """
-    indices = lut[keys]
-    if frame.alpha is not None and np.any((frame.alpha > 0) & (frame.alpha < 255)):
-        rgba = np.empty((*indices.shape, 4), dtype=np.uint8)
-        rgba[..., :3] = palette.colors[indices]
-        rgba[..., 3] = frame.alpha
-        rgba[frame.alpha == 0, :3] = 0
-        return Image.fromarray(rgba, "RGBA")
-    flat = palette.colors.ravel().tolist()
-    if frame.alpha is not None:
-        clear = palette.size
-        indices[frame.alpha == 0] = clear
-        flat += [0, 0, 0]
+    return render_frames([frame], [keys], lut, palette)[0]
+
+
+def render_frames(
+    frames: list[Frame],
+    keys: list[NDArray[np.uint32]],
+    lut: NDArray[np.uint8],
+    palette: Palette,
+) -> list[Image.Image]:
+    """Recolor every frame through one key -> palette-index lookup table.
+
+    All frames share one indexed palette: the ``palette`` colors (index i is
+    ``palette.colors[i]``), then one entry per (color, alpha) pair of the
+    semi-transparent pixels, then one fully transparent entry (RGB 0, 0, 0)
+    that every alpha-0 pixel uses, whatever color was hidden under it.  When
+    that needs more than 256 entries the frames come back as RGBA instead.
+
+    Parameters
+    ----------
+    frames : list of Frame
+    keys : list of ndarray of uint32, shape (h, w)
+        Packed colors of each frame.
+    lut : ndarray of uint8, shape (2**24,)
+        Palette index of every packed color.
+    palette : Palette
+
+    Returns
+    -------
+    list of PIL.Image.Image
+        Mode "P" (with ``info["transparency"]`` an index, or per-entry
+        alpha bytes when some pixel is semi-transparent), or "RGBA".
+    """
+    indices = [lut[k] for k in keys]
+    alphas = [f.alpha for f in frames]
+    if all(a is None for a in alphas):
+        return [_indexed(idx, palette.colors.ravel().tolist(), None) for idx in indices]
+    # Code each pixel as index * 256 + alpha; every alpha-0 pixel shares one code.
+    clear = 256 * 256
+    codes = [_pair_codes(idx, a, clear) for idx, a in zip(indices, alphas, strict=True)]
+    opaque = np.arange(palette.size, dtype=np.int32) * 256 + 255
+    extra = np.unique(np.concatenate([c[(c & 255) != 255] for c in codes]))
+    if extra.size == 0:
+        return [_indexed(idx, palette.colors.ravel().tolist(), None) for idx in indices]
+    if palette.size + extra.size > 256:
+        return [_rgba(idx, a, palette) for idx, a in zip(indices, alphas, strict=True)]
+    entries = np.concatenate([opaque, extra])  # sorted: opaque codes, then extra ascending
+    order = np.argsort(entries, kind="stable")
+    entry_index = [order[np.searchsorted(entries[order], c)].astype(np.uint8) for c in codes]
+    colors = palette.colors[np.minimum(entries >> 8, palette.size - 1)]
+    colors[entries == clear] = 0
+    alpha = np.where(entries == clear, 0, entries & 255).astype(np.uint8)
+    only_clear = extra.size == 1 and extra[0] == clear
+    transparency: int | bytes = palette.size if only_clear else alpha.tobytes()
+    return [_indexed(idx, colors.ravel().tolist(), transparency) for idx in entry_index]
+
+
+def _pair_codes(
+    indices: NDArray[np.uint8], alpha: NDArray[np.uint8] | None, clear: int
+) -> NDArray[np.int32]:
+    codes = indices.astype(np.int32) * 256
+    codes += 255 if alpha is None else alpha
+    if alpha is not None:
+        codes[alpha == 0] = clear
+    return codes
+
+
+def _indexed(
+    indices: NDArray[np.uint8], flat_palette: list[int], transparency: int | bytes | None
+) -> Image.Image:
     img = Image.frombytes("P", (indices.shape[1], indices.shape[0]), indices.tobytes())
-    img.putpalette(flat, "RGB")
-    if frame.alpha is not None:
-        img.info["transparency"] = palette.size
+    img.putpalette(flat_palette, "RGB")
+    if transparency is not None:
+        img.info["transparency"] = transparency
     return img
+
+
+def _rgba(
+    indices: NDArray[np.uint8], alpha: NDArray[np.uint8] | None, palette: Palette
+) -> Image.Image:
+    rgba = np.empty((*indices.shape, 4), dtype=np.uint8)
+    rgba[..., :3] = palette.colors[indices]
+    rgba[..., 3] = 255 if alpha is None else alpha
+    rgba[rgba[..., 3] == 0, :3] = 0
+    return Image.fromarray(rgba, "RGBA")
 
 
 def _metrics(table: ColorTable, fit: PaletteFit) -> QualityMetrics:
@@ -380,6 +486,8 @@ class RunOptions:
     plot: bool = False
     #: False for palette-only runs (``--no-image``).
     image: bool = True
+    max_pixels: int | None = None
+    background: tuple[int, int, int] = (255, 255, 255)
 
 
 @dataclass(frozen=True)
@@ -444,23 +552,28 @@ def plan_outputs(source: Path, output: str | None, opts: RunOptions) -> OutputPl
     return OutputPlan(image, report, fmt, palettes, swatch, plot, write_image=opts.image)
 
 
-def process_file(source: Path, plan: OutputPlan, opts: RunOptions) -> QuantizeResult:
+def process_file(
+    source: Path, plan: OutputPlan, opts: RunOptions, inputs: Sequence[Path] = ()
+) -> QuantizeResult:
     """Quantize one file and write its outputs atomically.
 
-    Outputs are checked before any work is done: an input is never
-    overwritten, and an existing output only with ``opts.force``.
+    Outputs are checked before any work is done: an input (``source`` or any
+    of ``inputs``) is never overwritten, and an existing output only with
+    ``opts.force``.  What the output format cannot store (animation,
+    transparency) is removed before clustering, with a warning.  The image
+    and its report are written together: both or neither.
 
     Raises
     ------
     QuantizeError
         The input cannot be read or an output cannot be written.
     """
-    check_outputs(plan.paths, [source], force=opts.force)
+    check_outputs(plan.paths, [source, *inputs], force=opts.force)
     start = time.perf_counter()
-    loaded = load_image(source)  # kept: the pixel plot samples the original pixels
+    loaded = fit_to_format(
+        load_image(source, max_pixels=opts.max_pixels), plan.fmt, opts.background
+    )
     load_seconds = time.perf_counter() - start
-    if not any(f.alpha is None or f.alpha.any() for f in loaded.frames):
-        raise InputError("the image has no visible pixels")  # a one-line error, not a traceback
     result = quantize_image(
         loaded,
         opts.colors,
@@ -471,7 +584,7 @@ def process_file(source: Path, plan: OutputPlan, opts: RunOptions) -> QuantizeRe
         space=opts.space,
         sort=opts.sort,
     )
-    result.seconds += load_seconds  # the summary times decode + quantize, as before
+    result.seconds += load_seconds  # the summary times decode + quantize
     write_outputs(source, plan, result, loaded.frames[0], seed=opts.seed)
     return result
 
@@ -479,7 +592,7 @@ def process_file(source: Path, plan: OutputPlan, opts: RunOptions) -> QuantizeRe
 def write_outputs(
     source: Path, plan: OutputPlan, result: QuantizeResult, frame: Frame, *, seed: int = 0
 ) -> None:
-    """Write every output of ``plan``, each one atomically.
+    """Write every output of ``plan``: all of them are replaced, or none is.
 
     Parameters
     ----------
@@ -492,22 +605,27 @@ def write_outputs(
     seed : int
         Seed of the plot's pixel sample.
     """
-    plan.image.parent.mkdir(parents=True, exist_ok=True)
+    files: list[tuple[Path, Writer]] = []
     if plan.write_image:
-        save_image(result.image_for_format(plan.fmt), plan.image, plan.fmt)
+        frames = result.frames_for_format(plan.fmt)
+        durations = result.durations[: len(frames)]
+        files.append(
+            (plan.image, image_writer(frames, plan.fmt, durations=durations, loop=result.loop))
+        )
     if plan.report is not None:
         report = result.report(str(source), str(plan.image) if plan.write_image else None)
-        write_text(plan.report, json.dumps(report, indent=2) + "\n")
+        files.append((plan.report, bytes_writer((json.dumps(report, indent=2) + "\n").encode())))
     for fmt, path in plan.palettes.items():
         data = export(result.palette, fmt, plan.image.stem)
-        if isinstance(data, bytes):
-            write_bytes(path, data)
-        else:
-            write_text(path, data)
+        files.append((path, bytes_writer(data if isinstance(data, bytes) else data.encode())))
     if plan.swatch is not None:
-        save_image(render_swatch(result.palette), plan.swatch, "png")
+        files.append((plan.swatch, image_writer([render_swatch(result.palette)], "png")))
     if plan.plot is not None:
-        write_bytes(plan.plot, pixel_plot_png(source.name, frame, result, seed=seed))
+        files.append(
+            (plan.plot, bytes_writer(pixel_plot_png(source.name, frame, result, seed=seed)))
+        )
+    plan.image.parent.mkdir(parents=True, exist_ok=True)
+    write_files(files)
 
 
 def pixel_plot_png(name: str, frame: Frame, result: QuantizeResult, *, seed: int = 0) -> bytes:

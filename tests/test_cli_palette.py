@@ -266,13 +266,14 @@ def test_plot_samples_only_visible_pixels_with_their_output_colors() -> None:
     rgb[alpha == 0] = (255, 0, 255)  # hidden color: must never be sampled
     alpha[0, 30] = 128  # partly visible counts as visible
     result = pipeline.quantize_image(Image.fromarray(np.dstack([rgb, alpha]), "RGBA"), colors=4)
-    assert result.image.mode == "RGBA"
+    # Partial alpha is kept with per-entry tRNS: an indexed image with pair entries.
+    assert result.image.mode == "P"
     frame = Frame(rgb, alpha)
     original, mapped = pipeline.sample_visible_pixels(frame, result.image, 10_000, seed=0)
     visible = alpha > 0
     assert len(original) == visible.sum() == 40 * 30
     assert np.array_equal(original, rgb[visible])
-    assert np.array_equal(mapped, np.asarray(result.image)[..., :3][visible])
+    assert np.array_equal(mapped, np.asarray(result.image.convert("RGBA"))[..., :3][visible])
     few, few_mapped = pipeline.sample_visible_pixels(frame, result.image, 100, seed=1)
     assert len(few) == len(few_mapped) == 100
     assert not np.any(np.all(few == (255, 0, 255), axis=1))
@@ -429,5 +430,8 @@ def test_fully_transparent_input_is_a_one_line_error(tmp_path: Path) -> None:
     Image.new("RGBA", (8, 8), (10, 20, 30, 0)).save(path)
     code, out = run(path, "--swatch")
     assert code == 1
-    assert out.strip() == f"quantize: error: {path}: the image has no visible pixels"
+    assert (
+        out.strip()
+        == f"quantize: error: {path}: every pixel is fully transparent: nothing to quantize"
+    )
     assert list(tmp_path.iterdir()) == [path]
