@@ -19,8 +19,10 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from quantize import colors as cs
+from quantize.autok import DEFAULT_PSNR, KSearch, Target, search_report, smallest_k
 from quantize.cluster import cluster_table
-from quantize.histogram import ColorTable, color_table, lookup, pack_rgb
+from quantize.dither import DITHER_METHODS, Dither, dither_indices
+from quantize.histogram import ColorTable, color_table, lookup, pack_rgb, unpack_keys
 from quantize.imageio import (
     FORMATS,
     PALETTE_FORMATS,
@@ -89,6 +91,8 @@ class QuantizeResult:
     transparent_pixels: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    k_auto: KSearch[_Attempt] | None = None
+    target: Target | None = None
 
     def image_for_format(self, fmt: str) -> Image.Image:
         """The image to save in ``fmt``: indexed where the format can hold a palette."""
@@ -110,20 +114,29 @@ class QuantizeResult:
             "color_profile": "sRGB",
             **self.settings,
             "n_iter": self.n_iter,
+            "k_auto": self._k_auto_report(),
             "metrics": self.metrics.to_dict(),
             "colors": to_json_colors(self.palette),
         }
 
+    def _k_auto_report(self) -> dict[str, Any] | None:
+        if self.k_auto is None or self.target is None:
+            return None
+        return search_report(self.k_auto, self.target, lambda attempt: attempt.metrics)
+
 
 def quantize_image(
     image: str | os.PathLike[str] | Image.Image | LoadedImage,
-    colors: int = 16,
+    colors: int | Literal["auto"] = 16,
     *,
     algorithm: Algorithm = "kmeans",
     n_init: int | Literal["auto"] = "auto",
     max_iter: int = 300,
     seed: int = 0,
     space: str = "rgb",
+    dither: Dither = "none",
+    dither_strength: float = 1.0,
+    target: Target | None = None,
 ) -> QuantizeResult:
     """Reduce an image to at most ``colors`` colors with k-means.
 
@@ -131,9 +144,10 @@ def quantize_image(
     ----------
     image : path, PIL.Image.Image or LoadedImage
         The input; a path is decoded with :func:`quantize.imageio.load_image`.
-    colors : int, default 16
+    colors : int or "auto", default 16
         Palette size k, 2 to 256.  An image with fewer distinct colors gets
-        only the colors it has, with a warning.
+        only the colors it has, with a warning.  "auto": the smallest k that
+        meets ``target``, or 256 when none does (see :mod:`quantize.autok`).
     algorithm : {"kmeans", "minibatch"}, default "kmeans"
     n_init : int or "auto", default "auto"
         Number of k-means restarts; the best by inertia is kept.
@@ -142,6 +156,14 @@ def quantize_image(
         The same seed and input always give the same result.
     space : {"rgb", "lab", "oklab"}, default "rgb"
         Color space the clustering happens in.
+    dither : {"none", "floyd-steinberg", "ordered"}, default "none"
+        How pixels are mapped to the palette (see :mod:`quantize.dither`);
+        the metrics and palette counts describe the dithered pixels.
+    dither_strength : float, default 1.0
+        0..1 for "ordered"; "floyd-steinberg" allows only 1.
+    target : Target, optional
+        Quality goal of ``colors="auto"``; PSNR >= 32 dB when not given.
+        Only allowed with "auto".
 
     Returns
     -------
@@ -156,6 +178,7 @@ def quantize_image(
     ('P', 4)
     """
     _validate(colors, algorithm, n_init, max_iter, space)
+    _validate_perceptual(colors, dither, dither_strength, target)
     start = time.perf_counter()
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
     keys = [pack_rgb(frame.rgb) for frame in loaded.frames]
@@ -164,39 +187,95 @@ def quantize_image(
         raise ValueError("the image has no visible pixels")
     warnings = list(loaded.notes)
     transparent = _transparent_count(loaded.frames)
-    k = min(colors, MAX_COLORS - 1) if transparent else colors
-    if table.n_colors < k:
-        warnings.append(f"requested {colors} colors, image has {table.n_colors}")
-    fit = fit_palette(
-        table, k, algorithm=algorithm, n_init=n_init, max_iter=max_iter, seed=seed, space=space
-    )
-    out = render(loaded.frames[0], keys[0], lookup(table.keys, fit.labels), fit.palette)
-    metrics = _metrics(table, fit)
+    k_max = MAX_COLORS - 1 if transparent else MAX_COLORS
+    fit_options: dict[str, Any] = {
+        "algorithm": algorithm,
+        "n_init": n_init,
+        "max_iter": max_iter,
+        "seed": seed,
+        "space": space,
+    }
+
+    def attempt(k: int) -> _Attempt:
+        fit = fit_palette(table, k, **fit_options)
+        if dither == "none":
+            return _Attempt(fit, fit.palette, _metrics(table, fit), None)
+        return _dithered(loaded.frames[0], keys[0], fit, dither, dither_strength, space)
+
+    search: KSearch[_Attempt] | None = None
+    if colors == "auto":
+        target = target or Target("psnr", DEFAULT_PSNR)
+        # More colors than the image has cannot improve on its exact copy.
+        hi = max(MIN_COLORS, min(k_max, table.n_colors))
+        search = smallest_k(attempt, lambda a: target.met_by(a.metrics), MIN_COLORS, hi)
+        best = search.result
+    else:
+        k = min(colors, k_max)
+        if table.n_colors < k:
+            warnings.append(f"requested {colors} colors, image has {table.n_colors}")
+        best = attempt(k)
+    indices = best.indices
+    if indices is None:
+        indices = lookup(table.keys, best.fit.labels)[keys[0]]
+    out = render_indices(loaded.frames[0], indices, best.palette)
     settings = {
         "colors_requested": colors,
         "algorithm": algorithm,
         "space": space,
+        "dither": dither,
+        "dither_strength": None if dither == "none" else dither_strength,
         "seed": seed,
         "n_init": n_init,
         "max_iter": max_iter,
     }
     return QuantizeResult(
         image=out,
-        palette=fit.palette,
-        metrics=metrics,
+        palette=best.palette,
+        metrics=best.metrics,
         settings=settings,
         width=loaded.width,
         height=loaded.height,
-        n_iter=fit.n_iter,
+        n_iter=best.fit.n_iter,
         distinct_colors=table.n_colors,
         transparent_pixels=transparent,
         seconds=time.perf_counter() - start,
         warnings=warnings,
+        k_auto=search,
+        target=target if search is not None else None,
     )
 
 
-def _validate(colors: int, algorithm: str, n_init: int | str, max_iter: int, space: str) -> None:
-    if not MIN_COLORS <= colors <= MAX_COLORS:
+@dataclass(frozen=True)
+class _Attempt:
+    """One palette size tried: the fit, and the palette and metrics of its output.
+
+    ``indices`` holds the dithered palette indices of the first frame (into
+    ``palette``); None when the output is the plain nearest-color mapping.
+    """
+
+    fit: PaletteFit
+    palette: Palette
+    metrics: QualityMetrics
+    indices: NDArray[np.uint8] | None
+
+
+def _validate_perceptual(
+    colors: int | str, dither: str, dither_strength: float, target: Target | None
+) -> None:
+    if dither not in DITHER_METHODS:
+        raise ValueError(f"dither must be one of {', '.join(DITHER_METHODS)}, got {dither!r}")
+    if not 0.0 <= dither_strength <= 1.0:
+        raise ValueError(f"dither_strength must be between 0 and 1, got {dither_strength}")
+    if dither == "floyd-steinberg" and dither_strength != 1.0:
+        raise ValueError("Floyd-Steinberg dithering has no strength setting (only 1)")
+    if target is not None and colors != "auto":
+        raise ValueError("a quality target needs colors='auto'")
+
+
+def _validate(
+    colors: int | str, algorithm: str, n_init: int | str, max_iter: int, space: str
+) -> None:
+    if colors != "auto" and not (isinstance(colors, int) and MIN_COLORS <= colors <= MAX_COLORS):
         raise ValueError(f"colors must be between {MIN_COLORS} and {MAX_COLORS}, got {colors}")
     if algorithm not in ("kmeans", "minibatch"):
         raise ValueError(f"algorithm must be 'kmeans' or 'minibatch', got {algorithm!r}")
@@ -277,15 +356,23 @@ def apply_palette(table: ColorTable, palette: Palette, space: str = "rgb") -> Pa
     targets = cs.rgb8_to_space(palette.colors, space)
     labels = nearest_center(points, targets)
     counts = np.bincount(labels, weights=table.counts, minlength=palette.size).astype(np.int64)
+    ordered, remap = _trim_and_sort(palette.colors, counts)
+    return PaletteFit(ordered, remap[labels], 0)
+
+
+def _trim_and_sort(
+    colors: NDArray[np.uint8], counts: NDArray[np.int64]
+) -> tuple[Palette, NDArray[np.intp]]:
+    """Drop colors with no pixel, sort by count, and map old indices to new ones (-1: dropped)."""
     used = np.flatnonzero(counts)
-    ordered = Palette(palette.colors[used], counts[used]).sorted("count")
+    ordered = Palette(colors[used], counts[used]).sorted("count")
     # Map old palette indices to positions in the sorted, trimmed palette.
-    remap = np.full(palette.size, -1, dtype=np.intp)
+    remap = np.full(len(colors), -1, dtype=np.intp)
     order_keys = pack_rgb(ordered.colors)
     position = {int(key): i for i, key in enumerate(order_keys)}
     for old in used:
-        remap[old] = position[int(pack_rgb(palette.colors[old]))]
-    return PaletteFit(ordered, remap[labels], 0)
+        remap[old] = position[int(pack_rgb(colors[old]))]
+    return ordered, remap
 
 
 def _unique_rows(colors: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -302,7 +389,21 @@ def render(
     Fully transparent pixels get an extra palette entry marked transparent;
     partially transparent images come back as RGBA with their alpha kept.
     """
-    indices = lut[keys]
+    return render_indices(frame, lut[keys], palette)
+
+
+def render_indices(frame: Frame, indices: NDArray[np.uint8], palette: Palette) -> Image.Image:
+    """Build the output image of one frame from the palette index of each pixel.
+
+    Parameters
+    ----------
+    frame : Frame
+        The input frame, for its alpha.
+    indices : ndarray of uint8, shape (h, w)
+        Palette index of every pixel; entries of transparent pixels are
+        overwritten with the transparent index.
+    palette : Palette
+    """
     if frame.alpha is not None and np.any((frame.alpha > 0) & (frame.alpha < 255)):
         rgba = np.empty((*indices.shape, 4), dtype=np.uint8)
         rgba[..., :3] = palette.colors[indices]
@@ -321,6 +422,43 @@ def render(
     return img
 
 
+def _dithered(
+    frame: Frame,
+    keys: NDArray[np.uint32],
+    fit: PaletteFit,
+    method: Dither,
+    strength: float,
+    space: str,
+) -> _Attempt:
+    """Dither one frame to ``fit.palette``; palette counts and metrics of the actual output.
+
+    The metrics run on the weighted table of distinct (input color, output
+    index) pairs of the visible pixels, which equals a pixel-by-pixel
+    comparison at a fraction of the cost.
+    """
+    visible = None if frame.alpha is None else frame.alpha > 0
+    rgb = frame.rgb
+    if visible is not None:
+        # A transparent pixel holding a palette color adds no error of its own
+        # to diffuse into its visible neighbors.
+        rgb = rgb.copy()
+        rgb[~visible] = fit.palette.colors[0]
+    indices = dither_indices(rgb, fit.palette.colors, method, strength=strength, space=space)
+    vis_keys = keys if visible is None else keys[visible]
+    vis_idx = indices if visible is None else indices[visible]
+    pairs = vis_keys.ravel().astype(np.uint64) | (vis_idx.ravel().astype(np.uint64) << 24)
+    uniq, pair_counts = np.unique(pairs, return_counts=True)
+    source = unpack_keys((uniq & 0xFFFFFF).astype(np.uint32))
+    out_index = (uniq >> 24).astype(np.intp)
+    counts = np.bincount(out_index, weights=pair_counts, minlength=fit.palette.size)
+    palette, remap = _trim_and_sort(fit.palette.colors, counts.astype(np.int64))
+    mapped = palette.colors[remap[out_index]]
+    metrics = quality_metrics(source, mapped, pair_counts, palette.size)
+    # Transparent pixels may map to a dropped color (-1); render overwrites them.
+    new_indices = np.maximum(remap[indices], 0).astype(np.uint8)
+    return _Attempt(fit, palette, metrics, new_indices)
+
+
 def _metrics(table: ColorTable, fit: PaletteFit) -> QualityMetrics:
     mapped = fit.palette.colors[fit.labels]
     return quality_metrics(table.colors, mapped, table.counts, fit.palette.size)
@@ -330,12 +468,15 @@ def _metrics(table: ColorTable, fit: PaletteFit) -> QualityMetrics:
 class RunOptions:
     """Everything that decides how one file is quantized and written."""
 
-    colors: int = 16
+    colors: int | Literal["auto"] = 16
     algorithm: Algorithm = "kmeans"
     n_init: int | Literal["auto"] = "auto"
     max_iter: int = 300
     seed: int = 0
     space: str = "rgb"
+    dither: Dither = "none"
+    dither_strength: float = 1.0
+    target: Target | None = None
     fmt: str = "png"
     report: bool = True
     force: bool = False
@@ -355,8 +496,8 @@ class OutputPlan:
         return [p for p in (self.image, self.report) if p is not None]
 
 
-def default_stem(source: Path, colors: int) -> str:
-    """The output file stem for an input: ``photo.jpg`` -> ``photo-k16``."""
+def default_stem(source: Path, colors: int | str) -> str:
+    """The output file stem for an input: ``photo.jpg`` -> ``photo-k16`` (``photo-kauto``)."""
     return f"{source.stem}-k{colors}"
 
 
@@ -407,6 +548,9 @@ def process_file(source: Path, plan: OutputPlan, opts: RunOptions) -> QuantizeRe
         max_iter=opts.max_iter,
         seed=opts.seed,
         space=opts.space,
+        dither=opts.dither,
+        dither_strength=opts.dither_strength,
+        target=opts.target,
     )
     plan.image.parent.mkdir(parents=True, exist_ok=True)
     save_image(result.image_for_format(plan.fmt), plan.image, plan.fmt)
