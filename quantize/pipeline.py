@@ -194,6 +194,8 @@ def quantize_image(
         "max_iter": max_iter,
         "seed": seed,
         "space": space,
+        # Converted once: every palette size tried reuses it.
+        "points": cs.rgb8_to_space(table.colors, space),
     }
 
     def attempt(k: int) -> _Attempt:
@@ -307,6 +309,7 @@ def fit_palette(
     max_iter: int = 300,
     seed: int = 0,
     space: str = "rgb",
+    points: NDArray[np.float64] | None = None,
 ) -> PaletteFit:
     """Cluster a color table and turn the centers into an exact sRGB palette.
 
@@ -320,12 +323,16 @@ def fit_palette(
         Distinct colors (m of them) with pixel counts.
     n_colors : int
         Upper bound on the palette size.
+    points : ndarray of float64, shape (m, 3), optional
+        ``table.colors`` already converted to ``space``, to save converting
+        them again when several palettes are fitted to one table.
 
     Returns
     -------
     PaletteFit
     """
-    points = cs.rgb8_to_space(table.colors, space)
+    if points is None:
+        points = cs.rgb8_to_space(table.colors, space)
     fit = cluster_table(
         points,
         table.counts.astype(np.float64),
@@ -337,22 +344,31 @@ def fit_palette(
         random_state=seed,
     )
     rounded = _unique_rows(cs.space_to_rgb8(fit.centers, space))
-    palette_fit = apply_palette(table, Palette(rounded, np.zeros(len(rounded), np.int64)), space)
+    palette = Palette(rounded, np.zeros(len(rounded), np.int64))
+    palette_fit = apply_palette(table, palette, space, points=points)
     return PaletteFit(palette_fit.palette, palette_fit.labels, fit.n_iter)
 
 
-def apply_palette(table: ColorTable, palette: Palette, space: str = "rgb") -> PaletteFit:
+def apply_palette(
+    table: ColorTable,
+    palette: Palette,
+    space: str = "rgb",
+    *,
+    points: NDArray[np.float64] | None = None,
+) -> PaletteFit:
     """Assign every table color to its nearest palette color in ``space``.
 
     Palette entries that no pixel uses are dropped; the result is sorted by
-    pixel count with deterministic ties.
+    pixel count with deterministic ties.  ``points`` may hold the table
+    colors already converted to ``space``.
 
     Returns
     -------
     PaletteFit
         With ``n_iter`` 0.
     """
-    points = cs.rgb8_to_space(table.colors, space)
+    if points is None:
+        points = cs.rgb8_to_space(table.colors, space)
     targets = cs.rgb8_to_space(palette.colors, space)
     labels = nearest_center(points, targets)
     counts = np.bincount(labels, weights=table.counts, minlength=palette.size).astype(np.int64)

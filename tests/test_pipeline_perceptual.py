@@ -257,3 +257,12 @@ def test_report_records_space_dither_and_no_auto_for_a_fixed_k() -> None:
     assert report["dither"] == "none" and report["dither_strength"] is None
     assert report["k_auto"] is None
     assert report["colors_requested"] == 4
+
+
+def test_fit_palette_with_preconverted_points_gives_the_same_fit() -> None:
+    table = color_table(pack_rgb(np.asarray(gradient_rgb()).reshape(-1, 3)))
+    points = rgb8_to_space(table.colors, "oklab")
+    given = fit_palette(table, 8, seed=2, space="oklab", points=points)
+    derived = fit_palette(table, 8, seed=2, space="oklab")
+    assert np.array_equal(given.palette.colors, derived.palette.colors)
+    assert np.array_equal(given.labels, derived.labels)
