@@ -17,7 +17,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from quantize.metrics import QualityMetrics
 
-__all__ = ["DEFAULT_PSNR", "KSearch", "Target", "search_report", "smallest_k"]
+__all__ = ["DEFAULT_PSNR", "AutoK", "KSearch", "Target", "smallest_k"]
 
 #: Target PSNR in dB of ``-k auto`` when none is given.
 DEFAULT_PSNR = 32.0
@@ -76,15 +76,12 @@ class KSearch(Generic[T]):
         What the evaluation returned for ``chosen``.
     tried : list of (int, bool)
         Every k evaluated, in order, and whether it met the target.
-    results : dict of int to T
-        The evaluation of every k tried.
     """
 
     chosen: int
     met: bool
     result: T
     tried: list[tuple[int, bool]]
-    results: dict[int, T]
 
 
 def smallest_k(
@@ -111,42 +108,59 @@ def smallest_k(
     """
     if lo > hi:
         raise ValueError(f"empty range of k: {lo}..{hi}")
-    results: dict[int, T] = {}
     tried: list[tuple[int, bool]] = []
-
-    def ok(k: int) -> bool:
-        results[k] = evaluate(k)
-        tried.append((k, meets(results[k])))
-        return tried[-1][1]
-
-    if not ok(hi):
-        return KSearch(hi, False, results[hi], tried, results)
-    # Invariant: ``good`` met the target; ``bad`` missed it or is below the range.
-    bad, good = lo - 1, hi
+    first = evaluate(hi)
+    tried.append((hi, meets(first)))
+    if not tried[-1][1]:
+        return KSearch(hi, False, first, tried)
+    # Invariant: ``good`` met the target; ``bad`` missed it or is below the
+    # range.  Only the result of ``good`` is kept (results may be large).
+    bad, good, good_result = lo - 1, hi, first
     while good - bad > 1:
         mid = (bad + good) // 2
-        if ok(mid):
-            good = mid
+        result = evaluate(mid)
+        tried.append((mid, meets(result)))
+        if tried[-1][1]:
+            good, good_result = mid, result
         else:
             bad = mid
-    return KSearch(good, True, results[good], tried, results)
+    return KSearch(good, True, good_result, tried)
 
 
-def search_report(
-    search: KSearch[T], target: Target, metrics_of: Callable[[T], QualityMetrics]
-) -> dict[str, Any]:
-    """The ``k_auto`` object of the report: target, chosen k, whether met, every try.
+@dataclass(frozen=True)
+class AutoK:
+    """What ``-k auto`` did, for the summary line and the report.
 
-    Each try is ``{"k", "met", "psnr", "delta_e_mean"}`` (PSNR ``null`` when exact).
+    Attributes
+    ----------
+    target : Target
+    chosen : int
+        The k used.
+    met : bool
+        Whether ``chosen`` meets the target.
+    tried : list of (int, bool, QualityMetrics)
+        Every k clustered, in order, whether it met the target, and its metrics.
     """
-    tried = []
-    for k, met in search.tried:
-        m = metrics_of(search.results[k])
-        psnr = None if math.isinf(m.psnr) else round(m.psnr, 3)
-        tried.append({"k": k, "met": met, "psnr": psnr, "delta_e_mean": round(m.delta_e_mean, 4)})
-    return {
-        "target": target.to_dict(),
-        "chosen": search.chosen,
-        "met": search.met,
-        "tried": tried,
-    }
+
+    target: Target
+    chosen: int
+    met: bool
+    tried: list[tuple[int, bool, QualityMetrics]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``k_auto`` object of the report.
+
+        Each try is ``{"k", "met", "psnr", "delta_e_mean"}`` (PSNR ``null``
+        when the result is exact).
+        """
+        tried = []
+        for k, met, m in self.tried:
+            psnr = None if math.isinf(m.psnr) else round(m.psnr, 3)
+            entry = {"k": k, "met": met, "psnr": psnr, "delta_e_mean": round(m.delta_e_mean, 4)}
+            tried.append(entry)
+        return {
+            "target": self.target.to_dict(),
+            "chosen": self.chosen,
+            "met": self.met,
+            "tried": tried,
+        }

@@ -276,10 +276,10 @@ def _summary(source: Path, image: Path, result: QuantizeResult) -> str:
     psnr_text = "inf" if psnr == float("inf") else f"{psnr:.2f}"
     quality = f"PSNR {psnr_text} dB"
     k_text = f"k={result.palette.size}"
-    search, target = result.k_auto, result.target
-    if search is not None and target is not None:
-        k = search.chosen
-        if search.met:
+    auto = result.k_auto
+    if auto is not None:
+        target, k = auto.target, auto.chosen
+        if auto.met:
             k_text = f"k={k} (auto: smallest k with {target.describe()})"
         else:
             k_text = f"k={k} (auto: {target.describe()} not reached even with k={k})"

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from quantize import colors as cs
-from quantize.autok import DEFAULT_PSNR, KSearch, Target, search_report, smallest_k
+from quantize.autok import DEFAULT_PSNR, AutoK, Target, smallest_k
 from quantize.cluster import cluster_table
 from quantize.dither import DITHER_METHODS, Dither, dither_indices
 from quantize.histogram import ColorTable, color_table, lookup, pack_rgb, unpack_keys
@@ -91,8 +91,7 @@ class QuantizeResult:
     transparent_pixels: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
-    k_auto: KSearch[_Attempt] | None = None
-    target: Target | None = None
+    k_auto: AutoK | None = None
 
     def image_for_format(self, fmt: str) -> Image.Image:
         """The image to save in ``fmt``: indexed where the format can hold a palette."""
@@ -114,15 +113,10 @@ class QuantizeResult:
             "color_profile": "sRGB",
             **self.settings,
             "n_iter": self.n_iter,
-            "k_auto": self._k_auto_report(),
+            "k_auto": None if self.k_auto is None else self.k_auto.to_dict(),
             "metrics": self.metrics.to_dict(),
             "colors": to_json_colors(self.palette),
         }
-
-    def _k_auto_report(self) -> dict[str, Any] | None:
-        if self.k_auto is None or self.target is None:
-            return None
-        return search_report(self.k_auto, self.target, lambda attempt: attempt.metrics)
 
 
 def quantize_image(
@@ -204,13 +198,21 @@ def quantize_image(
             return _Attempt(fit, fit.palette, _metrics(table, fit), None)
         return _dithered(loaded.frames[0], keys[0], fit, dither, dither_strength, space)
 
-    search: KSearch[_Attempt] | None = None
+    auto: AutoK | None = None
     if colors == "auto":
-        target = target or Target("psnr", DEFAULT_PSNR)
+        goal = target or Target("psnr", DEFAULT_PSNR)
+        seen: dict[int, QualityMetrics] = {}
+
+        def judged(k: int) -> _Attempt:
+            seen[k] = (result := attempt(k)).metrics
+            return result
+
         # More colors than the image has cannot improve on its exact copy.
         hi = max(MIN_COLORS, min(k_max, table.n_colors))
-        search = smallest_k(attempt, lambda a: target.met_by(a.metrics), MIN_COLORS, hi)
+        search = smallest_k(judged, lambda a: goal.met_by(a.metrics), MIN_COLORS, hi)
         best = search.result
+        tried = [(k, met, seen[k]) for k, met in search.tried]
+        auto = AutoK(goal, search.chosen, search.met, tried)
     else:
         k = min(colors, k_max)
         if table.n_colors < k:
@@ -242,8 +244,7 @@ def quantize_image(
         transparent_pixels=transparent,
         seconds=time.perf_counter() - start,
         warnings=warnings,
-        k_auto=search,
-        target=target if search is not None else None,
+        k_auto=auto,
     )
 
 

@@ -183,9 +183,10 @@ def test_smallest_k_bisects_and_verifies_its_neighbor() -> None:
         return k
 
     search = smallest_k(evaluate, lambda v: v >= 37, 2, 256)
-    assert search.chosen == 37 and search.met
+    assert search.chosen == 37 and search.met and search.result == 37
     assert (36, False) in search.tried and (37, True) in search.tried
     assert calls[0] == 256
+    assert calls == [k for k, _ in search.tried]
     assert len(calls) == len(set(calls)) <= 10
 
 
@@ -247,7 +248,7 @@ def test_auto_k_never_tries_more_colors_than_the_image_has() -> None:
     arr[:, 3:5] = (0, 0, 250)
     result = quantize_image(Image.fromarray(arr), "auto")
     assert result.k_auto is not None
-    assert max(k for k, _ in result.k_auto.tried) == 3
+    assert max(k for k, _, _ in result.k_auto.tried) == 3
     assert result.k_auto.chosen == 3 and result.metrics.mse == 0.0
 
 
