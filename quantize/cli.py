@@ -36,6 +36,9 @@ Examples:
   quantize photo.jpg -o small.gif    indexed GIF, report in small.json
   quantize photo.jpg --palette-format json,gpl --swatch --no-image
                                      photo-k16.json, .gpl and .swatch.png only
+  quantize photo.jpg -k auto --space lab --dither
+                                     smallest k with PSNR >= 32 dB, writes
+                                     photo-kauto.png and photo-kauto.json
 """
 
 
@@ -97,13 +100,73 @@ class ColorParam(click.ParamType):
 DEFAULT_MAX_PIXELS = 89_478_485
 
 
+class Colors(click.ParamType):
+    """An integer from 2 to 256, or the word ``auto``."""
+
+    name = "INTEGER|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "auto":
+            return value
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not an integer from 2 to 256 or 'auto'", param, ctx)
+        if not 2 <= number <= 256:
+            self.fail(f"{number} is not in the range 2<=x<=256 (or 'auto')", param, ctx)
+        return number
+
+
 @click.command(
     context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
     epilog=EPILOG,
 )
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
-    "-k", "--colors", type=click.IntRange(2, 256), default=16, help="Number of colors, 2 to 256."
+    "-k",
+    "--colors",
+    type=Colors(),
+    default=16,
+    help="Number of colors, 2 to 256, or 'auto': the smallest k that meets --target-psnr "
+    "or --target-delta-e (256 if none does).",
+)
+@click.option(
+    "--target-psnr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="DB",
+    help="With -k auto: lowest acceptable PSNR in dB.  [default: 32]",
+)
+@click.option(
+    "--target-delta-e",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="E",
+    help="With -k auto: highest acceptable mean CIEDE2000 difference (instead of a PSNR).",
+)
+@click.option(
+    "--space",
+    type=click.Choice(["rgb", "lab", "oklab"]),
+    default="rgb",
+    help="Color space the clustering runs in: sRGB, CIELAB (D65) or OKLab.",
+)
+@click.option(
+    "--dither",
+    is_flag=True,
+    help="Dither the pixels when mapping them to the palette (Floyd-Steinberg unless "
+    "--dither-method says otherwise).  The palette stays exact.",
+)
+@click.option(
+    "--dither-method",
+    type=click.Choice(["floyd-steinberg", "ordered"]),
+    default="floyd-steinberg",
+    help="Error diffusion (Pillow's, no strength setting), or 8x8 Bayer ordered dithering.",
+)
+@click.option(
+    "--dither-strength",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="0..1, for --dither-method ordered only.  [default: 1]",
 )
 @click.option(
     "-o",
@@ -182,7 +245,13 @@ DEFAULT_MAX_PIXELS = 89_478_485
 @click.version_option(__version__, "--version", prog_name="quantize")
 def quantize_command(
     inputs: tuple[Path, ...],
-    colors: int,
+    colors: int | str,
+    target_psnr: float | None,
+    target_delta_e: float | None,
+    space: str,
+    dither: bool,
+    dither_method: str,
+    dither_strength: float | None,
     output: str | None,
     fmt: str,
     algorithm: str,
@@ -215,7 +284,11 @@ def quantize_command(
     if no_image and not (report or extra_formats or swatch or plot):
         raise click.UsageError("--no-image leaves nothing to write")
     opts = RunOptions(
-        colors=colors,
+        colors=colors,  # type: ignore[arg-type]
+        space=space,
+        **_perceptual_options(
+            colors, target_psnr, target_delta_e, dither, dither_method, dither_strength
+        ),
         algorithm=algorithm,  # type: ignore[arg-type]
         n_init=n_init,  # type: ignore[arg-type]
         max_iter=max_iter,
@@ -235,6 +308,41 @@ def quantize_command(
         not _run_one(path, output, opts, inputs, quiet=quiet, debug=debug) for path in inputs
     )
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _perceptual_options(
+    colors: int | str,
+    target_psnr: float | None,
+    target_delta_e: float | None,
+    dither: bool,
+    dither_method: str,
+    dither_strength: float | None,
+) -> dict[str, Any]:
+    """Check how the quality options combine; the RunOptions fields they set."""
+    from quantize.autok import Target
+
+    if target_psnr is not None and target_delta_e is not None:
+        raise click.UsageError("--target-psnr and --target-delta-e are mutually exclusive")
+    target = None
+    if target_psnr is not None or target_delta_e is not None:
+        if colors != "auto":
+            raise click.UsageError("--target-psnr and --target-delta-e need -k auto")
+        if target_psnr is not None:
+            target = Target("psnr", target_psnr)
+        elif target_delta_e is not None:
+            target = Target("delta_e", target_delta_e)
+    if not dither and (dither_method != "floyd-steinberg" or dither_strength is not None):
+        raise click.UsageError("--dither-method and --dither-strength need --dither")
+    if dither_method == "floyd-steinberg" and dither_strength is not None:
+        raise click.UsageError(
+            "--dither-strength needs --dither-method ordered "
+            "(Pillow's Floyd-Steinberg always diffuses the full error)"
+        )
+    return {
+        "target": target,
+        "dither": dither_method if dither else "none",
+        "dither_strength": 1.0 if dither_strength is None else dither_strength,
+    }
 
 
 def _run_one(
@@ -274,10 +382,16 @@ def _reason(exc: BaseException) -> str:
 def _summary(source: Path, image: Path, result: QuantizeResult) -> str:
     psnr = result.metrics.psnr
     psnr_text = "inf" if psnr == float("inf") else f"{psnr:.2f}"
-    return (
-        f"{source}: k={result.palette.size}, PSNR {psnr_text} dB, "
-        f"mean ΔE {result.metrics.delta_e_mean:.2f}, {result.seconds:.2f} s -> {image}"
-    )
+    quality = f"PSNR {psnr_text} dB, mean ΔE {result.metrics.delta_e_mean:.2f}"
+    k_text = f"k={result.palette.size}"
+    auto = result.k_auto
+    if auto is not None:
+        target, k = auto.target, auto.chosen
+        if auto.met:
+            k_text = f"k={k} (auto: smallest k with {target.describe()})"
+        else:
+            k_text = f"k={k} (auto: {target.describe()} not reached even with k={k})"
+    return f"{source}: {k_text}, {quality}, {result.seconds:.2f} s -> {image}"
 
 
 def main() -> None:

@@ -22,9 +22,11 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from quantize import colors as cs
+from quantize.autok import DEFAULT_PSNR, AutoK, Target, smallest_k
 from quantize.cluster import cluster_table
+from quantize.dither import DITHER_METHODS, Dither, dither_indices
 from quantize.errors import InputError
-from quantize.histogram import ColorTable, color_table, lookup, pack_rgb
+from quantize.histogram import ColorTable, color_table, lookup, pack_rgb, unpack_keys
 from quantize.imageio import (
     ANIMATION_FORMATS,
     FORMATS,
@@ -117,6 +119,7 @@ class QuantizeResult:
     durations: list[int | None] = field(default_factory=list)
     loop: int | None = None
     profile: str | None = None
+    k_auto: AutoK | None = None
 
     def image_for_format(self, fmt: str) -> Image.Image:
         """The image to save in ``fmt``: indexed where the format can hold a palette."""
@@ -144,6 +147,7 @@ class QuantizeResult:
             "frames": len(self.frames) or 1,
             **self.settings,
             "n_iter": self.n_iter,
+            "k_auto": None if self.k_auto is None else self.k_auto.to_dict(),
             "metrics": self.metrics.to_dict(),
             "colors": to_json_colors(self.palette),
             "warnings": list(self.warnings),
@@ -163,7 +167,7 @@ def _for_format(image: Image.Image, fmt: str) -> Image.Image:
 
 def quantize_image(
     image: str | os.PathLike[str] | Image.Image | LoadedImage,
-    colors: int = 16,
+    colors: int | Literal["auto"] = 16,
     *,
     algorithm: Algorithm = "kmeans",
     n_init: int | Literal["auto"] = "auto",
@@ -171,6 +175,9 @@ def quantize_image(
     seed: int = 0,
     space: str = "rgb",
     sort: SortKey = "count",
+    dither: Dither = "none",
+    dither_strength: float = 1.0,
+    target: Target | None = None,
 ) -> QuantizeResult:
     """Reduce an image to at most ``colors`` colors with k-means.
 
@@ -178,9 +185,10 @@ def quantize_image(
     ----------
     image : path, PIL.Image.Image or LoadedImage
         The input; a path is decoded with :func:`quantize.imageio.load_image`.
-    colors : int, default 16
+    colors : int or "auto", default 16
         Palette size k, 2 to 256.  An image with fewer distinct colors gets
-        only the colors it has, with a warning.
+        only the colors it has, with a warning.  "auto": the smallest k that
+        meets ``target``, or 256 when none does (see :mod:`quantize.autok`).
     algorithm : {"kmeans", "minibatch"}, default "kmeans"
     n_init : int or "auto", default "auto"
         Number of k-means restarts; the best by inertia is kept.
@@ -192,6 +200,14 @@ def quantize_image(
     sort : {"count", "hue", "lightness"}, default "count"
         Order of the palette (see `Palette.order`), which is also the order
         of the indexed image's palette.
+    dither : {"none", "floyd-steinberg", "ordered"}, default "none"
+        How pixels are mapped to the palette (see :mod:`quantize.dither`);
+        the metrics and palette counts describe the dithered pixels.
+    dither_strength : float, default 1.0
+        0..1 for "ordered"; "floyd-steinberg" allows only 1.
+    target : Target, optional
+        Quality goal of ``colors="auto"``; PSNR >= 32 dB when not given.
+        Only allowed with "auto".
 
     Returns
     -------
@@ -208,6 +224,7 @@ def quantize_image(
     _validate(colors, algorithm, n_init, max_iter, space)
     if sort not in SORT_KEYS:
         raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)}, got {sort!r}")
+    _validate_perceptual(colors, dither, dither_strength, target)
     start = time.perf_counter()
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
     keys = [pack_rgb(frame.rgb) for frame in loaded.frames]
@@ -216,19 +233,51 @@ def quantize_image(
         raise InputError("every pixel is fully transparent: nothing to quantize")
     warnings = list(loaded.notes)
     transparent = _transparent_count(loaded.frames)
-    k = min(colors, MAX_COLORS - 1) if transparent else colors
-    if table.n_colors < k:
-        warnings.append(f"requested {colors} colors, image has {table.n_colors}")
-    fit = fit_palette(
-        table, k, algorithm=algorithm, n_init=n_init, max_iter=max_iter, seed=seed, space=space
-    )
-    fit = sort_fit(fit, sort)
-    out = render_frames(loaded.frames, keys, lookup(table.keys, fit.labels), fit.palette)
-    metrics = _metrics(table, fit)
+    k_max = MAX_COLORS - 1 if transparent else MAX_COLORS
+    fit_options: dict[str, Any] = {
+        "algorithm": algorithm,
+        "n_init": n_init,
+        "max_iter": max_iter,
+        "seed": seed,
+        "space": space,
+        # Converted once: every palette size tried reuses it.
+        "points": cs.rgb8_to_space(table.colors, space),
+    }
+
+    def attempt(k: int) -> _Attempt:
+        fit = fit_palette(table, k, **fit_options)
+        if dither == "none":
+            return _Attempt(fit, fit.palette, _metrics(table, fit), None)
+        return _dithered(loaded.frames, keys, fit, dither, dither_strength, space)
+
+    auto: AutoK | None = None
+    if colors == "auto":
+        goal = target or Target("psnr", DEFAULT_PSNR)
+        seen: dict[int, QualityMetrics] = {}
+
+        def judged(k: int) -> _Attempt:
+            seen[k] = (result := attempt(k)).metrics
+            return result
+
+        # More colors than the image has cannot improve on its exact copy.
+        hi = max(MIN_COLORS, min(k_max, table.n_colors))
+        search = smallest_k(judged, lambda a: goal.met_by(a.metrics), MIN_COLORS, hi)
+        best = search.result
+        tried = [(k, met, seen[k]) for k, met in search.tried]
+        auto = AutoK(goal, search.chosen, search.met, tried)
+    else:
+        k = min(colors, k_max)
+        if table.n_colors < k:
+            warnings.append(f"requested {colors} colors, image has {table.n_colors}")
+        best = attempt(k)
+    palette, indices = _in_order(best, sort, table, keys)
+    out = render_frames(loaded.frames, indices, palette)
     settings = {
         "colors_requested": colors,
         "algorithm": algorithm,
         "space": space,
+        "dither": dither,
+        "dither_strength": None if dither == "none" else dither_strength,
         "seed": seed,
         "n_init": n_init,
         "max_iter": max_iter,
@@ -236,12 +285,12 @@ def quantize_image(
     }
     return QuantizeResult(
         image=out[0],
-        palette=fit.palette,
-        metrics=metrics,
+        palette=palette,
+        metrics=best.metrics,
         settings=settings,
         width=loaded.width,
         height=loaded.height,
-        n_iter=fit.n_iter,
+        n_iter=best.fit.n_iter,
         distinct_colors=table.n_colors,
         transparent_pixels=transparent,
         seconds=time.perf_counter() - start,
@@ -250,11 +299,41 @@ def quantize_image(
         durations=[frame.duration for frame in loaded.frames],
         loop=loaded.loop,
         profile=loaded.profile,
+        k_auto=auto,
     )
 
 
-def _validate(colors: int, algorithm: str, n_init: int | str, max_iter: int, space: str) -> None:
-    if not MIN_COLORS <= colors <= MAX_COLORS:
+@dataclass(frozen=True)
+class _Attempt:
+    """One palette size tried: the fit, and the palette and metrics of its output.
+
+    ``indices`` holds the dithered palette indices of every frame (into
+    ``palette``); None when the output is the plain nearest-color mapping.
+    """
+
+    fit: PaletteFit
+    palette: Palette
+    metrics: QualityMetrics
+    indices: list[NDArray[np.uint8]] | None
+
+
+def _validate_perceptual(
+    colors: int | str, dither: str, dither_strength: float, target: Target | None
+) -> None:
+    if dither not in DITHER_METHODS:
+        raise ValueError(f"dither must be one of {', '.join(DITHER_METHODS)}, got {dither!r}")
+    if not 0.0 <= dither_strength <= 1.0:
+        raise ValueError(f"dither_strength must be between 0 and 1, got {dither_strength}")
+    if dither == "floyd-steinberg" and dither_strength != 1.0:
+        raise ValueError("Floyd-Steinberg dithering has no strength setting (only 1)")
+    if target is not None and colors != "auto":
+        raise ValueError("a quality target needs colors='auto'")
+
+
+def _validate(
+    colors: int | str, algorithm: str, n_init: int | str, max_iter: int, space: str
+) -> None:
+    if colors != "auto" and not (isinstance(colors, int) and MIN_COLORS <= colors <= MAX_COLORS):
         raise ValueError(f"colors must be between {MIN_COLORS} and {MAX_COLORS}, got {colors}")
     if algorithm not in ("kmeans", "minibatch"):
         raise ValueError(f"algorithm must be 'kmeans' or 'minibatch', got {algorithm!r}")
@@ -286,6 +365,7 @@ def fit_palette(
     max_iter: int = 300,
     seed: int = 0,
     space: str = "rgb",
+    points: NDArray[np.float64] | None = None,
 ) -> PaletteFit:
     """Cluster a color table and turn the centers into an exact sRGB palette.
 
@@ -299,12 +379,16 @@ def fit_palette(
         Distinct colors (m of them) with pixel counts.
     n_colors : int
         Upper bound on the palette size.
+    points : ndarray of float64, shape (m, 3), optional
+        ``table.colors`` already converted to ``space``, to save converting
+        them again when several palettes are fitted to one table.
 
     Returns
     -------
     PaletteFit
     """
-    points = cs.rgb8_to_space(table.colors, space)
+    if points is None:
+        points = cs.rgb8_to_space(table.colors, space)
     fit = cluster_table(
         points,
         table.counts.astype(np.float64),
@@ -316,50 +400,51 @@ def fit_palette(
         random_state=seed,
     )
     rounded = _unique_rows(cs.space_to_rgb8(fit.centers, space))
-    palette_fit = apply_palette(table, Palette(rounded, np.zeros(len(rounded), np.int64)), space)
+    palette = Palette(rounded, np.zeros(len(rounded), np.int64))
+    palette_fit = apply_palette(table, palette, space, points=points)
     return PaletteFit(palette_fit.palette, palette_fit.labels, fit.n_iter)
 
 
-def apply_palette(table: ColorTable, palette: Palette, space: str = "rgb") -> PaletteFit:
+def apply_palette(
+    table: ColorTable,
+    palette: Palette,
+    space: str = "rgb",
+    *,
+    points: NDArray[np.float64] | None = None,
+) -> PaletteFit:
     """Assign every table color to its nearest palette color in ``space``.
 
     Palette entries that no pixel uses are dropped; the result is sorted by
-    pixel count with deterministic ties.
+    pixel count with deterministic ties.  ``points`` may hold the table
+    colors already converted to ``space``.
 
     Returns
     -------
     PaletteFit
         With ``n_iter`` 0.
     """
-    points = cs.rgb8_to_space(table.colors, space)
+    if points is None:
+        points = cs.rgb8_to_space(table.colors, space)
     targets = cs.rgb8_to_space(palette.colors, space)
     labels = nearest_center(points, targets)
     counts = np.bincount(labels, weights=table.counts, minlength=palette.size).astype(np.int64)
-    used = np.flatnonzero(counts)
-    ordered = Palette(palette.colors[used], counts[used]).sorted("count")
-    # Map old palette indices to positions in the sorted, trimmed palette.
-    remap = np.full(palette.size, -1, dtype=np.intp)
-    order_keys = pack_rgb(ordered.colors)
-    position = {int(key): i for i, key in enumerate(order_keys)}
-    for old in used:
-        remap[old] = position[int(pack_rgb(palette.colors[old]))]
+    ordered, remap = _trim_and_sort(palette.colors, counts)
     return PaletteFit(ordered, remap[labels], 0)
 
 
-def sort_fit(fit: PaletteFit, by: SortKey) -> PaletteFit:
-    """Reorder a fitted palette and renumber its labels to match.
-
-    Returns
-    -------
-    PaletteFit
-        ``palette`` is ``fit.palette.sorted(by)`` and every label still
-        points at the same color.
-    """
-    order = fit.palette.order(by)
-    new_index = np.empty_like(order)
-    new_index[order] = np.arange(order.size)
-    palette = Palette(fit.palette.colors[order], fit.palette.counts[order])
-    return PaletteFit(palette, new_index[fit.labels], fit.n_iter)
+def _trim_and_sort(
+    colors: NDArray[np.uint8], counts: NDArray[np.int64]
+) -> tuple[Palette, NDArray[np.intp]]:
+    """Drop colors with no pixel, sort by count, and map old indices to new ones (-1: dropped)."""
+    used = np.flatnonzero(counts)
+    ordered = Palette(colors[used], counts[used]).sorted("count")
+    # Map old palette indices to positions in the sorted, trimmed palette.
+    remap = np.full(len(colors), -1, dtype=np.intp)
+    order_keys = pack_rgb(ordered.colors)
+    position = {int(key): i for i, key in enumerate(order_keys)}
+    for old in used:
+        remap[old] = position[int(pack_rgb(colors[old]))]
+    return ordered, remap
 
 
 def _unique_rows(colors: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -375,16 +460,13 @@ def render(
 
     See :func:`render_frames`.
     """
-    return render_frames([frame], [keys], lut, palette)[0]
+    return render_frames([frame], [lut[keys]], palette)[0]
 
 
 def render_frames(
-    frames: list[Frame],
-    keys: list[NDArray[np.uint32]],
-    lut: NDArray[np.uint8],
-    palette: Palette,
+    frames: list[Frame], indices: list[NDArray[np.uint8]], palette: Palette
 ) -> list[Image.Image]:
-    """Recolor every frame through one key -> palette-index lookup table.
+    """Build the output frames from the palette index of every pixel.
 
     All frames share one indexed palette: the ``palette`` colors (index i is
     ``palette.colors[i]``), then one entry per (color, alpha) pair of the
@@ -395,10 +477,10 @@ def render_frames(
     Parameters
     ----------
     frames : list of Frame
-    keys : list of ndarray of uint32, shape (h, w)
-        Packed colors of each frame.
-    lut : ndarray of uint8, shape (2**24,)
-        Palette index of every packed color.
+        The input frames, for their alpha.
+    indices : list of ndarray of uint8, shape (h, w)
+        Palette index of every pixel of each frame (the value under alpha 0
+        does not matter).
     palette : Palette
 
     Returns
@@ -407,7 +489,6 @@ def render_frames(
         Mode "P" (with ``info["transparency"]`` an index, or per-entry
         alpha bytes when some pixel is semi-transparent), or "RGBA".
     """
-    indices = [lut[k] for k in keys]
     alphas = [f.alpha for f in frames]
     if all(a is None for a in alphas):
         return [_indexed(idx, palette.colors.ravel().tolist(), None) for idx in indices]
@@ -461,6 +542,62 @@ def _rgba(
     return Image.fromarray(rgba, "RGBA")
 
 
+def _dithered(
+    frames: list[Frame],
+    keys: list[NDArray[np.uint32]],
+    fit: PaletteFit,
+    method: Dither,
+    strength: float,
+    space: str,
+) -> _Attempt:
+    """Dither every frame to ``fit.palette``; palette counts and metrics of the actual output.
+
+    The metrics run on the weighted table of distinct (input color, output
+    index) pairs of the visible pixels, which equals a pixel-by-pixel
+    comparison at a fraction of the cost.
+    """
+    indices: list[NDArray[np.uint8]] = []
+    pairs: list[NDArray[np.uint32]] = []
+    for frame, frame_keys in zip(frames, keys, strict=True):
+        visible = None if frame.alpha is None else frame.alpha > 0
+        rgb = frame.rgb
+        if visible is not None:
+            # A transparent pixel holding a palette color adds no error of its own
+            # to diffuse into its visible neighbors.
+            rgb = rgb.copy()
+            rgb[~visible] = fit.palette.colors[0]
+        idx = dither_indices(rgb, fit.palette.colors, method, strength=strength, space=space)
+        vis_keys = frame_keys if visible is None else frame_keys[visible]
+        vis_idx = idx if visible is None else idx[visible]
+        # 24-bit color key and 8-bit index fit one uint32 pair code.
+        pairs.append(vis_keys.ravel() | (vis_idx.ravel().astype(np.uint32) << np.uint32(24)))
+        indices.append(idx)
+    uniq, pair_counts = np.unique(np.concatenate(pairs), return_counts=True)
+    source = unpack_keys(uniq & np.uint32(0xFFFFFF))
+    out_index = (uniq >> 24).astype(np.intp)
+    counts = np.bincount(out_index, weights=pair_counts, minlength=fit.palette.size)
+    palette, remap = _trim_and_sort(fit.palette.colors, counts.astype(np.int64))
+    mapped = palette.colors[remap[out_index]]
+    metrics = quality_metrics(source, mapped, pair_counts, palette.size)
+    # Transparent pixels may map to a dropped color (-1); render overwrites them.
+    new_indices = [np.maximum(remap[idx], 0).astype(np.uint8) for idx in indices]
+    return _Attempt(fit, palette, metrics, new_indices)
+
+
+def _in_order(
+    best: _Attempt, sort: SortKey, table: ColorTable, keys: list[NDArray[np.uint32]]
+) -> tuple[Palette, list[NDArray[np.uint8]]]:
+    """The output palette in ``sort`` order and the palette index of every pixel of every frame."""
+    order = best.palette.order(sort)
+    new_index = np.empty_like(order)
+    new_index[order] = np.arange(order.size)
+    palette = Palette(best.palette.colors[order], best.palette.counts[order])
+    if best.indices is None:
+        lut = lookup(table.keys, new_index[best.fit.labels])
+        return palette, [lut[k] for k in keys]
+    return palette, [new_index[idx].astype(np.uint8) for idx in best.indices]
+
+
 def _metrics(table: ColorTable, fit: PaletteFit) -> QualityMetrics:
     mapped = fit.palette.colors[fit.labels]
     return quality_metrics(table.colors, mapped, table.counts, fit.palette.size)
@@ -470,12 +607,15 @@ def _metrics(table: ColorTable, fit: PaletteFit) -> QualityMetrics:
 class RunOptions:
     """Everything that decides how one file is quantized and written."""
 
-    colors: int = 16
+    colors: int | Literal["auto"] = 16
     algorithm: Algorithm = "kmeans"
     n_init: int | Literal["auto"] = "auto"
     max_iter: int = 300
     seed: int = 0
     space: str = "rgb"
+    dither: Dither = "none"
+    dither_strength: float = 1.0
+    target: Target | None = None
     fmt: str = "png"
     report: bool = True
     force: bool = False
@@ -514,8 +654,8 @@ class OutputPlan:
         return [p for p in (image, self.report, *extra) if p is not None]
 
 
-def default_stem(source: Path, colors: int) -> str:
-    """The output file stem for an input: ``photo.jpg`` -> ``photo-k16``."""
+def default_stem(source: Path, colors: int | str) -> str:
+    """The output file stem for an input: ``photo.jpg`` -> ``photo-k16`` (``photo-kauto``)."""
     return f"{source.stem}-k{colors}"
 
 
@@ -583,6 +723,9 @@ def process_file(
         seed=opts.seed,
         space=opts.space,
         sort=opts.sort,
+        dither=opts.dither,
+        dither_strength=opts.dither_strength,
+        target=opts.target,
     )
     result.seconds += load_seconds  # the summary times decode + quantize
     write_outputs(source, plan, result, loaded.frames[0], seed=opts.seed)

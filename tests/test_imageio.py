@@ -351,7 +351,7 @@ def test_too_many_color_alpha_pairs_fall_back_to_rgba() -> None:
     keys = indices.astype(np.uint32)
     lut = np.arange(256, dtype=np.uint8)
     frame = Frame(palette.colors[indices], alpha)
-    (img,) = render_frames([frame], [keys], lut, palette)
+    (img,) = render_frames([frame], [lut[keys]], palette)
     assert img.mode == "RGBA"
     out = np.asarray(img)
     assert np.array_equal(out[..., 3], alpha)
