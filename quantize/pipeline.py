@@ -124,6 +124,7 @@ def quantize_image(
     max_iter: int = 300,
     seed: int = 0,
     space: str = "rgb",
+    palette: Palette | None = None,
 ) -> QuantizeResult:
     """Reduce an image to at most ``colors`` colors with k-means.
 
@@ -142,6 +143,10 @@ def quantize_image(
         The same seed and input always give the same result.
     space : {"rgb", "lab", "oklab"}, default "rgb"
         Color space the clustering happens in.
+    palette : Palette, optional
+        Recolor with these colors instead of clustering: every color goes to
+        its nearest palette color in ``space``; ``colors`` is then ignored and
+        palette colors no pixel uses are left out of the result.
 
     Returns
     -------
@@ -165,11 +170,14 @@ def quantize_image(
     warnings = list(loaded.notes)
     transparent = _transparent_count(loaded.frames)
     k = min(colors, MAX_COLORS - 1) if transparent else colors
-    if table.n_colors < k:
-        warnings.append(f"requested {colors} colors, image has {table.n_colors}")
-    fit = fit_palette(
-        table, k, algorithm=algorithm, n_init=n_init, max_iter=max_iter, seed=seed, space=space
-    )
+    if palette is not None:
+        fit = _fit_given(table, palette, space, transparent > 0)
+    else:
+        if table.n_colors < k:
+            warnings.append(f"requested {colors} colors, image has {table.n_colors}")
+        fit = fit_palette(
+            table, k, algorithm=algorithm, n_init=n_init, max_iter=max_iter, seed=seed, space=space
+        )
     out = render(loaded.frames[0], keys[0], lookup(table.keys, fit.labels), fit.palette)
     metrics = _metrics(table, fit)
     settings = {
@@ -193,6 +201,31 @@ def quantize_image(
         seconds=time.perf_counter() - start,
         warnings=warnings,
     )
+
+
+def _fit_given(table: ColorTable, palette: Palette, space: str, transparent: bool) -> PaletteFit:
+    fit = apply_palette(table, palette, space)
+    if transparent and fit.palette.size >= MAX_COLORS:
+        # The transparent pixels need a palette entry of their own.
+        raise ValueError(
+            f"the image has transparent pixels and uses all {MAX_COLORS} palette colors; "
+            f"use a palette of at most {MAX_COLORS - 1} colors"
+        )
+    return fit
+
+
+def visible_table(loaded: LoadedImage) -> tuple[ColorTable, int]:
+    """The distinct visible colors of an image, and its number of fully transparent pixels.
+
+    Returns
+    -------
+    table : ColorTable
+        Distinct colors (m of them) of the pixels that are not fully
+        transparent, over all frames, with their pixel counts.
+    transparent : int
+    """
+    keys = [pack_rgb(frame.rgb) for frame in loaded.frames]
+    return color_table(_visible(keys, loaded.frames)), _transparent_count(loaded.frames)
 
 
 def _validate(colors: int, algorithm: str, n_init: int | str, max_iter: int, space: str) -> None:
@@ -339,6 +372,10 @@ class RunOptions:
     fmt: str = "png"
     report: bool = True
     force: bool = False
+    #: Recolor with this palette instead of clustering (``--palette``, ``--shared-palette``).
+    palette: Palette | None = None
+    #: Where that palette came from, for the report's ``palette_file``.
+    palette_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -407,10 +444,12 @@ def process_file(source: Path, plan: OutputPlan, opts: RunOptions) -> QuantizeRe
         max_iter=opts.max_iter,
         seed=opts.seed,
         space=opts.space,
+        palette=opts.palette,
     )
     plan.image.parent.mkdir(parents=True, exist_ok=True)
     save_image(result.image_for_format(plan.fmt), plan.image, plan.fmt)
     if plan.report is not None:
         report = result.report(str(source), str(plan.image))
+        report["palette_file"] = opts.palette_file
         write_text(plan.report, json.dumps(report, indent=2) + "\n")
     return result
