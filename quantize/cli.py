@@ -28,7 +28,7 @@ EPILOG = """\b
 Exit codes:
   0    every image was written
   1    an image failed (unreadable input, existing output without --force, ...)
-  2    bad usage (unknown option, value out of range)
+  2    bad usage (unknown option, value out of range, bad --palette file)
   130  interrupted (Ctrl-C)
 
 \b
@@ -175,7 +175,7 @@ def quantize_command(
                 f"quantize: note: -k {colors} ignored: {palette_file} has {palette.size} colors",
                 err=True,
             )
-        colors = max(palette.size, 2)
+        colors = palette.size  # output names say how many colors there are
     opts = RunOptions(
         colors=colors,
         algorithm=algorithm,  # type: ignore[arg-type]
@@ -250,6 +250,8 @@ class _Reporter:
             from tqdm import tqdm
 
             desc = "palette" if event.phase == "palette" else "images"
+            # No monitor thread: worker processes are forked after the bar exists.
+            tqdm.monitor_interval = 0
             self.bar = tqdm(total=event.total, desc=desc, unit="img", file=sys.stderr)
 
     def _say(self, message: str) -> None:

@@ -160,7 +160,8 @@ def quantize_image(
     >>> result.image.mode, result.palette.size
     ('P', 4)
     """
-    _validate(colors, algorithm, n_init, max_iter, space)
+    # With a palette, colors is ignored (the palette may even have a single color).
+    _validate(colors if palette is None else MIN_COLORS, algorithm, n_init, max_iter, space)
     start = time.perf_counter()
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
     keys = [pack_rgb(frame.rgb) for frame in loaded.frames]

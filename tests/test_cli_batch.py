@@ -252,3 +252,11 @@ def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path: Path) -> None:
     for stem in pngs:
         with Image.open(out / f"{stem}.png") as img:
             img.load()
+
+
+def test_one_color_palette(tmp_path: Path) -> None:
+    src = tmp_path / "img.png"
+    gradient_rgb(20, 20).save(src)
+    (tmp_path / "one.txt").write_text("#336699\n")
+    assert run(src, "--palette", tmp_path / "one.txt", "-q") == (0, "")
+    assert used_colors(tmp_path / "img-k1.png") == {(0x33, 0x66, 0x99)}
