@@ -147,6 +147,12 @@ class AutoK:
     met: bool
     tried: list[tuple[int, bool, QualityMetrics]]
 
+    def describe(self) -> str:
+        """Why ``chosen`` was used, for the summary line."""
+        if self.met:
+            return f"smallest k with {self.target.describe()}"
+        return f"{self.target.describe()} not reached even with k={self.chosen}"
+
     def to_dict(self) -> dict[str, Any]:
         """The ``k_auto`` object of the report.
 

@@ -16,7 +16,8 @@ import click
 from quantize._version import __version__
 
 if TYPE_CHECKING:
-    from quantize.pipeline import QuantizeResult, RunOptions
+    from quantize.batch import BatchResult, ImageResult, Progress
+    from quantize.palette import Palette
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -27,7 +28,7 @@ EPILOG = """\b
 Exit codes:
   0    every image was written
   1    an image failed (unreadable input, existing output without --force, ...)
-  2    bad usage (unknown option, value out of range)
+  2    bad usage (unknown option, value out of range, bad --palette file)
   130  interrupted (Ctrl-C)
 
 \b
@@ -39,6 +40,8 @@ Examples:
   quantize photo.jpg -k auto --space lab --dither
                                      smallest k with PSNR >= 32 dB, writes
                                      photo-kauto.png and photo-kauto.json
+  quantize photos/ -r -o out/        every image below photos/, mirrored in out/
+  quantize sprites/ --shared-palette one palette for all, saved as palette.json
 """
 
 
@@ -174,7 +177,8 @@ class Colors(click.ParamType):
     type=click.Path(),
     default=None,
     help="Output image file (its suffix picks the format; the report goes beside it), or a "
-    "folder (existing, or ending with '/') for the default names.  [default: next to the input]",
+    "folder (existing, or ending with '/') for the default names. With a folder or several "
+    "inputs it is always a folder, mirroring the input folders.  [default: next to the input]",
 )
 @click.option(
     "--format",
@@ -240,6 +244,36 @@ class Colors(click.ParamType):
     "--no-image", is_flag=True, help="Write the palette files (and swatch, plot) but no image."
 )
 @click.option("--force", is_flag=True, help="Overwrite existing outputs (never an input).")
+@click.option(
+    "-r", "--recursive", is_flag=True, help="Also take the images in subfolders of folder inputs."
+)
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Skip images whose outputs all exist (counted as skipped, not failed).",
+)
+@click.option(
+    "-j",
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default="number of CPU cores",
+    help="Images processed in parallel, in separate processes. Outputs are the same for any N.",
+)
+@click.option(
+    "--shared-palette",
+    is_flag=True,
+    help="Learn one palette over all input images, save it as palette.json and recolor every "
+    "image with it.",
+)
+@click.option(
+    "--palette",
+    "palette_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Recolor with the colors of this file instead of clustering: a quantize JSON report, "
+    "a GIMP .gpl, an .ase or a text file with one hex color per line. -k is ignored.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
 @click.version_option(__version__, "--version", prog_name="quantize")
@@ -267,22 +301,44 @@ def quantize_command(
     plot: bool,
     no_image: bool,
     force: bool,
+    recursive: bool,
+    skip_existing: bool,
+    workers: int | None,
+    shared_palette: bool,
+    palette_file: Path | None,
     quiet: bool,
     debug: bool,
 ) -> None:
     """Reduce the colors of images with k-means clustering.
 
     Writes, for each INPUT, the recolored image (an indexed PNG whose palette is
-    exactly the colors found) and a JSON palette report beside it.
+    exactly the colors found) and a JSON palette report beside it. INPUTS are
+    image files and folders (their images; with -r also those of subfolders).
     """
-    from quantize.pipeline import RunOptions, is_folder_spec
+    from quantize.batch import BatchOptions, check_output_folder, run_batch
+    from quantize.errors import QuantizeError
+    from quantize.pipeline import RunOptions
 
-    if output is not None and len(inputs) > 1 and not is_folder_spec(output):
-        raise click.UsageError("with several inputs, -o must be a folder (end it with '/')")
+    try:
+        check_output_folder(inputs, output)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     report = "json" in palette_formats and not no_report
     extra_formats = tuple(f for f in palette_formats if f != "json")
     if no_image and not (report or extra_formats or swatch or plot):
         raise click.UsageError("--no-image leaves nothing to write")
+    if shared_palette and palette_file is not None:
+        raise click.UsageError("--shared-palette and --palette cannot be used together")
+    if shared_palette and colors == "auto":
+        raise click.UsageError("--shared-palette needs a fixed -k (not auto)")
+    palette = _read_palette(palette_file) if palette_file is not None else None
+    if palette is not None:
+        if _given(click.get_current_context(), "colors") and colors != palette.size and not quiet:
+            click.echo(
+                f"quantize: note: -k {colors} ignored: {palette_file} has {palette.size} colors",
+                err=True,
+            )
+        colors = palette.size  # output names say how many colors there are
     opts = RunOptions(
         colors=colors,  # type: ignore[arg-type]
         space=space,
@@ -303,11 +359,32 @@ def quantize_command(
         image=not no_image,
         max_pixels=max_pixels,
         background=background,
+        palette=palette,
+        palette_file=str(palette_file) if palette_file is not None else None,
     )
-    failed = sum(
-        not _run_one(path, output, opts, inputs, quiet=quiet, debug=debug) for path in inputs
+    batch = BatchOptions(
+        run=opts,
+        output=output,
+        recursive=recursive,
+        skip_existing=skip_existing,
+        workers=workers,
+        shared_palette=shared_palette,
     )
-    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+    reporter = _Reporter(quiet=quiet, debug=debug)
+    try:
+        result = run_batch(inputs, batch, reporter.progress)
+    except QuantizeError as exc:
+        # Problems of the batch as a whole (palette.json exists ...), found before any image work.
+        reporter.close()
+        if debug:
+            traceback.print_exc()
+        click.echo(f"quantize: error: {_reason(exc)}", err=True)
+        sys.exit(EXIT_FAILED)
+    reporter.close()
+    reporter.finish(result)
+    if result.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_FAILED if result.failures else EXIT_OK)
 
 
 def _perceptual_options(
@@ -345,32 +422,96 @@ def _perceptual_options(
     }
 
 
-def _run_one(
-    source: Path,
-    output: str | None,
-    opts: RunOptions,
-    inputs: tuple[Path, ...],
-    *,
-    quiet: bool,
-    debug: bool,
-) -> bool:
-    from quantize.errors import QuantizeError
-    from quantize.pipeline import plan_outputs, process_file
+def _given(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source != click.core.ParameterSource.DEFAULT
+
+
+def _read_palette(path: Path) -> Palette:
+    """Read --palette before any image work; a bad file is a usage error (exit 2)."""
+    from quantize.palette import PaletteError, read_palette
 
     try:
-        plan = plan_outputs(source, output, opts)
-        result = process_file(source, plan, opts, inputs)
-    except (QuantizeError, OSError) as exc:
-        if debug:
-            traceback.print_exc()
-        click.echo(f"quantize: error: {source}: {_reason(exc)}", err=True)
-        return False
-    if not quiet:
+        return read_palette(path)
+    except PaletteError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--palette'") from None
+
+
+class _Reporter:
+    """Progress bar on a terminal, one line per image otherwise, and the closing summary."""
+
+    def __init__(self, *, quiet: bool, debug: bool) -> None:
+        self.quiet, self.debug = quiet, debug
+        self.show_bar = not quiet and sys.stderr.isatty()
+        self.bar: Any = None
+
+    def progress(self, event: Progress) -> None:
+        if event.result is None:
+            self._start_bar(event)
+            return
+        self._describe(event.phase, event.result)
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def _start_bar(self, event: Progress) -> None:
+        self.close()
+        if self.show_bar and event.total > 0:
+            from tqdm import tqdm
+
+            desc = "palette" if event.phase == "palette" else "images"
+            # No monitor thread: worker processes are forked after the bar exists.
+            tqdm.monitor_interval = 0
+            self.bar = tqdm(total=event.total, desc=desc, unit="img", file=sys.stderr)
+
+    def _say(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
+        else:
+            click.echo(message, err=True)
+
+    def _describe(self, phase: str, result: ImageResult) -> None:
+        if result.status == "failed":
+            if self.debug and result.detail:
+                self._say(result.detail.rstrip())
+            self._say(f"quantize: error: {result.source}: {result.reason}")
+            return
+        if self.quiet or phase != "images":
+            return
         for warning in result.warnings:
-            click.echo(f"quantize: warning: {source}: {warning}", err=True)
-        # The image, or the first palette file with --no-image.
-        click.echo(_summary(source, plan.paths[0], result), err=True)
-    return True
+            self._say(f"quantize: warning: {result.source}: {warning}")
+        if self.bar is not None:
+            return  # the bar shows the progress; only problems go above it
+        if result.status == "written":
+            self._say(_summary(result))
+        elif result.status == "skipped":
+            self._say(f"{result.source}: skipped, its outputs exist")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def finish(self, result: BatchResult) -> None:
+        """The summary line and the failed files, for more than one image (or a Ctrl-C)."""
+        if result.interrupted:
+            click.echo("quantize: interrupted", err=True)
+        if self.quiet or (len(result.results) <= 1 and not result.interrupted):
+            return
+        if result.palette_path is not None and result.palette is not None:
+            size, path = result.palette.size, result.palette_path
+            click.echo(f"shared palette: {size} colors -> {path}", err=True)
+        seconds = result.seconds
+        rate = result.count("written") / seconds if seconds > 0 else 0.0
+        not_done = f", {result.not_done} not done" if result.interrupted else ""
+        click.echo(
+            f"{result.count('written')} written, {result.count('skipped')} skipped, "
+            f"{len(result.failures)} failed{not_done} in {seconds:.1f} s ({rate:.1f} images/s)",
+            err=True,
+        )
+        if result.failures:
+            click.echo("failed:", err=True)
+            for failure in result.failures:
+                click.echo(f"  {failure.source}: {failure.reason}", err=True)
 
 
 def _reason(exc: BaseException) -> str:
@@ -379,19 +520,16 @@ def _reason(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def _summary(source: Path, image: Path, result: QuantizeResult) -> str:
-    psnr = result.metrics.psnr
-    psnr_text = "inf" if psnr == float("inf") else f"{psnr:.2f}"
-    quality = f"PSNR {psnr_text} dB, mean ΔE {result.metrics.delta_e_mean:.2f}"
-    k_text = f"k={result.palette.size}"
-    auto = result.k_auto
-    if auto is not None:
-        target, k = auto.target, auto.chosen
-        if auto.met:
-            k_text = f"k={k} (auto: smallest k with {target.describe()})"
-        else:
-            k_text = f"k={k} (auto: {target.describe()} not reached even with k={k})"
-    return f"{source}: {k_text}, {quality}, {result.seconds:.2f} s -> {image}"
+def _summary(result: ImageResult) -> str:
+    psnr = result.psnr
+    psnr_text = "inf" if psnr is None or psnr == float("inf") else f"{psnr:.2f}"
+    quality = f"PSNR {psnr_text} dB"
+    if result.delta_e_mean is not None:
+        quality += f", mean ΔE {result.delta_e_mean:.2f}"
+    k_text = f"k={result.colors}" + (f" (auto: {result.auto})" if result.auto else "")
+    # The image, or the first palette file with --no-image.
+    image = result.outputs[0] if result.outputs else None
+    return f"{result.source}: {k_text}, {quality}, {result.seconds:.2f} s -> {image}"
 
 
 def main() -> None:

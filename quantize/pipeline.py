@@ -178,6 +178,7 @@ def quantize_image(
     dither: Dither = "none",
     dither_strength: float = 1.0,
     target: Target | None = None,
+    palette: Palette | None = None,
 ) -> QuantizeResult:
     """Reduce an image to at most ``colors`` colors with k-means.
 
@@ -208,6 +209,10 @@ def quantize_image(
     target : Target, optional
         Quality goal of ``colors="auto"``; PSNR >= 32 dB when not given.
         Only allowed with "auto".
+    palette : Palette, optional
+        Recolor with these colors instead of clustering: every color goes to
+        its nearest palette color in ``space``; ``colors`` is then ignored and
+        palette colors no pixel uses are left out of the result.
 
     Returns
     -------
@@ -221,7 +226,8 @@ def quantize_image(
     >>> result.image.mode, result.palette.size
     ('P', 4)
     """
-    _validate(colors, algorithm, n_init, max_iter, space)
+    # With a palette, colors is ignored (the palette may even have a single color).
+    _validate(colors if palette is None else MIN_COLORS, algorithm, n_init, max_iter, space)
     if sort not in SORT_KEYS:
         raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)}, got {sort!r}")
     _validate_perceptual(colors, dither, dither_strength, target)
@@ -244,14 +250,18 @@ def quantize_image(
         "points": cs.rgb8_to_space(table.colors, space),
     }
 
-    def attempt(k: int) -> _Attempt:
-        fit = fit_palette(table, k, **fit_options)
+    def judge(fit: PaletteFit) -> _Attempt:
         if dither == "none":
             return _Attempt(fit, fit.palette, _metrics(table, fit), None)
         return _dithered(loaded.frames, keys, fit, dither, dither_strength, space)
 
+    def attempt(k: int) -> _Attempt:
+        return judge(fit_palette(table, k, **fit_options))
+
     auto: AutoK | None = None
-    if colors == "auto":
+    if palette is not None:
+        best = judge(_fit_given(table, palette, space, transparent > 0))
+    elif colors == "auto":
         goal = target or Target("psnr", DEFAULT_PSNR)
         seen: dict[int, QualityMetrics] = {}
 
@@ -270,8 +280,8 @@ def quantize_image(
         if table.n_colors < k:
             warnings.append(f"requested {colors} colors, image has {table.n_colors}")
         best = attempt(k)
-    palette, indices = _in_order(best, sort, table, keys)
-    out = render_frames(loaded.frames, indices, palette)
+    ordered, indices = _in_order(best, sort, table, keys)
+    out = render_frames(loaded.frames, indices, ordered)
     settings = {
         "colors_requested": colors,
         "algorithm": algorithm,
@@ -285,7 +295,7 @@ def quantize_image(
     }
     return QuantizeResult(
         image=out[0],
-        palette=palette,
+        palette=ordered,
         metrics=best.metrics,
         settings=settings,
         width=loaded.width,
@@ -328,6 +338,31 @@ def _validate_perceptual(
         raise ValueError("Floyd-Steinberg dithering has no strength setting (only 1)")
     if target is not None and colors != "auto":
         raise ValueError("a quality target needs colors='auto'")
+
+
+def _fit_given(table: ColorTable, palette: Palette, space: str, transparent: bool) -> PaletteFit:
+    fit = apply_palette(table, palette, space)
+    if transparent and fit.palette.size >= MAX_COLORS:
+        # The transparent pixels need a palette entry of their own.
+        raise ValueError(
+            f"the image has transparent pixels and uses all {MAX_COLORS} palette colors; "
+            f"use a palette of at most {MAX_COLORS - 1} colors"
+        )
+    return fit
+
+
+def visible_table(loaded: LoadedImage) -> tuple[ColorTable, int]:
+    """The distinct visible colors of an image, and its number of fully transparent pixels.
+
+    Returns
+    -------
+    table : ColorTable
+        Distinct colors (m of them) of the pixels that are not fully
+        transparent, over all frames, with their pixel counts.
+    transparent : int
+    """
+    keys = [pack_rgb(frame.rgb) for frame in loaded.frames]
+    return color_table(_visible(keys, loaded.frames)), _transparent_count(loaded.frames)
 
 
 def _validate(
@@ -628,6 +663,10 @@ class RunOptions:
     image: bool = True
     max_pixels: int | None = None
     background: tuple[int, int, int] = (255, 255, 255)
+    #: Recolor with this palette instead of clustering (``--palette``, ``--shared-palette``).
+    palette: Palette | None = None
+    #: Where that palette came from, for the report's ``palette_file``.
+    palette_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -726,14 +765,23 @@ def process_file(
         dither=opts.dither,
         dither_strength=opts.dither_strength,
         target=opts.target,
+        palette=opts.palette,
     )
     result.seconds += load_seconds  # the summary times decode + quantize
-    write_outputs(source, plan, result, loaded.frames[0], seed=opts.seed)
+    write_outputs(
+        source, plan, result, loaded.frames[0], seed=opts.seed, palette_file=opts.palette_file
+    )
     return result
 
 
 def write_outputs(
-    source: Path, plan: OutputPlan, result: QuantizeResult, frame: Frame, *, seed: int = 0
+    source: Path,
+    plan: OutputPlan,
+    result: QuantizeResult,
+    frame: Frame,
+    *,
+    seed: int = 0,
+    palette_file: str | None = None,
 ) -> None:
     """Write every output of ``plan``: all of them are replaced, or none is.
 
@@ -747,6 +795,8 @@ def write_outputs(
         The decoded input (its first frame), for the pixel plot.
     seed : int
         Seed of the plot's pixel sample.
+    palette_file : str, optional
+        The palette file the colors came from, for the report.
     """
     files: list[tuple[Path, Writer]] = []
     if plan.write_image:
@@ -757,6 +807,7 @@ def write_outputs(
         )
     if plan.report is not None:
         report = result.report(str(source), str(plan.image) if plan.write_image else None)
+        report["palette_file"] = palette_file
         files.append((plan.report, bytes_writer((json.dumps(report, indent=2) + "\n").encode())))
     for fmt, path in plan.palettes.items():
         data = export(result.palette, fmt, plan.image.stem)

@@ -1,0 +1,897 @@
+"""Many images at once: find them, plan their outputs, run them in worker processes.
+
+:func:`run_batch` is the library entry point behind the ``quantize`` command.
+It expands files and folders into a list of paths (never of decoded images,
+so memory stays flat), decides every output path before any work, then hands
+one image at a time to :func:`quantize.pipeline.process_file` in a pool of
+worker processes.  Each worker writes its own outputs atomically; the parent
+only collects small :class:`ImageResult` records and calls the progress
+callback.  Every image is processed by the same deterministic code whatever
+the number of workers, so the outputs are byte-identical for any ``workers``.
+
+With ``shared_palette`` a first pass collects each image's table of distinct
+colors, merges the tables (a bounded buffer of keys and counts), fits one
+palette to the merged table and writes it as ``palette.json``; the second
+pass recolors every image with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from quantize.errors import OutputError, QuantizeError
+from quantize.histogram import ColorTable
+from quantize.imageio import SUFFIX_FORMATS, bytes_writer, check_outputs, load_image, write_files
+from quantize.metrics import quality_metrics
+from quantize.palette import SUFFIXES, Palette, export, read_palette, to_json_colors
+from quantize.pipeline import (
+    MAX_COLORS,
+    OutputPlan,
+    RunOptions,
+    fit_palette,
+    is_folder_spec,
+    plan_outputs,
+    process_file,
+    visible_table,
+)
+
+#: File suffixes taken from folders (files named explicitly are always tried).
+IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
+#: Name of the shared palette file written with ``shared_palette``.
+SHARED_PALETTE_NAME = "palette.json"
+
+# quantize's own output names: STEM-kK followed by one or more suffixes
+# (photo-k16.png, photo-k16.json, photo-k16.swatch.png ...).
+_OUTPUT_NAME = re.compile(r"(?P<stem>.+)-k(?:[0-9]+|auto)(?:\.[^.]+)+")
+# Merge buffered color tables once they hold this many rows in total.
+_MERGE_ROWS = 1 << 22
+
+Status = Literal["written", "skipped", "failed", "interrupted"]
+Phase = Literal["palette", "images"]
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch is found, planned and run.
+
+    Attributes
+    ----------
+    run : RunOptions
+        Per-image settings (colors, format, force, a given palette ...).
+    output : str or None
+        None: outputs next to their inputs.  With one input file, a file
+        name or a folder as for a single image; otherwise a folder, under
+        which the tree below each folder argument is mirrored.
+    recursive : bool
+        Also take images from the subfolders of folder arguments.
+    skip_existing : bool
+        Skip (and count as skipped) images whose outputs all exist.
+    workers : int or None
+        Worker processes; None means ``os.cpu_count()``.  1 runs in-process.
+    shared_palette : bool
+        Learn one palette over all images and recolor every image with it.
+    """
+
+    run: RunOptions = field(default_factory=RunOptions)
+    output: str | None = None
+    recursive: bool = False
+    skip_existing: bool = False
+    workers: int | None = None
+    shared_palette: bool = False
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """What happened to one input image.
+
+    Attributes
+    ----------
+    source : Path
+    status : {"written", "skipped", "failed", "interrupted"}
+    outputs : tuple of Path
+        Files written (or, when skipped, the files that already existed).
+    reason : str or None
+        One-line reason of a failure.
+    warnings : tuple of str
+    colors : int
+        Palette size of the result.
+    psnr : float or None
+        PSNR in dB (``inf`` when exact).
+    seconds : float
+        Time spent on the image.
+    delta_e_mean : float or None
+        Mean CIEDE2000 difference of the pixels to their new colors.
+    auto : str or None
+        With ``-k auto``: why the palette size was chosen.
+    detail : str or None
+        Traceback text of an unexpected error, for ``--debug``.
+    """
+
+    source: Path
+    status: Status
+    outputs: tuple[Path, ...] = ()
+    reason: str | None = None
+    warnings: tuple[str, ...] = ()
+    colors: int = 0
+    psnr: float | None = None
+    seconds: float = 0.0
+    delta_e_mean: float | None = None
+    auto: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event passed to the callback of :func:`run_batch`.
+
+    A phase starts with ``done == 0`` and ``result is None``; then one event
+    follows per finished image.  ``phase`` is ``"palette"`` for the first pass
+    of a shared palette (reading color tables) and ``"images"`` otherwise.
+    """
+
+    phase: Phase
+    done: int
+    total: int
+    result: ImageResult | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class BatchResult:
+    """The outcome of :func:`run_batch`.
+
+    Attributes
+    ----------
+    results : list of ImageResult
+        One per input image, in input order.
+    seconds : float
+        Wall time of the whole batch.
+    interrupted : bool
+        True when stopped by Ctrl-C; images not reached are left out.
+    palette : Palette or None
+        The shared palette, when one was learned or reused.
+    palette_path : Path or None
+        Where the shared palette was written (or read from).
+    total : int
+        Number of input images found; more than ``len(results)`` after Ctrl-C.
+    """
+
+    results: list[ImageResult]
+    seconds: float
+    interrupted: bool = False
+    palette: Palette | None = None
+    palette_path: Path | None = None
+    total: int = 0
+
+    def count(self, status: Status) -> int:
+        """Number of images with ``status``."""
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def not_done(self) -> int:
+        """Images found but neither written, skipped nor failed (after Ctrl-C)."""
+        return self.total - sum(r.status != "interrupted" for r in self.results)
+
+    @property
+    def failures(self) -> list[ImageResult]:
+        """The failed images, in input order."""
+        return [r for r in self.results if r.status == "failed"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """An input image and the folder argument it was found under (None if named)."""
+
+    path: Path
+    root: Path | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to process and where its outputs go."""
+
+    source: Path
+    plan: OutputPlan
+
+
+# --------------------------------------------------------------------------- #
+# Finding inputs
+# --------------------------------------------------------------------------- #
+
+
+def find_images(
+    inputs: Iterable[str | os.PathLike[str]],
+    *,
+    recursive: bool = False,
+    exclude: Path | None = None,
+) -> Iterator[Source]:
+    """Expand files and folders into the images to process, in a stable order.
+
+    A file named in ``inputs`` is always yielded.  A folder yields its files
+    with an image suffix (:data:`IMAGE_SUFFIXES`), sorted by name, and with
+    ``recursive`` those of its subfolders (symbolic links to folders are not
+    followed).  quantize's own outputs are left out: a file named
+    ``STEM-kK.*`` whose folder also holds an image named ``STEM.*``, and
+    everything in the subfolder ``exclude`` (the output folder).  A file met
+    twice is yielded once.
+
+    Parameters
+    ----------
+    inputs : iterable of path
+    recursive : bool
+    exclude : Path, optional
+
+    Yields
+    ------
+    Source
+    """
+    excluded = exclude.resolve() if exclude is not None else None
+    seen: set[Path] = set()
+    for arg in map(Path, inputs):
+        found = _scan(arg, recursive, excluded) if arg.is_dir() else iter([Source(arg)])
+        for source in found:
+            key = source.path.resolve()
+            if key not in seen:
+                seen.add(key)
+                yield source
+
+
+def _scan(root: Path, recursive: bool, excluded: Path | None) -> Iterator[Source]:
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = sorted(folder.iterdir(), key=lambda p: p.name)
+        except OSError:
+            continue  # an unreadable subfolder holds nothing we can read either
+        files = [e for e in entries if e.suffix.lower() in IMAGE_SUFFIXES and e.is_file()]
+        stems = {f.stem for f in files}
+        for f in files:
+            if not is_own_output(f.name, stems):
+                yield Source(f, root)
+        if recursive:
+            subfolders = [
+                e for e in entries if e.is_dir() and not e.is_symlink() and e.resolve() != excluded
+            ]
+            folders.extend(reversed(subfolders))  # depth first, in name order
+
+
+def is_own_output(name: str, sibling_stems: set[str]) -> bool:
+    """True when file ``name`` looks like a quantize output of a sibling image.
+
+    Parameters
+    ----------
+    name : str
+        A file name such as ``photo-k16.png``.
+    sibling_stems : set of str
+        Stems of the image files in the same folder.
+
+    Examples
+    --------
+    >>> is_own_output("photo-k16.png", {"photo", "photo-k16"})
+    True
+    >>> is_own_output("photo-k16.png", {"photo-k16"})
+    False
+    """
+    match = _OUTPUT_NAME.fullmatch(name)
+    return match is not None and match.group("stem") in sibling_stems
+
+
+# --------------------------------------------------------------------------- #
+# Planning
+# --------------------------------------------------------------------------- #
+
+
+def single_file_mode(inputs: Sequence[str | os.PathLike[str]]) -> bool:
+    """True when ``inputs`` is one path that is not a folder: ``-o`` may then name a file."""
+    return len(inputs) == 1 and not Path(inputs[0]).is_dir()
+
+
+def check_output_folder(inputs: Sequence[str | os.PathLike[str]], output: str | None) -> None:
+    """Refuse an ``output`` that cannot be the folder a batch needs.
+
+    With folders or several inputs the output is a folder (created when
+    missing); an existing file or a name with an image suffix is refused.
+
+    Raises
+    ------
+    ValueError
+    """
+    if output is None or single_file_mode(inputs) or is_folder_spec(output):
+        return
+    if Path(output).exists():
+        raise ValueError(f"{output} is not a folder; with folders or several inputs -o is a folder")
+    if Path(output).suffix.lower() in IMAGE_SUFFIXES:
+        raise ValueError(
+            f"{output} looks like a file name; with folders or several inputs -o is a folder"
+        )
+
+
+def plan_jobs(
+    sources: Iterable[Source],
+    options: BatchOptions,
+    single_file: bool,
+    named: Sequence[Path] = (),
+) -> Iterator[Job | ImageResult]:
+    """Decide every output path; yield a job, or the result of an image that needs no work.
+
+    An image is failed here when its outputs cannot be planned, would land on
+    the outputs of an earlier image or on a file ``named`` as an input, or
+    exist without ``force``; skipped when ``skip_existing`` and all its
+    outputs exist.
+    """
+    claimed: dict[Path, Path] = {}
+    for source in sources:
+        try:
+            plan = _plan(source, options, single_file)
+        except QuantizeError as exc:
+            yield ImageResult(source.path, "failed", reason=str(exc))
+            continue
+        clash = next((claimed[p] for p in plan.paths if p in claimed), None)
+        if clash is not None:
+            reason = f"{plan.image}: same output as {clash}"
+            yield ImageResult(source.path, "failed", reason=reason)
+            continue
+        claimed.update(dict.fromkeys(plan.paths, source.path))
+        if options.skip_existing and all(p.exists() for p in plan.paths):
+            yield ImageResult(source.path, "skipped", outputs=tuple(plan.paths))
+            continue
+        try:
+            check_outputs(plan.paths, [source.path, *named], force=options.run.force)
+        except OutputError as exc:
+            yield ImageResult(source.path, "failed", reason=str(exc))
+            continue
+        yield Job(source.path, plan)
+
+
+def _plan(source: Source, options: BatchOptions, single_file: bool) -> OutputPlan:
+    output = options.output
+    if output is None or single_file:
+        return plan_outputs(source.path, output, options.run)
+    folder = Path(output)
+    if source.root is not None:
+        folder = folder / source.path.parent.relative_to(source.root)
+    return plan_outputs(source.path, f"{folder}{os.sep}", options.run)
+
+
+def shared_palette_path(inputs: Sequence[str | os.PathLike[str]], output: str | None) -> Path:
+    """Where ``palette.json`` goes: the output folder, else beside the first input.
+
+    With ``output`` a folder it goes in that folder; with ``output`` an image
+    file name (one input file), beside that file.  Without ``output``: in the
+    first input when it is a folder, otherwise in the first input's folder.
+    """
+    if output is not None:
+        folder = (
+            Path(output)
+            if not single_file_mode(inputs) or is_folder_spec(output)
+            else Path(output).parent
+        )
+    else:
+        first = Path(inputs[0])
+        folder = first if first.is_dir() else first.parent
+    return folder / SHARED_PALETTE_NAME
+
+
+# --------------------------------------------------------------------------- #
+# Worker tasks (module level so that they can be pickled)
+# --------------------------------------------------------------------------- #
+
+_busy = False
+_stopping = False
+
+
+def _worker_init() -> None:
+    """Make Ctrl-C interrupt a worker only while it works on an image.
+
+    An idle worker must ignore it: an exception in the pool's own loop kills
+    the process and breaks the pool.  The parent forwards the signal too, for
+    interrupts that do not come from the terminal.
+    """
+    signal.signal(signal.SIGINT, _on_sigint)
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    global _busy, _stopping
+    _stopping = True  # tasks already queued to this worker must not start
+    if _busy:
+        _busy = False  # a second signal must not interrupt the clean-up
+        raise KeyboardInterrupt
+
+
+def _set_busy(value: bool) -> None:
+    global _busy
+    _busy = value
+
+
+def run_job(job: Job, opts: RunOptions) -> ImageResult:
+    """Process one image and describe the outcome; never raises but for Ctrl-C in-process.
+
+    Outputs this call created are removed again when it is interrupted, so an
+    image ends up with all its outputs or none.
+    """
+    if _stopping:
+        return ImageResult(job.source, "interrupted")
+    existed = {p for p in job.plan.paths if p.exists()}
+    start = time.perf_counter()
+    _set_busy(True)
+    try:
+        result = process_file(job.source, job.plan, opts)
+    except KeyboardInterrupt:
+        _set_busy(False)
+        for path in job.plan.paths:
+            if path not in existed:
+                with suppress(OSError):
+                    path.unlink()
+        return ImageResult(job.source, "interrupted")
+    except Exception as exc:
+        return _failure(job.source, exc)
+    finally:
+        _set_busy(False)
+    return ImageResult(
+        job.source,
+        "written",
+        outputs=tuple(job.plan.paths),
+        warnings=tuple(result.warnings),
+        colors=result.palette.size,
+        psnr=result.metrics.psnr,
+        seconds=time.perf_counter() - start,
+        delta_e_mean=result.metrics.delta_e_mean,
+        auto=None if result.k_auto is None else result.k_auto.describe(),
+    )
+
+
+def _failure(source: Path, exc: Exception) -> ImageResult:
+    # The traceback travels with every failure so that --debug can show it.
+    detail = "".join(traceback.format_exception(exc))
+    if isinstance(exc, QuantizeError | ValueError):
+        reason = str(exc).splitlines()[0] or type(exc).__name__
+    elif isinstance(exc, OSError):
+        reason = (exc.strerror or str(exc)).lower()
+    else:
+        # A bug must not stop the batch, but it must be visible.
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+    return ImageResult(source, "failed", reason=reason, detail=detail)
+
+
+@dataclass(frozen=True)
+class _TableResult:
+    """A color table read in a worker for the shared palette."""
+
+    result: ImageResult
+    keys: NDArray[np.uint32] | None = None
+    counts: NDArray[np.int64] | None = None
+    transparent: int = 0
+
+
+def read_table(job: Job) -> _TableResult:
+    """Decode one image and return its distinct visible colors (first shared-palette pass)."""
+    if _stopping:
+        return _TableResult(ImageResult(job.source, "interrupted"))
+    _set_busy(True)
+    try:
+        table, transparent = visible_table(load_image(job.source))
+    except KeyboardInterrupt:
+        return _TableResult(ImageResult(job.source, "interrupted"))
+    except Exception as exc:
+        return _TableResult(_failure(job.source, exc))
+    finally:
+        _set_busy(False)
+    if table.n_colors == 0:
+        return _TableResult(
+            ImageResult(job.source, "failed", reason="the image has no visible pixels")
+        )
+    return _TableResult(ImageResult(job.source, "written"), table.keys, table.counts, transparent)
+
+
+# --------------------------------------------------------------------------- #
+# Running tasks in-process or in a pool
+# --------------------------------------------------------------------------- #
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _status(outcome: object) -> Status:
+    result = outcome.result if isinstance(outcome, _TableResult) else outcome
+    assert isinstance(result, ImageResult)
+    return result.status
+
+
+def execute(
+    tasks: Sequence[T],
+    fn: Callable[..., R],
+    args: tuple[Any, ...],
+    workers: int,
+    on_done: Callable[[int, R], None],
+    broken: Callable[[T], R],
+) -> bool:
+    """Run ``fn(task, *args)`` for every task; call ``on_done(index, outcome)`` as each ends.
+
+    With ``workers`` 1 the tasks run in this process, otherwise in a pool
+    with at most ``2 * workers`` tasks submitted at a time (so a huge batch
+    does not queue a huge backlog).  ``broken(task)`` makes the outcome of a
+    task whose worker process died.
+
+    Returns
+    -------
+    bool
+        True when interrupted by Ctrl-C: remaining tasks were not started and
+        the running ones were told to stop; their outcomes are still reported.
+    """
+    if workers <= 1 or len(tasks) <= 1:
+        return _execute_here(tasks, fn, args, on_done)
+    return _execute_pool(tasks, fn, args, workers, on_done, broken)
+
+
+def _execute_here(
+    tasks: Sequence[T],
+    fn: Callable[..., R],
+    args: tuple[Any, ...],
+    on_done: Callable[[int, R], None],
+) -> bool:
+    try:
+        for index, task in enumerate(tasks):
+            outcome = fn(task, *args)
+            on_done(index, outcome)
+            if _status(outcome) == "interrupted":
+                return True
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def _execute_pool(
+    tasks: Sequence[T],
+    fn: Callable[..., R],
+    args: tuple[Any, ...],
+    workers: int,
+    on_done: Callable[[int, R], None],
+    broken: Callable[[T], R],
+) -> bool:
+    workers = min(workers, len(tasks))
+    executor = ProcessPoolExecutor(workers, initializer=_worker_init)
+    running: dict[Future[R], int] = {}
+    next_task = 0
+    try:
+        while next_task < len(tasks) or running:
+            while next_task < len(tasks) and len(running) < 2 * workers:
+                try:
+                    future = executor.submit(fn, tasks[next_task], *args)
+                except BrokenProcessPool:
+                    # A worker died (killed, out of memory): the tasks it had
+                    # fail below; the rest go to a fresh pool.
+                    executor.shutdown(wait=True)
+                    executor = ProcessPoolExecutor(workers, initializer=_worker_init)
+                    continue
+                running[future] = next_task
+                next_task += 1
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=running.__getitem__):
+                index = running.pop(future)
+                outcome = _outcome(future, tasks[index], broken)
+                on_done(index, outcome)
+                if _status(outcome) == "interrupted":
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        _stop(executor, running, tasks, on_done, broken)
+        return True
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    return False
+
+
+def _outcome(future: Future[R], task: T, broken: Callable[[T], R]) -> R:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return broken(task)
+
+
+def _stop(
+    executor: ProcessPoolExecutor,
+    running: dict[Future[R], int],
+    tasks: Sequence[T],
+    on_done: Callable[[int, R], None],
+    broken: Callable[[T], R],
+) -> None:
+    """Cancel what has not started, interrupt what has, and report what still ends."""
+    for future in running:
+        future.cancel()
+    # A terminal sends SIGINT to the workers as well; `kill -INT` on the parent
+    # does not, so forward it.  The pool has no public list of its processes.
+    processes: dict[int, Any] = getattr(executor, "_processes", None) or {}
+    for pid in list(processes):
+        with suppress(OSError):
+            os.kill(pid, signal.SIGINT)
+    executor.shutdown(wait=True, cancel_futures=True)
+    for future, index in sorted(running.items(), key=lambda item: item[1]):
+        if future.done() and not future.cancelled():
+            on_done(index, _outcome(future, tasks[index], broken))
+
+
+# --------------------------------------------------------------------------- #
+# The shared palette
+# --------------------------------------------------------------------------- #
+
+
+class TableMerger:
+    """Sum color tables of many images into one, in bounded memory.
+
+    Tables are buffered and merged (one sort of their keys) whenever the
+    buffer holds more than a few million rows, so the memory is bounded by
+    the number of distinct colors (at most 2**24), not the number of images.
+    The sum does not depend on the order the tables arrive in.
+    """
+
+    def __init__(self) -> None:
+        self._keys: list[NDArray[np.uint32]] = []
+        self._counts: list[NDArray[np.int64]] = []
+        self._rows = 0
+
+    def add(
+        self,
+        keys: NDArray[np.uint32],
+        counts: NDArray[np.int64],
+    ) -> None:
+        """Add one table: sorted distinct keys of shape (m,) and their counts (m,)."""
+        self._keys.append(keys)
+        self._counts.append(counts)
+        self._rows += len(keys)
+        if self._rows > _MERGE_ROWS and len(self._keys) > 1:
+            self._merge()
+
+    def _merge(self) -> None:
+        keys = np.concatenate(self._keys)
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        counts = np.zeros(len(uniq), dtype=np.int64)
+        np.add.at(counts, inverse, np.concatenate(self._counts))
+        self._keys, self._counts, self._rows = [uniq.astype(np.uint32)], [counts], len(uniq)
+
+    def table(self) -> ColorTable:
+        """The merged table of every color added so far."""
+        if not self._keys:
+            return ColorTable(np.empty(0, np.uint32), np.empty(0, np.int64))
+        if len(self._keys) > 1:
+            self._merge()
+        return ColorTable(self._keys[0], self._counts[0])
+
+
+def learn_shared_palette(
+    table: ColorTable, opts: RunOptions, transparent: bool
+) -> tuple[Palette, dict[str, Any]]:
+    """Fit one palette to the merged color table of all images.
+
+    Returns
+    -------
+    palette : Palette
+        In ``opts.sort`` order, with pixel counts over all images.
+    report : dict
+        The content of ``palette.json`` (the palette report schema without
+        the per-image fields, plus ``images``).
+    """
+    if opts.colors == "auto":
+        raise ValueError("a shared palette needs a fixed number of colors, not 'auto'")
+    k = min(opts.colors, MAX_COLORS - 1) if transparent else opts.colors
+    fit = fit_palette(
+        table,
+        k,
+        algorithm=opts.algorithm,
+        n_init=opts.n_init,
+        max_iter=opts.max_iter,
+        seed=opts.seed,
+        space=opts.space,
+    )
+    ordered = fit.palette.sorted(opts.sort)
+    report = {
+        "pixels": table.n_pixels,
+        "distinct_colors": table.n_colors,
+        "color_profile": "sRGB",
+        "colors_requested": opts.colors,
+        "algorithm": opts.algorithm,
+        "space": opts.space,
+        "seed": opts.seed,
+        "n_init": opts.n_init,
+        "max_iter": opts.max_iter,
+        "n_iter": fit.n_iter,
+        "metrics": quality_metrics(
+            table.colors, fit.palette.colors[fit.labels], table.counts, fit.palette.size
+        ).to_dict(),
+        "sort": opts.sort,
+        "colors": to_json_colors(ordered),
+    }
+    return ordered, report
+
+
+# --------------------------------------------------------------------------- #
+# The runner
+# --------------------------------------------------------------------------- #
+
+
+class _Collector:
+    """Results by input position, forwarding each to the progress callback."""
+
+    def __init__(self, phase: Phase, total: int, progress: ProgressCallback | None) -> None:
+        self.phase, self.total, self.progress = phase, total, progress
+        self.done = 0
+        if progress is not None:
+            progress(Progress(phase, 0, total))
+
+    def report(self, result: ImageResult) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(Progress(self.phase, self.done, self.total, result))
+
+
+def run_batch(
+    inputs: Sequence[str | os.PathLike[str]],
+    options: BatchOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> BatchResult:
+    """Quantize every image in ``inputs`` (files and folders) and write the outputs.
+
+    One bad image never stops the batch: it is reported in the result.  Ctrl-C
+    (KeyboardInterrupt) stops the workers, removes the outputs of images that
+    were not finished and returns with ``interrupted`` set.
+
+    Parameters
+    ----------
+    inputs : sequence of path
+        Image files and folders.
+    options : BatchOptions, optional
+    progress : callable, optional
+        Called in this process with a :class:`Progress` at the start of each
+        phase and after each image.
+
+    Returns
+    -------
+    BatchResult
+
+    Raises
+    ------
+    ValueError
+        ``options.output`` cannot be the folder the batch needs.
+    OutputError
+        ``palette.json`` exists (without ``force`` or ``skip_existing``).
+    PaletteError
+        ``skip_existing`` found a ``palette.json`` it cannot read.
+
+    Examples
+    --------
+    >>> from quantize.batch import BatchOptions, run_batch
+    >>> result = run_batch(["photos/"], BatchOptions(output="out/", workers=2))  # doctest: +SKIP
+    >>> result.count("written"), [(r.source, r.reason) for r in result.failures]  # doctest: +SKIP
+    """
+    options = options or BatchOptions()
+    start = time.perf_counter()
+    check_output_folder(inputs, options.output)
+    single = single_file_mode(inputs)
+    exclude = None if options.output is None or single else Path(options.output)
+    sources = find_images(inputs, recursive=options.recursive, exclude=exclude)
+    finished: dict[int, ImageResult] = {}
+    jobs: list[tuple[int, Job]] = []
+    # Images found in folders that look like outputs are skipped; files named
+    # on the command line are always inputs and must never be overwritten.
+    named = [Path(p) for p in inputs if not Path(p).is_dir()]
+    for index, item in enumerate(plan_jobs(sources, options, single, named)):
+        if isinstance(item, Job):
+            jobs.append((index, item))
+        else:
+            finished[index] = item
+    planned = [finished[i] for i in sorted(finished)]
+    total = len(planned) + len(jobs)
+    workers = options.workers or os.cpu_count() or 1
+    run_opts = options.run
+    palette, palette_path, interrupted = None, None, False
+    if options.shared_palette and jobs:
+        palette_path = shared_palette_path(inputs, options.output)
+        interrupted, palette = _shared_palette(
+            jobs, options, palette_path, workers, finished, progress
+        )
+        jobs = [(i, job) for i, job in jobs if i not in finished]
+        run_opts = replace(run_opts, palette=palette, palette_file=str(palette_path))
+    if not interrupted:
+        interrupted = _run_jobs(jobs, planned, run_opts, workers, finished, progress)
+    results = [finished[i] for i in sorted(finished)]
+    seconds = time.perf_counter() - start
+    return BatchResult(results, seconds, interrupted, palette, palette_path, total)
+
+
+def _run_jobs(
+    jobs: list[tuple[int, Job]],
+    planned: list[ImageResult],
+    opts: RunOptions,
+    workers: int,
+    finished: dict[int, ImageResult],
+    progress: ProgressCallback | None,
+) -> bool:
+    """Run the jobs; the images settled while planning are reported first."""
+    collector = _Collector("images", len(planned) + len(jobs), progress)
+    for result in planned:
+        collector.report(result)
+
+    def on_done(position: int, result: ImageResult) -> None:
+        finished[jobs[position][0]] = result
+        collector.report(result)
+
+    tasks = [job for _, job in jobs]
+    return execute(tasks, run_job, (opts,), workers, on_done, _died)
+
+
+def _died(job: Job) -> ImageResult:
+    return ImageResult(job.source, "failed", reason="the worker process died (out of memory?)")
+
+
+def _died_table(job: Job) -> _TableResult:
+    return _TableResult(_died(job))
+
+
+def _shared_palette(
+    jobs: list[tuple[int, Job]],
+    options: BatchOptions,
+    path: Path,
+    workers: int,
+    finished: dict[int, ImageResult],
+    progress: ProgressCallback | None,
+) -> tuple[bool, Palette | None]:
+    """Learn (or, with skip_existing, reuse) the shared palette.
+
+    Images that cannot be read are marked failed in ``finished`` here.
+
+    Returns
+    -------
+    interrupted : bool
+    palette : Palette or None
+        None when interrupted or when no image could be read.
+    """
+    if options.skip_existing and path.exists():
+        return False, read_palette(path)
+    extras = {fmt: path.with_suffix(SUFFIXES[fmt]) for fmt in options.run.palette_formats}
+    check_outputs([path, *extras.values()], [], force=options.run.force)
+    merger = TableMerger()
+    transparent = False
+    readable = 0
+    collector = _Collector("palette", len(jobs), progress)
+
+    def on_done(position: int, outcome: _TableResult) -> None:
+        nonlocal transparent, readable
+        if outcome.result.status == "failed":
+            finished[jobs[position][0]] = outcome.result
+        if outcome.keys is not None and outcome.counts is not None:
+            merger.add(outcome.keys, outcome.counts)
+            transparent = transparent or outcome.transparent > 0
+            readable += 1
+        collector.report(outcome.result)
+
+    tasks = [job for _, job in jobs]
+    if execute(tasks, read_table, (), workers, on_done, _died_table):
+        return True, None
+    if readable == 0:
+        return False, None
+    palette, report = learn_shared_palette(merger.table(), options.run, transparent)
+    text = json.dumps({"images": readable, **report}, indent=2) + "\n"
+    files = [(path, bytes_writer(text.encode()))]
+    for fmt, extra in extras.items():
+        data = export(palette, fmt, path.stem)
+        files.append((extra, bytes_writer(data if isinstance(data, bytes) else data.encode())))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_files(files)
+    return False, palette
