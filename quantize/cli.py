@@ -6,6 +6,7 @@ that ``quantize --help`` stays fast.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -532,12 +533,22 @@ def _summary(result: ImageResult) -> str:
     return f"{result.source}: {k_text}, {quality}, {result.seconds:.2f} s -> {image}"
 
 
+#: Thread-pool variables of the BLAS libraries numpy may use.
+_BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def main() -> None:
     """Console-script entry point.
 
     Click's standalone mode would turn Ctrl-C into exit code 1; run it
     non-standalone so an interrupt exits 130 as documented.
     """
+    # quantize runs images in parallel processes itself (-j); BLAS threads on
+    # its n x 3 products only compete with them (measured: same wall time for
+    # one image, 40% less CPU).  Set before numpy is imported; a user's own
+    # setting wins.
+    for var in _BLAS_THREAD_VARS:
+        os.environ.setdefault(var, "1")
     try:
         code = quantize_command.main(prog_name="quantize", standalone_mode=False)
     except click.exceptions.Abort:
