@@ -6,9 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
+from quantize.cli import quantize_command
+
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+
+
+def run_cli(*args: str | Path) -> tuple[int, str]:
+    """Invoke the command in-process; its exit code and everything it printed."""
+    result = CliRunner().invoke(quantize_command, [str(a) for a in args])
+    return result.exit_code, result.output
 
 
 def gradient_rgb(width: int = 96, height: int = 64, seed: int = 0) -> Image.Image:

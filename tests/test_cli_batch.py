@@ -12,22 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from quantize import cli
 from quantize.batch import ImageResult, Progress
-from quantize.cli import quantize_command
 from quantize.palette import Palette, to_ase, to_gpl, to_txt
 from tests.conftest import gradient_rgb
+from tests.conftest import run_cli as run
 from tests.test_batch import json_colors, names, used_colors
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(*args: str | Path) -> tuple[int, str]:
-    result = CliRunner().invoke(quantize_command, [str(a) for a in args])
-    return result.exit_code, result.output
 
 
 @pytest.fixture

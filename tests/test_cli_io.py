@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from quantize.cli import DEFAULT_MAX_PIXELS, quantize_command
+from quantize.cli import DEFAULT_MAX_PIXELS
 from tests.conftest import gradient_rgb
+from tests.conftest import run_cli as run
 from tests.odd_images import (
     DURATIONS,
     exif_rotated_jpeg,
@@ -24,11 +24,6 @@ from tests.odd_images import (
     semi_transparent_rgba,
     truncated_jpeg,
 )
-
-
-def run(*args: str | Path) -> tuple[int, str]:
-    result = CliRunner().invoke(quantize_command, [str(a) for a in args])
-    return result.exit_code, result.output
 
 
 def report_of(image: Path) -> dict[str, Any]:

@@ -18,26 +18,20 @@ from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from numpy.typing import NDArray
 from PIL import Image
 
 from quantize import pipeline
-from quantize.cli import quantize_command
 from quantize.colors import srgb_to_lab
 from quantize.imageio import Frame
 from quantize.metrics import ciede2000
 from quantize.palette import Palette
 from quantize.plots import PLOT_SIZE_PX
+from tests.conftest import run_cli as run
 
 RGB = tuple[int, int, int]
 ALL_FORMATS = "json,gpl,css,ase,txt"
 CSS_PROPERTY = re.compile(r"--color-(\d+):\s*(#[0-9a-f]{6});\s*/\*\s*([0-9.]+)%\s*\*/")
-
-
-def run(*args: str | Path) -> tuple[int, str]:
-    result = CliRunner().invoke(quantize_command, [str(a) for a in args])
-    return result.exit_code, result.output
 
 
 def report_of(path: Path) -> dict[str, Any]:

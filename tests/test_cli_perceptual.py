@@ -7,15 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from quantize.cli import quantize_command
-
-
-def run(*args: str | Path) -> tuple[int, str]:
-    result = CliRunner().invoke(quantize_command, [str(a) for a in args])
-    return result.exit_code, result.output
+from tests.conftest import run_cli as run
 
 
 def rgb(path: Path) -> np.ndarray:
