@@ -24,13 +24,11 @@ import signal
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,7 +36,7 @@ from numpy.typing import NDArray
 from quantize.errors import OutputError, QuantizeError
 from quantize.histogram import ColorTable
 from quantize.imageio import SUFFIX_FORMATS, bytes_writer, check_outputs, load_image, write_files
-from quantize.metrics import quality_metrics
+from quantize.metrics import palette_metrics
 from quantize.palette import SUFFIXES, Palette, export, read_palette, to_json_colors
 from quantize.pipeline import (
     MAX_COLORS,
@@ -50,6 +48,11 @@ from quantize.pipeline import (
     process_file,
     visible_table,
 )
+
+if TYPE_CHECKING:
+    # Imported where a pool is made: multiprocessing costs ~10 ms of start-up
+    # that a run with -j 1 or a single image never needs.
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 #: File suffixes taken from folders (files named explicitly are always tried).
 IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
@@ -567,6 +570,9 @@ def _execute_pool(
     on_done: Callable[[int, R], None],
     broken: Callable[[T], R],
 ) -> bool:
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
     workers = min(workers, len(tasks))
     executor = ProcessPoolExecutor(workers, initializer=_worker_init)
     running: dict[Future[R], int] = {}
@@ -600,6 +606,8 @@ def _execute_pool(
 
 
 def _outcome(future: Future[R], task: T, broken: Callable[[T], R]) -> R:
+    from concurrent.futures.process import BrokenProcessPool
+
     try:
         return future.result()
     except BrokenProcessPool:
@@ -712,8 +720,8 @@ def learn_shared_palette(
         "n_init": opts.n_init,
         "max_iter": opts.max_iter,
         "n_iter": fit.n_iter,
-        "metrics": quality_metrics(
-            table.colors, fit.palette.colors[fit.labels], table.counts, fit.palette.size
+        "metrics": palette_metrics(
+            table.colors, table.counts, fit.palette.colors, fit.labels
         ).to_dict(),
         "sort": opts.sort,
         "colors": to_json_colors(ordered),

@@ -10,6 +10,7 @@ Inverse conversions never clip: out-of-gamut inputs give sRGB values outside
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 import numpy as np
@@ -21,6 +22,7 @@ __all__ = [
     "lab_to_srgb",
     "linear_to_srgb",
     "oklab_to_srgb",
+    "rgb8_to_lab",
     "rgb8_to_space",
     "space_to_rgb8",
     "srgb_to_lab",
@@ -193,7 +195,12 @@ def srgb_to_lab(rgb: ArrayLike) -> FloatArray:
     ndarray of float64, shape (..., 3)
         ``(L*, a*, b*)`` with L* in ``0..100`` for in-gamut colors.
     """
-    f = _lab_f(srgb_to_xyz(rgb) / _WHITE_D65)
+    return _linear_to_lab(srgb_to_linear(rgb))
+
+
+def _linear_to_lab(lin: FloatArray) -> FloatArray:
+    """CIELAB of linear-light sRGB, shape (..., 3)."""
+    f = _lab_f(_apply_matrix(lin, _SRGB_TO_XYZ) / _WHITE_D65)
     fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
     return np.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
 
@@ -232,7 +239,12 @@ def srgb_to_oklab(rgb: ArrayLike) -> FloatArray:
     ndarray of float64, shape (..., 3)
         ``(L, a, b)`` with L in ``0..1`` for in-gamut colors.
     """
-    lms = _apply_matrix(srgb_to_linear(rgb), _OKLAB_M1)
+    return _linear_to_oklab(srgb_to_linear(rgb))
+
+
+def _linear_to_oklab(lin: FloatArray) -> FloatArray:
+    """OKLab of linear-light sRGB, shape (..., 3)."""
+    lms = _apply_matrix(lin, _OKLAB_M1)
     # np.cbrt (unlike ** (1/3)) is defined for the small negative LMS values
     # that out-of-gamut inputs can produce.
     return _apply_matrix(np.cbrt(lms), _OKLAB_M2)
@@ -330,9 +342,48 @@ def rgb8_to_space(rgb8: ArrayLike, space: str) -> FloatArray:
     Returns
     -------
     ndarray of float64, shape (..., 3)
-        Coordinates in ``space``.
+        Coordinates in ``space``; for uint8 input exactly (bit for bit) what
+        ``to_space(rgb8 / 255, space)`` gives.
     """
-    return to_space(np.asarray(rgb8, dtype=np.float64) / 255.0, space)
+    arr = np.asarray(rgb8)
+    if arr.dtype != np.uint8 or space == "rgb":
+        return to_space(np.asarray(arr, dtype=np.float64) / 255.0, space)
+    _check_space(space)
+    if arr.ndim == 0 or arr.shape[-1] != 3:
+        raise ValueError(f"expected an array of shape (..., 3), got {arr.shape}")
+    lin = _linear_levels()[arr]
+    return _linear_to_lab(lin) if space == "lab" else _linear_to_oklab(lin)
+
+
+def rgb8_to_lab(rgb8: ArrayLike) -> FloatArray:
+    """Convert 8-bit sRGB (``0..255``) to CIELAB (D65), like ``srgb_to_lab(rgb8 / 255)``.
+
+    Parameters
+    ----------
+    rgb8 : array_like, shape (..., 3)
+        8-bit sRGB values; uint8 input takes a table lookup for the transfer
+        curve (the same numbers, computed once for the 256 levels).
+
+    Returns
+    -------
+    ndarray of float64, shape (..., 3)
+        ``(L*, a*, b*)``.
+    """
+    return rgb8_to_space(rgb8, "lab")
+
+
+@functools.cache
+def _linear_levels() -> FloatArray:
+    """`srgb_to_linear` of the 256 levels of an 8-bit channel, shape (256,).
+
+    The transfer curve is computed per element, so looking values up here
+    gives the same bits as applying it to ``rgb8 / 255`` -- without the
+    three powers per color that dominate a Lab conversion.
+    """
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    table = srgb_to_linear(np.repeat(levels[:, None], 3, axis=1))[:, 0].copy()
+    table.flags.writeable = False
+    return table
 
 
 def space_to_rgb8(points: ArrayLike, space: str) -> NDArray[np.uint8]:

@@ -6,6 +6,7 @@ so the pipeline only sees arrays and the core only sees numbers.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -17,13 +18,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from quantize.errors import InputError, OutputError
+
+if TYPE_CHECKING:
+    from PIL import ImageCms
 
 #: Output formats the CLI offers, with the Pillow format name and file suffix.
 FORMATS: dict[str, tuple[str, str]] = {
@@ -218,6 +222,8 @@ def _upright(im: Image.Image, orientation: int) -> Image.Image:
         return im
     # Later frames of an animation may not carry the tag; give each frame the
     # file's orientation so all of them turn the same way.
+    from PIL import ImageOps
+
     frame = im.copy()
     frame.getexif()[ExifTags.Base.Orientation] = orientation
     return ImageOps.exif_transpose(frame)
@@ -308,7 +314,23 @@ def _srgb_converter(
     profile that leaves every color within one level (an sRGB profile) is
     not applied, so exact colors are not shifted by rounding.
     """
+    convert, name, profile_notes = _profile_converter(mode, icc or None)
+    notes.extend(profile_notes)
+    return convert, name
+
+
+# Images of one batch (one camera, one editor) usually share their profile:
+# reading it and probing its transform costs ~3 ms, done once per profile.
+@functools.lru_cache(maxsize=16)
+def _profile_converter(
+    mode: str, icc: bytes | None
+) -> tuple[Callable[[Image.Image], NDArray[np.uint8]], str | None, tuple[str, ...]]:
+    """`_srgb_converter` for one (mode, profile) pair, with its notes as a tuple."""
+    notes: list[str] = []
     if icc:
+        # Imported only for images with a profile (~3 ms of start-up).
+        from PIL import ImageCms
+
         try:
             profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
             name = ImageCms.getProfileDescription(profile).strip() or "embedded profile"
@@ -317,19 +339,23 @@ def _srgb_converter(
             if _PROFILE_SPACES.get(in_mode) != space:
                 notes.append(f"ignored the embedded {space} color profile of a {mode} image")
             else:
-                transform = ImageCms.buildTransform(profile, _SRGB, in_mode, "RGB")
+                transform = ImageCms.buildTransform(profile, _srgb_profile(), in_mode, "RGB")
                 if in_mode == "CMYK" or not _is_identity(transform, in_mode):
                     notes.append(f"converted colors from the embedded profile {name!r} to sRGB")
-                    return _through(transform, in_mode), name
-                return _plain_rgb, name
+                    return _through(transform, in_mode), name, tuple(notes)
+                return _plain_rgb, name, tuple(notes)
         except (OSError, ValueError, ImageCms.PyCMSError) as exc:
             notes.append(f"ignored an unreadable color profile ({exc}); colors taken as sRGB")
     if mode == "CMYK":
         notes.append("CMYK image without a color profile converted with Pillow's simple formula")
-    return _plain_rgb, None
+    return _plain_rgb, None, tuple(notes)
 
 
-_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+@functools.cache
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 def _plain_rgb(im: Image.Image) -> NDArray[np.uint8]:
@@ -339,6 +365,8 @@ def _plain_rgb(im: Image.Image) -> NDArray[np.uint8]:
 def _through(
     transform: ImageCms.ImageCmsTransform, in_mode: str
 ) -> Callable[[Image.Image], NDArray[np.uint8]]:
+    from PIL import ImageCms
+
     def convert(im: Image.Image) -> NDArray[np.uint8]:
         return np.asarray(ImageCms.applyTransform(im.convert(in_mode), transform))
 
@@ -346,6 +374,8 @@ def _through(
 
 
 def _is_identity(transform: ImageCms.ImageCmsTransform, in_mode: str) -> bool:
+    from PIL import ImageCms
+
     levels = np.arange(0, 256, 15, dtype=np.uint8)
     if in_mode == "L":
         grid = levels[None, :]

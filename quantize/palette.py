@@ -21,14 +21,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from quantize.colors import srgb_to_lab
 from quantize.errors import QuantizeError
+
+if TYPE_CHECKING:
+    # Imported by the swatch code only: the font machinery costs ~8 ms of
+    # start-up that runs without --swatch never need.
+    from PIL import ImageFont
 
 __all__ = [
     "EXPORTERS",
@@ -894,6 +899,8 @@ def _draw_labels(
     image: Image.Image, palette: Palette, starts: NDArray[np.int64], edges: NDArray[np.int64]
 ) -> None:
     """Write each band's hex code (and share) in the top half, across or, if narrow, upright."""
+    from PIL import ImageDraw
+
     draw = ImageDraw.Draw(image)
     size = max(_MIN_FONT_SIZE, min(20, image.height // 12))
     font = _font(size)
@@ -919,6 +926,8 @@ _MIN_FONT_SIZE: Final[int] = 10
 @functools.cache
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """Pillow's bundled font at ``size`` px (cached: labels try several sizes)."""
+    from PIL import ImageFont
+
     return ImageFont.load_default(size=size)
 
 
@@ -939,6 +948,8 @@ def _draw_upright_label(
             break
     else:
         return
+    from PIL import ImageDraw
+
     mask = Image.new("L", (right - left, bottom - top), 0)
     ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font)
     mask = mask.rotate(90, expand=True)

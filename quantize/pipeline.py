@@ -43,7 +43,7 @@ from quantize.imageio import (
     write_files,
 )
 from quantize.kmeans import nearest_center
-from quantize.metrics import QualityMetrics, quality_metrics
+from quantize.metrics import QualityMetrics, palette_metrics
 from quantize.palette import SUFFIXES, Palette, SortKey, export, render_swatch, to_json_colors
 from quantize.plots import render_pixel_plot, sample_pixels
 
@@ -250,9 +250,12 @@ def quantize_image(
         "points": cs.rgb8_to_space(table.colors, space),
     }
 
+    # Clustering in Lab has converted the table already: ΔE reuses it.
+    table_lab = fit_options["points"] if space == "lab" else None
+
     def judge(fit: PaletteFit) -> _Attempt:
         if dither == "none":
-            return _Attempt(fit, fit.palette, _metrics(table, fit), None)
+            return _Attempt(fit, fit.palette, _metrics(table, fit, table_lab), None)
         return _dithered(loaded.frames, keys, fit, dither, dither_strength, space)
 
     def attempt(k: int) -> _Attempt:
@@ -612,8 +615,7 @@ def _dithered(
     out_index = (uniq >> 24).astype(np.intp)
     counts = np.bincount(out_index, weights=pair_counts, minlength=fit.palette.size)
     palette, remap = _trim_and_sort(fit.palette.colors, counts.astype(np.int64))
-    mapped = palette.colors[remap[out_index]]
-    metrics = quality_metrics(source, mapped, pair_counts, palette.size)
+    metrics = palette_metrics(source, pair_counts, palette.colors, remap[out_index])
     # Transparent pixels may map to a dropped color (-1); render overwrites them.
     new_indices = [np.maximum(remap[idx], 0).astype(np.uint8) for idx in indices]
     return _Attempt(fit, palette, metrics, new_indices)
@@ -633,9 +635,12 @@ def _in_order(
     return palette, [new_index[idx].astype(np.uint8) for idx in best.indices]
 
 
-def _metrics(table: ColorTable, fit: PaletteFit) -> QualityMetrics:
-    mapped = fit.palette.colors[fit.labels]
-    return quality_metrics(table.colors, mapped, table.counts, fit.palette.size)
+def _metrics(
+    table: ColorTable, fit: PaletteFit, table_lab: NDArray[np.float64] | None = None
+) -> QualityMetrics:
+    return palette_metrics(
+        table.colors, table.counts, fit.palette.colors, fit.labels, original_lab=table_lab
+    )
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from quantize.colors import (
     lab_to_srgb,
     linear_to_srgb,
     oklab_to_srgb,
+    rgb8_to_lab,
     rgb8_to_space,
     space_to_rgb8,
     srgb_to_lab,
@@ -247,3 +248,29 @@ def test_space_to_rgb8_out_of_gamut_lab() -> None:
     out = space_to_rgb8(np.array([[50.0, 200.0, -200.0], [150.0, 0.0, 0.0]]), "lab")
     assert out.dtype == np.uint8
     np.testing.assert_array_equal(out[1], [255, 255, 255])
+
+
+@pytest.mark.parametrize("space", ["rgb", "lab", "oklab"])
+def test_rgb8_to_space_is_bit_for_bit_the_float_conversion(space: str) -> None:
+    # Every level of every channel, plus random colors: the lookup table of
+    # the transfer curve must give exactly the numbers of the direct formula.
+    rng = np.random.default_rng(5)
+    levels = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    rgb8 = np.concatenate([levels, rng.integers(0, 256, (5000, 3), dtype=np.uint8)])
+    expected = to_space(rgb8 / 255.0, space)
+    assert np.array_equal(rgb8_to_space(rgb8, space), expected)
+    column = rgb8.reshape(-1, 1, 3)
+    assert np.array_equal(rgb8_to_space(column, space), to_space(column / 255.0, space))
+    assert np.array_equal(rgb8_to_space(rgb8.astype(np.int64), space), expected)
+
+
+def test_rgb8_to_lab_matches_srgb_to_lab() -> None:
+    rgb8 = np.array([[0, 0, 0], [255, 255, 255], [10, 200, 30]], np.uint8)
+    assert np.array_equal(rgb8_to_lab(rgb8), srgb_to_lab(rgb8 / 255.0))
+
+
+def test_rgb8_to_space_rejects_bad_shapes_and_spaces() -> None:
+    with pytest.raises(ValueError):
+        rgb8_to_space(np.zeros((2, 4), np.uint8), "lab")
+    with pytest.raises(ValueError):
+        rgb8_to_space(np.zeros((2, 3), np.uint8), "hsv")

@@ -208,6 +208,21 @@ def test_unreadable_profile_is_ignored_with_a_note(tmp_path: Path) -> None:
     assert len(loaded.notes) == 1 and "unreadable color profile" in loaded.notes[0]
 
 
+def test_a_profile_seen_again_converts_and_notes_the_same(tmp_path: Path) -> None:
+    # The second image with the same profile reuses the first one's transform.
+    profile = linear_rgb_profile("Linear again")
+    first = saved(tmp_path, Image.new("RGB", (3, 2), (128, 0, 255)), "PNG", icc_profile=profile)
+    second = tmp_path / "second.png"
+    Image.new("RGB", (2, 2), (64, 64, 64)).save(second, icc_profile=profile)
+    loaded = [load_image(first), load_image(second), load_image(first)]
+    note = "converted colors from the embedded profile 'Linear again' to sRGB"
+    assert [x.notes for x in loaded] == [[note]] * 3
+    assert [x.profile for x in loaded] == ["Linear again"] * 3
+    assert np.array_equal(loaded[0].frames[0].rgb, loaded[2].frames[0].rgb)
+    # Linear light 64/255 is sRGB 137.
+    assert np.abs(loaded[1].frames[0].rgb.astype(int) - 137).max() <= 1
+
+
 # -- transparency, animation --------------------------------------------------
 
 

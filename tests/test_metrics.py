@@ -13,6 +13,7 @@ from quantize.metrics import (
     QualityMetrics,
     ciede2000,
     mse,
+    palette_metrics,
     psnr,
     quality_metrics,
     weighted_quantile,
@@ -436,3 +437,48 @@ def test_quality_metrics_rejects_bad_input(
 ) -> None:
     with pytest.raises(ValueError):
         quality_metrics(original, mapped, counts, palette_size)
+
+
+# --- palette_metrics -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("m", "k", "seed"), [(1, 1, 0), (50, 1, 1), (40_000, 16, 2), (3000, 256, 3)]
+)
+def test_palette_metrics_equal_quality_metrics_exactly(m: int, k: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    original = rng.integers(0, 256, (m, 3), dtype=np.uint8)
+    palette = rng.integers(0, 256, (k, 3), dtype=np.uint8)
+    labels = rng.integers(0, k, m)
+    counts = rng.integers(0, 20, m)
+    counts[0] += 1
+    expected = quality_metrics(original, palette[labels], counts, palette_size=k)
+    # Bit for bit, not approximately: the report's rounded values must not change.
+    assert palette_metrics(original, counts, palette, labels) == expected
+    lab = srgb_to_lab(original / 255.0)
+    assert palette_metrics(original, counts, palette, labels, original_lab=lab) == expected
+
+
+def test_palette_metrics_counts_only_used_colors() -> None:
+    original = np.array([[0, 0, 0], [250, 0, 0], [0, 250, 0]], np.uint8)
+    palette = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [9, 9, 9]], np.uint8)
+    result = palette_metrics(original, [3, 1, 0], palette, [0, 1, 2])
+    assert result.colors_used == 2
+    assert result.mse == pytest.approx((25 / 3) * 1 / 4)
+
+
+@pytest.mark.parametrize(
+    ("labels", "original_lab"),
+    [
+        ([0, 2], None),
+        ([0, -1], None),
+        ([0], None),
+        ([0.0, 1.0], None),
+        ([0, 1], np.zeros((3, 3))),
+    ],
+)
+def test_palette_metrics_rejects_bad_input(labels: list[float], original_lab: object) -> None:
+    original = np.zeros((2, 3), np.uint8)
+    palette = np.zeros((2, 3), np.uint8)
+    with pytest.raises(ValueError):
+        palette_metrics(original, [1, 1], palette, labels, original_lab=original_lab)  # type: ignore[arg-type]

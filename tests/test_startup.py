@@ -1,0 +1,84 @@
+"""What the command imports: heavy modules only when a run needs them.
+
+Each check runs in a fresh interpreter, since this test process has
+imported everything already.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: Run ``quantize_command`` with some arguments, then print the loaded module names.
+RUN = """
+import sys
+from quantize.cli import quantize_command
+try:
+    quantize_command.main(sys.argv[1:])
+except SystemExit as exc:
+    assert exc.code in (0, None), exc.code
+print("\\n".join(sorted(sys.modules)))
+"""
+
+
+def loaded_modules(*args: str) -> set[str]:
+    """Names in ``sys.modules`` after a fresh interpreter ran ``quantize ARGS``."""
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, *args],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return set(done.stdout.split())
+
+
+def test_importing_the_cli_loads_neither_numpy_nor_pillow() -> None:
+    modules = loaded_modules("--version")
+    assert "quantize.cli" in modules
+    assert not {"numpy", "PIL", "quantize.pipeline"} & modules
+
+
+def test_help_loads_neither_numpy_nor_pillow() -> None:
+    modules = loaded_modules("--help")
+    assert "click" in modules
+    assert not {"numpy", "PIL", "quantize.pipeline"} & modules
+
+
+def test_single_image_run_does_not_load_what_it_does_not_use(photo: Path) -> None:
+    modules = loaded_modules(str(photo), "-q", "-j", "1")
+    assert photo.with_name("photo-k16.png").exists()
+    assert {"numpy", "PIL.Image", "quantize.pipeline"} <= modules
+    # No worker pool, no swatch, no color profile in the file, no masked arrays.
+    unused = {
+        "multiprocessing",
+        "concurrent.futures",
+        "PIL.ImageDraw",
+        "PIL.ImageFont",
+        "PIL.ImageCms",
+        "numpy.ma",
+        "matplotlib",
+    }
+    assert not unused & modules
+
+
+def test_a_swatch_loads_the_font_machinery(photo: Path) -> None:
+    modules = loaded_modules(str(photo), "-q", "--swatch")
+    assert {"PIL.ImageDraw", "PIL.ImageFont"} <= modules
+    assert photo.with_name("photo-k16.swatch.png").exists()
+
+
+def test_a_pool_loads_multiprocessing(photo: Path, tmp_path: Path) -> None:
+    second = tmp_path / "second.png"
+    second.write_bytes(photo.read_bytes())
+    modules = loaded_modules(str(photo), str(second), "-q", "-j", "2", "-o", str(tmp_path / "out"))
+    assert {"multiprocessing", "concurrent.futures.process"} <= modules
+    assert (tmp_path / "out" / "second-k16.png").exists()
+
+
+def test_a_color_profile_loads_imagecms(china: Path) -> None:
+    modules = loaded_modules(str(china), "-q", "-k", "4")
+    assert "PIL.ImageCms" in modules
