@@ -77,7 +77,7 @@ _LARGE_TABLE = 1 << 18
 # cost.  With more clusters the bins' objective drifts further from the
 # exact one, and smaller tables converge on every row.
 _BINNED_REFINE_MAX_K = 32
-_EXACT_STEPS = 2
+_EXACT_STEPS = 1
 
 # Bits per channel of the bins the restarts run on, and of the finer bins
 # that large tables converge on and that accelerate their exact finish.
