@@ -19,7 +19,7 @@ same k-means objective, and this module makes that fast:
    where per-row bounds (:class:`quantize.kmeans._Bounds`) make the late
    iterations revisit only the colors near a boundary.
 3. **Finish exactly.**  After converging on the bins, tables of up to
-   ``2**18`` colors get two plain Lloyd steps on every color.  Larger
+   ``2**18`` colors get one plain Lloyd step on every color.  Larger
    tables get one exact Lloyd step on every
    color, accelerated by the bins rather than approximated by them: a bin
    whose ball (bin mean, distance to its farthest color) is closer to one
@@ -160,8 +160,8 @@ def cluster_table(
     algorithm : {"kmeans", "minibatch"}, default "kmeans"
         "kmeans" seeds on coarse bins, then runs Lloyd's iterations until
         the SSE improves by less than 1e-4 relatively, on the 6-bit bins
-        followed by exact Lloyd steps on every row (two up to ``2**18``
-        rows, one bin-accelerated step above), or, for more than 32
+        followed by one exact Lloyd step on every row (plain up to
+        ``2**18`` rows, bin-accelerated above), or, for more than 32
         clusters on up to ``2**18`` rows, on the exact table.
         "minibatch" fits mini-batches sampled in proportion to the
         weights, then finishes with one exact Lloyd step.

@@ -50,7 +50,7 @@ def check_consistent(
     assert np.bincount(fit.labels, minlength=len(fit.centers)).min() > 0
 
 
-@pytest.mark.parametrize("k", [8, 16, 32])
+@pytest.mark.parametrize("k", [8, 16, 32, 64])
 def test_photo_inertia_no_worse_than_sklearn(china: ColorTable, k: int) -> None:
     # The benchmark target: no worse than scikit-learn's single run.
     points, weights = china.colors / 255.0, china.counts.astype(np.float64)
