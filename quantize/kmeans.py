@@ -61,9 +61,13 @@ FloatArray = NDArray[np.floating[Any]]
 # 1 MiB in float32, which stays in the L2 cache of current CPUs.
 _BLOCK_ELEMENTS = 1 << 18
 _MIN_BLOCK_ROWS = 256
-# Below this many point-center pairs, a full assignment pass is cheaper than
-# the per-row bounds that let Lloyd's iterations skip most rows.
-_BOUNDS_MIN_WORK = 1 << 19
+# Below this many point-center pairs, or this many rows, a full assignment
+# pass is cheaper than the per-row bounds that let Lloyd's iterations skip
+# most rows (their setup finds three nearest centers per row, which a few
+# thousand rows do not win back).  On the 25k 6-bit bins of a photo at
+# k = 16 and 32 the bounds save about 40%.
+_BOUNDS_MIN_WORK = 1 << 18
+_BOUNDS_MIN_ROWS = 8192
 # n_init="auto": restarts while n_samples * n_features * n_clusters * n_init
 # stays under this budget (a few hundred milliseconds), at most 10.
 _AUTO_WORK = 1 << 25
@@ -679,7 +683,8 @@ def _lloyd(
     is always an assignment, so the returned labels are the nearest-center
     assignment of the returned centers and ``inertia`` is their SSE.
     """
-    if prep.X.shape[0] * centers.shape[0] < _BOUNDS_MIN_WORK:
+    n = prep.X.shape[0]
+    if n < _BOUNDS_MIN_ROWS or n * centers.shape[0] < _BOUNDS_MIN_WORK:
         return _lloyd_plain(prep, centers, max_iter, tol)
     return _lloyd_bounded(prep, centers, max_iter, tol)
 

@@ -11,7 +11,7 @@ from PIL import Image
 from sklearn import cluster as skc
 
 from quantize.cluster import TableFit, cluster_table
-from quantize.histogram import ColorTable, color_table, pack_rgb
+from quantize.histogram import ColorTable, coarse_bins, color_table, pack_rgb
 from quantize.kmeans import nearest_center
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
@@ -50,13 +50,14 @@ def check_consistent(
     assert np.bincount(fit.labels, minlength=len(fit.centers)).min() > 0
 
 
-@pytest.mark.parametrize("k", [8, 16])
+@pytest.mark.parametrize("k", [8, 16, 32, 64])
 def test_photo_inertia_no_worse_than_sklearn(china: ColorTable, k: int) -> None:
+    # The benchmark target: no worse than scikit-learn's single run.
     points, weights = china.colors / 255.0, china.counts.astype(np.float64)
     fit = fit_rgb(china, k, random_state=0)
     theirs = skc.KMeans(k, n_init=1, random_state=0).fit(points, sample_weight=weights)
     assert fit.centers.shape == (k, 3)
-    assert fit.inertia <= 1.01 * theirs.inertia_
+    assert fit.inertia <= theirs.inertia_
     check_consistent(points, weights, fit)
 
 
@@ -166,3 +167,17 @@ def test_validation(kwargs: dict[str, object], match: str) -> None:
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         cluster_table(**args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_coarse_bins_number_cells_in_key_order(china: ColorTable, bits: int) -> None:
+    # Dense-grid numbering (few bits) and sorting (many bits) must both give
+    # the numbering of the distinct masked keys in increasing order.
+    shift = 8 - bits
+    mask = (0xFF >> shift) << shift
+    coarse = china.keys & np.uint32((mask << 16) | (mask << 8) | mask)
+    uniq, inverse = np.unique(coarse, return_inverse=True)
+    index, n_bins = coarse_bins(china.keys, bits)
+    assert n_bins == uniq.size
+    assert index.dtype == np.intp
+    np.testing.assert_array_equal(index, inverse)
