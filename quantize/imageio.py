@@ -550,16 +550,22 @@ def _stage(path: Path, write: Writer, temps: list[Path]) -> None:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(name, 0o666 & ~_umask())
+        os.chmod(name, 0o666 & ~_UMASK)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise OutputError(f"{path}: cannot write: {reason}") from exc
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# mkstemp creates files 0600; outputs get the usual 0666 & ~umask instead.
+# Read once at import: os.umask can only be read by setting it, which is not
+# thread-safe while other threads create files.
+_UMASK = _read_umask()
 
 
 def write_bytes(path: Path, data: bytes) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from quantize import quantize_image
+from quantize import imageio, quantize_image
 from quantize.errors import InputError, OutputError
 from quantize.imageio import (
     Frame,
@@ -400,6 +400,18 @@ def test_files_written_together_are_all_or_nothing(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["a.png"]
     write_files([(image, bytes_writer(b"new image")), (report, bytes_writer(b"{}"))])
     assert (image.read_bytes(), report.read_bytes()) == (b"new image", b"{}")
+
+
+def test_written_files_get_the_usual_permissions_not_the_temp_files(tmp_path: Path) -> None:
+    mask = os.umask(0o027)
+    try:
+        # The umask is read once at import, as the writers would see it then.
+        expected = 0o666 & ~imageio._UMASK
+        write_files([(tmp_path / "a.json", bytes_writer(b"{}"))])
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == expected
+    assert expected != 0o600  # mkstemp's own mode would have been 0600
 
 
 def test_interrupt_during_write_leaves_no_temp_file(tmp_path: Path) -> None:
