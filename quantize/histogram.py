@@ -102,13 +102,45 @@ def color_table(keys: NDArray[np.uint32]) -> ColorTable:
         Sorted distinct keys and their counts; ``counts.sum() == n``.
     """
     flat = np.ravel(keys)
+    if flat.size == 0:
+        return ColorTable(np.empty(0, dtype=np.uint32), np.empty(0, dtype=np.int64))
     if flat.size < _SORT_THRESHOLD:
+        if int(flat.max()) < N_KEYS:
+            return _sorted_table(_radix_sort_24(flat.astype(np.uint32, copy=False)))
         uniq, counts = np.unique(flat, return_counts=True)
         return ColorTable(uniq.astype(np.uint32), counts.astype(np.int64))
     # One pass of counting is several times faster than sorting megapixels.
-    hist = np.bincount(flat, minlength=N_KEYS)
+    # np.add.at into uint32 counts rather than np.bincount: bincount copies
+    # the keys to intp and counts in int64, touching 224 MB on 12 MP instead
+    # of 64 MB, and first touches of memory are what a fresh process pays
+    # for (12 MP, first run: 0.54 s -> 0.08 s; later runs 0.10 -> 0.08 s).
+    dtype = np.uint32 if flat.size <= np.iinfo(np.uint32).max else np.int64
+    hist = np.zeros(N_KEYS, dtype=dtype)
+    np.add.at(hist, flat, hist.dtype.type(1))  # same dtype: no casting loop
     present = np.flatnonzero(hist)
     return ColorTable(present.astype(np.uint32), hist[present].astype(np.int64))
+
+
+def _radix_sort_24(keys: NDArray[np.uint32]) -> NDArray[np.uint32]:
+    """Sort 24-bit keys as two 12-bit digits, least significant first.
+
+    numpy's stable sort of 16-bit integers is a radix sort, so two stable
+    passes cost about 40% of one comparison sort of the uint32 keys (china.jpg,
+    273k pixels: 3.6 ms instead of 9 ms for ``np.unique``).
+    """
+    low_first = keys[np.argsort((keys & np.uint32(0xFFF)).astype(np.uint16), kind="stable")]
+    high = (low_first >> np.uint32(12)).astype(np.uint16)
+    return low_first[np.argsort(high, kind="stable")]
+
+
+def _sorted_table(ordered: NDArray[np.uint32]) -> ColorTable:
+    """Distinct keys and their run lengths, from sorted keys (at least one)."""
+    starts = np.empty(ordered.size, dtype=bool)
+    starts[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    first = np.flatnonzero(starts)
+    counts = np.diff(first, append=ordered.size)
+    return ColorTable(ordered[first], counts.astype(np.int64, copy=False))
 
 
 def lookup(table_keys: NDArray[np.uint32], labels: NDArray[np.integer]) -> NDArray[np.uint8]:

@@ -607,7 +607,13 @@ class _Bounds:
         self.max_drift = 0.0
         self.labels = np.empty(n, dtype=np.intp)
         self.second = np.empty(n, dtype=np.intp)
-        self.margin_key = np.empty(n)
+        # Keys: near_key + drift[label] bounds the distance to the nearest
+        # center from above, second_key - drift[second] the distance to the
+        # second from below, rest_key - max_drift that to any other center.
+        # Bounding the second center by its own drift rather than the
+        # largest one keeps most rows settled while a single center creeps.
+        self.near_key = np.empty(n)
+        self.second_key = np.empty(n)
         self.rest_key = np.empty(n)
         self._recompute(prep, np.arange(n), centers)
 
@@ -617,7 +623,8 @@ class _Bounds:
         first, second, d1, d23 = _nearest_three(prep.X[rows], centers, prep.x_sq[rows])
         self.labels[rows] = first
         self.second[rows] = second
-        self.margin_key[rows] = d23[:, 0] - d1 + self.drift[first] + self.max_drift
+        self.near_key[rows] = d1 - self.drift[first]
+        self.second_key[rows] = d23[:, 0] + self.drift[second]
         self.rest_key[rows] = d23[:, 1] + self.max_drift
 
     def update(
@@ -631,7 +638,10 @@ class _Bounds:
         moved = np.sqrt(_row_norms(new - old))
         self.drift += moved
         self.max_drift += float(moved.max())
-        rows = np.flatnonzero(self.margin_key < self.drift[self.labels] + self.max_drift)
+        near = self.near_key + self.drift[self.labels]
+        others = self.second_key - self.drift[self.second]
+        np.minimum(others, self.rest_key - self.max_drift, out=others)
+        rows = np.flatnonzero(near >= others)
         if rows.size == 0:
             return
         before = self.labels[rows]
@@ -658,10 +668,11 @@ class _Bounds:
         settled = near < rest
         keep = rows[settled]
         label = np.where(swap, b, a)[settled]
-        self.second[keep] = np.where(swap, a, b)[settled]
+        other = np.where(swap, a, b)[settled]
         self.labels[keep] = label
-        gap = np.minimum(np.where(swap, da, db), rest) - near
-        self.margin_key[keep] = gap[settled] + self.drift[label] + self.max_drift
+        self.second[keep] = other
+        self.near_key[keep] = near[settled] - self.drift[label]
+        self.second_key[keep] = np.where(swap, da, db)[settled] + self.drift[other]
         return rows[~settled]
 
 

@@ -181,3 +181,26 @@ def test_coarse_bins_number_cells_in_key_order(china: ColorTable, bits: int) -> 
     assert n_bins == uniq.size
     assert index.dtype == np.intp
     np.testing.assert_array_equal(index, inverse)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 7, 5000, (1 << 20) - 1, 1 << 20])
+def test_color_table_counts_like_unique(size: int) -> None:
+    # Radix sort below 2**20 keys, a 2**24 histogram from there on: both must
+    # give np.unique's sorted keys and counts, repeated keys included.
+    rng = np.random.default_rng(size)
+    keys = rng.integers(0, 1 << 24, size, dtype=np.uint32)
+    keys[: size // 2] = keys[size // 2 : 2 * (size // 2)]  # every key of the first half twice
+    keys[-1:] = (1 << 24) - 1
+    uniq, counts = np.unique(keys, return_counts=True)
+    table = color_table(keys)
+    assert table.keys.dtype == np.uint32
+    assert table.counts.dtype == np.int64
+    np.testing.assert_array_equal(table.keys, uniq)
+    np.testing.assert_array_equal(table.counts, counts)
+
+
+def test_color_table_keys_beyond_24_bits() -> None:
+    keys = np.array([1 << 30, 5, 1 << 30, 5, 5], dtype=np.uint32)
+    table = color_table(keys)
+    np.testing.assert_array_equal(table.keys, [5, 1 << 30])
+    np.testing.assert_array_equal(table.counts, [3, 2])
