@@ -488,29 +488,46 @@ def _nearest_three(
     (not squared) to the nearest, and a (n, 2) array of the distances to the
     second and third nearest (``inf`` where there are fewer centers)."""
     n, k = X.shape[0], centers.shape[0]
-    c = np.asarray(centers, dtype=X.dtype)
-    minus_two_ct = np.ascontiguousarray(-2.0 * c.T)
-    c_sq = _row_norms(c)
+    ranks = min(3, k)
+    # ||c||^2 - 2 x.c as one product [x, 1] . [-2 c, ||c||^2]: adding
+    # ||c||^2 to the block separately costs more than the product itself.
+    x_aug, c_aug = _augmented(X, centers)
     first_label = np.zeros(n, dtype=np.intp)
     second_label = np.zeros(n, dtype=np.intp)
     dist = np.full((3, n), np.inf)
     rows = _block_rows(k)
+    offsets = np.arange(min(rows, n)) * k
     for start in range(0, n, rows):
         stop = min(start + rows, n)
-        part = X[start:stop] @ minus_two_ct
-        part += c_sq
-        for rank, labels in enumerate((first_label, second_label)):
-            if rank >= k:
-                break
-            lab = np.argmin(part, axis=1)[:, None]
-            labels[start:stop] = lab[:, 0]
-            dist[rank, start:stop] = np.take_along_axis(part, lab, axis=1)[:, 0]
-            np.put_along_axis(part, lab, np.inf, axis=1)
-        if k > 2:
-            dist[2, start:stop] = part.min(axis=1)
+        part = x_aug[start:stop] @ c_aug
+        # Flat indexing: several times faster than take/put_along_axis, and
+        # an argmin plus a gather beats a min along the short axis.
+        flat = part.reshape(-1)
+        for rank in range(ranks):
+            lab = np.argmin(part, axis=1)
+            at = offsets[: stop - start] + lab
+            dist[rank, start:stop] = flat[at]
+            if rank < 2:
+                (first_label, second_label)[rank][start:stop] = lab
+            if rank < ranks - 1:
+                flat[at] = np.inf
     dist += x_sq
     np.sqrt(np.maximum(dist, 0, out=dist), out=dist)
     return first_label, second_label, dist[0], dist[1:].T.copy()
+
+
+def _augmented(X: FloatArray, centers: NDArray[np.float64]) -> tuple[FloatArray, FloatArray]:
+    """``[X, 1]`` (n, d + 1) and ``[-2 centers.T; ||centers||^2]`` (d + 1, k)
+    in X's precision, whose product is ``||c||^2 - 2 x.c``."""
+    n, d = X.shape
+    c = np.asarray(centers, dtype=X.dtype)
+    x_aug = np.empty((n, d + 1), dtype=X.dtype)
+    x_aug[:, :d] = X
+    x_aug[:, d] = 1
+    c_aug = np.empty((d + 1, c.shape[0]), dtype=X.dtype)
+    np.multiply(c.T, -2.0, out=c_aug[:d])
+    c_aug[d] = _row_norms(c)
+    return x_aug, c_aug
 
 
 @dataclass(frozen=True)
