@@ -579,7 +579,7 @@ class _Stats:
     ) -> None:
         """Update in place for ``rows`` changing cluster from ``old`` to ``new``."""
         k = self.totals.shape[0]
-        w, wx_sq, wxt = prep.w[rows], prep.wx_sq[rows], prep.wxt[:, rows]
+        w, wx_sq, wxt = prep.w[rows], prep.wx_sq[rows], np.take(prep.wxt, rows, axis=1)
         for labels, sign in ((old, -1), (new, 1)):
             self.counts[:] += sign * np.bincount(labels, minlength=k)
             self.totals[:] += sign * np.bincount(labels, weights=w, minlength=k)
@@ -637,7 +637,8 @@ class _Bounds:
     def _recompute(
         self, prep: _Prepared, rows: NDArray[np.intp], centers: NDArray[np.float64]
     ) -> None:
-        first, second, d1, d23 = _nearest_three(prep.X[rows], centers, prep.x_sq[rows])
+        x = np.take(prep.X, rows, axis=0)
+        first, second, d1, d23 = _nearest_three(x, centers, prep.x_sq[rows])
         self.labels[rows] = first
         self.second[rows] = second
         self.near_key[rows] = d1 - self.drift[first]
@@ -675,10 +676,11 @@ class _Bounds:
     ) -> NDArray[np.intp]:
         """Settle rows whose nearest center is one of their two remembered
         ones; return the rows that need a full pass."""
-        x = prep.X[rows]
+        # np.take: several times faster than fancy indexing of 2-D arrays.
+        x = np.take(prep.X, rows, axis=0)
         a, b = self.labels[rows], self.second[rows]
-        da = np.sqrt(_row_norms(x - centers[a]))
-        db = np.sqrt(_row_norms(x - centers[b]))
+        da = np.sqrt(_row_norms(x - np.take(centers, a, axis=0)))
+        db = np.sqrt(_row_norms(x - np.take(centers, b, axis=0)))
         rest = self.rest_key[rows] - self.max_drift
         swap = db < da
         near = np.where(swap, db, da)
