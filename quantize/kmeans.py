@@ -701,10 +701,26 @@ class _LloydResult:
     labels: NDArray[np.intp]
     inertia: float
     n_iter: int
+    # Where bounded iterations left off, to go on without setting the
+    # bounds up again (see _lloyd's ``resume``).
+    state: _BoundedState | None = None
+
+
+@dataclass(frozen=True)
+class _BoundedState:
+    """Bounds, statistics and centered centers of a bounded Lloyd run."""
+
+    bounds: _Bounds
+    stats: _Stats
+    centers: NDArray[np.float64]
 
 
 def _lloyd(
-    prep: _Prepared, centers: NDArray[np.float64], max_iter: int, tol: float
+    prep: _Prepared,
+    centers: NDArray[np.float64],
+    max_iter: int,
+    tol: float,
+    resume: _LloydResult | None = None,
 ) -> _LloydResult:
     """Weighted Lloyd iterations from ``centers`` (in the original coordinates).
 
@@ -712,11 +728,15 @@ def _lloyd(
     weighted SSE by at most ``tol`` times its previous value.  The last step
     is always an assignment, so the returned labels are the nearest-center
     assignment of the returned centers and ``inertia`` is their SSE.
+
+    ``resume``, a result of an earlier call on the same ``prep`` ending at
+    ``centers``, lets bounded iterations go on from its state (consumed).
     """
     n = prep.X.shape[0]
     if n < _BOUNDS_MIN_ROWS or n * centers.shape[0] < _BOUNDS_MIN_WORK:
         return _lloyd_plain(prep, centers, max_iter, tol)
-    return _lloyd_bounded(prep, centers, max_iter, tol)
+    state = None if resume is None else resume.state
+    return _lloyd_bounded(prep, centers, max_iter, tol, state)
 
 
 def _lloyd_plain(
@@ -739,13 +759,22 @@ def _lloyd_plain(
 
 
 def _lloyd_bounded(
-    prep: _Prepared, centers: NDArray[np.float64], max_iter: int, tol: float
+    prep: _Prepared,
+    centers: NDArray[np.float64],
+    max_iter: int,
+    tol: float,
+    state: _BoundedState | None = None,
 ) -> _LloydResult:
     """Lloyd's iterations that only revisit the rows :class:`_Bounds` cannot
-    vouch for; same results as :func:`_lloyd_plain` up to rounding."""
-    c = centers - prep.shift
-    bounds = _Bounds(prep, c)
-    stats = _Stats.of(prep, bounds.labels, c.shape[0])
+    vouch for; same results as :func:`_lloyd_plain` up to rounding.  With
+    ``state`` (left at ``centers``) they go on from there instead of setting
+    the bounds up with a full pass."""
+    if state is None:
+        c = centers - prep.shift
+        bounds = _Bounds(prep, c)
+        stats = _Stats.of(prep, bounds.labels, c.shape[0])
+    else:
+        c, bounds, stats = state.centers, state.bounds, state.stats
     inertia = stats.inertia(c)
     n_iter = 0
     while n_iter < max_iter:
@@ -761,7 +790,8 @@ def _lloyd_bounded(
         previous, inertia = inertia, stats.inertia(c)
         if previous - inertia <= tol * previous:
             break
-    return _LloydResult(c + prep.shift, bounds.labels, inertia, n_iter)
+    state = _BoundedState(bounds, stats, c)
+    return _LloydResult(c + prep.shift, bounds.labels.copy(), inertia, n_iter, state)
 
 
 def _reseed(
