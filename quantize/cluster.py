@@ -429,13 +429,15 @@ def _fit_kmeans(
         return _drop_unused(result.centers, result.labels, result.inertia, result.n_iter)
     seed_x, seed_w = _seed_set(bins, k)
     fine_prep = _prepare(bins.means, bins.totals)
+    resume = None
     if k <= _BINNED_REFINE_MAX_K:
         seeded = _best_of(
             seed_x, seed_w, k, "k-means++", n_init, max_iter, _SEED_TOL, rng, _SEED_TRIALS
         )
     else:
-        seeded = _ranked_on_bins(seed_x, seed_w, fine_prep, k, n_init, max_iter, rng)
-    fine = _lloyd(fine_prep, seeded.centers, max_iter, TOL)
+        # Ranked on the 6-bit bins: go on from where the winner stopped.
+        seeded = resume = _ranked_on_bins(seed_x, seed_w, fine_prep, k, n_init, max_iter, rng)
+    fine = _lloyd(fine_prep, seeded.centers, max_iter, TOL, resume)
     n_iter = seeded.n_iter + fine.n_iter
     if x.shape[0] >= _LARGE_TABLE:
         return _exact_step(_Filter.of(x, w, bins), fine.centers, n_iter)
@@ -470,7 +472,8 @@ def _ranked_on_bins(
         seeded = _best_of(seed_x, seed_w, k, "k-means++", 1, max_iter, _SEED_TOL, rng, _SEED_TRIALS)
         run = _lloyd(fine_prep, seeded.centers, max_iter, _SEED_TOL)
         if best is None or run.inertia < best.inertia:
-            best = _LloydResult(run.centers, run.labels, run.inertia, seeded.n_iter + run.n_iter)
+            n_iter = seeded.n_iter + run.n_iter
+            best = _LloydResult(run.centers, run.labels, run.inertia, n_iter, run.state)
     assert best is not None
     return best
 
