@@ -475,14 +475,11 @@ def _trim_and_sort(
 ) -> tuple[Palette, NDArray[np.intp]]:
     """Drop colors with no pixel, sort by count, and map old indices to new ones (-1: dropped)."""
     used = np.flatnonzero(counts)
-    ordered = Palette(colors[used], counts[used]).sorted("count")
-    # Map old palette indices to positions in the sorted, trimmed palette.
+    trimmed = Palette(colors[used], counts[used])
+    order = trimmed.order("count")
     remap = np.full(len(colors), -1, dtype=np.intp)
-    order_keys = pack_rgb(ordered.colors)
-    position = {int(key): i for i, key in enumerate(order_keys)}
-    for old in used:
-        remap[old] = position[int(pack_rgb(colors[old]))]
-    return ordered, remap
+    remap[used[order]] = np.arange(order.size)
+    return Palette(trimmed.colors[order], trimmed.counts[order]), remap
 
 
 def _unique_rows(colors: NDArray[np.uint8]) -> NDArray[np.uint8]:
