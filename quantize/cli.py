@@ -66,20 +66,28 @@ class FormatList(click.ParamType):
         return tuple(dict.fromkeys(items))
 
 
-class NInit(click.ParamType):
-    """A positive integer or the word ``auto``."""
+class IntOrAuto(click.ParamType):
+    """An integer from ``low`` to ``high`` (no upper bound if None), or the word ``auto``."""
 
     name = "INTEGER|auto"
 
+    def __init__(self, low: int, high: int | None = None) -> None:
+        self.low, self.high = low, high
+        self.what = "a positive integer" if high is None else f"an integer from {low} to {high}"
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, int) or value == "auto":
+        if value == "auto":
             return value
         try:
             number = int(value)
         except ValueError:
-            self.fail(f"{value!r} is not a positive integer or 'auto'", param, ctx)
-        if number < 1:
-            self.fail(f"{value!r} is not a positive integer or 'auto'", param, ctx)
+            self.fail(f"{value!r} is not {self.what} or 'auto'", param, ctx)
+        if number < self.low or (self.high is not None and number > self.high):
+            if self.high is None:
+                self.fail(f"{value!r} is not {self.what} or 'auto'", param, ctx)
+            self.fail(
+                f"{number} is not in the range {self.low}<=x<={self.high} (or 'auto')", param, ctx
+            )
         return number
 
 
@@ -104,23 +112,6 @@ class ColorParam(click.ParamType):
 DEFAULT_MAX_PIXELS = 89_478_485
 
 
-class Colors(click.ParamType):
-    """An integer from 2 to 256, or the word ``auto``."""
-
-    name = "INTEGER|auto"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if value == "auto":
-            return value
-        try:
-            number = int(value)
-        except ValueError:
-            self.fail(f"{value!r} is not an integer from 2 to 256 or 'auto'", param, ctx)
-        if not 2 <= number <= 256:
-            self.fail(f"{number} is not in the range 2<=x<=256 (or 'auto')", param, ctx)
-        return number
-
-
 @click.command(
     context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
     epilog=EPILOG,
@@ -129,7 +120,7 @@ class Colors(click.ParamType):
 @click.option(
     "-k",
     "--colors",
-    type=Colors(),
+    type=IntOrAuto(2, 256),
     default=16,
     help="Number of colors, 2 to 256, or 'auto': the smallest k that meets --target-psnr "
     "or --target-delta-e (256 if none does).",
@@ -195,7 +186,9 @@ class Colors(click.ParamType):
     default="kmeans",
     help="Full k-means, or mini-batch k-means.",
 )
-@click.option("--n-init", type=NInit(), default="auto", help="k-means restarts; the best is kept.")
+@click.option(
+    "--n-init", type=IntOrAuto(1), default="auto", help="k-means restarts; the best is kept."
+)
 @click.option(
     "--max-iter", type=click.IntRange(min=1), default=300, help="Iteration cap per k-means run."
 )
