@@ -587,11 +587,6 @@ def bytes_writer(data: bytes) -> Writer:
     return write
 
 
-def save_image(image: Image.Image, path: Path, fmt: str) -> None:
-    """Atomically save a Pillow image in one of :data:`FORMATS`."""
-    atomic_write(path, image_writer([image], fmt))
-
-
 def image_writer(
     frames: Sequence[Image.Image],
     fmt: str,

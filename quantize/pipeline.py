@@ -488,16 +488,6 @@ def _unique_rows(colors: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return colors[np.sort(first)]
 
 
-def render(
-    frame: Frame, keys: NDArray[np.uint32], lut: NDArray[np.uint8], palette: Palette
-) -> Image.Image:
-    """Recolor one frame through a key -> palette-index lookup table.
-
-    See :func:`render_frames`.
-    """
-    return render_frames([frame], [lut[keys]], palette)[0]
-
-
 def render_frames(
     frames: list[Frame], indices: list[NDArray[np.uint8]], palette: Palette
 ) -> list[Image.Image]:
@@ -613,7 +603,7 @@ def _dithered(
     counts = np.bincount(out_index, weights=pair_counts, minlength=fit.palette.size)
     palette, remap = _trim_and_sort(fit.palette.colors, counts.astype(np.int64))
     metrics = palette_metrics(source, pair_counts, palette.colors, remap[out_index])
-    # Transparent pixels may map to a dropped color (-1); render overwrites them.
+    # Transparent pixels may map to a dropped color (-1); render_frames overwrites them.
     new_indices = [np.maximum(remap[idx], 0).astype(np.uint8) for idx in indices]
     return _Attempt(fit, palette, metrics, new_indices)
 
