@@ -146,6 +146,12 @@ def _chroma(a: FloatArray, b: FloatArray) -> FloatArray:
     return np.sqrt(a * a + b * b)
 
 
+def _pow7(x: FloatArray) -> FloatArray:
+    """x**7 by three multiplications: NumPy's general power is several times slower."""
+    x2 = x * x
+    return x2 * x2 * x2 * x
+
+
 def _hue(b: FloatArray, a: FloatArray) -> FloatArray:
     """Hue angle in radians on [0, 2π); atan2(0, 0) == 0 covers neutral colors."""
     h = np.arctan2(b, a)
@@ -228,7 +234,7 @@ def ciede2000(
     L2, a2, b2 = c2[..., 0], c2[..., 1], c2[..., 2]
 
     # Stretch a* for near-neutral colors, where CIELAB hue spacing is poor.
-    c_bar7 = ((_chroma(a1, b1) + _chroma(a2, b2)) / 2.0) ** 7
+    c_bar7 = _pow7((_chroma(a1, b1) + _chroma(a2, b2)) / 2.0)
     g = 0.5 * (1.0 - np.sqrt(c_bar7 / (c_bar7 + _POW25_7)))
     a1p, a2p = (1.0 + g) * a1, (1.0 + g) * a2
     C1p, C2p = _chroma(a1p, b1), _chroma(a2p, b2)
@@ -249,7 +255,7 @@ def ciede2000(
     s_h = 1.0 + 0.015 * Cp_bar * _hue_weighting(hp_bar)
     # Rotation term: corrects the tilt of discrimination ellipses in the blue region.
     d_theta = _RAD30 * np.exp(-np.square((hp_bar - _RAD275) / _RAD25))
-    cp_bar7 = Cp_bar**7
+    cp_bar7 = _pow7(Cp_bar)
     r_t = -np.sin(2.0 * d_theta) * 2.0 * np.sqrt(cp_bar7 / (cp_bar7 + _POW25_7))
 
     term_l = dLp / (kL * s_l)

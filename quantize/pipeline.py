@@ -283,7 +283,7 @@ def quantize_image(
         if table.n_colors < k:
             warnings.append(f"requested {colors} colors, image has {table.n_colors}")
         best = attempt(k)
-    ordered, indices = _in_order(best, sort, table, keys)
+    ordered, indices = _in_order(best, sort, table, keys, loaded.frames)
     out = render_frames(loaded.frames, indices, ordered)
     settings = {
         "colors_requested": colors,
@@ -609,7 +609,11 @@ def _dithered(
 
 
 def _in_order(
-    best: _Attempt, sort: SortKey, table: ColorTable, keys: list[NDArray[np.uint32]]
+    best: _Attempt,
+    sort: SortKey,
+    table: ColorTable,
+    keys: list[NDArray[np.uint32]],
+    frames: list[Frame],
 ) -> tuple[Palette, list[NDArray[np.uint8]]]:
     """The output palette in ``sort`` order and the palette index of every pixel of every frame."""
     order = best.palette.order(sort)
@@ -617,9 +621,41 @@ def _in_order(
     new_index[order] = np.arange(order.size)
     palette = Palette(best.palette.colors[order], best.palette.counts[order])
     if best.indices is None:
-        lut = lookup(table.keys, new_index[best.fit.labels])
-        return palette, [lut[k] for k in keys]
+        row_index = new_index[best.fit.labels].astype(np.uint8)
+        return palette, _pixel_indices(table, row_index, keys, frames)
     return palette, [new_index[idx].astype(np.uint8) for idx in best.indices]
+
+
+def _pixel_indices(
+    table: ColorTable,
+    row_index: NDArray[np.uint8],
+    keys: list[NDArray[np.uint32]],
+    frames: list[Frame],
+) -> list[NDArray[np.uint8]]:
+    """Palette index of every pixel of every frame, given that of every table row.
+
+    The value under a fully transparent pixel is left 0 (render_frames
+    overwrites it).
+    """
+    if table.inverse is None:
+        lut = lookup(table.keys, row_index)
+        return [lut[k] for k in keys]
+    # The table was counted from the visible pixels of all frames in turn.
+    visible = row_index[table.inverse]
+    out: list[NDArray[np.uint8]] = []
+    start = 0
+    for frame_keys, frame in zip(keys, frames, strict=True):
+        if frame.alpha is None:
+            stop = start + frame_keys.size
+            out.append(visible[start:stop].reshape(frame_keys.shape))
+        else:
+            shown = frame.alpha > 0
+            stop = start + int(np.count_nonzero(shown))
+            indices = np.zeros(frame_keys.shape, dtype=np.uint8)
+            indices[shown] = visible[start:stop]
+            out.append(indices)
+        start = stop
+    return out
 
 
 def _metrics(

@@ -197,6 +197,9 @@ def test_color_table_counts_like_unique(size: int) -> None:
     assert table.counts.dtype == np.int64
     np.testing.assert_array_equal(table.keys, uniq)
     np.testing.assert_array_equal(table.counts, counts)
+    if table.inverse is not None:  # the sorting path: every key's own row
+        np.testing.assert_array_equal(table.keys[table.inverse], keys)
+    assert (table.inverse is None) == (size >= 1 << 20)
 
 
 def test_color_table_keys_beyond_24_bits() -> None:

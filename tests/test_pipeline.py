@@ -11,6 +11,7 @@ from PIL import Image
 
 from quantize import QuantizeResult, quantize_image
 from quantize.histogram import color_table, pack_rgb
+from quantize.imageio import Frame, LoadedImage
 from quantize.palette import Palette
 from quantize.pipeline import RunOptions, apply_palette, fit_palette, plan_outputs
 from tests.conftest import gradient_rgb
@@ -123,3 +124,21 @@ def test_plan_outputs(tmp_path: Path) -> None:
     assert plan.report == tmp_path / "out" / "photo-k8.json"
     plan = plan_outputs(src, str(tmp_path / "x.TIF"), RunOptions(report=False))
     assert (plan.image.name, plan.fmt, plan.report) == ("x.TIF", "tiff", None)
+
+
+def test_frames_with_alpha_map_every_visible_pixel_to_its_own_color() -> None:
+    # Few colors and k large enough: every visible pixel must come back
+    # exactly, in every frame, whatever the frames' visible masks are.
+    rng = np.random.default_rng(3)
+    colors = rng.integers(0, 256, (12, 3), dtype=np.uint8)
+    frames = []
+    for seed in (1, 2, 3):
+        picks = np.random.default_rng(seed).integers(0, 12, (16, 24))
+        alpha = np.where(np.random.default_rng(seed + 9).random((16, 24)) < 0.3, 0, 255)
+        frames.append(Frame(colors[picks], alpha.astype(np.uint8) if seed != 2 else None, 40))
+    result = quantize_image(LoadedImage(frames, 24, 16, loop=0), colors=16)
+    for frame, out in zip(frames, result.frames, strict=True):
+        rgba = np.asarray(out.convert("RGBA"))
+        shown = np.ones((16, 24), bool) if frame.alpha is None else frame.alpha > 0
+        np.testing.assert_array_equal(rgba[shown][:, :3], frame.rgb[shown])
+        assert np.all(rgba[..., 3][~shown] == 0)
