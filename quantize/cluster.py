@@ -62,7 +62,7 @@ from quantize.kmeans import (
     check_random_state,
 )
 
-__all__ = ["TableFit", "cluster_table"]
+__all__ = ["TableFit", "cluster_centers", "cluster_table"]
 
 Algorithm = Literal["kmeans", "minibatch"]
 
@@ -206,16 +206,90 @@ def cluster_table(
     ((8, 3), True)
     """
     x, w, k = _check_table(points, weights, keys, n_clusters)
-    if algorithm not in ("kmeans", "minibatch"):
-        raise ValueError(f"algorithm must be 'kmeans' or 'minibatch', got {algorithm!r}")
-    runs = _check_n_init(n_init)
-    max_iter = _check_int(max_iter, "max_iter", 1)
-    rng = check_random_state(random_state)
+    settings = _Settings.of(algorithm, n_init, max_iter, random_state, k)
     if x.shape[0] <= k:
         return _one_per_row(x)
-    if algorithm == "minibatch":
-        return _fit_minibatch(x, w, k, runs or _MINIBATCH_N_INIT, max_iter, rng)
-    return _fit_kmeans(x, w, keys, k, runs or _auto_n_init(k), max_iter, rng)
+    fit = _fit(x, w, keys, k, settings, assign=True)
+    assert isinstance(fit, TableFit)
+    return fit
+
+
+def cluster_centers(
+    points: NDArray[np.float64],
+    weights: NDArray[np.float64],
+    keys: NDArray[np.uint32] | None,
+    n_clusters: int,
+    *,
+    algorithm: Algorithm = "kmeans",
+    n_init: int | Literal["auto"] = "auto",
+    max_iter: int = 300,
+    random_state: int | np.random.Generator | None = None,
+) -> tuple[NDArray[np.float64], int]:
+    """The centers :func:`cluster_table` finds, without its final assignment.
+
+    For callers that reassign the rows anyway, to centers they change (the
+    image pipeline rounds them to 8-bit colors first): it skips one pass
+    over every row.  Parameters as for :func:`cluster_table`.
+
+    Returns
+    -------
+    centers : ndarray of float64, shape (k', d)
+        The centers ``cluster_table`` would return, except that a center
+        left with no row by its last assignment is not dropped.
+    n_iter : int
+        Center updates done.
+    """
+    x, w, k = _check_table(points, weights, keys, n_clusters)
+    settings = _Settings.of(algorithm, n_init, max_iter, random_state, k)
+    if x.shape[0] <= k:
+        return x.copy(), 0
+    fit = _fit(x, w, keys, k, settings, assign=False)
+    return (fit.centers, fit.n_iter) if isinstance(fit, TableFit) else fit
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """Validated options of a fit."""
+
+    algorithm: Algorithm
+    n_init: int
+    max_iter: int
+    rng: np.random.Generator
+
+    @classmethod
+    def of(
+        cls,
+        algorithm: str,
+        n_init: int | Literal["auto"],
+        max_iter: int,
+        random_state: int | np.random.Generator | None,
+        k: int,
+    ) -> _Settings:
+        if algorithm not in ("kmeans", "minibatch"):
+            raise ValueError(f"algorithm must be 'kmeans' or 'minibatch', got {algorithm!r}")
+        runs = _check_n_init(n_init)
+        if algorithm == "minibatch":
+            runs = runs or _MINIBATCH_N_INIT
+        runs = runs or _auto_n_init(k)
+        max_iter = _check_int(max_iter, "max_iter", 1)
+        return cls(algorithm, runs, max_iter, check_random_state(random_state))  # type: ignore[arg-type]
+
+
+def _fit(
+    x: NDArray[np.float64],
+    w: NDArray[np.float64],
+    keys: NDArray[np.uint32] | None,
+    k: int,
+    settings: _Settings,
+    *,
+    assign: bool,
+) -> TableFit | tuple[NDArray[np.float64], int]:
+    """A TableFit, or with ``assign=False`` possibly just (centers, n_iter)
+    when the strategy would otherwise need one more pass to label the rows."""
+    n_init, max_iter, rng = settings.n_init, settings.max_iter, settings.rng
+    if settings.algorithm == "minibatch":
+        return _fit_minibatch(x, w, k, n_init, max_iter, rng, assign)
+    return _fit_kmeans(x, w, keys, k, n_init, max_iter, rng, assign)
 
 
 def _auto_n_init(n_clusters: int) -> int:
@@ -394,8 +468,11 @@ def _filtered_assign(f: _Filter, centers: NDArray[np.float64]) -> _Assignment:
     return _Assignment(bin_labels, rows, row_labels, sums, totals, inertia)
 
 
-def _exact_step(f: _Filter, centers: NDArray[np.float64], n_iter: int) -> TableFit:
-    """One exact Lloyd step on every row, ending with an assignment."""
+def _exact_step(
+    f: _Filter, centers: NDArray[np.float64], n_iter: int, assign: bool
+) -> TableFit | tuple[NDArray[np.float64], int]:
+    """One exact Lloyd step on every row, ending with an assignment unless
+    ``assign`` is False (then only the new centers and ``n_iter``)."""
     first = _filtered_assign(f, centers)
     if (first.totals > 0).all():
         centers = first.sums / first.totals[:, None]
@@ -404,8 +481,27 @@ def _exact_step(f: _Filter, centers: NDArray[np.float64], n_iter: int) -> TableF
         # reseeding with the worst-fitting color needs.
         labels, sq = _assign(f.x, centers)
         centers = _update_centers(f.x, f.w, _transpose_weighted(f.x, f.w), labels, sq, centers)
+    if not assign:
+        return centers, n_iter + 1
     last = _filtered_assign(f, centers)
     return _drop_unused(centers, last.labels(f.bins.index), last.inertia, n_iter + 1)
+
+
+def _exact_means(
+    x: NDArray[np.float64], w: NDArray[np.float64], centers: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """One exact center update: assign every row, then the weighted means
+    (empty clusters reseeded as in Lloyd's iterations)."""
+    k = centers.shape[0]
+    labels, sq = _assign(x, centers)
+    totals = _weighted_count(labels, w, k)
+    if not (totals > 0).all():
+        return _update_centers(x, w, _transpose_weighted(x, w), labels, sq, centers)
+    means = np.empty_like(centers)
+    for j in range(x.shape[1]):
+        means[:, j] = np.bincount(labels, weights=w * x[:, j], minlength=k)
+    means /= totals[:, None]
+    return means
 
 
 # --------------------------------------------------------------------------
@@ -420,7 +516,8 @@ def _fit_kmeans(
     n_init: int,
     max_iter: int,
     rng: np.random.Generator,
-) -> TableFit:
+    assign: bool = True,
+) -> TableFit | tuple[NDArray[np.float64], int]:
     bins = None
     if keys is not None and x.shape[0] >= _MIN_ROWS_TO_BIN:
         bins = _bin(x, w, np.asarray(keys, dtype=np.uint32), k)
@@ -440,13 +537,15 @@ def _fit_kmeans(
     fine = _lloyd(fine_prep, seeded.centers, max_iter, TOL, resume)
     n_iter = seeded.n_iter + fine.n_iter
     if x.shape[0] >= _LARGE_TABLE:
-        return _exact_step(_Filter.of(x, w, bins), fine.centers, n_iter)
+        return _exact_step(_Filter.of(x, w, bins), fine.centers, n_iter, assign)
     if k > _BINNED_REFINE_MAX_K:
         refined = _lloyd(_prepare(x, w), fine.centers, max_iter, TOL)
         n_iter += refined.n_iter
         return _drop_unused(refined.centers, refined.labels, refined.inertia, n_iter)
     # Plain passes: on a table this small, at these k, the bin filter of
     # _exact_step costs about as much as it saves.
+    if not assign:
+        return _exact_means(x, w, fine.centers), n_iter + 1
     done = _lloyd_plain(_prepare(x, w), fine.centers, _EXACT_STEPS, 0.0)
     return _drop_unused(done.centers, done.labels, done.inertia, n_iter + done.n_iter)
 
@@ -485,7 +584,8 @@ def _fit_minibatch(
     n_init: int,
     max_iter: int,
     rng: np.random.Generator,
-) -> TableFit:
+    assign: bool = True,
+) -> TableFit | tuple[NDArray[np.float64], int]:
     centers, n_iter = _minibatch_fit(
         x,
         w,
@@ -497,5 +597,7 @@ def _fit_minibatch(
         rng=rng,
     )
     # Finish exactly: one Lloyd step on the whole table, ending with an assignment.
+    if not assign:
+        return _exact_means(x, w, centers), n_iter + 1
     refined = _lloyd(_prepare(x, w), centers, 1, 0.0)
     return _drop_unused(refined.centers, refined.labels, refined.inertia, n_iter + 1)

@@ -244,3 +244,45 @@ def bin_means(
         means[:, j] = np.bincount(bin_index, weights=w * points[:, j], minlength=n_bins)
     means /= totals[:, None]
     return means, totals
+
+
+# Rows per block of nearest_rgb8: a (block, k) float32 distance block stays
+# in cache, and fresh memory (expensive on first touch) stays small.
+_NEAREST_BLOCK_ROWS = 16384
+
+
+def nearest_rgb8(colors: NDArray[np.uint8], palette: NDArray[np.uint8]) -> NDArray[np.intp]:
+    """Index of the nearest palette color (Euclidean, in 8-bit sRGB) of every color.
+
+    Exact: with integer channels every term of ``|p|^2 - 2 c.p`` is an
+    integer below 2**24, which float32 represents exactly whatever order a
+    BLAS sums in, so the result never depends on rounding and is cheaper
+    than float64.
+
+    Parameters
+    ----------
+    colors : ndarray of uint8, shape (m, 3)
+    palette : ndarray of uint8, shape (k, 3), k >= 1
+
+    Returns
+    -------
+    ndarray of intp, shape (m,)
+        Ties go to the lowest palette index.
+    """
+    p = palette.astype(np.float32)
+    # [c, 1] . [-2 p; |p|^2]: one product gives every candidate distance
+    # up to the |c|^2 that all candidates of a row share.
+    weights = np.empty((4, p.shape[0]), dtype=np.float32)
+    weights[:3] = -2.0 * p.T
+    weights[3] = np.einsum("ij,ij->i", p, p)
+    labels = np.empty(colors.shape[0], dtype=np.intp)
+    rows = min(_NEAREST_BLOCK_ROWS, colors.shape[0])
+    augmented = np.ones((rows, 4), dtype=np.float32)
+    dist = np.empty((rows, p.shape[0]), dtype=np.float32)
+    for start in range(0, colors.shape[0], rows):
+        stop = min(start + rows, colors.shape[0])
+        n = stop - start
+        augmented[:n, :3] = colors[start:stop]
+        np.matmul(augmented[:n], weights, out=dist[:n])
+        np.argmin(dist[:n], axis=1, out=labels[start:stop])
+    return labels

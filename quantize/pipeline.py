@@ -23,10 +23,17 @@ from PIL import Image
 
 from quantize import colors as cs
 from quantize.autok import DEFAULT_PSNR, AutoK, Target, smallest_k
-from quantize.cluster import cluster_table
+from quantize.cluster import cluster_centers
 from quantize.dither import DITHER_METHODS, Dither, dither_indices
 from quantize.errors import InputError
-from quantize.histogram import ColorTable, color_table, lookup, pack_rgb, unpack_keys
+from quantize.histogram import (
+    ColorTable,
+    color_table,
+    lookup,
+    nearest_rgb8,
+    pack_rgb,
+    unpack_keys,
+)
 from quantize.imageio import (
     ANIMATION_FORMATS,
     FORMATS,
@@ -427,7 +434,7 @@ def fit_palette(
     """
     if points is None:
         points = cs.rgb8_to_space(table.colors, space)
-    fit = cluster_table(
+    centers, n_iter = cluster_centers(
         points,
         table.counts.astype(np.float64),
         table.keys,
@@ -437,10 +444,10 @@ def fit_palette(
         max_iter=max_iter,
         random_state=seed,
     )
-    rounded = _unique_rows(cs.space_to_rgb8(fit.centers, space))
+    rounded = _unique_rows(cs.space_to_rgb8(centers, space))
     palette = Palette(rounded, np.zeros(len(rounded), np.int64))
     palette_fit = apply_palette(table, palette, space, points=points)
-    return PaletteFit(palette_fit.palette, palette_fit.labels, fit.n_iter)
+    return PaletteFit(palette_fit.palette, palette_fit.labels, n_iter)
 
 
 def apply_palette(
@@ -461,10 +468,12 @@ def apply_palette(
     PaletteFit
         With ``n_iter`` 0.
     """
-    if points is None:
-        points = cs.rgb8_to_space(table.colors, space)
-    targets = cs.rgb8_to_space(palette.colors, space)
-    labels = nearest_center(points, targets)
+    if space == "rgb":
+        labels = nearest_rgb8(table.colors, palette.colors)
+    else:
+        if points is None:
+            points = cs.rgb8_to_space(table.colors, space)
+        labels = nearest_center(points, cs.rgb8_to_space(palette.colors, space))
     counts = np.bincount(labels, weights=table.counts, minlength=palette.size).astype(np.int64)
     ordered, remap = _trim_and_sort(palette.colors, counts)
     return PaletteFit(ordered, remap[labels], 0)

@@ -10,8 +10,8 @@ from numpy.typing import NDArray
 from PIL import Image
 from sklearn import cluster as skc
 
-from quantize.cluster import TableFit, cluster_table
-from quantize.histogram import ColorTable, coarse_bins, color_table, pack_rgb
+from quantize.cluster import TableFit, cluster_centers, cluster_table
+from quantize.histogram import ColorTable, coarse_bins, color_table, nearest_rgb8, pack_rgb
 from quantize.kmeans import nearest_center
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
@@ -207,3 +207,40 @@ def test_color_table_keys_beyond_24_bits() -> None:
     table = color_table(keys)
     np.testing.assert_array_equal(table.keys, [5, 1 << 30])
     np.testing.assert_array_equal(table.counts, [3, 2])
+
+
+@pytest.mark.parametrize(("k", "algorithm"), [(8, "kmeans"), (48, "kmeans"), (8, "minibatch")])
+def test_cluster_centers_are_cluster_tables_centers(
+    china: ColorTable, k: int, algorithm: str
+) -> None:
+    # The pipeline's shortcut skips only the final assignment: same centers
+    # (up to the rounding of a differently ordered sum), same iterations.
+    points, weights = china.colors / 255.0, china.counts.astype(np.float64)
+    options = {"algorithm": algorithm, "random_state": 3}
+    full = cluster_table(points, weights, china.keys, k, **options)  # type: ignore[arg-type]
+    centers, n_iter = cluster_centers(points, weights, china.keys, k, **options)  # type: ignore[arg-type]
+    np.testing.assert_allclose(centers, full.centers, rtol=0, atol=1e-12)
+    assert n_iter == full.n_iter
+
+
+def test_cluster_centers_of_a_table_smaller_than_k() -> None:
+    points = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    centers, n_iter = cluster_centers(points, np.ones(2), None, 4)
+    np.testing.assert_array_equal(centers, points)
+    assert n_iter == 0
+    with pytest.raises(ValueError, match="algorithm"):
+        cluster_centers(points, np.ones(2), None, 1, algorithm="lloyd")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("m", "k"), [(1, 1), (40_000, 16), (3000, 256)])
+def test_nearest_rgb8_is_exact_with_ties_to_the_lowest_index(m: int, k: int) -> None:
+    rng = np.random.default_rng(k)
+    colors = rng.integers(0, 256, (m, 3), dtype=np.uint8)
+    palette = rng.integers(0, 256, (k, 3), dtype=np.uint8)
+    if k > 1:
+        # Exact ties: 10 and 30 are both at distance 10 from 20 (and 255 * 3
+        # puts the extremes' squared distances near the float32 limits).
+        palette[:2] = [[10, 0, 255], [30, 0, 255]]
+        colors[:3] = [[20, 0, 255], [255, 255, 255], [0, 0, 0]]
+    sq = ((colors[:, None, :].astype(np.int64) - palette[None].astype(np.int64)) ** 2).sum(-1)
+    np.testing.assert_array_equal(nearest_rgb8(colors, palette), sq.argmin(axis=1))
