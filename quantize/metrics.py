@@ -230,6 +230,18 @@ def ciede2000(
     c2 = np.asarray(lab2, dtype=np.float64)
     if c1.shape[-1:] != (3,) or c2.shape[-1:] != (3,):
         raise ValueError(f"expected arrays of shape (..., 3), got {c1.shape} and {c2.shape}")
+    return _ciede2000(c1, c2, kL, kC, kH)
+
+
+def _ciede2000(
+    c1: NDArray[Any], c2: NDArray[Any], kL: float = 1.0, kC: float = 1.0, kH: float = 1.0
+) -> NDArray[Any]:
+    """`ciede2000` of validated (..., 3) arrays, computed in their dtype.
+
+    The tables of an image's metrics run in float32: NumPy's float32 sin,
+    cos and cube root are vectorized and several times faster than float64,
+    and the ~1e-5 error is below the report's 4 decimals.
+    """
     L1, a1, b1 = c1[..., 0], c1[..., 1], c1[..., 2]
     L2, a2, b2 = c2[..., 0], c2[..., 1], c2[..., 2]
 
@@ -263,7 +275,7 @@ def ciede2000(
     term_h = dHp / (kH * s_h)
     de2 = term_l**2 + term_c**2 + term_h**2 + r_t * term_c * term_h
     # Rounding can push a tiny true zero slightly negative.
-    return np.asarray(np.sqrt(np.maximum(de2, 0.0)), dtype=np.float64)
+    return np.sqrt(np.maximum(de2, 0.0))
 
 
 def _validate_quantile_inputs(
@@ -411,7 +423,7 @@ def _delta_e_rgb8(orig: NDArray[np.uint8], mapped: NDArray[np.uint8]) -> FloatAr
     # Blocked so the many CIEDE2000 temporaries stay in cache (see _DELTA_E_BLOCK_ROWS).
     for start in range(0, orig.shape[0], _DELTA_E_BLOCK_ROWS):
         rows = slice(start, start + _DELTA_E_BLOCK_ROWS)
-        de[rows] = ciede2000(rgb8_to_lab(orig[rows]), rgb8_to_lab(mapped[rows]))
+        de[rows] = _ciede2000(_lab32(orig[rows]), _lab32(mapped[rows]))
     return de
 
 
@@ -428,9 +440,14 @@ def _delta_e_indexed(
     de = np.empty(orig.shape[0], dtype=np.float64)
     for start in range(0, orig.shape[0], _DELTA_E_BLOCK_ROWS):
         rows = slice(start, start + _DELTA_E_BLOCK_ROWS)
-        lab = rgb8_to_lab(orig[rows]) if orig_lab is None else orig_lab[rows]
-        de[rows] = ciede2000(lab, palette_lab[labels[rows]])
+        lab = _lab32(orig[rows]) if orig_lab is None else orig_lab[rows].astype(np.float32)
+        de[rows] = _ciede2000(lab, palette_lab[labels[rows]].astype(np.float32))
     return de
+
+
+def _lab32(rgb8: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """CIELAB of 8-bit sRGB rows, converted in float64 and stored in float32."""
+    return rgb8_to_lab(rgb8).astype(np.float32)
 
 
 def _palette_lab(palette: NDArray[np.uint8]) -> FloatArray:
