@@ -265,14 +265,14 @@ class _Settings:
         random_state: int | np.random.Generator | None,
         k: int,
     ) -> _Settings:
-        if algorithm not in ("kmeans", "minibatch"):
-            raise ValueError(f"algorithm must be 'kmeans' or 'minibatch', got {algorithm!r}")
         runs = _check_n_init(n_init)
-        if algorithm == "minibatch":
-            runs = runs or _MINIBATCH_N_INIT
-        runs = runs or _auto_n_init(k)
         max_iter = _check_int(max_iter, "max_iter", 1)
-        return cls(algorithm, runs, max_iter, check_random_state(random_state))  # type: ignore[arg-type]
+        rng = check_random_state(random_state)
+        if algorithm == "kmeans":
+            return cls("kmeans", runs or _auto_n_init(k), max_iter, rng)
+        if algorithm == "minibatch":
+            return cls("minibatch", runs or _MINIBATCH_N_INIT, max_iter, rng)
+        raise ValueError(f"algorithm must be 'kmeans' or 'minibatch', got {algorithm!r}")
 
 
 def _fit(
