@@ -107,6 +107,24 @@ def ours_cmd(src: Path, out: Path, k: int) -> list[str]:
     return [sys.executable, "-m", "quantize", str(src), "-k", str(k), "-o", str(out)]
 
 
+# What any Python tool built on numpy, Pillow and Click pays before it does
+# any clustering: start, imports, JPEG decode, an indexed PNG write.
+FLOOR_SCRIPT = """
+import sys
+import click, numpy as np
+from PIL import Image
+rgb = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
+index = (rgb[..., 0] >> 4).astype(np.uint8)
+out = Image.fromarray(index, "L").convert("P")
+out.putpalette(list(range(48)))
+out.save(sys.argv[2])
+"""
+
+
+def floor_cmd(src: Path, out: Path) -> list[str]:
+    return [sys.executable, "-c", FLOOR_SCRIPT, str(src), str(out)]
+
+
 def pngquant_cmd(src_png: Path, out: Path, k: int) -> list[str]:
     assert PNGQUANT is not None
     return [PNGQUANT, "--nofs", "--force", "--output", str(out), str(k), str(src_png)]
@@ -195,7 +213,14 @@ def main() -> None:
         shutil.copyfile(ROOT / "sample_images" / "china.jpg", small_src)
         small = bench_input("china.jpg 640x427", small_src, tmp, args.colors, args.runs)
         big = bench_input("china 4000x3000 jpg", make_big(tmp), tmp, args.colors, args.runs)
+        floor = time_command(floor_cmd(small_src, tmp / "floor.png"), args.runs)
     print_rows([small, big], args.colors)
+    if small.peer is not None:
+        print(
+            f"\nPython floor on china.jpg (start, import numpy/Pillow/Click, decode, write "
+            f"an indexed PNG; no clustering): {floor.seconds:.3f} s = "
+            f"{floor.seconds / small.peer.seconds:.2f}x pngquant"
+        )
     help_time = time_command([sys.executable, "-m", "quantize", "--help"], args.runs)
     print(f"\nquantize --help: median {help_time.seconds:.3f} s, peak {help_time.peak_mib:.0f} MiB")
     print("\nTargets:")
