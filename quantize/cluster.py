@@ -92,6 +92,8 @@ _EXACT_STEPS = 1
 # that large tables converge on and that accelerate their exact finish.
 _SEED_BITS = 5
 _FINE_BITS = 6
+# Rows per chunk when setting up the bin filter of large tables.
+_FILTER_CHUNK = 1 << 16
 # A binning is only useful when it leaves several bins per cluster.
 _MIN_BINS_PER_CLUSTER = 4
 # Restarts on the bins only need to be ranked; the refinement goes on.
@@ -339,12 +341,18 @@ class _Filter:
 
     @classmethod
     def of(cls, x: NDArray[np.float64], w: NDArray[np.float64], bins: _Bins) -> _Filter:
-        offset = x - bins.means[bins.index]
-        sq = np.einsum("ij,ij->i", offset, offset)
         n_bins = bins.means.shape[0]
-        spread = _weighted_count(bins.index, w * sq, n_bins)
+        spread = np.zeros(n_bins)
         radius = np.zeros(n_bins)
-        np.maximum.at(radius, bins.index, np.sqrt(sq))
+        # In chunks: row-sized temporaries would be ~100 MB on a 12 MP photo,
+        # and fresh memory is what the first run in a process pays most for.
+        for start in range(0, x.shape[0], _FILTER_CHUNK):
+            rows = slice(start, start + _FILTER_CHUNK)
+            index = bins.index[rows]
+            offset = x[rows] - np.take(bins.means, index, axis=0)
+            sq = np.einsum("ij,ij->i", offset, offset)
+            spread += _weighted_count(index, w[rows] * sq, n_bins)
+            np.maximum.at(radius, index, np.sqrt(sq, out=sq))
         return cls(x, w, bins, spread, radius)
 
 

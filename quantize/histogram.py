@@ -22,6 +22,8 @@ N_KEYS = 1 << 24
 
 # Below this many pixels sorting beats touching a 2**24-entry histogram.
 _SORT_THRESHOLD = 1 << 20
+# Rows per chunk of bin_means.
+_BIN_CHUNK = 1 << 16
 # Coarse bins of up to this many bits per channel are numbered on a dense
 # grid (2**18 cells at most) instead of by sorting.
 _DENSE_MAX_BITS = 6
@@ -239,8 +241,14 @@ def bin_means(
     w = np.asarray(weights, dtype=np.float64)
     totals = np.bincount(bin_index, weights=w, minlength=n_bins).astype(np.float64)
     d = points.shape[1]
-    means = np.empty((n_bins, d), dtype=np.float64)
-    for j in range(d):
-        means[:, j] = np.bincount(bin_index, weights=w * points[:, j], minlength=n_bins)
+    sums = np.zeros((d, n_bins), dtype=np.float64)
+    # In chunks of rows: full-length weighted columns are fresh memory,
+    # which costs more than the arithmetic on the first run of a process.
+    for start in range(0, bin_index.shape[0], _BIN_CHUNK):
+        rows = slice(start, start + _BIN_CHUNK)
+        index, wj = bin_index[rows], w[rows]
+        for j in range(d):
+            sums[j] += np.bincount(index, weights=wj * points[rows, j], minlength=n_bins)
+    means = np.ascontiguousarray(sums.T)
     means /= totals[:, None]
     return means, totals
