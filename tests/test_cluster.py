@@ -202,6 +202,19 @@ def test_color_table_counts_like_unique(size: int) -> None:
     assert (table.inverse is None) == (size >= 1 << 20)
 
 
+@pytest.mark.parametrize("repeats", [65535, 65536, 65537, 200_000])
+def test_color_table_counts_beyond_16_bits(repeats: int) -> None:
+    # The histogram counts in uint16 first: a color of 2**16 pixels or more
+    # must still get its exact count (65536 wraps to zero, not absent).
+    keys = np.concatenate(
+        [np.arange(1 << 20, dtype=np.uint32), np.full(repeats, 12345, dtype=np.uint32)]
+    )
+    table = color_table(keys)
+    assert table.n_colors == 1 << 20
+    assert table.counts[12345] == repeats + 1
+    assert table.n_pixels == keys.size
+
+
 def test_color_table_keys_beyond_24_bits() -> None:
     keys = np.array([1 << 30, 5, 1 << 30, 5, 5], dtype=np.uint32)
     table = color_table(keys)
