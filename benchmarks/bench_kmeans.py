@@ -3,9 +3,12 @@
 For every ``sample_images/*.jpg`` and k in 8, 16, 32, 64 it prints the time
 and the MSE (per channel, 0-255 scale, over every pixel) of
 
-* ours: pack keys, count distinct colors, :func:`quantize.cluster.cluster_table`
-  in rgb (colors / 255), round the centers to a uint8 palette, and map every
-  pixel through the lookup table (median of a few repeats, seed 0);
+* ours: what :func:`quantize.quantize_image` does between decoding and
+  writing: count the distinct colors (:func:`quantize.histogram.count_pixels`),
+  fit the palette in rgb (:func:`quantize.pipeline.fit_palette`: the
+  clustering core, centers rounded to exact 8-bit colors, every color
+  assigned to its nearest one) and recolor every pixel
+  (:func:`quantize.histogram.recolor`); median of a few repeats, seed 0;
 * scikit-learn ``KMeans(n_init=1)``, ``KMeans(n_init=10)`` and
   ``MiniBatchKMeans``: fit + predict on all pixels (one run, seed 0);
 
@@ -43,8 +46,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from quantize.cluster import cluster_table  # noqa: E402
-from quantize.histogram import color_table, lookup, pack_rgb  # noqa: E402
+from quantize.histogram import PixelSource, count_pixels, recolor  # noqa: E402
+from quantize.pipeline import fit_palette  # noqa: E402
 
 KS = (8, 16, 32, 64)
 BIG_K = 16
@@ -61,14 +64,15 @@ class Run:
 
 
 def fit_and_map(pixels: NDArray[np.uint8], k: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-    """Our whole path: palette (k', 3) and the palette index of every pixel."""
-    keys = pack_rgb(pixels)
-    table = color_table(keys)
-    fit = cluster_table(
-        table.colors / 255.0, table.counts.astype(np.float64), table.keys, k, random_state=SEED
-    )
-    palette = np.clip(np.rint(fit.centers * 255.0), 0, 255).astype(np.uint8)
-    return palette, lookup(table.keys, fit.labels)[keys]
+    """Our whole path as quantize_image runs it: count the distinct colors,
+    fit the 8-bit palette (rgb space, seed 0), recolor every pixel.
+
+    Returns the palette (k', 3) and the palette index of every pixel (h, w).
+    """
+    sources: list[PixelSource] = [(pixels, None)]
+    table = count_pixels(sources)
+    fit = fit_palette(table, k, seed=SEED)
+    return fit.palette.colors, recolor(table, fit.labels.astype(np.uint8), sources)[0]
 
 
 def mse(

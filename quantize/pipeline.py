@@ -28,10 +28,11 @@ from quantize.dither import DITHER_METHODS, Dither, dither_indices
 from quantize.errors import InputError
 from quantize.histogram import (
     ColorTable,
-    color_table,
-    lookup,
+    PixelSource,
+    count_pixels,
     nearest_rgb8,
     pack_rgb,
+    recolor,
     unpack_keys,
 )
 from quantize.imageio import (
@@ -240,8 +241,7 @@ def quantize_image(
     _validate_perceptual(colors, dither, dither_strength, target)
     start = time.perf_counter()
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
-    keys = [pack_rgb(frame.rgb) for frame in loaded.frames]
-    table = color_table(_visible(keys, loaded.frames))
+    table = count_pixels(_sources(loaded.frames))
     if table.n_colors == 0:
         raise InputError("every pixel is fully transparent: nothing to quantize")
     warnings = list(loaded.notes)
@@ -263,7 +263,7 @@ def quantize_image(
     def judge(fit: PaletteFit) -> _Attempt:
         if dither == "none":
             return _Attempt(fit, fit.palette, _metrics(table, fit, table_lab), None)
-        return _dithered(loaded.frames, keys, fit, dither, dither_strength, space)
+        return _dithered(loaded.frames, fit, dither, dither_strength, space)
 
     def attempt(k: int) -> _Attempt:
         return judge(fit_palette(table, k, **fit_options))
@@ -290,7 +290,7 @@ def quantize_image(
         if table.n_colors < k:
             warnings.append(f"requested {colors} colors, image has {table.n_colors}")
         best = attempt(k)
-    ordered, indices = _in_order(best, sort, table, keys, loaded.frames)
+    ordered, indices = _in_order(best, sort, table, loaded.frames)
     out = render_frames(loaded.frames, indices, ordered)
     settings = {
         "colors_requested": colors,
@@ -371,8 +371,7 @@ def visible_table(loaded: LoadedImage) -> tuple[ColorTable, int]:
         transparent, over all frames, with their pixel counts.
     transparent : int
     """
-    keys = [pack_rgb(frame.rgb) for frame in loaded.frames]
-    return color_table(_visible(keys, loaded.frames)), _transparent_count(loaded.frames)
+    return count_pixels(_sources(loaded.frames)), _transparent_count(loaded.frames)
 
 
 def _validate(
@@ -390,11 +389,9 @@ def _validate(
         raise ValueError(f"space must be one of {', '.join(cs.SPACES)}, got {space!r}")
 
 
-def _visible(keys: list[NDArray[np.uint32]], frames: list[Frame]) -> NDArray[np.uint32]:
-    parts = [
-        k.ravel() if f.alpha is None else k[f.alpha > 0] for k, f in zip(keys, frames, strict=True)
-    ]
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+def _sources(frames: list[Frame]) -> list[PixelSource]:
+    """Each frame's pixels and which of them are visible (alpha > 0)."""
+    return [(f.rgb, None if f.alpha is None else f.alpha > 0) for f in frames]
 
 
 def _transparent_count(frames: list[Frame]) -> int:
@@ -578,7 +575,6 @@ def _rgba(
 
 def _dithered(
     frames: list[Frame],
-    keys: list[NDArray[np.uint32]],
     fit: PaletteFit,
     method: Dither,
     strength: float,
@@ -592,7 +588,8 @@ def _dithered(
     """
     indices: list[NDArray[np.uint8]] = []
     pairs: list[NDArray[np.uint32]] = []
-    for frame, frame_keys in zip(frames, keys, strict=True):
+    for frame in frames:
+        frame_keys = pack_rgb(frame.rgb)
         visible = None if frame.alpha is None else frame.alpha > 0
         rgb = frame.rgb
         if visible is not None:
@@ -618,53 +615,21 @@ def _dithered(
 
 
 def _in_order(
-    best: _Attempt,
-    sort: SortKey,
-    table: ColorTable,
-    keys: list[NDArray[np.uint32]],
-    frames: list[Frame],
+    best: _Attempt, sort: SortKey, table: ColorTable, frames: list[Frame]
 ) -> tuple[Palette, list[NDArray[np.uint8]]]:
-    """The output palette in ``sort`` order and the palette index of every pixel of every frame."""
+    """The output palette in ``sort`` order and the palette index of every pixel of every frame.
+
+    The value under a fully transparent pixel is left 0 (render_frames
+    overwrites it).
+    """
     order = best.palette.order(sort)
     new_index = np.empty_like(order)
     new_index[order] = np.arange(order.size)
     palette = Palette(best.palette.colors[order], best.palette.counts[order])
     if best.indices is None:
         row_index = new_index[best.fit.labels].astype(np.uint8)
-        return palette, _pixel_indices(table, row_index, keys, frames)
+        return palette, recolor(table, row_index, _sources(frames))
     return palette, [new_index[idx].astype(np.uint8) for idx in best.indices]
-
-
-def _pixel_indices(
-    table: ColorTable,
-    row_index: NDArray[np.uint8],
-    keys: list[NDArray[np.uint32]],
-    frames: list[Frame],
-) -> list[NDArray[np.uint8]]:
-    """Palette index of every pixel of every frame, given that of every table row.
-
-    The value under a fully transparent pixel is left 0 (render_frames
-    overwrites it).
-    """
-    if table.inverse is None:
-        lut = lookup(table.keys, row_index)
-        return [lut[k] for k in keys]
-    # The table was counted from the visible pixels of all frames in turn.
-    visible = row_index[table.inverse]
-    out: list[NDArray[np.uint8]] = []
-    start = 0
-    for frame_keys, frame in zip(keys, frames, strict=True):
-        if frame.alpha is None:
-            stop = start + frame_keys.size
-            out.append(visible[start:stop].reshape(frame_keys.shape))
-        else:
-            shown = frame.alpha > 0
-            stop = start + int(np.count_nonzero(shown))
-            indices = np.zeros(frame_keys.shape, dtype=np.uint8)
-            indices[shown] = visible[start:stop]
-            out.append(indices)
-        start = stop
-    return out
 
 
 def _metrics(

@@ -11,7 +11,15 @@ from PIL import Image
 from sklearn import cluster as skc
 
 from quantize.cluster import TableFit, cluster_centers, cluster_table
-from quantize.histogram import ColorTable, coarse_bins, color_table, nearest_rgb8, pack_rgb
+from quantize.histogram import (
+    ColorTable,
+    coarse_bins,
+    color_table,
+    count_pixels,
+    nearest_rgb8,
+    pack_rgb,
+    recolor,
+)
 from quantize.kmeans import nearest_center
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
@@ -257,3 +265,42 @@ def test_nearest_rgb8_is_exact_with_ties_to_the_lowest_index(m: int, k: int) -> 
         colors[:3] = [[20, 0, 255], [255, 255, 255], [0, 0, 0]]
     sq = ((colors[:, None, :].astype(np.int64) - palette[None].astype(np.int64)) ** 2).sum(-1)
     np.testing.assert_array_equal(nearest_rgb8(colors, palette), sq.argmin(axis=1))
+
+
+@pytest.mark.parametrize("mask_first", [False, True])
+def test_count_pixels_and_recolor_in_chunks(mask_first: bool) -> None:
+    # Above 2**20 visible pixels: counted chunk by chunk on a histogram
+    # (with a color of more than 65535 pixels, which wraps uint16 counts),
+    # over two frames, one of them partly transparent.
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 256, (700, 1100, 3), dtype=np.uint8) for _ in range(2)]
+    frames[1][:200] = (7, 8, 9)  # 220000 pixels of one color
+    masks = [rng.random((700, 1100)) < 0.8 if mask_first else None, None]
+    sources = list(zip(frames, masks, strict=True))
+    visible = [pack_rgb(f).ravel() if m is None else pack_rgb(f[m]) for f, m in sources]
+    keys = np.concatenate(visible)
+    uniq, counts = np.unique(keys, return_counts=True)
+    table = count_pixels(sources)
+    assert table.inverse is None and table.histogram is not None
+    np.testing.assert_array_equal(table.keys, uniq)
+    np.testing.assert_array_equal(table.counts, counts)
+    row_index = (table.keys % 251).astype(np.uint8)
+    for frame, mask, got in zip(frames, masks, recolor(table, row_index, sources), strict=True):
+        expected = (pack_rgb(frame) % 251).astype(np.uint8)
+        if mask is not None:
+            expected[~mask] = 0
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_count_pixels_small_uses_the_inverse() -> None:
+    rng = np.random.default_rng(6)
+    frame = rng.integers(0, 4, (30, 40, 3), dtype=np.uint8)
+    mask = rng.random((30, 40)) < 0.5
+    table = count_pixels([(frame, mask), (frame, None)])
+    assert table.inverse is not None and table.histogram is None
+    assert table.n_pixels == int(mask.sum()) + 1200
+    row_index = np.arange(table.n_colors, dtype=np.uint8)
+    masked, full = recolor(table, row_index, [(frame, mask), (frame, None)])
+    np.testing.assert_array_equal(table.keys[full], pack_rgb(frame))
+    np.testing.assert_array_equal(table.keys[masked][mask], pack_rgb(frame)[mask])
+    assert np.all(masked[~mask] == 0)
