@@ -46,8 +46,10 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from quantize import histogram
+from quantize import histogram, restarts
 from quantize.kmeans import (
+    _BOUNDS_MIN_ROWS,
+    _BOUNDS_MIN_WORK,
     _assign,
     _best_of,
     _check_int,
@@ -552,9 +554,7 @@ def _fit_kmeans(
     fine_prep = _prepare(bins.means, bins.totals)
     resume = None
     if k <= _BINNED_REFINE_MAX_K:
-        seeded = _best_of(
-            seed_x, seed_w, k, "k-means++", n_init, max_iter, _SEED_TOL, rng, _SEED_TRIALS
-        )
+        seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng)
         if k >= _SWAP_MIN_K:
             seeded = _swap_search(_prepare(seed_x, seed_w), seeded, max_iter, rng)
     else:
@@ -574,6 +574,29 @@ def _fit_kmeans(
         return _exact_means(x, w, fine.centers), n_iter + 1
     done = _lloyd_plain(_prepare(x, w), fine.centers, _EXACT_STEPS, 0.0)
     return _drop_unused(done.centers, done.labels, done.inertia, n_iter + done.n_iter)
+
+
+def _seed_runs(
+    seed_x: NDArray[np.float64],
+    seed_w: NDArray[np.float64],
+    k: int,
+    n_init: int,
+    max_iter: int,
+    rng: np.random.Generator,
+) -> _LloydResult:
+    """Best of ``n_init`` k-means++ + Lloyd runs on the seed bins.
+
+    The runs advance in lockstep (:mod:`quantize.restarts`) where each of
+    their steps is mostly numpy overhead: several runs on few bins, which
+    Lloyd's iterations would do in plain passes anyway.
+    """
+    n = seed_x.shape[0]
+    plain = n < _BOUNDS_MIN_ROWS or n * k < _BOUNDS_MIN_WORK
+    if plain and restarts.fits_batch(n, k, n_init, _SEED_TRIALS):
+        return restarts.best_of_batched(
+            seed_x, seed_w, k, n_init, max_iter, _SEED_TOL, rng, _SEED_TRIALS
+        )
+    return _best_of(seed_x, seed_w, k, "k-means++", n_init, max_iter, _SEED_TOL, rng, _SEED_TRIALS)
 
 
 def _ranked_on_bins(
