@@ -590,13 +590,17 @@ def _seed_runs(
     their steps is mostly numpy overhead: several runs on few bins, which
     Lloyd's iterations would do in plain passes anyway.
     """
-    n = seed_x.shape[0]
-    plain = n < _BOUNDS_MIN_ROWS or n * k < _BOUNDS_MIN_WORK
-    if plain and restarts.fits_batch(n, k, n_init, _SEED_TRIALS):
+    if _seeds_in_lockstep(seed_x.shape[0], k, n_init):
         return restarts.best_of_batched(
             seed_x, seed_w, k, n_init, max_iter, _SEED_TOL, rng, _SEED_TRIALS
         )
     return _best_of(seed_x, seed_w, k, "k-means++", n_init, max_iter, _SEED_TOL, rng, _SEED_TRIALS)
+
+
+def _seeds_in_lockstep(n: int, k: int, n_init: int) -> bool:
+    """Whether the seeding runs pay to be run in lockstep: several of them,
+    on so few bins that Lloyd's iterations would take plain passes."""
+    return n_init > 1 and (n < _BOUNDS_MIN_ROWS or n * k < _BOUNDS_MIN_WORK)
 
 
 def _ranked_on_bins(

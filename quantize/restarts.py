@@ -4,26 +4,26 @@
 the few thousand bin means the image path seeds on, that pays numpy's
 per-call overhead once per restart and step, and its nearest-center search
 is an ``argmin`` along rows of only ``k`` distances, which numpy does one
-short row at a time.  Here all restarts advance together instead:
+short row at a time.  Here the restarts advance together instead:
 
-* k-means++ draws each restart's candidates from its own potential (one
-  generator, restarts in a fixed order), scores every restart's candidates
-  against every row in one matrix product and keeps each restart's best.
+* k-means++ scores the candidates of several restarts against every row in
+  one matrix product and keeps each restart's best.
 * Lloyd's iterations compute the distances of every row to the centers of
-  all restarts in one product laid out (restart, center, row), take each
-  restart's minimum over its centers (an elementwise reduction over long
-  rows, not a per-row ``argmin``), and get every cluster's weighted sums
-  from one more product with the one-hot assignment.  A restart stops as
-  soon as its own relative SSE improvement is at most ``tol``, exactly as
-  :func:`quantize.kmeans._lloyd_plain` would stop it; the others go on.
+  several restarts in one product laid out (restart, center, row), take
+  each restart's minimum over its centers (an elementwise reduction over
+  long rows, not a per-row ``argmin``), and get every cluster's weighted
+  sums from one more product with the one-hot assignment.  A restart stops
+  as soon as its own relative SSE improvement is at most ``tol``, exactly
+  as :func:`quantize.kmeans._lloyd_plain` would stop it; the others go on.
 
-Each restart computes what a sequential restart computes, up to rounding;
-only the order in which the generator is drawn differs.  A row exactly
+Each restart reads the generator as it would in sequence and computes what
+a sequential restart computes, up to rounding: the seeds, the result and
+the generator's state afterwards are those of ``_best_of``.  A row exactly
 equidistant from two centers goes to the lower index, as everywhere else,
 and empty clusters are reseeded by the sequential update.  Nothing depends
-on the number of BLAS threads: products only ever sum over the short
-coordinate axis or, for the cluster sums, over the rows of one fixed-size
-operand.
+on the number of BLAS threads: the products are cut by restart, never
+along a sum, and they only sum over the short coordinate axis or, for the
+cluster sums, over all rows.
 """
 
 from __future__ import annotations
@@ -45,20 +45,14 @@ from quantize.kmeans import (
     _update_centers,
 )
 
-# Restarts are batched only while one step's matrix, candidates (or centers)
-# of every restart against every row, stays this small: beyond it the
-# arithmetic outweighs the per-call overhead that batching saves, and the
-# temporaries would leave the cache.
-MAX_BATCH_ELEMENTS = 1 << 20
+# Multiply-adds per matrix product: restarts are grouped so that each
+# product stays under this.  OpenBLAS multiplies products of up to 10**6
+# without packing or threads (its "small matrix" kernels on SkylakeX); on
+# the reference machine larger ones took 2-3 times longer per element, and
+# much longer while another process kept the second core busy.
+MAX_PRODUCT = 900_000
 # Rows per block of the two-level draws of k-means++ (see _draw_runs).
 _DRAW_BLOCK = 64
-
-
-def fits_batch(n_rows: int, n_clusters: int, n_runs: int, n_local_trials: int) -> bool:
-    """Whether :func:`best_of_batched` pays on this problem size: several
-    runs, on data small enough for one matrix per step."""
-    width = n_runs * max(n_clusters, n_local_trials)
-    return n_runs > 1 and n_rows * width <= MAX_BATCH_ELEMENTS
 
 
 def best_of_batched(
@@ -97,17 +91,43 @@ def best_of_batched(
         nearest-center assignment of the centers and the inertia their SSE;
         with fewer distinct rows than ``n_clusters``, those rows, exactly.
     """
-    seeds = kmeans_plusplus_runs(X, w, n_clusters, n_init, rng, n_local_trials)
+    work = _Workspace(X.shape, n_clusters, n_local_trials)
+    seeds = kmeans_plusplus_runs(X, w, n_clusters, n_init, rng, n_local_trials, work)
     if seeds.shape[1] < n_clusters:
         # Seeding ran out of distinct rows: they are the exact answer.
         return _distinct_rows_result(X, w, X[seeds[0]])
     prep = _prepare(X, w)
-    runs = lloyd_runs(prep, X[seeds], max_iter, tol)
+    runs = lloyd_runs(prep, X[seeds], max_iter, tol, work)
     best = runs[int(np.argmin([run.inertia for run in runs]))]
     if best.labels is not None:
         return _LloydResult(best.centers + prep.shift, best.labels, best.inertia, best.n_iter)
     labels, sq_dist = _assign(prep.X, best.centers, prep.x_sq)
     return _LloydResult(best.centers + prep.shift, labels, float(prep.w @ sq_dist), best.n_iter)
+
+
+class _Workspace:
+    """Scratch matrices shared by the seeding and Lloyd's iterations: rows
+    (candidates or centers of a group of runs) x data rows.
+
+    Allocated once per fit: fresh memory of this size costs page faults that
+    take as long as the arithmetic of several iterations.
+    """
+
+    def __init__(self, shape: tuple[int, int], *per_run: int) -> None:
+        self.n, self.d = shape
+        rows = max(self._group_size(p) * p for p in per_run)
+        self.dist = np.empty((rows, self.n))
+        self.equal = np.empty((rows, self.n), dtype=bool)
+
+    def groups(self, n_runs: int, per_run: int) -> list[slice]:
+        """Consecutive runs of ``per_run`` rows each (one of those the
+        workspace was made for) whose products stay under ``MAX_PRODUCT``."""
+        size = self._group_size(per_run)
+        return [slice(i, min(i + size, n_runs)) for i in range(0, n_runs, size)]
+
+    def _group_size(self, per_run: int) -> int:
+        # The products have at most d + 2 columns.
+        return max(1, MAX_PRODUCT // (per_run * self.n * (self.d + 2)))
 
 
 # --------------------------------------------------------------------------
@@ -121,16 +141,18 @@ def kmeans_plusplus_runs(
     n_runs: int,
     rng: np.random.Generator,
     n_local_trials: int,
+    work: _Workspace | None = None,
 ) -> NDArray[np.intp]:
     """Row indices (n_runs, n_clusters) chosen by ``n_runs`` greedy weighted
     k-means++ seedings run in lockstep.
 
-    Every step draws ``n_local_trials`` candidates per run, run 0 first, in
-    proportion to that run's ``w * D(x)^2``, and each run keeps the
-    candidate that lowers its potential most.  Rows equal to a chosen center
-    get exactly zero mass.  If a run finds every row covered before
-    ``n_clusters`` centers, the result is that run's centers alone, shape
-    (1, m) with ``m < n_clusters``: they are all the distinct rows.
+    Every step draws ``n_local_trials`` candidates per run in proportion to
+    that run's ``w * D(x)^2``, and each run keeps the candidate that lowers
+    its potential most.  Rows equal to a chosen center get exactly zero
+    mass.  If a run finds every row covered before ``n_clusters`` centers,
+    the result is that run's centers alone, shape (1, m) with
+    ``m < n_clusters``: they are all the distinct rows.  ``work`` must have
+    been made for ``n_local_trials`` rows per run.
     """
     n, d = X.shape
     x_sq = np.einsum("ij,ij->i", X, X)
@@ -153,9 +175,8 @@ def kmeans_plusplus_runs(
     closest = np.ascontiguousarray(_sq_dist_exact(X, X[chosen[:, 0]]).T)
     potential = mass[:, :n]
     np.multiply(closest, w, out=potential)
-    # Reused at every step: fresh memory of this size costs page faults that
-    # take as long as the arithmetic.
-    dist = np.empty((n_runs * n_local_trials, n))
+    work = work or _Workspace(X.shape, n_local_trials)
+    groups = work.groups(n_runs, n_local_trials)
     for step in range(1, n_clusters):
         for r in np.flatnonzero(~potential.any(axis=1)):
             # The expansion can round a tiny distance to zero: confirm with
@@ -171,19 +192,38 @@ def kmeans_plusplus_runs(
         np.multiply(rows, -2.0, out=rows_aug[:, :d])
         rows_aug[:, d] = _row_norms(rows)
         rows_aug[:, d + 1] = 1
-        # Candidates x rows layout: elementwise passes run over long rows.
-        np.matmul(rows_aug, xt_aug, out=dist)
-        by_run = dist.reshape(n_runs, n_local_trials, n)
-        np.minimum(by_run, closest[:, None, :], out=by_run)
-        # Rounding can leave tiny negative distances: harmless in the
-        # scores, clamped in the potential that is drawn from.
-        best = np.argmin((dist @ w).reshape(n_runs, n_local_trials), axis=1)
-        best += np.arange(n_runs) * n_local_trials
+        best = np.empty(n_runs, dtype=np.intp)
+        for runs in groups:
+            best[runs] = _best_candidates(work, rows_aug, xt_aug, w, closest, runs)
         chosen[:, step] = candidates[best]
-        closest = np.maximum(dist[best], 0)
         _zero_copies_runs(X, closest, x_sq, rows[best])
-        potential = np.multiply(closest, w, out=potential)
+        np.multiply(closest, w, out=potential)
     return chosen
+
+
+def _best_candidates(
+    work: _Workspace,
+    rows_aug: NDArray[np.float64],
+    xt_aug: NDArray[np.float64],
+    w: NDArray[np.float64],
+    closest: NDArray[np.float64],
+    runs: slice,
+) -> NDArray[np.intp]:
+    """Index (into all candidates) of the best candidate of each of ``runs``,
+    whose ``closest`` squared distances are updated to include it."""
+    n_runs, trials, n = runs.stop - runs.start, rows_aug.shape[0] // closest.shape[0], w.size
+    first = runs.start * trials
+    # Candidates x rows layout: elementwise passes run over long rows.
+    dist = np.matmul(
+        rows_aug[first : first + n_runs * trials], xt_aug, out=work.dist[: n_runs * trials]
+    )
+    by_run = dist.reshape(n_runs, trials, n)
+    np.minimum(by_run, closest[runs, None, :], out=by_run)
+    # Rounding can leave tiny negative distances: harmless in the scores,
+    # clamped in the potential that is drawn from.
+    best = np.argmin((dist @ w).reshape(n_runs, trials), axis=1)
+    np.maximum(by_run[np.arange(n_runs), best], 0, out=closest[runs])
+    return best + np.arange(first, first + n_runs * trials, trials)
 
 
 def _draw_runs(uniform: NDArray[np.float64], mass: NDArray[np.float64]) -> NDArray[np.intp]:
@@ -246,7 +286,11 @@ class _Run:
 
 
 def lloyd_runs(
-    prep: _Prepared, starts: NDArray[np.float64], max_iter: int, tol: float
+    prep: _Prepared,
+    starts: NDArray[np.float64],
+    max_iter: int,
+    tol: float,
+    work: _Workspace | None = None,
 ) -> list[_Run]:
     """Lloyd's iterations from each of ``starts`` (runs, k, d), advanced together.
 
@@ -254,17 +298,17 @@ def lloyd_runs(
     ``max_iter`` updates or when an update lowers its SSE by at most ``tol``
     times the previous value, and its inertia is that of its last
     assignment.  A run with an empty cluster takes the sequential update,
-    which reseeds it.
+    which reseeds it.  ``work`` must have been made for ``k`` rows per run.
     """
-    n_runs = starts.shape[0]
+    n_runs, k, _ = starts.shape
     centers = starts - prep.shift
     runs: list[_Run | None] = [None] * n_runs
     active = np.arange(n_runs)
-    table = _Table(prep, starts.shape[0] * starts.shape[1])
-    step = table.assign(centers)
+    table = _Table(prep, work or _Workspace(prep.X.shape, k))
+    inertia, sums = table.assign(centers)
     n_iter = 0
     while active.size and n_iter < max_iter:
-        new, alone = _update_runs(prep, step, centers[active])
+        new, alone = _update_runs(prep, sums, centers[active])
         n_iter += 1
         for i, shrunk in alone.items():
             # Fewer distinct rows than clusters: the run goes on by itself.
@@ -272,34 +316,32 @@ def lloyd_runs(
             centers_i = run.centers - prep.shift
             runs[active[i]] = _Run(centers_i, run.inertia, n_iter + run.n_iter, run.labels)
         centers[active] = new
-        previous = step.inertia
-        step = table.assign(centers[active])
-        done = previous - step.inertia <= tol * previous
-        keep = ~done
+        previous = inertia
+        inertia, sums = table.assign(centers[active])
+        done = previous - inertia <= tol * previous
         for i in np.flatnonzero(done).tolist():
             if i not in alone:
-                runs[active[i]] = _Run(centers[active[i]], float(step.inertia[i]), n_iter)
+                runs[active[i]] = _Run(centers[active[i]], float(inertia[i]), n_iter)
+        keep = ~done
         keep[list(alone)] = False
-        active = active[keep]
-        step = step.subset(keep)
-    for i, r in enumerate(active):
-        runs[r] = _Run(centers[r], float(step.inertia[i]), n_iter)
+        active, inertia, sums = active[keep], inertia[keep], sums[keep]
+    for i, r in enumerate(active.tolist()):
+        runs[r] = _Run(centers[r], float(inertia[i]), n_iter)
     return [run for run in runs if run is not None]
 
 
 class _Table:
-    """The rows as the batched assignment needs them, and its buffers.
+    """The rows as the batched assignment needs them.
 
     ``xt_aug`` is ``[x, 1]`` transposed; ``stats`` holds ``[w x, w, 1]`` per
     row, so that one-hot assignments times ``stats`` are every cluster's
-    weighted coordinate sums, weight and row count.  The buffers are reused
-    by every assignment: fresh memory of this size costs page faults that
-    take as long as the arithmetic.
+    weighted coordinate sums, weight and row count.
     """
 
-    def __init__(self, prep: _Prepared, n_centers: int) -> None:
+    def __init__(self, prep: _Prepared, work: _Workspace) -> None:
         n, d = prep.X.shape
         self.prep = prep
+        self.work = work
         self.xt_aug = np.empty((d + 1, n))
         self.xt_aug[:d] = prep.X.T
         self.xt_aug[d] = 1
@@ -307,74 +349,55 @@ class _Table:
         self.stats[:, :d] = prep.wxt.T
         self.stats[:, d] = prep.w
         self.stats[:, d + 1] = 1
-        self._dist = np.empty((n_centers, n))
-        self._equal = np.empty((n_centers, n), dtype=bool)
-        self._onehot = np.empty((n_centers, n))
 
-    def assign(self, centers: NDArray[np.float64]) -> _Step:
-        """Nearest center of every row in each run's ``centers`` (runs, k, d),
-        summed up per cluster; valid until the next call."""
+    def assign(
+        self, centers: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Assign every row to its nearest center in each run's ``centers``
+        (runs, k, d).  Returns the SSE of each run (runs,) and per cluster
+        ``[sum w x, sum w, rows]`` (runs, k, d + 2), which count a row twice
+        where it is exactly as near to two centers."""
         n_runs, k, d = centers.shape
         n = self.xt_aug.shape[1]
-        size = n_runs * k
-        c_aug = np.empty((size, d + 1))
+        c_aug = np.empty((n_runs * k, d + 1))
         np.multiply(centers.reshape(-1, d), -2.0, out=c_aug[:, :d])
         c_aug[:, d] = _row_norms(c_aug[:, :d]) / 4
-        # |c|^2 - 2 c.x for (run, center, row).
-        flat = np.matmul(c_aug, self.xt_aug, out=self._dist[:size])
-        dist = flat.reshape(n_runs, k, n)
-        nearest = dist.min(axis=1)
-        equal = self._equal[:size].reshape(n_runs, k, n)
-        np.equal(dist, nearest[:, None, :], out=equal)
-        onehot = self._onehot[:size]
-        np.copyto(onehot, self._equal[:size])
-        sums = (onehot @ self.stats).reshape(n_runs, k, d + 2)
+        nearest = np.empty((n_runs, n))
+        sums = np.empty((n_runs, k, d + 2))
+        for runs in self.work.groups(n_runs, k):
+            size = (runs.stop - runs.start) * k
+            # |c|^2 - 2 c.x for (run, center, row).
+            flat = self.work.dist[:size]
+            np.matmul(c_aug[runs.start * k : runs.stop * k], self.xt_aug, out=flat)
+            dist = flat.reshape(-1, k, n)
+            near = np.min(dist, axis=1, out=nearest[runs])
+            equal = self.work.equal[:size]
+            np.equal(dist, near[:, None, :], out=equal.reshape(dist.shape))
+            np.copyto(flat, equal)  # the one-hot assignment, in place
+            np.matmul(flat, self.stats, out=sums[runs].reshape(size, d + 2))
         sq_dist = np.add(nearest, self.prep.x_sq, out=nearest)
         np.maximum(sq_dist, 0, out=sq_dist)
-        return _Step(dist, np.arange(n_runs), sq_dist, sq_dist @ self.prep.w, sums)
-
-
-@dataclass(frozen=True)
-class _Step:
-    """One batched assignment: distances ``dist`` (runs, k, n) up to each
-    row's ``|x|^2`` (of the runs at ``index``), and for each of those runs
-    the squared distances to the nearest center (runs, n), the SSE, and per
-    cluster ``[sum w x, sum w, rows]`` (runs, k, d + 2), which count a row
-    twice where it ties."""
-
-    dist: NDArray[np.float64]
-    index: NDArray[np.intp]
-    sq_dist: NDArray[np.float64]
-    inertia: NDArray[np.float64]
-    sums: NDArray[np.float64]
-
-    def subset(self, keep: NDArray[np.bool_]) -> _Step:
-        return _Step(
-            self.dist, self.index[keep], self.sq_dist[keep], self.inertia[keep], self.sums[keep]
-        )
-
-    def labels(self, i: int) -> NDArray[np.intp]:
-        """Nearest center of every row in run ``i``, ties to the lowest index."""
-        return np.argmin(self.dist[self.index[i]], axis=0)
+        return sq_dist @ self.prep.w, sums
 
 
 def _update_runs(
-    prep: _Prepared, step: _Step, centers: NDArray[np.float64]
+    prep: _Prepared, sums: NDArray[np.float64], centers: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], dict[int, NDArray[np.float64]]]:
-    """New centers (runs, k, d), and by run the reseeded centers of the runs
-    that found fewer new rows than empty clusters (their row of the new
-    centers is stale: they go on alone)."""
+    """New centers (runs, k, d) from the per-cluster ``sums`` of
+    :meth:`_Table.assign`, and by run the reseeded centers of the runs that
+    found fewer new rows than empty clusters (their row of the new centers
+    is stale: they go on alone)."""
     k, d = centers.shape[1:]
     n = prep.X.shape[0]
-    sums, totals, rows = step.sums[:, :, :d], step.sums[:, :, d], step.sums[:, :, d + 1]
+    totals, rows = sums[:, :, d], sums[:, :, d + 1]
     redo = np.flatnonzero((rows.sum(axis=1) > n) | (rows == 0).any(axis=1))
-    new = sums / np.where(rows > 0, totals, 1)[:, :, None]
+    new = sums[:, :, :d] / np.where(rows > 0, totals, 1)[:, :, None]
     alone: dict[int, NDArray[np.float64]] = {}
     for i in redo.tolist():
-        # Rare (a row exactly between two centers, or an empty cluster): the
-        # sequential update counts each row once and reseeds.
-        labels = step.labels(i)
-        reseeded = _update_centers(prep.X, prep.w, prep.wxt, labels, step.sq_dist[i], centers[i])
+        # Rare (a row exactly as near to two centers, or an empty cluster):
+        # the sequential update counts each row once and reseeds.
+        labels, sq_dist = _assign(prep.X, centers[i], prep.x_sq)
+        reseeded = _update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, centers[i])
         if reseeded.shape[0] < k:
             alone[i] = reseeded
         else:
