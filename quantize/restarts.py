@@ -172,7 +172,8 @@ def kmeans_plusplus_runs(
     uniform = rng.random((n_runs, 1 + (n_clusters - 1) * n_local_trials))
     chosen = np.empty((n_runs, n_clusters), dtype=np.intp)
     chosen[:, 0] = _draw_runs(uniform[:, :1], mass)[:, 0]
-    closest = np.ascontiguousarray(_sq_dist_exact(X, X[chosen[:, 0]]).T)
+    offset = X[None, :, :] - X[chosen[:, 0], None, :]
+    closest = np.einsum("rij,rij->ri", offset, offset)  # exact: 0 on copies
     potential = mass[:, :n]
     np.multiply(closest, w, out=potential)
     work = work or _Workspace(X.shape, n_local_trials)
@@ -264,8 +265,8 @@ def _zero_copies_runs(
     """Set ``closest[r]`` to exactly 0 on the rows equal to ``centers[r]``
     (see :func:`quantize.kmeans._zero_copies`)."""
     eps = float(np.finfo(X.dtype).eps)
-    bound = 64 * eps * (float(x_sq.max()) + _row_norms(centers))
-    run, row = np.nonzero(closest <= bound[:, None])
+    bound = 64 * eps * (float(x_sq.max()) + float(_row_norms(centers).max()))
+    run, row = np.divmod(np.flatnonzero(closest <= bound), closest.shape[1])
     same = (X[row] == centers[run]).all(axis=1)
     closest[run[same], row[same]] = 0
 
