@@ -9,7 +9,9 @@ same k-means objective, and this module makes that fast:
    and each bin is replaced by the exact weighted mean of its colors, in the
    working space (bin centers are never used).  Greedy k-means++ and
    Lloyd's iterations run on the few thousand 5-bit bin means, several
-   times; the best run by inertia wins.  Above 32 clusters each run also
+   times; the best run by inertia wins.  The runs advance in lockstep
+   (:mod:`quantize.restarts`), which gives the same runs as one after the
+   other for much less numpy overhead.  Above 32 clusters each run also
    takes a few iterations on the 6-bit bin means and is ranked there: the
    5-bit inertia no longer predicts which run ends best.  From 24 to 32
    clusters a single run is improved instead by swaps on the 5-bit bins

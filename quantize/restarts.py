@@ -91,7 +91,7 @@ def best_of_batched(
         nearest-center assignment of the centers and the inertia their SSE;
         with fewer distinct rows than ``n_clusters``, those rows, exactly.
     """
-    work = _Workspace(X.shape, n_clusters, n_local_trials)
+    work = _Workspace(X.shape, n_init, n_clusters, n_local_trials)
     seeds = kmeans_plusplus_runs(X, w, n_clusters, n_init, rng, n_local_trials, work)
     if seeds.shape[1] < n_clusters:
         # Seeding ran out of distinct rows: they are the exact answer.
@@ -113,21 +113,24 @@ class _Workspace:
     take as long as the arithmetic of several iterations.
     """
 
-    def __init__(self, shape: tuple[int, int], *per_run: int) -> None:
+    def __init__(self, shape: tuple[int, int], n_runs: int, *per_run: int) -> None:
         self.n, self.d = shape
+        self.n_runs = n_runs
         rows = max(self._group_size(p) * p for p in per_run)
         self.dist = np.empty((rows, self.n))
         self.equal = np.empty((rows, self.n), dtype=bool)
 
     def groups(self, n_runs: int, per_run: int) -> list[slice]:
         """Consecutive runs of ``per_run`` rows each (one of those the
-        workspace was made for) whose products stay under ``MAX_PRODUCT``."""
+        workspace was made for, as at most as many runs) whose products
+        stay under ``MAX_PRODUCT``."""
         size = self._group_size(per_run)
         return [slice(i, min(i + size, n_runs)) for i in range(0, n_runs, size)]
 
     def _group_size(self, per_run: int) -> int:
         # The products have at most d + 2 columns.
-        return max(1, MAX_PRODUCT // (per_run * self.n * (self.d + 2)))
+        fit = MAX_PRODUCT // (per_run * self.n * (self.d + 2))
+        return max(1, min(self.n_runs, fit))
 
 
 # --------------------------------------------------------------------------
@@ -168,7 +171,8 @@ def kmeans_plusplus_runs(
     mass[:, :n] = w
     # Each run reads the generator as a sequential run would, one run after
     # the other, so that the seeds are those of kmeans._best_of (up to
-    # rounding) and so is the generator's state afterwards.
+    # rounding) and so is the generator's state afterwards (unless seeding
+    # runs out of distinct rows, where _best_of stops drawing early).
     uniform = rng.random((n_runs, 1 + (n_clusters - 1) * n_local_trials))
     chosen = np.empty((n_runs, n_clusters), dtype=np.intp)
     chosen[:, 0] = _draw_runs(uniform[:, :1], mass)[:, 0]
@@ -176,7 +180,7 @@ def kmeans_plusplus_runs(
     closest = np.einsum("rij,rij->ri", offset, offset)  # exact: 0 on copies
     potential = mass[:, :n]
     np.multiply(closest, w, out=potential)
-    work = work or _Workspace(X.shape, n_local_trials)
+    work = work or _Workspace(X.shape, n_runs, n_local_trials)
     groups = work.groups(n_runs, n_local_trials)
     for step in range(1, n_clusters):
         for r in np.flatnonzero(~potential.any(axis=1)):
@@ -305,7 +309,7 @@ def lloyd_runs(
     centers = starts - prep.shift
     runs: list[_Run | None] = [None] * n_runs
     active = np.arange(n_runs)
-    table = _Table(prep, work or _Workspace(prep.X.shape, k))
+    table = _Table(prep, work or _Workspace(prep.X.shape, n_runs, k))
     inertia, sums = table.assign(centers)
     n_iter = 0
     while active.size and n_iter < max_iter:
