@@ -245,19 +245,23 @@ def _draw_runs(uniform: NDArray[np.float64], mass: NDArray[np.float64]) -> NDArr
     """
     n_runs, m = mass.shape
     blocks = mass.reshape(n_runs, m // _DRAW_BLOCK, _DRAW_BLOCK)
-    block_cdf = np.cumsum(blocks.sum(axis=2), axis=1)
-    total = block_cdf[:, -1:]
+    # Cumulative mass before each block, and in all.
+    cdf = np.zeros((n_runs, m // _DRAW_BLOCK + 1))
+    np.cumsum(blocks.sum(axis=2), axis=1, out=cdf[:, 1:])
+    total = cdf[:, -1:]
     targets = uniform * total
     # First block whose cumulative mass exceeds the target; u * total can
     # round up to total, hence at most the first block that reaches it.
-    block = np.count_nonzero(block_cdf[:, None, :] <= targets[:, :, None], axis=2)
-    np.minimum(block, np.count_nonzero(block_cdf < total, axis=1)[:, None], out=block)
-    before = np.take_along_axis(block_cdf, np.maximum(block - 1, 0), axis=1)
-    residual = targets - np.where(block > 0, before, 0)
-    inner = np.cumsum(blocks[np.arange(n_runs)[:, None], block], axis=2)
-    pick = np.count_nonzero(inner <= residual[:, :, None], axis=2)
-    np.minimum(pick, np.count_nonzero(inner < inner[:, :, -1:], axis=2), out=pick)
-    return (block * _DRAW_BLOCK + pick).astype(np.intp)
+    block = (cdf[:, None, 1:] <= targets[:, :, None]).sum(axis=2)
+    np.minimum(block, (cdf[:, 1:] < total).sum(axis=1)[:, None], out=block)
+    runs = np.arange(n_runs)[:, None]
+    residual = targets - cdf[runs, block]
+    inner = np.cumsum(blocks[runs, block], axis=2)
+    # The same within the block.
+    pick = (inner <= residual[:, :, None]).sum(axis=2)
+    np.minimum(pick, (inner < inner[:, :, -1:]).sum(axis=2), out=pick)
+    pick += block * _DRAW_BLOCK
+    return pick
 
 
 def _zero_copies_runs(
