@@ -621,9 +621,17 @@ def _ranked_on_bins(
     The result lives on the 6-bit bins; ``n_iter`` counts the winner's
     updates on both binnings.
     """
+    if _seeds_in_lockstep(seed_x.shape[0], k, n_init):
+        seeds: list[restarts.Run | _LloydResult] = list(
+            restarts.seeded_runs(seed_x, seed_w, k, n_init, max_iter, _SEED_TOL, rng, _SEED_TRIALS)
+        )
+    else:
+        seeds = [
+            _best_of(seed_x, seed_w, k, "k-means++", 1, max_iter, _SEED_TOL, rng, _SEED_TRIALS)
+            for _ in range(n_init)
+        ]
     best: _LloydResult | None = None
-    for _ in range(n_init):
-        seeded = _best_of(seed_x, seed_w, k, "k-means++", 1, max_iter, _SEED_TOL, rng, _SEED_TRIALS)
+    for seeded in seeds:
         run = _lloyd(fine_prep, seeded.centers, max_iter, _SEED_TOL)
         if best is None or run.inertia < best.inertia:
             n_iter = seeded.n_iter + run.n_iter

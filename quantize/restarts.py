@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 from quantize.kmeans import (
     _assign,
     _distinct_rows_result,
+    _lloyd,
     _lloyd_plain,
     _LloydResult,
     _prepare,
@@ -51,6 +52,13 @@ from quantize.kmeans import (
 # the reference machine larger ones took 2-3 times longer per element, and
 # much longer while another process kept the second core busy.
 MAX_PRODUCT = 900_000
+# Lloyd's iterations run in lockstep up to this many clusters.  The one-hot
+# assignment costs a few passes over (centers x rows) where numpy's argmin
+# costs a fixed amount per row: on china.jpg's seed bins lockstep runs took
+# half the time at k = 16, 0.8x at k = 32, as long at k = 48.
+LOCKSTEP_LLOYD_MAX_K = 32
+# Fewest data rows per product when one run's products are cut by rows.
+_MIN_BLOCK_ROWS = 256
 # Rows per block of the two-level draws of k-means++ (see _draw_runs).
 _DRAW_BLOCK = 64
 
@@ -91,18 +99,56 @@ def best_of_batched(
         nearest-center assignment of the centers and the inertia their SSE;
         with fewer distinct rows than ``n_clusters``, those rows, exactly.
     """
+    runs = seeded_runs(X, w, n_clusters, n_init, max_iter, tol, rng, n_local_trials)
+    best = runs[int(np.argmin([run.inertia for run in runs]))]
+    if best.labels is not None:
+        return _LloydResult(best.centers, best.labels, best.inertia, best.n_iter)
+    labels, sq_dist = _assign(X, best.centers)
+    return _LloydResult(best.centers, labels, float(w @ sq_dist), best.n_iter)
+
+
+def seeded_runs(
+    X: NDArray[np.float64],
+    w: NDArray[np.float64],
+    n_clusters: int,
+    n_init: int,
+    max_iter: int,
+    tol: float,
+    rng: np.random.Generator,
+    n_local_trials: int,
+) -> list[Run]:
+    """Where each of ``n_init`` greedy k-means++ + Lloyd runs ends, in order.
+
+    Parameters as for :func:`best_of_batched`.  Run ``r`` is what the
+    ``r``-th of ``n_init`` sequential calls of ``_best_of(..., n_init=1,
+    ...)`` returns, up to rounding; with fewer distinct rows than
+    ``n_clusters`` the result is one run, those rows exactly.
+    """
     work = _Workspace(X.shape, n_init, n_clusters, n_local_trials)
     seeds = kmeans_plusplus_runs(X, w, n_clusters, n_init, rng, n_local_trials, work)
     if seeds.shape[1] < n_clusters:
         # Seeding ran out of distinct rows: they are the exact answer.
-        return _distinct_rows_result(X, w, X[seeds[0]])
+        exact = _distinct_rows_result(X, w, X[seeds[0]])
+        return [Run(exact.centers, exact.inertia, 0, exact.labels)]
     prep = _prepare(X, w)
+    if n_clusters > LOCKSTEP_LLOYD_MAX_K:
+        return [
+            Run(run.centers, run.inertia, run.n_iter, run.labels)
+            for run in (_lloyd(prep, X[rows], max_iter, tol) for rows in seeds)
+        ]
     runs = lloyd_runs(prep, X[seeds], max_iter, tol, work)
-    best = runs[int(np.argmin([run.inertia for run in runs]))]
-    if best.labels is not None:
-        return _LloydResult(best.centers + prep.shift, best.labels, best.inertia, best.n_iter)
-    labels, sq_dist = _assign(prep.X, best.centers, prep.x_sq)
-    return _LloydResult(best.centers + prep.shift, labels, float(prep.w @ sq_dist), best.n_iter)
+    return [Run(run.centers + prep.shift, run.inertia, run.n_iter, run.labels) for run in runs]
+
+
+@dataclass(frozen=True)
+class Run:
+    """Where one run ended: centers, inertia and center updates, and the
+    labels (the nearest-center assignment of the centers) where known."""
+
+    centers: NDArray[np.float64]
+    inertia: float
+    n_iter: int
+    labels: NDArray[np.intp] | None = None
 
 
 class _Workspace:
@@ -126,6 +172,16 @@ class _Workspace:
         stay under ``MAX_PRODUCT``."""
         size = self._group_size(per_run)
         return [slice(i, min(i + size, n_runs)) for i in range(0, n_runs, size)]
+
+    def row_blocks(self, per_run: int) -> list[slice]:
+        """Data rows in blocks small enough for the products of one run,
+        where all rows at once would not be."""
+        size = max(_MIN_BLOCK_ROWS, MAX_PRODUCT // (per_run * (self.d + 2)))
+        return [slice(i, min(i + size, self.n)) for i in range(0, self.n, size)]
+
+    def matrix(self, rows: int, columns: int) -> NDArray[np.float64]:
+        """A (rows, columns) scratch matrix, columns <= n, over ``dist``."""
+        return self.dist.reshape(-1)[: rows * columns].reshape(rows, columns)
 
     def _group_size(self, per_run: int) -> int:
         # The products have at most d + 2 columns.
@@ -283,25 +339,16 @@ def _zero_copies_runs(
 # Lloyd's iterations.
 
 
-@dataclass(frozen=True)
-class _Run:
-    """Where one run ended: centers in ``prep``'s shifted coordinates; the
-    labels only when the run had to finish on its own."""
-
-    centers: NDArray[np.float64]
-    inertia: float
-    n_iter: int
-    labels: NDArray[np.intp] | None = None
-
-
 def lloyd_runs(
     prep: _Prepared,
     starts: NDArray[np.float64],
     max_iter: int,
     tol: float,
     work: _Workspace | None = None,
-) -> list[_Run]:
-    """Lloyd's iterations from each of ``starts`` (runs, k, d), advanced together.
+) -> list[Run]:
+    """Lloyd's iterations from each of ``starts`` (runs, k, d), advanced
+    together; the centers of the result are in ``prep``'s shifted
+    coordinates.
 
     Each run stops as :func:`quantize.kmeans._lloyd_plain` stops it, after
     ``max_iter`` updates or when an update lowers its SSE by at most ``tol``
@@ -311,7 +358,7 @@ def lloyd_runs(
     """
     n_runs, k, _ = starts.shape
     centers = starts - prep.shift
-    runs: list[_Run | None] = [None] * n_runs
+    runs: list[Run | None] = [None] * n_runs
     active = np.arange(n_runs)
     table = _Table(prep, work or _Workspace(prep.X.shape, n_runs, k))
     inertia, sums = table.assign(centers)
@@ -323,19 +370,19 @@ def lloyd_runs(
             # Fewer distinct rows than clusters: the run goes on by itself.
             run = _lloyd_plain(prep, shrunk + prep.shift, max_iter - n_iter, tol)
             centers_i = run.centers - prep.shift
-            runs[active[i]] = _Run(centers_i, run.inertia, n_iter + run.n_iter, run.labels)
+            runs[active[i]] = Run(centers_i, run.inertia, n_iter + run.n_iter, run.labels)
         centers[active] = new
         previous = inertia
         inertia, sums = table.assign(centers[active])
         done = previous - inertia <= tol * previous
         for i in np.flatnonzero(done).tolist():
             if i not in alone:
-                runs[active[i]] = _Run(centers[active[i]], float(inertia[i]), n_iter)
+                runs[active[i]] = Run(centers[active[i]], float(inertia[i]), n_iter)
         keep = ~done
         keep[list(alone)] = False
         active, inertia, sums = active[keep], inertia[keep], sums[keep]
     for i, r in enumerate(active.tolist()):
-        runs[r] = _Run(centers[r], float(inertia[i]), n_iter)
+        runs[r] = Run(centers[r], float(inertia[i]), n_iter)
     return [run for run in runs if run is not None]
 
 
@@ -372,18 +419,24 @@ class _Table:
         np.multiply(centers.reshape(-1, d), -2.0, out=c_aug[:, :d])
         c_aug[:, d] = _row_norms(c_aug[:, :d]) / 4
         nearest = np.empty((n_runs, n))
-        sums = np.empty((n_runs, k, d + 2))
+        sums = np.zeros((n_runs, k, d + 2))
+        blocks = self.work.row_blocks(k)
         for runs in self.work.groups(n_runs, k):
             size = (runs.stop - runs.start) * k
-            # |c|^2 - 2 c.x for (run, center, row).
-            flat = self.work.dist[:size]
-            np.matmul(c_aug[runs.start * k : runs.stop * k], self.xt_aug, out=flat)
-            dist = flat.reshape(-1, k, n)
-            near = np.min(dist, axis=1, out=nearest[runs])
-            equal = self.work.equal[:size]
-            np.equal(dist, near[:, None, :], out=equal.reshape(dist.shape))
-            np.copyto(flat, equal)  # the one-hot assignment, in place
-            np.matmul(flat, self.stats, out=sums[runs].reshape(size, d + 2))
+            for rows in blocks:
+                # |c|^2 - 2 c.x for (run, center, row).
+                flat = self.work.matrix(size, rows.stop - rows.start)
+                np.matmul(c_aug[runs.start * k : runs.stop * k], self.xt_aug[:, rows], out=flat)
+                dist = flat.reshape(-1, k, flat.shape[1])
+                near = np.min(dist, axis=1, out=nearest[runs, rows])
+                equal = self.work.equal.reshape(-1)[: flat.size].reshape(dist.shape)
+                np.equal(dist, near[:, None, :], out=equal)
+                np.copyto(dist, equal)  # the one-hot assignment, in place
+                part = sums[runs].reshape(size, d + 2)
+                if len(blocks) == 1:
+                    np.matmul(flat, self.stats, out=part)
+                else:
+                    part += flat @ self.stats[rows]
         sq_dist = np.add(nearest, self.prep.x_sq, out=nearest)
         np.maximum(sq_dist, 0, out=sq_dist)
         return sq_dist @ self.prep.w, sums

@@ -173,18 +173,37 @@ def test_draw_maps_uniforms_as_the_sequential_draw() -> None:
     assert (mass[np.arange(3), top[:, 0]] > 0).all()
 
 
+@pytest.mark.parametrize("k", [16, 48])
 def test_image_path_seeds_in_lockstep_as_in_sequence(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, k: int
 ) -> None:
+    # k = 48: runs ranked on the 6-bit bins, seeded in lockstep.
     pixels = np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB"))
     table = color_table(pack_rgb(pixels).ravel())
     x, w = table.colors / 255.0, table.counts.astype(np.float64)
-    assert cluster._seeds_in_lockstep(5455, 16, 4)
-    ours = cluster.cluster_table(x, w, table.keys, 16, random_state=1)
+    assert cluster._seeds_in_lockstep(5455, k, cluster._auto_n_init(k))
+    ours = cluster.cluster_table(x, w, table.keys, k, random_state=1)
     monkeypatch.setattr(cluster, "_seeds_in_lockstep", lambda *args: False)
-    theirs = cluster.cluster_table(x, w, table.keys, 16, random_state=1)
+    theirs = cluster.cluster_table(x, w, table.keys, k, random_state=1)
     np.testing.assert_allclose(ours.centers, theirs.centers, atol=1e-9)
     np.testing.assert_array_equal(ours.labels, theirs.labels)
+
+
+def test_products_cut_by_runs_and_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    x, w, starts = starts_and_data()
+    prep = _prepare(x, w)
+    runs = np.concatenate([starts, starts[:1] + 0.5])
+    # Two runs per product at most, then one run per product in row blocks
+    # of 100 (the products have k * (d + 2) = 16 columns at most).
+    monkeypatch.setattr(restarts, "_MIN_BLOCK_ROWS", 10)
+    for budget, groups, blocks in ((2 * 16 * x.shape[0], 2, 1), (16 * 100, 3, 3)):
+        monkeypatch.setattr(restarts, "MAX_PRODUCT", budget)
+        work = restarts._Workspace(x.shape, 3, 4)
+        assert (len(work.groups(3, 4)), len(work.row_blocks(4))) == (groups, blocks)
+        for run, start in zip(restarts.lloyd_runs(prep, runs, 300, 1e-4), runs, strict=True):
+            expected = _lloyd_plain(prep, start, 300, 1e-4)
+            np.testing.assert_allclose(run.centers + prep.shift, expected.centers, atol=1e-12)
+            assert run.n_iter == expected.n_iter
 
 
 _THREADS_SCRIPT = textwrap.dedent(
