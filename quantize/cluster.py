@@ -9,7 +9,9 @@ same k-means objective, and this module makes that fast:
    and each bin is replaced by the exact weighted mean of its colors, in the
    working space (bin centers are never used).  Greedy k-means++ and
    Lloyd's iterations run on the few thousand 5-bit bin means, several
-   times; the best run by inertia wins.  Above 32 clusters each run also
+   times; the best run by inertia wins.  The runs advance in lockstep
+   (:mod:`quantize.restarts`), which gives the same runs as one after the
+   other for much less numpy overhead.  Above 32 clusters each run also
    takes a few iterations on the 6-bit bin means and is ranked there: the
    5-bit inertia no longer predicts which run ends best.  From 24 to 32
    clusters a single run is improved instead by swaps on the 5-bit bins
@@ -46,8 +48,10 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from quantize import histogram
+from quantize import histogram, restarts
 from quantize.kmeans import (
+    _BOUNDS_MIN_ROWS,
+    _BOUNDS_MIN_WORK,
     _assign,
     _best_of,
     _check_int,
@@ -552,9 +556,7 @@ def _fit_kmeans(
     fine_prep = _prepare(bins.means, bins.totals)
     resume = None
     if k <= _BINNED_REFINE_MAX_K:
-        seeded = _best_of(
-            seed_x, seed_w, k, "k-means++", n_init, max_iter, _SEED_TOL, rng, _SEED_TRIALS
-        )
+        seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng)
         if k >= _SWAP_MIN_K:
             seeded = _swap_search(_prepare(seed_x, seed_w), seeded, max_iter, rng)
     else:
@@ -576,6 +578,33 @@ def _fit_kmeans(
     return _drop_unused(done.centers, done.labels, done.inertia, n_iter + done.n_iter)
 
 
+def _seed_runs(
+    seed_x: NDArray[np.float64],
+    seed_w: NDArray[np.float64],
+    k: int,
+    n_init: int,
+    max_iter: int,
+    rng: np.random.Generator,
+) -> _LloydResult:
+    """Best of ``n_init`` k-means++ + Lloyd runs on the seed bins.
+
+    The runs advance in lockstep (:mod:`quantize.restarts`) where each of
+    their steps is mostly numpy overhead: several runs on few bins, which
+    Lloyd's iterations would do in plain passes anyway.
+    """
+    if _seeds_in_lockstep(seed_x.shape[0], k, n_init):
+        return restarts.best_of_batched(
+            seed_x, seed_w, k, n_init, max_iter, _SEED_TOL, rng, _SEED_TRIALS
+        )
+    return _best_of(seed_x, seed_w, k, "k-means++", n_init, max_iter, _SEED_TOL, rng, _SEED_TRIALS)
+
+
+def _seeds_in_lockstep(n: int, k: int, n_init: int) -> bool:
+    """Whether the seeding runs pay to be run in lockstep: several of them,
+    on so few bins that Lloyd's iterations would take plain passes."""
+    return n_init > 1 and (n < _BOUNDS_MIN_ROWS or n * k < _BOUNDS_MIN_WORK)
+
+
 def _ranked_on_bins(
     seed_x: NDArray[np.float64],
     seed_w: NDArray[np.float64],
@@ -592,9 +621,17 @@ def _ranked_on_bins(
     The result lives on the 6-bit bins; ``n_iter`` counts the winner's
     updates on both binnings.
     """
+    if _seeds_in_lockstep(seed_x.shape[0], k, n_init):
+        seeds: list[restarts.Run | _LloydResult] = list(
+            restarts.seeded_runs(seed_x, seed_w, k, n_init, max_iter, _SEED_TOL, rng, _SEED_TRIALS)
+        )
+    else:
+        seeds = [
+            _best_of(seed_x, seed_w, k, "k-means++", 1, max_iter, _SEED_TOL, rng, _SEED_TRIALS)
+            for _ in range(n_init)
+        ]
     best: _LloydResult | None = None
-    for _ in range(n_init):
-        seeded = _best_of(seed_x, seed_w, k, "k-means++", 1, max_iter, _SEED_TOL, rng, _SEED_TRIALS)
+    for seeded in seeds:
         run = _lloyd(fine_prep, seeded.centers, max_iter, _SEED_TOL)
         if best is None or run.inertia < best.inertia:
             n_iter = seeded.n_iter + run.n_iter
