@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from sklearn import cluster as skc
 
+from quantize import histogram
 from quantize.cluster import TableFit, cluster_centers, cluster_table
 from quantize.histogram import (
     ColorTable,
@@ -304,3 +305,17 @@ def test_count_pixels_small_uses_the_inverse() -> None:
     np.testing.assert_array_equal(table.keys[full], pack_rgb(frame))
     np.testing.assert_array_equal(table.keys[masked][mask], pack_rgb(frame)[mask])
     assert np.all(masked[~mask] == 0)
+
+
+def test_pack_rgb_byte_lanes_equal_shifts(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(8)
+    pixels = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)[:, ::3]  # strided input
+    r, g, b = (pixels[..., c].astype(np.uint32) for c in range(3))
+    expected = (r << 16) | (g << 8) | b
+    out = np.empty(pixels.shape[:2], dtype=np.uint32)
+    for little in (True, False):
+        monkeypatch.setattr(histogram, "_LITTLE_ENDIAN", little)
+        np.testing.assert_array_equal(pack_rgb(pixels), expected)
+        assert pack_rgb(pixels, out=out) is out
+        np.testing.assert_array_equal(out, expected)
+        assert int(pack_rgb(np.array([1, 2, 3], np.uint8))) == 0x010203
