@@ -206,13 +206,25 @@ def count_pixels(sources: Sequence[PixelSource]) -> ColorTable:
         ]
         return color_table(keys[0] if len(keys) == 1 else np.concatenate(keys))
     hist = _histogram(sources, np.uint16)
-    present = np.flatnonzero(hist)
-    counts = hist[present].astype(np.int64)
+    keys, counts = _present(hist)
     if int(counts.sum()) != n_visible:  # some uint16 count wrapped
         hist = _histogram(sources, np.uint32 if n_visible < 1 << 32 else np.uint64)
-        present = np.flatnonzero(hist)
-        counts = hist[present].astype(np.int64)
-    return ColorTable(present.astype(np.uint32), counts, histogram=hist)
+        keys, counts = _present(hist)
+    return ColorTable(keys, counts, histogram=hist)
+
+
+def _present(hist: NDArray[Any]) -> tuple[NDArray[np.uint32], NDArray[np.int64]]:
+    """Keys with a nonzero count and their counts, a slice of the histogram
+    at a time: no intp index array as long as the table (11 MB fresh memory
+    on a 12 MP photo's 1.4M colors)."""
+    keys, counts = [], []
+    for start in range(0, hist.size, _CHUNK_PIXELS):
+        part = hist[start : start + _CHUNK_PIXELS]
+        found = np.flatnonzero(part)
+        counts.append(part[found].astype(np.int64))
+        found += start
+        keys.append(found.astype(np.uint32))
+    return np.concatenate(keys), np.concatenate(counts)
 
 
 def _n_visible(rgb: NDArray[np.uint8], visible: NDArray[np.bool_] | None) -> int:
