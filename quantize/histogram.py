@@ -200,11 +200,11 @@ def count_pixels(sources: Sequence[PixelSource]) -> ColorTable:
     """
     n_visible = sum(_n_visible(rgb, visible) for rgb, visible in sources)
     if n_visible < _SORT_THRESHOLD:
-        keys = [
+        parts = [
             pack_rgb(rgb).ravel() if visible is None else pack_rgb(rgb[visible])
             for rgb, visible in sources
         ]
-        return color_table(keys[0] if len(keys) == 1 else np.concatenate(keys))
+        return color_table(parts[0] if len(parts) == 1 else np.concatenate(parts))
     hist = _histogram(sources, np.uint16)
     keys, counts = _present(hist)
     if int(counts.sum()) != n_visible:  # some uint16 count wrapped
