@@ -3,8 +3,11 @@
 A photo of 12 million pixels rarely holds more than a few hundred thousand
 distinct colors, and clustering those with their pixel counts as weights gives
 exactly the same k-means objective as clustering every pixel.  Colors are
-packed as ``r << 16 | g << 8 | b`` keys; the caller keeps the per-pixel keys so
-that the final recoloring is a single lookup-table gather.
+packed as ``r << 16 | g << 8 | b`` keys.  :func:`count_pixels` counts whole
+frames and :func:`recolor` maps every pixel back through the table: below
+2**20 pixels through the inverse permutation of the sort that counted them,
+above through the counting histogram reused as a lookup table, packing keys a
+chunk at a time so that no per-pixel key array is ever held.
 
 This module is kept apart from :mod:`quantize.colors` (color-space math)
 because it is the hot path of every run and has its own memory budget.

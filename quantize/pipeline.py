@@ -1,8 +1,8 @@
 """One image through load -> distinct-color table -> cluster -> recolor.
 
 The pipeline never clusters raw pixels: it counts the distinct visible colors,
-fits the palette to that weighted table, and recolors every pixel through one
-lookup-table gather.  Nothing here prints; files are written only by
+fits the palette to that weighted table, and recolors every pixel through the
+table (:func:`quantize.histogram.recolor`).  Nothing here prints; files are written only by
 `process_file` / `write_outputs`, through the atomic writers of `quantize.imageio`.
 """
 
