@@ -225,11 +225,9 @@ def cluster_table(
     >>> fit.centers.shape, fit.labels.shape == (table.n_colors,)
     ((8, 3), True)
     """
-    x, w, k = _check_table(points, weights, keys, n_clusters)
-    settings = _Settings.of(algorithm, n_init, max_iter, random_state, k)
-    if x.shape[0] <= k:
-        return _one_per_row(x)
-    fit = _fit(x, w, keys, k, settings, assign=True)
+    fit = _cluster(
+        points, weights, keys, n_clusters, algorithm, n_init, max_iter, random_state, assign=True
+    )
     assert isinstance(fit, TableFit)
     return fit
 
@@ -259,57 +257,37 @@ def cluster_centers(
     n_iter : int
         Center updates done.
     """
-    x, w, k = _check_table(points, weights, keys, n_clusters)
-    settings = _Settings.of(algorithm, n_init, max_iter, random_state, k)
-    if x.shape[0] <= k:
-        return x.copy(), 0
-    fit = _fit(x, w, keys, k, settings, assign=False)
+    fit = _cluster(
+        points, weights, keys, n_clusters, algorithm, n_init, max_iter, random_state, assign=False
+    )
     return (fit.centers, fit.n_iter) if isinstance(fit, TableFit) else fit
 
 
-@dataclass(frozen=True)
-class _Settings:
-    """Validated options of a fit."""
-
-    algorithm: Algorithm
-    n_init: int
-    max_iter: int
-    rng: np.random.Generator
-
-    @classmethod
-    def of(
-        cls,
-        algorithm: str,
-        n_init: int | Literal["auto"],
-        max_iter: int,
-        random_state: int | np.random.Generator | None,
-        k: int,
-    ) -> _Settings:
-        runs = _check_n_init(n_init)
-        max_iter = _check_int(max_iter, "max_iter", 1)
-        rng = check_random_state(random_state)
-        if algorithm == "kmeans":
-            return cls("kmeans", runs or _auto_n_init(k), max_iter, rng)
-        if algorithm == "minibatch":
-            return cls("minibatch", runs or _MINIBATCH_N_INIT, max_iter, rng)
-        raise ValueError(f"algorithm must be 'kmeans' or 'minibatch', got {algorithm!r}")
-
-
-def _fit(
-    x: NDArray[np.float64],
-    w: NDArray[np.float64],
+def _cluster(
+    points: NDArray[np.float64],
+    weights: NDArray[np.float64],
     keys: NDArray[np.uint32] | None,
-    k: int,
-    settings: _Settings,
+    n_clusters: int,
+    algorithm: str,
+    n_init: int | Literal["auto"],
+    max_iter: int,
+    random_state: int | np.random.Generator | None,
     *,
     assign: bool,
 ) -> TableFit | tuple[NDArray[np.float64], int]:
-    """A TableFit, or with ``assign=False`` possibly just (centers, n_iter)
-    when the strategy would otherwise need one more pass to label the rows."""
-    n_init, max_iter, rng = settings.n_init, settings.max_iter, settings.rng
-    if settings.algorithm == "minibatch":
-        return _fit_minibatch(x, w, k, n_init, max_iter, rng, assign)
-    return _fit_kmeans(x, w, keys, k, n_init, max_iter, rng, assign)
+    """Validate, then run the strategy.  A TableFit, or with ``assign=False``
+    just (centers, n_iter) where labelling the rows would take one more pass."""
+    x, w, k = _check_table(points, weights, keys, n_clusters)
+    if algorithm not in ("kmeans", "minibatch"):
+        raise ValueError(f"algorithm must be 'kmeans' or 'minibatch', got {algorithm!r}")
+    runs = _check_n_init(n_init)
+    max_iter = _check_int(max_iter, "max_iter", 1)
+    rng = check_random_state(random_state)
+    if x.shape[0] <= k:
+        return _one_per_row(x)
+    if algorithm == "minibatch":
+        return _fit_minibatch(x, w, k, runs or _MINIBATCH_N_INIT, max_iter, rng, assign)
+    return _fit_kmeans(x, w, keys, k, runs or _auto_n_init(k), max_iter, rng, assign)
 
 
 def _auto_n_init(n_clusters: int) -> int:
@@ -520,16 +498,8 @@ def _exact_means(
 ) -> NDArray[np.float64]:
     """One exact center update: assign every row, then the weighted means
     (empty clusters reseeded as in Lloyd's iterations)."""
-    k = centers.shape[0]
     labels, sq = _assign(x, centers)
-    totals = _weighted_count(labels, w, k)
-    if not (totals > 0).all():
-        return _update_centers(x, w, _transpose_weighted(x, w), labels, sq, centers)
-    means = np.empty_like(centers)
-    for j in range(x.shape[1]):
-        means[:, j] = np.bincount(labels, weights=w * x[:, j], minlength=k)
-    means /= totals[:, None]
-    return means
+    return _update_centers(x, w, _transpose_weighted(x, w), labels, sq, centers)
 
 
 # --------------------------------------------------------------------------
