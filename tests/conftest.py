@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,27 @@ def run_cli(*args: str | Path) -> tuple[int, str]:
     """Invoke the command in-process; its exit code and everything it printed."""
     result = CliRunner().invoke(quantize_command, [str(a) for a in args])
     return result.exit_code, result.output
+
+
+#: Thread-pool variables of the BLAS libraries numpy may use.
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def outputs_by_blas_threads(script: str, counts: tuple[str, ...]) -> set[str]:
+    """The distinct stdouts of ``python -c script`` run once per BLAS thread count.
+
+    BLAS reads its thread count at load time, hence one process per setting.
+    """
+    root = str(Path(__file__).resolve().parent.parent)
+    outputs = set()
+    for threads in counts:
+        env = dict(os.environ, PYTHONPATH=root)
+        env.update(dict.fromkeys(BLAS_THREAD_VARS, threads))
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
+        outputs.add(out.stdout.strip())
+    return outputs
 
 
 def gradient_rgb(width: int = 96, height: int = 64, seed: int = 0) -> Image.Image:

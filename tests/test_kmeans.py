@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 import warnings
 from pathlib import Path
@@ -26,6 +23,7 @@ from quantize.kmeans import (
     kmeans_plusplus,
     nearest_center,
 )
+from tests.conftest import outputs_by_blas_threads
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 
@@ -332,22 +330,7 @@ _THREADS_SCRIPT = textwrap.dedent(
 
 
 def test_same_result_with_any_number_of_threads() -> None:
-    # BLAS reads its thread count at load time, hence one process per setting.
-    root = str(Path(__file__).resolve().parent.parent)
-    digests = set()
-    for threads in ("1", "2", "3"):
-        env = dict(os.environ, PYTHONPATH=root)
-        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[name] = threads
-        out = subprocess.run(
-            [sys.executable, "-c", _THREADS_SCRIPT],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        digests.add(out.stdout.strip())
-    assert len(digests) == 1
+    assert len(outputs_by_blas_threads(_THREADS_SCRIPT, ("1", "2", "3"))) == 1
 
 
 # --------------------------------------------------------------------------

@@ -3,9 +3,6 @@ sequential restarts of quantize.kmeans."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,6 +14,7 @@ from PIL import Image
 from quantize import cluster, restarts
 from quantize.histogram import color_table, pack_rgb
 from quantize.kmeans import _best_of, _draw, _kmeans_plusplus, _lloyd_plain, _prepare
+from tests.conftest import outputs_by_blas_threads
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 TRIALS = 8
@@ -224,18 +222,4 @@ _THREADS_SCRIPT = textwrap.dedent(
 
 
 def test_same_result_with_any_number_of_threads() -> None:
-    root = str(Path(__file__).resolve().parent.parent)
-    digests = set()
-    for threads in ("1", "2"):
-        env = dict(os.environ, PYTHONPATH=root)
-        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[name] = threads
-        out = subprocess.run(
-            [sys.executable, "-c", _THREADS_SCRIPT],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        digests.add(out.stdout.strip())
-    assert len(digests) == 1
+    assert len(outputs_by_blas_threads(_THREADS_SCRIPT, ("1", "2"))) == 1
