@@ -260,10 +260,16 @@ def quantize_image(
     # Clustering in Lab has converted the table already: ΔE reuses it.
     table_lab = fit_options["points"] if space == "lab" else None
 
+    # Packed keys of every frame, for dithered attempts only: made by the
+    # first one and reused by the others (-k auto tries several).
+    keys: list[NDArray[np.uint32]] = []
+
     def judge(fit: PaletteFit) -> _Attempt:
         if dither == "none":
             return _Attempt(fit, fit.palette, _metrics(table, fit, table_lab), None)
-        return _dithered(loaded.frames, fit, dither, dither_strength, space)
+        if not keys:
+            keys.extend(pack_rgb(frame.rgb) for frame in loaded.frames)
+        return _dithered(loaded.frames, keys, fit, dither, dither_strength, space)
 
     def attempt(k: int) -> _Attempt:
         return judge(fit_palette(table, k, **fit_options))
@@ -575,6 +581,7 @@ def _rgba(
 
 def _dithered(
     frames: list[Frame],
+    keys: list[NDArray[np.uint32]],
     fit: PaletteFit,
     method: Dither,
     strength: float,
@@ -588,8 +595,7 @@ def _dithered(
     """
     indices: list[NDArray[np.uint8]] = []
     pairs: list[NDArray[np.uint32]] = []
-    for frame in frames:
-        frame_keys = pack_rgb(frame.rgb)
+    for frame, frame_keys in zip(frames, keys, strict=True):
         visible = None if frame.alpha is None else frame.alpha > 0
         rgb = frame.rgb
         if visible is not None:
