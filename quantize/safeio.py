@@ -65,16 +65,13 @@ def _reason(exc: OSError) -> str:
 # --------------------------------------------------------------------------- #
 
 
-def location(path: Path) -> Path:
-    """Where a write to ``path`` lands: its folder resolved (symlinks, ``..``), its name kept.
-
-    The name itself is not followed: replacing a symbolic link replaces the link.
-    """
-    return Path(os.path.realpath(path.parent)) / path.name
-
-
 class OutputPlanner:
     """Every input of a run, protected, and every output it plans, claimed once.
+
+    Paths are compared by where a write lands: the folder resolved (symbolic
+    links, ``..``) and the name kept, since replacing a symbolic link replaces
+    the link; files also by device and inode (hard links, links to inputs).
+    Folders are resolved once each, as they are when planning starts.
 
     Parameters
     ----------
@@ -93,36 +90,56 @@ class OutputPlanner:
     ) -> None:
         self.force, self.started = force, started
         self._ids: set[FileId] = set()
-        self._paths: set[Path] = set()
+        self._paths: set[str] = set()
         self._problems: dict[Path, str] = {}
-        self._claims: dict[Path, str] = {}
-        self._folders: set[Path] = set()
+        self._claims: dict[str, str] = {}
+        self._folders: dict[str, str] = {}  # folder as spelled -> resolved
+        self._name_max: dict[str, int] = {}
+        self._cleaned: set[str] = set()
         for path in inputs:
             self.protect(path)
 
+    def location(self, path: Path) -> str:
+        """Where a write to ``path`` lands: its folder resolved, its name kept."""
+        folder = os.fspath(path.parent)
+        resolved = self._folders.get(folder)
+        if resolved is None:
+            resolved = self._folders[folder] = os.path.realpath(folder)
+        return os.path.join(resolved, path.name)
+
     def protect(self, path: Path) -> None:
         """Add an input: neither its path (any spelling) nor its file may become an output."""
-        self._paths.update({location(path), Path(os.path.realpath(path))})
+        path = Path(path)
+        self._paths.add(self.location(path))
         try:
-            self._ids.add(_file_id(os.stat(path)))
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                self._paths.add(os.path.realpath(path))
+                st = os.stat(path)
+            self._ids.add(_file_id(st))
         except (FileNotFoundError, PermissionError):
             pass  # nothing there to lose; reading it will say what is wrong
         except OSError as exc:
             # A symlink loop or a name over the limit cannot be read either.
-            self._problems[Path(path)] = _reason(exc)
+            self._problems[path] = _reason(exc)
 
     def input_problem(self, path: Path) -> str | None:
         """Why an input cannot even be resolved (loop, name too long), or None."""
         return self._problems.get(Path(path))
 
-    def is_input(self, path: Path) -> bool:
-        """True when writing ``path`` would touch an input."""
-        if location(path) in self._paths or Path(os.path.realpath(path)) in self._paths:
+    def is_input(self, path: Path, st: os.stat_result | None = None) -> bool:
+        """True when writing ``path`` (whose ``lstat`` is ``st``, if known) would touch an input."""
+        if self.location(path) in self._paths:
             return True
         try:
-            return _file_id(os.stat(path)) in self._ids
+            st = st or os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                if os.path.realpath(path) in self._paths:
+                    return True
+                st = os.stat(path)
         except OSError:
             return False
+        return _file_id(st) in self._ids
 
     def claim(self, owner: str, outputs: Sequence[Path]) -> None:
         """Reserve ``outputs`` for ``owner``: all of them, or none when one is refused.
@@ -133,19 +150,19 @@ class OutputPlanner:
             An output's name is too long or lies under a file, or an earlier
             owner claimed the same file.
         """
-        keys = []
+        keys: list[str] = []
         for out in outputs:
-            inspect_output(out)
-            key = location(out)
+            self.inspect(out)
+            key = self.location(out)
             if key in self._claims or key in keys:
                 raise OutputError(f"{out}: same output as {self._claims.get(key, owner)}")
             keys.append(key)
         self._claims.update(dict.fromkeys(keys, owner))
         for key in keys:
-            if key.parent not in self._folders:
-                self._folders.add(key.parent)
-                if self.started is not None:
-                    remove_stale_temps(key.parent, self.started, keep=self)
+            folder = os.path.dirname(key)
+            if self.started is not None and folder not in self._cleaned:
+                self._cleaned.add(folder)
+                remove_stale_temps(Path(folder), self.started, keep=self)
 
     def check(self, outputs: Iterable[Path]) -> None:
         """Refuse to overwrite an input or, without ``force``, an existing output.
@@ -155,35 +172,42 @@ class OutputPlanner:
         OutputError
         """
         for out in outputs:
-            st = inspect_output(out)
-            if self.is_input(out):
+            st = self.inspect(out)
+            if st is None:
+                if self.location(out) in self._paths:
+                    raise OutputError(f"{out}: refusing to overwrite the input image")
+                continue
+            if self.is_input(out, st):
                 raise OutputError(f"{out}: refusing to overwrite the input image")
-            if st is not None and not self.force:
+            if not self.force:
                 raise OutputError(f"{out}: already exists (use --force to overwrite)")
-            if st is not None and os.path.isdir(out):
+            if os.path.isdir(out):
                 raise OutputError(f"{out}: is a directory")
 
+    def inspect(self, out: Path) -> os.stat_result | None:
+        """The ``lstat`` of a planned output, None when it does not exist yet.
 
-def inspect_output(out: Path) -> os.stat_result | None:
-    """The ``lstat`` of a planned output, None when it does not exist yet.
-
-    Raises
-    ------
-    OutputError
-        Naming the path: a name over the file system's limit, a folder in
-        the path that is a file, or any other reason the path cannot be used.
-    """
-    if len(os.fsencode(out.name)) > name_max(out.parent):
-        raise OutputError(f"{out}: file name too long")
-    try:
-        return os.lstat(out)
-    except FileNotFoundError:
-        return None
-    except NotADirectoryError:
-        blocker = next((p for p in out.parents if os.path.lexists(p)), out.parent)
-        raise OutputError(f"{blocker}: is not a folder") from None
-    except OSError as exc:
-        raise OutputError(f"{out}: {_reason(exc)}") from None
+        Raises
+        ------
+        OutputError
+            Naming the path: a name over the file system's limit, a folder in
+            the path that is a file, or any other reason the path cannot be used.
+        """
+        folder = os.fspath(out.parent)
+        limit = self._name_max.get(folder)
+        if limit is None:
+            limit = self._name_max[folder] = name_max(out.parent)
+        if len(os.fsencode(out.name)) > limit:
+            raise OutputError(f"{out}: file name too long")
+        try:
+            return os.lstat(out)
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            blocker = next((p for p in out.parents if os.path.lexists(p)), out.parent)
+            raise OutputError(f"{blocker}: is not a folder") from None
+        except OSError as exc:
+            raise OutputError(f"{out}: {_reason(exc)}") from None
 
 
 def name_max(folder: Path) -> int:
