@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 
 from quantize.errors import OutputError, QuantizeError
 from quantize.histogram import ColorTable
-from quantize.imageio import SUFFIX_FORMATS, bytes_writer, check_outputs, load_image, write_files
+from quantize.imageio import SUFFIX_FORMATS, bytes_writer, load_image, write_files
 from quantize.metrics import palette_metrics
 from quantize.palette import SUFFIXES, Palette, export, read_palette, to_json_colors
 from quantize.pipeline import (
@@ -48,6 +48,7 @@ from quantize.pipeline import (
     process_file,
     visible_table,
 )
+from quantize.safeio import FileId, OutputPlanner, recording, remove_committed
 
 if TYPE_CHECKING:
     # Imported where a pool is made: multiprocessing costs ~10 ms of start-up
@@ -246,12 +247,14 @@ def find_images(
     ------
     Source
     """
-    excluded = exclude.resolve() if exclude is not None else None
+    # os.path: a symlink loop or an over-long name is an input that fails
+    # alone later, not an exception here.
+    excluded = Path(os.path.realpath(exclude)) if exclude is not None else None
     seen: set[Path] = set()
     for arg in map(Path, inputs):
-        found = _scan(arg, recursive, excluded) if arg.is_dir() else iter([Source(arg)])
+        found = _scan(arg, recursive, excluded) if os.path.isdir(arg) else iter([Source(arg)])
         for source in found:
-            key = source.path.resolve()
+            key = Path(os.path.realpath(source.path))
             if key not in seen:
                 seen.add(key)
                 yield source
@@ -305,7 +308,7 @@ def is_own_output(name: str, sibling_stems: set[str]) -> bool:
 
 def single_file_mode(inputs: Sequence[str | os.PathLike[str]]) -> bool:
     """True when ``inputs`` is one path that is not a folder: ``-o`` may then name a file."""
-    return len(inputs) == 1 and not Path(inputs[0]).is_dir()
+    return len(inputs) == 1 and not os.path.isdir(inputs[0])
 
 
 def check_output_folder(inputs: Sequence[str | os.PathLike[str]], output: str | None) -> None:
@@ -320,7 +323,7 @@ def check_output_folder(inputs: Sequence[str | os.PathLike[str]], output: str | 
     """
     if output is None or single_file_mode(inputs) or is_folder_spec(output):
         return
-    if Path(output).exists():
+    if os.path.lexists(output):
         raise ValueError(f"{output} is not a folder; with folders or several inputs -o is a folder")
     if Path(output).suffix.lower() in IMAGE_SUFFIXES:
         raise ValueError(
@@ -333,32 +336,37 @@ def plan_jobs(
     options: BatchOptions,
     single_file: bool,
     named: Sequence[Path] = (),
+    planner: OutputPlanner | None = None,
 ) -> Iterator[Job | ImageResult]:
     """Decide every output path; yield a job, or the result of an image that needs no work.
 
-    An image is failed here when its outputs cannot be planned, would land on
-    the outputs of an earlier image or on a file ``named`` as an input, or
-    exist without ``force``; skipped when ``skip_existing`` and all its
+    An image is failed here when its path cannot be resolved, its outputs
+    cannot be planned, would land (by resolved path) on the outputs of an
+    earlier image or on any input (``sources``, ``named`` or the planner's),
+    or exist without ``force``; skipped when ``skip_existing`` and all its
     outputs exist.
     """
-    claimed: dict[Path, Path] = {}
+    sources = list(sources)  # paths only: every input is known before any output
+    if planner is None:
+        planner = OutputPlanner(force=options.run.force)
+    for path in [*named, *(source.path for source in sources)]:
+        planner.protect(path)
     for source in sources:
+        problem = planner.input_problem(source.path)
+        if problem is not None:
+            yield ImageResult(source.path, "failed", reason=problem)
+            continue
         try:
             plan = _plan(source, options, single_file)
+            planner.claim(str(source.path), plan.paths)
         except QuantizeError as exc:
             yield ImageResult(source.path, "failed", reason=str(exc))
             continue
-        clash = next((claimed[p] for p in plan.paths if p in claimed), None)
-        if clash is not None:
-            reason = f"{plan.image}: same output as {clash}"
-            yield ImageResult(source.path, "failed", reason=reason)
-            continue
-        claimed.update(dict.fromkeys(plan.paths, source.path))
         if options.skip_existing and all(p.exists() for p in plan.paths):
             yield ImageResult(source.path, "skipped", outputs=tuple(plan.paths))
             continue
         try:
-            check_outputs(plan.paths, [source.path, *named], force=options.run.force)
+            planner.check(plan.paths)
         except OutputError as exc:
             yield ImageResult(source.path, "failed", reason=str(exc))
             continue
@@ -390,7 +398,7 @@ def shared_palette_path(inputs: Sequence[str | os.PathLike[str]], output: str | 
         )
     else:
         first = Path(inputs[0])
-        folder = first if first.is_dir() else first.parent
+        folder = first if os.path.isdir(first) else first.parent
     return folder / SHARED_PALETTE_NAME
 
 
@@ -433,17 +441,16 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
     """
     if _stopping:
         return ImageResult(job.source, "interrupted")
-    existed = {p for p in job.plan.paths if p.exists()}
     start = time.perf_counter()
+    committed: list[tuple[Path, FileId]] = []
     _set_busy(True)
     try:
-        result = process_file(job.source, job.plan, opts)
+        with recording(committed):
+            result = process_file(job.source, job.plan, opts)
     except KeyboardInterrupt:
         _set_busy(False)
-        for path in job.plan.paths:
-            if path not in existed:
-                with suppress(OSError):
-                    path.unlink()
+        # Only the files this call placed: another run's are never touched.
+        remove_committed(committed)
         return ImageResult(job.source, "interrupted")
     except Exception as exc:
         return _failure(job.source, exc)
@@ -469,6 +476,8 @@ def _failure(source: Path, exc: Exception) -> ImageResult:
         reason = str(exc).splitlines()[0] or type(exc).__name__
     elif isinstance(exc, OSError):
         reason = (exc.strerror or str(exc)).lower()
+        if exc.filename is not None:
+            reason = f"{os.fsdecode(exc.filename)}: {reason}"
     else:
         # A bug must not stop the batch, but it must be visible.
         reason = f"internal error: {type(exc).__name__}: {exc}"
@@ -778,7 +787,8 @@ def run_batch(
     ValueError
         ``options.output`` cannot be the folder the batch needs.
     OutputError
-        ``palette.json`` exists (without ``force`` or ``skip_existing``).
+        ``palette.json`` (or another shared palette file) exists without
+        ``force`` or ``skip_existing``, is an input, or cannot be written.
     PaletteError
         ``skip_existing`` found a ``palette.json`` it cannot read.
 
@@ -790,6 +800,7 @@ def run_batch(
     """
     options = options or BatchOptions()
     start = time.perf_counter()
+    started = time.time()  # temporary files of dead runs older than this are removed
     check_output_folder(inputs, options.output)
     single = single_file_mode(inputs)
     exclude = None if options.output is None or single else Path(options.output)
@@ -798,8 +809,16 @@ def run_batch(
     jobs: list[tuple[int, Job]] = []
     # Images found in folders that look like outputs are skipped; files named
     # on the command line are always inputs and must never be overwritten.
-    named = [Path(p) for p in inputs if not Path(p).is_dir()]
-    for index, item in enumerate(plan_jobs(sources, options, single, named)):
+    named = [Path(p) for p in inputs if not os.path.isdir(p)]
+    if options.run.palette_file is not None:
+        named.append(Path(options.run.palette_file))
+    planner = OutputPlanner(force=options.run.force, started=started)
+    palette_path = None
+    if options.shared_palette:
+        # Claimed first: no image output may land on the shared palette.
+        palette_path = shared_palette_path(inputs, options.output)
+        planner.claim("the shared palette", _palette_files(palette_path, options.run))
+    for index, item in enumerate(plan_jobs(sources, options, single, named, planner)):
         if isinstance(item, Job):
             jobs.append((index, item))
         else:
@@ -808,11 +827,11 @@ def run_batch(
     total = len(planned) + len(jobs)
     workers = options.workers or os.cpu_count() or 1
     run_opts = options.run
-    palette, palette_path, interrupted = None, None, False
-    if options.shared_palette and jobs:
-        palette_path = shared_palette_path(inputs, options.output)
+    palette, palette_used, interrupted = None, None, False
+    if palette_path is not None and jobs:
+        palette_used = palette_path
         interrupted, palette = _shared_palette(
-            jobs, options, palette_path, workers, finished, progress
+            jobs, options, palette_path, planner, workers, finished, progress
         )
         jobs = [(i, job) for i, job in jobs if i not in finished]
         run_opts = replace(run_opts, palette=palette, palette_file=str(palette_path))
@@ -820,7 +839,7 @@ def run_batch(
         interrupted = _run_jobs(jobs, planned, run_opts, workers, finished, progress)
     results = [finished[i] for i in sorted(finished)]
     seconds = time.perf_counter() - start
-    return BatchResult(results, seconds, interrupted, palette, palette_path, total)
+    return BatchResult(results, seconds, interrupted, palette, palette_used, total)
 
 
 def _run_jobs(
@@ -852,10 +871,16 @@ def _died_table(job: Job) -> _TableResult:
     return _TableResult(_died(job))
 
 
+def _palette_files(path: Path, opts: RunOptions) -> list[Path]:
+    """``palette.json`` and the other palette files written beside it."""
+    return [path, *(path.with_suffix(SUFFIXES[fmt]) for fmt in opts.palette_formats)]
+
+
 def _shared_palette(
     jobs: list[tuple[int, Job]],
     options: BatchOptions,
     path: Path,
+    planner: OutputPlanner,
     workers: int,
     finished: dict[int, ImageResult],
     progress: ProgressCallback | None,
@@ -873,7 +898,7 @@ def _shared_palette(
     if options.skip_existing and path.exists():
         return False, read_palette(path)
     extras = {fmt: path.with_suffix(SUFFIXES[fmt]) for fmt in options.run.palette_formats}
-    check_outputs([path, *extras.values()], [], force=options.run.force)
+    planner.check(_palette_files(path, options.run))
     merger = TableMerger()
     transparent = False
     readable = 0
@@ -900,6 +925,5 @@ def _shared_palette(
     for fmt, extra in extras.items():
         data = export(palette, fmt, path.stem)
         files.append((extra, bytes_writer(data if isinstance(data, bytes) else data.encode())))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_files(files)
+    write_files(files, force=options.run.force)
     return False, palette

@@ -11,7 +11,6 @@ import io
 import os
 import re
 import struct
-import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from quantize import safeio
 from quantize.errors import InputError, OutputError
 
 if TYPE_CHECKING:
@@ -472,26 +472,16 @@ def output_format(path: Path) -> str:
 def check_outputs(outputs: Iterable[Path], inputs: Iterable[Path], *, force: bool) -> None:
     """Refuse before any work is done to overwrite an input or, without force, an output.
 
+    Inputs are recognised under any spelling, through symbolic and hard
+    links (see :class:`quantize.safeio.OutputPlanner`).
+
     Raises
     ------
     OutputError
+        Naming the output: an input, an existing output without ``force``, a
+        folder, or a path that cannot be used (name too long ...).
     """
-    input_list = [Path(p) for p in inputs]
-    for out in outputs:
-        for src in input_list:
-            if _same_file(out, src):
-                raise OutputError(f"{out}: refusing to overwrite the input image")
-        if not force and (out.exists() or out.is_symlink()):
-            raise OutputError(f"{out}: already exists (use --force to overwrite)")
-        if out.is_dir():
-            raise OutputError(f"{out}: is a directory")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return a.resolve() == b.resolve()
+    safeio.OutputPlanner(inputs, force=force).check(outputs)
 
 
 #: Writes a file's bytes to an open binary stream.
@@ -502,49 +492,60 @@ def atomic_write(path: Path, write: Writer) -> None:
     """Write a file so that readers see the old file or the whole new one, never a part.
 
     The data goes to a hidden temporary file in the same folder, which is
-    flushed, synced and renamed over ``path``; on any error it is removed.
+    flushed, synced and renamed over ``path`` (an existing file is replaced);
+    on any error it is removed.
 
     Raises
     ------
     OutputError
         The folder cannot be written, or ``write`` fails with OSError or ValueError.
     """
-    write_files([(path, write)])
+    write_files([(path, write)], force=True)
 
 
-def write_files(files: Sequence[tuple[Path, Writer]]) -> None:
-    """Write several files so that either all of them are replaced or none is.
+def write_files(files: Sequence[tuple[Path, Writer]], *, force: bool = False) -> None:
+    """Write several files so that either all of them are in place or none is.
 
-    Every file is first written completely to a temporary file beside it;
-    only when all are written are they renamed into place, so a failure in
-    any write (or Ctrl-C) leaves every old file as it was and no temporary
-    file behind.
+    Every file is first written completely to a temporary file beside it
+    (``.quantize-PID-XXXXXXXX.tmp``); only when all are written are they
+    moved into place together by :func:`quantize.safeio.commit`, so a failure
+    in any write or move (or Ctrl-C) leaves every old file as it was and no
+    temporary file behind.  Missing folders are created.
+
+    Parameters
+    ----------
+    files : sequence of (path, writer)
+    force : bool
+        Replace existing files.  Without it a file that exists when the
+        files are moved into place is never replaced, and nothing is written.
 
     Raises
     ------
     OutputError
-        A folder cannot be written, or a writer fails with OSError or ValueError.
+        A folder cannot be written, a writer fails with OSError or
+        ValueError, or (without ``force``) a file exists.
     """
     temps: list[Path] = []
     try:
+        for folder in dict.fromkeys(path.parent for path, _ in files):
+            safeio.ensure_folder(folder)
         for path, write in files:
             _stage(path, write, temps)
-        for tmp, (path, _) in zip(temps, files, strict=True):
-            os.replace(tmp, path)
-    except BaseException:
+        safeio.commit(list(zip(temps, (path for path, _ in files), strict=True)), force=force)
+    finally:
+        # Moved into place, or abandoned: no temporary file stays.
         for tmp in temps:
             with suppress(OSError):
                 tmp.unlink()
-        raise
 
 
 def _stage(path: Path, write: Writer, temps: list[Path]) -> None:
     """Write one temporary file for ``path``, recording it in ``temps`` for cleanup."""
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, name = safeio.make_temp(path.parent)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
-    temps.append(Path(name))
+    temps.append(name)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)

@@ -708,7 +708,8 @@ def default_stem(source: Path, colors: int | str) -> str:
 
 def is_folder_spec(output: str) -> bool:
     """True when ``output`` names a folder: an existing one, or spelled with a trailing slash."""
-    return output.endswith(("/", os.sep)) or Path(output).is_dir()
+    # os.path.isdir: a name the file system refuses (too long, a loop) is no folder.
+    return output.endswith(("/", os.sep)) or os.path.isdir(output)
 
 
 def plan_outputs(source: Path, output: str | None, opts: RunOptions) -> OutputPlan:
@@ -777,7 +778,13 @@ def process_file(
     )
     result.seconds += load_seconds  # the summary times decode + quantize
     write_outputs(
-        source, plan, result, loaded.frames[0], seed=opts.seed, palette_file=opts.palette_file
+        source,
+        plan,
+        result,
+        loaded.frames[0],
+        seed=opts.seed,
+        palette_file=opts.palette_file,
+        force=opts.force,
     )
     return result
 
@@ -790,8 +797,9 @@ def write_outputs(
     *,
     seed: int = 0,
     palette_file: str | None = None,
+    force: bool = False,
 ) -> None:
-    """Write every output of ``plan``: all of them are replaced, or none is.
+    """Write every output of ``plan``: all of them are in place, or none is.
 
     Parameters
     ----------
@@ -805,6 +813,9 @@ def write_outputs(
         Seed of the plot's pixel sample.
     palette_file : str, optional
         The palette file the colors came from, for the report.
+    force : bool
+        Replace existing outputs; without it an output that exists when the
+        files are moved into place fails the image (another run wrote it).
     """
     files: list[tuple[Path, Writer]] = []
     if plan.write_image:
@@ -826,8 +837,7 @@ def write_outputs(
         files.append(
             (plan.plot, bytes_writer(pixel_plot_png(source.name, frame, result, seed=seed)))
         )
-    plan.image.parent.mkdir(parents=True, exist_ok=True)
-    write_files(files)
+    write_files(files, force=force)
 
 
 def pixel_plot_png(name: str, frame: Frame, result: QuantizeResult, *, seed: int = 0) -> bytes:

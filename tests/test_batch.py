@@ -278,10 +278,10 @@ def test_interrupt_removes_the_unfinished_image(
     real_write = quantize.pipeline.write_files
     calls = 0
 
-    def write_then_interrupt(files: Any) -> None:
+    def write_then_interrupt(files: Any, **kwargs: Any) -> None:
         nonlocal calls
         calls += 1
-        real_write(files)
+        real_write(files, **kwargs)
         if calls == 2:  # Ctrl-C right after the second image's files landed
             raise KeyboardInterrupt
 

@@ -398,7 +398,7 @@ def test_files_written_together_are_all_or_nothing(tmp_path: Path) -> None:
         write_files([(image, bytes_writer(b"new image")), (report, failing_writer)])
     assert image.read_bytes() == b"old image"
     assert sorted(os.listdir(tmp_path)) == ["a.png"]
-    write_files([(image, bytes_writer(b"new image")), (report, bytes_writer(b"{}"))])
+    write_files([(image, bytes_writer(b"new image")), (report, bytes_writer(b"{}"))], force=True)
     assert (image.read_bytes(), report.read_bytes()) == (b"new image", b"{}")
 
 

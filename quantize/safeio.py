@@ -1,0 +1,544 @@
+"""Writing outputs without losing anything the user had.
+
+Part of the I/O layer.  Three mechanisms, each in one place:
+
+* :class:`OutputPlanner` resolves every input once (any spelling, symbolic
+  links, hard links) and every planned output (by the folder it lands in,
+  resolved), so that no output is ever an input, no two outputs of one run
+  land on the same file, and bad paths fail with a line naming them.  While
+  planning into a folder it removes the temporary files of earlier runs that
+  died (:func:`remove_stale_temps`).
+* :func:`commit` moves finished temporary files into place, all or nothing:
+  without ``force`` a file is only created, never replaced (a hard link of
+  the temporary file, which fails when the name exists), so a file that
+  appeared after planning (another run) is never replaced; with ``force``
+  every replaced file is kept as a backup until the whole set is in place.
+  If any step fails, the steps already done are undone.
+* Temporary files are named ``.quantize-PID-XXXXXXXX.tmp``: short (an output
+  name up to the file system's limit still gets one), and recognisable with
+  the process that owns them, so a later run can tell stale ones.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from quantize.errors import OutputError
+
+#: Temporary files: ``.quantize-`` + the owner's pid + ``-`` + random + ``.tmp``.
+TEMP_PREFIX = ".quantize-"
+TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"\.quantize-(?P<pid>[0-9]{1,10})-[a-z0-9_]{1,16}\.tmp")
+#: Longest file name (bytes) when the file system does not say: Linux's NAME_MAX.
+DEFAULT_NAME_MAX = 255
+#: How long a commit waits for another quantize process committing into the same folder.
+LOCK_WAIT_SECONDS = 10.0
+# Errors of os.link on file systems without hard links (FAT, some network and FUSE ones).
+_NO_HARD_LINKS = frozenset(
+    {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV}
+)
+
+FileId = tuple[int, int]
+
+
+def _file_id(st: os.stat_result) -> FileId:
+    return st.st_dev, st.st_ino
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
+
+
+# --------------------------------------------------------------------------- #
+# Planning: protected inputs, claimed outputs
+# --------------------------------------------------------------------------- #
+
+
+class OutputPlanner:
+    """Every input of a run, protected, and every output it plans, claimed once.
+
+    Paths are compared by where a write lands: the folder resolved (symbolic
+    links, ``..``) and the name kept, since replacing a symbolic link replaces
+    the link; files also by device and inode (hard links, links to inputs).
+    Folders are resolved once each, as they are when planning starts.
+
+    Parameters
+    ----------
+    inputs : iterable of Path
+        Files the run reads: images named or found in folders, palette files.
+    force : bool
+        Existing outputs may be replaced (never an input).
+    started : float, optional
+        Wall-clock start of the run (``time.time()``): temporary files of dead
+        processes older than this are removed from the folders planned into.
+        None removes nothing.
+    """
+
+    def __init__(
+        self, inputs: Iterable[Path] = (), *, force: bool = False, started: float | None = None
+    ) -> None:
+        self.force, self.started = force, started
+        self._ids: set[FileId] = set()
+        self._paths: set[str] = set()
+        self._problems: dict[Path, str] = {}
+        self._claims: dict[str, str] = {}
+        self._folders: dict[str, str] = {}  # folder as spelled -> resolved
+        self._name_max: dict[str, int] = {}
+        self._cleaned: set[str] = set()
+        for path in inputs:
+            self.protect(path)
+
+    def location(self, path: Path) -> str:
+        """Where a write to ``path`` lands: its folder resolved, its name kept."""
+        folder = os.fspath(path.parent)
+        resolved = self._folders.get(folder)
+        if resolved is None:
+            resolved = self._folders[folder] = os.path.realpath(folder)
+        return os.path.join(resolved, path.name)
+
+    def protect(self, path: Path) -> None:
+        """Add an input: neither its path (any spelling) nor its file may become an output."""
+        path = Path(path)
+        self._paths.add(self.location(path))
+        try:
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                self._paths.add(os.path.realpath(path))
+                st = os.stat(path)
+            self._ids.add(_file_id(st))
+        except (FileNotFoundError, PermissionError):
+            pass  # nothing there to lose; reading it will say what is wrong
+        except OSError as exc:
+            # A symlink loop or a name over the limit cannot be read either.
+            self._problems[path] = _reason(exc)
+
+    def input_problem(self, path: Path) -> str | None:
+        """Why an input cannot even be resolved (loop, name too long), or None."""
+        return self._problems.get(Path(path))
+
+    def is_input(self, path: Path, st: os.stat_result | None = None) -> bool:
+        """True when writing ``path`` (whose ``lstat`` is ``st``, if known) would touch an input."""
+        if self.location(path) in self._paths:
+            return True
+        try:
+            st = st or os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                if os.path.realpath(path) in self._paths:
+                    return True
+                st = os.stat(path)
+        except OSError:
+            return False
+        return _file_id(st) in self._ids
+
+    def claim(self, owner: str, outputs: Sequence[Path]) -> None:
+        """Reserve ``outputs`` for ``owner``: all of them, or none when one is refused.
+
+        Raises
+        ------
+        OutputError
+            An output's name is too long or lies under a file, or an earlier
+            owner claimed the same file.
+        """
+        keys: list[str] = []
+        for out in outputs:
+            self.inspect(out)
+            key = self.location(out)
+            if key in self._claims or key in keys:
+                raise OutputError(f"{out}: same output as {self._claims.get(key, owner)}")
+            keys.append(key)
+        self._claims.update(dict.fromkeys(keys, owner))
+        for key in keys:
+            folder = os.path.dirname(key)
+            if self.started is not None and folder not in self._cleaned:
+                self._cleaned.add(folder)
+                remove_stale_temps(Path(folder), self.started, keep=self)
+
+    def check(self, outputs: Iterable[Path]) -> None:
+        """Refuse to overwrite an input or, without ``force``, an existing output.
+
+        Raises
+        ------
+        OutputError
+        """
+        for out in outputs:
+            st = self.inspect(out)
+            if st is None:
+                if self.location(out) in self._paths:
+                    raise OutputError(f"{out}: refusing to overwrite the input image")
+                continue
+            if self.is_input(out, st):
+                raise OutputError(f"{out}: refusing to overwrite the input image")
+            if not self.force:
+                raise OutputError(f"{out}: already exists (use --force to overwrite)")
+            if os.path.isdir(out):
+                raise OutputError(f"{out}: is a directory")
+
+    def inspect(self, out: Path) -> os.stat_result | None:
+        """The ``lstat`` of a planned output, None when it does not exist yet.
+
+        Raises
+        ------
+        OutputError
+            Naming the path: a name over the file system's limit, a folder in
+            the path that is a file, or any other reason the path cannot be used.
+        """
+        folder = os.fspath(out.parent)
+        limit = self._name_max.get(folder)
+        if limit is None:
+            limit = self._name_max[folder] = name_max(out.parent)
+        if len(os.fsencode(out.name)) > limit:
+            raise OutputError(f"{out}: file name too long")
+        try:
+            return os.lstat(out)
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            blocker = next((p for p in out.parents if os.path.lexists(p)), out.parent)
+            raise OutputError(f"{blocker}: is not a folder") from None
+        except OSError as exc:
+            raise OutputError(f"{out}: {_reason(exc)}") from None
+
+
+def name_max(folder: Path) -> int:
+    """Longest file name in bytes the file system holding ``folder`` accepts."""
+    existing = next((p for p in (folder, *folder.parents) if os.path.isdir(p)), Path("."))
+    try:
+        return int(os.pathconf(existing, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_NAME_MAX
+
+
+# --------------------------------------------------------------------------- #
+# Temporary files
+# --------------------------------------------------------------------------- #
+
+
+def make_temp(folder: Path) -> tuple[int, Path]:
+    """Create a new empty temporary file in ``folder``; its open descriptor and path.
+
+    Raises
+    ------
+    OSError
+    """
+    fd, name = tempfile.mkstemp(
+        prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=TEMP_SUFFIX, dir=folder
+    )
+    return fd, Path(name)
+
+
+def _new_temp_name(folder: Path) -> Path:
+    return folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+
+
+def remove_stale_temps(folder: Path, before: float, keep: OutputPlanner | None = None) -> int:
+    """Remove quantize's temporary files left in ``folder`` by processes that died.
+
+    A file is removed only when its name is one of ours, its owner process
+    no longer runs, it is a regular file last changed before ``before``, and
+    it is not an input of ``keep``.
+
+    Returns
+    -------
+    int
+        Files removed.
+    """
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        match = _TEMP_NAME.fullmatch(entry.name)
+        if match is None or _alive(int(match["pid"])):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        path = Path(entry.path)
+        if not stat.S_ISREG(st.st_mode) or st.st_mtime >= before:
+            continue
+        if keep is not None and keep.is_input(path):
+            continue
+        with suppress(OSError):
+            os.unlink(path)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """True unless process ``pid`` is known not to exist (unknown counts as alive)."""
+    if pid <= 0 or pid == os.getpid() or os.name != "posix":
+        # pid 0 would signal our own group; elsewhere os.kill would end the process.
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True  # PermissionError: it runs as another user
+    return True
+
+
+def ensure_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents) unless it exists.
+
+    Raises
+    ------
+    OutputError
+        Naming the folder that cannot be created.
+    """
+    if os.path.isdir(folder):
+        # Not even tried: mkdir of an existing folder fails on a read-only mount.
+        return
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        where = exc.filename if isinstance(exc.filename, str) else folder
+        if os.path.lexists(where) and not os.path.isdir(where):
+            raise OutputError(f"{where}: is not a folder") from exc
+        raise OutputError(f"{where}: cannot create folder: {exc.strerror or exc}") from exc
+
+
+# --------------------------------------------------------------------------- #
+# The commit
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """One file moved into place: what it is now, and the backup of what was there."""
+
+    target: Path
+    file: FileId
+    backup: Path | None
+
+
+_recording = threading.local()
+
+
+@contextmanager
+def recording(log: list[tuple[Path, FileId]]) -> Iterator[None]:
+    """Append the files :func:`commit` places in this thread to ``log``.
+
+    For :func:`remove_committed`, when the work they belong to is abandoned.
+    """
+    saved = getattr(_recording, "log", None)
+    _recording.log = log
+    try:
+        yield
+    finally:
+        _recording.log = saved
+
+
+def remove_committed(log: Iterable[tuple[Path, FileId]]) -> None:
+    """Remove files placed by :func:`commit` that still are the files it placed.
+
+    A file another process put there since is left alone.
+    """
+    for target, file in log:
+        with suppress(OSError):
+            if _file_id(os.lstat(target)) == file:
+                os.unlink(target)
+
+
+def commit(moves: Sequence[tuple[Path, Path]], *, force: bool) -> None:
+    """Move finished temporary files onto their targets: all of them, or none.
+
+    Without ``force`` a target is only ever created: when one exists at this
+    point (it appeared after planning), nothing is replaced.  With ``force``
+    targets are replaced, and each replaced file is kept as a backup (a hard
+    link, or a rename) until every move is done.  When any move fails the
+    ones already done are undone: created files removed, replaced ones
+    restored.  Commits of quantize processes into one folder take turns.
+
+    Parameters
+    ----------
+    moves : sequence of (temp, target)
+        Temporary files (from :func:`make_temp`, beside their targets).
+    force : bool
+
+    Raises
+    ------
+    OutputError
+        Naming the target that could not be placed.
+    """
+    done: list[_Placed] = []
+    with _locked({target.parent for _, target in moves}):
+        try:
+            for temp, target in moves:
+                done.append(_place(temp, target, force))
+        except BaseException:
+            for placed in reversed(done):
+                _undo(placed)
+            raise
+    for placed in done:
+        if placed.backup is not None:
+            with suppress(OSError):
+                os.unlink(placed.backup)
+    log = getattr(_recording, "log", None)
+    if log is not None:
+        log.extend((placed.target, placed.file) for placed in done)
+
+
+def _place(temp: Path, target: Path, force: bool) -> _Placed:
+    file = _file_id(os.lstat(temp))
+    try:
+        if not force:
+            _create(temp, target)
+            return _Placed(target, file, None)
+        backup, renamed = _backup(target)
+        try:
+            os.replace(temp, target)
+        except BaseException:
+            if backup is not None:
+                _restore(backup, target, renamed)
+            raise
+        return _Placed(target, file, backup)
+    except FileExistsError:
+        raise OutputError(
+            f"{target}: appeared while running; not replaced (use --force to overwrite)"
+        ) from None
+    except IsADirectoryError:
+        raise OutputError(f"{target}: is a directory") from None
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from exc
+
+
+def _create(temp: Path, target: Path) -> None:
+    """Give ``temp``'s file the name ``target``, only if that name is free.
+
+    Raises
+    ------
+    FileExistsError
+    """
+    try:
+        os.link(temp, target)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        if not _rename_noreplace(temp, target):
+            # Neither primitive: check under the folder lock, which holds
+            # off other quantize runs, though not other programs.
+            if os.path.lexists(target):
+                raise FileExistsError(errno.EEXIST, "File exists", str(target)) from None
+            os.replace(temp, target)
+        return
+    with suppress(OSError):
+        os.unlink(temp)
+
+
+def _rename_noreplace(src: Path, dst: Path) -> bool:
+    """``renameat2(RENAME_NOREPLACE)``; False where the system or file system lacks it.
+
+    Raises
+    ------
+    FileExistsError
+    """
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_noreplace = -100, 1
+    if renameat2(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), rename_noreplace) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(dst))
+
+
+def _backup(target: Path) -> tuple[Path | None, bool]:
+    """Keep what is at ``target`` under a temporary name; (backup or None, made by rename)."""
+    if not os.path.lexists(target):
+        return None, False
+    if os.path.isdir(target) and not os.path.islink(target):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(target))
+    for _ in range(100):
+        backup = _new_temp_name(target.parent)
+        try:
+            os.link(target, backup, follow_symlinks=False)
+            return backup, False
+        except FileExistsError:
+            continue
+        except (OSError, NotImplementedError):
+            # No hard links here: move the old file aside (it is briefly missing).
+            if os.path.lexists(backup):
+                continue
+            os.rename(target, backup)
+            return backup, True
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(target.parent))
+
+
+def _restore(backup: Path, target: Path, renamed: bool) -> None:
+    with suppress(OSError):
+        if renamed:
+            os.replace(backup, target)
+        else:
+            os.unlink(backup)  # the old file never left target
+
+
+def _undo(placed: _Placed) -> None:
+    with suppress(OSError):
+        if placed.backup is not None:
+            os.replace(placed.backup, placed.target)
+        elif _file_id(os.lstat(placed.target)) == placed.file:
+            os.unlink(placed.target)
+
+
+@contextmanager
+def _locked(folders: Iterable[Path]) -> Iterator[None]:
+    """Hold an exclusive lock on each folder (in a fixed order) for the commit.
+
+    The lock is advisory, between quantize processes only.  Where folders
+    cannot be locked, or another process holds the lock too long (stopped
+    in the middle of its commit), the commit goes ahead: without ``force``
+    it still never replaces a file.
+    """
+    fds: list[int] = []
+    try:
+        for folder in sorted(folders):
+            fd = _lock_folder(folder)
+            if fd is not None:
+                fds.append(fd)
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)  # closing releases the lock
+
+
+def _lock_folder(folder: Path) -> int | None:
+    try:
+        import fcntl
+
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except (ImportError, OSError):
+        return None
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.002)
+        except OSError:
+            break
+    os.close(fd)
+    return None
