@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from quantize.errors import OutputError, QuantizeError
+from quantize.errors import InputError, OutputError, QuantizeError
 from quantize.histogram import ColorTable
 from quantize.imageio import SUFFIX_FORMATS, bytes_writer, check_outputs, load_image, write_files
 from quantize.metrics import palette_metrics
@@ -326,6 +326,54 @@ def check_output_folder(inputs: Sequence[str | os.PathLike[str]], output: str | 
         raise ValueError(
             f"{output} looks like a file name; with folders or several inputs -o is a folder"
         )
+
+
+def check_output_file(inputs: Sequence[str | os.PathLike[str]], output: str | None) -> None:
+    """Refuse an ``output`` file name (one input file) whose suffix names no format.
+
+    ``-o results`` with one input is most likely meant as a folder; it is a
+    usage problem, found before any work.
+
+    Raises
+    ------
+    ValueError
+    """
+    if output is None or not single_file_mode(inputs) or is_folder_spec(output):
+        return
+    if Path(output).suffix.lower() not in IMAGE_SUFFIXES:
+        known = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise ValueError(
+            f"{output}: cannot tell the output format "
+            f"(end it with {os.sep} for a folder, or give a suffix: {known})"
+        )
+
+
+def no_images_message(inputs: Sequence[str | os.PathLike[str]], recursive: bool) -> str:
+    """The one-line error for folder inputs that yielded no image: what they hold.
+
+    For example ``shots/: no images found (use -r to include subfolders)``.
+    """
+    folders = [Path(p) for p in inputs if Path(p).is_dir()]
+    names = ", ".join(str(f).rstrip(os.sep) + os.sep for f in folders) or "inputs"
+    entries = subfolders = others = 0
+    for folder in folders:
+        with suppress(OSError):
+            for entry in folder.iterdir():
+                entries += 1
+                if entry.is_dir():
+                    subfolders += 1
+                elif entry.suffix.lower() not in IMAGE_SUFFIXES:
+                    others += 1
+    if subfolders and not recursive:
+        hint = "use -r to include subfolders"
+    elif others:
+        known = ", ".join(sorted(IMAGE_SUFFIXES))
+        hint = f"{others} file{'s' * (others != 1)} without an image suffix ({known})"
+    elif subfolders:
+        hint = "none in the subfolders either"
+    else:
+        hint = "the folder is empty" if entries == 0 else "nothing readable as an image file"
+    return f"{names}: no images found ({hint})"
 
 
 def plan_jobs(
@@ -776,7 +824,10 @@ def run_batch(
     Raises
     ------
     ValueError
-        ``options.output`` cannot be the folder the batch needs.
+        ``options.output`` cannot be the folder the batch needs, or names a
+        file (one input file) whose suffix is not an image format.
+    InputError
+        The folders in ``inputs`` hold no image (the message says what they hold).
     OutputError
         ``palette.json`` exists (without ``force`` or ``skip_existing``).
     PaletteError
@@ -791,6 +842,7 @@ def run_batch(
     options = options or BatchOptions()
     start = time.perf_counter()
     check_output_folder(inputs, options.output)
+    check_output_file(inputs, options.output)
     single = single_file_mode(inputs)
     exclude = None if options.output is None or single else Path(options.output)
     sources = find_images(inputs, recursive=options.recursive, exclude=exclude)
@@ -806,6 +858,9 @@ def run_batch(
             finished[index] = item
     planned = [finished[i] for i in sorted(finished)]
     total = len(planned) + len(jobs)
+    if total == 0:
+        # Only folders can yield nothing: a file named as an input is always tried.
+        raise InputError(no_images_message(inputs, options.recursive))
     workers = options.workers or os.cpu_count() or 1
     run_opts = options.run
     palette, palette_path, interrupted = None, None, False

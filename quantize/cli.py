@@ -108,6 +108,9 @@ class ColorParam(click.ParamType):
         return tuple(rgb[:3])
 
 
+#: Other spellings --format accepts, as the file suffixes have them.
+FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff"}
+
 #: Pillow's default pixel limit (``PIL.Image.MAX_IMAGE_PIXELS``), without importing Pillow.
 DEFAULT_MAX_PIXELS = 89_478_485
 
@@ -175,10 +178,11 @@ DEFAULT_MAX_PIXELS = 89_478_485
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["png", "webp", "gif", "tiff", "bmp", "jpeg"]),
+    type=click.Choice(["png", "webp", "gif", "tiff", "bmp", "jpeg", *FORMAT_ALIASES]),
     default="png",
+    callback=lambda ctx, param, value: FORMAT_ALIASES.get(value, value),
     help="Output format when -o does not name a file. png, gif, tiff and bmp are indexed; "
-    "webp (lossless) and jpeg get the recolored RGB image.",
+    "webp (lossless) and jpeg get the recolored RGB image (jpg and tif are accepted too).",
 )
 @click.option(
     "--algorithm",
@@ -309,12 +313,13 @@ def quantize_command(
     exactly the colors found) and a JSON palette report beside it. INPUTS are
     image files and folders (their images; with -r also those of subfolders).
     """
-    from quantize.batch import BatchOptions, check_output_folder, run_batch
+    from quantize.batch import BatchOptions, check_output_file, check_output_folder, run_batch
     from quantize.errors import QuantizeError
     from quantize.pipeline import RunOptions
 
     try:
         check_output_folder(inputs, output)
+        check_output_file(inputs, output)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     report = "json" in palette_formats and not no_report
@@ -444,7 +449,8 @@ class _Reporter:
             self._start_bar(event)
             return
         self._describe(event.phase, event.result)
-        if self.bar is not None:
+        # Images stopped by Ctrl-C are "not done" in the summary: the bar agrees.
+        if self.bar is not None and event.result.status != "interrupted":
             self.bar.update(1)
 
     def _start_bar(self, event: Progress) -> None:

@@ -1,0 +1,139 @@
+"""Rough edges a new user hits in the first hour (issue 16)."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from quantize import cli
+from quantize.batch import ImageResult, Progress
+from quantize.palette import Palette, render_swatch
+from tests.conftest import gradient_rgb
+from tests.conftest import run_cli as run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# --------------------------------------------------------------------------- #
+# 1. A folder that yields no images
+# --------------------------------------------------------------------------- #
+
+
+def test_folder_with_images_only_in_subfolders_says_use_r(tmp_path: Path) -> None:
+    shots = tmp_path / "shots"
+    (shots / "day1").mkdir(parents=True)
+    gradient_rgb(20, 10).save(shots / "day1" / "a.png")
+    code, text = run(f"{shots}/")
+    assert code == 1
+    hint = "(use -r to include subfolders)"
+    assert text.strip() == f"quantize: error: {shots}/: no images found {hint}"
+    code, _ = run(shots, "-r", "-k", "4")
+    assert code == 0
+
+
+def test_empty_folder_and_folder_of_non_images_are_errors(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, text = run(empty)
+    assert code == 1
+    assert text.strip() == f"quantize: error: {empty}/: no images found (the folder is empty)"
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("x")
+    (notes / "b.pdf").write_bytes(b"%PDF")
+    code, text = run(notes)
+    assert code == 1
+    assert f"{notes}/: no images found (2 files without an image suffix" in text
+
+
+def test_folder_with_images_somewhere_else_still_runs(tmp_path: Path) -> None:
+    # One empty folder among inputs that hold images is not an error.
+    empty, full = tmp_path / "empty", tmp_path / "full"
+    empty.mkdir()
+    full.mkdir()
+    gradient_rgb(20, 10).save(full / "a.png")
+    assert run(empty, full, "-k", "4")[0] == 0
+
+
+# --------------------------------------------------------------------------- #
+# 6. Swatch labels
+# --------------------------------------------------------------------------- #
+
+
+def _row_gaps(text_rows: np.ndarray) -> list[int]:
+    rows = np.flatnonzero(text_rows)
+    gaps, run_length = [], 0
+    for row in range(rows.min(), rows.max() + 1):
+        if text_rows[row]:
+            if run_length:
+                gaps.append(run_length)
+            run_length = 0
+        else:
+            run_length += 1
+    return sorted(gaps)
+
+
+def test_upright_swatch_label_separates_hex_and_share() -> None:
+    colors = np.array([[192, 169, 164], [10, 20, 30], [200, 30, 40]], np.uint8)
+    palette = Palette(colors, np.array([53, 847, 100]))
+    pixels = np.asarray(render_swatch(palette)).astype(int)
+    band = pixels[:100, : int(1200 * 0.053)]  # about 64 px wide: an upright label
+    text_rows = np.any(np.abs(band - colors[0]).sum(-1) > 60, axis=1)
+    gaps = _row_gaps(text_rows)
+    # The gap between "#c0a9a4" and "5.3%" stands out from the gaps between letters.
+    assert gaps[-1] >= 6
+    assert gaps[-1] >= 3 * gaps[-2]
+
+
+# --------------------------------------------------------------------------- #
+# 7. -o without a suffix, --format aliases
+# --------------------------------------------------------------------------- #
+
+
+def test_output_without_suffix_is_a_usage_error_with_a_hint(photo: Path, tmp_path: Path) -> None:
+    code, text = run(photo, "-o", tmp_path / "results")
+    assert code == 2
+    assert "cannot tell the output format" in text
+    assert "end it with / for a folder, or give a suffix" in text
+    assert not (tmp_path / "results").exists()
+    code, _ = run(photo, "-k", "4", "-o", f"{tmp_path / 'results'}/")
+    assert code == 0
+    assert (tmp_path / "results" / "photo-k4.png").exists()
+
+
+@pytest.mark.parametrize(("alias", "suffix"), [("jpg", ".jpg"), ("tif", ".tiff")])
+def test_format_accepts_common_aliases(
+    photo: Path, tmp_path: Path, alias: str, suffix: str
+) -> None:
+    code, text = run(photo, "-k", "4", "--format", alias, "-o", f"{tmp_path}/")
+    assert code == 0, text
+    with Image.open(tmp_path / f"photo-k4{suffix}") as im:
+        assert im.format == {"jpg": "JPEG", "tif": "TIFF"}[alias]
+
+
+# --------------------------------------------------------------------------- #
+# 8. The progress bar after Ctrl-C
+# --------------------------------------------------------------------------- #
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_bar_counts_what_the_summary_counts_after_ctrl_c(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    reporter = cli._Reporter(quiet=False, debug=False)
+    reporter.progress(Progress("images", 0, 6))
+    results = [ImageResult(Path("a.png"), "written"), ImageResult(Path("b.png"), "failed")]
+    results += [ImageResult(Path(f"{i}.png"), "interrupted") for i in range(4)]
+    for done, result in enumerate(results, 1):
+        reporter.progress(Progress("images", done, 6, result))
+    assert reporter.bar.n == 2  # written + failed; the summary counts 4 not done
+    reporter.close()
