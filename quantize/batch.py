@@ -513,7 +513,9 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
 def _failure(source: Path, exc: Exception) -> ImageResult:
     # The traceback travels with every failure so that --debug can show it.
     detail = "".join(traceback.format_exception(exc))
-    if isinstance(exc, QuantizeError | ValueError):
+    if isinstance(exc, InputError) and exc.path is not None and Path(exc.path) == source:
+        reason = exc.reason  # the path starts the line already
+    elif isinstance(exc, QuantizeError | ValueError):
         reason = str(exc).splitlines()[0] or type(exc).__name__
     elif isinstance(exc, OSError):
         reason = (exc.strerror or str(exc)).lower()

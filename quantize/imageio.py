@@ -139,24 +139,28 @@ def load_image(
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     if limit is not None and limit < 1:
         raise ValueError(f"max_pixels must be positive, got {max_pixels}")
+    # Errors name the file, as the command's messages do (a stream has no name).
+    where = source if isinstance(source, str | os.PathLike) else None
     try:
         with _pixel_limit(limit), Image.open(source) as im:
             im.load()
             return _from_pil(im)
+    except InputError as exc:
+        raise InputError(exc.reason, where) from exc
     except FileNotFoundError as exc:
-        raise InputError("no such file") from exc
+        raise InputError("no such file", where) from exc
     except IsADirectoryError as exc:
-        raise InputError("is a directory") from exc
+        raise InputError("is a directory", where) from exc
     except PermissionError as exc:
-        raise InputError("permission denied") from exc
+        raise InputError("permission denied", where) from exc
     except UnidentifiedImageError as exc:
         empty = Path(source).stat().st_size == 0
-        raise InputError("empty file" if empty else "not a recognized image file") from exc
+        raise InputError("empty file" if empty else "not a recognized image file", where) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(_over_limit(exc, limit)) from exc
+        raise InputError(_over_limit(exc, limit), where) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Pillow reports truncated and corrupt data as OSError, SyntaxError or EOFError.
-        raise InputError(f"cannot decode image: {exc}") from exc
+        raise InputError(f"cannot decode image: {exc}", where) from exc
 
 
 # Pillow's pixel limit is a module global; the lock keeps concurrent loads

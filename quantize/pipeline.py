@@ -243,7 +243,8 @@ def quantize_image(
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
     table = count_pixels(_sources(loaded.frames))
     if table.n_colors == 0:
-        raise InputError("every pixel is fully transparent: nothing to quantize")
+        path = image if isinstance(image, str | os.PathLike) else None
+        raise InputError("every pixel is fully transparent: nothing to quantize", path)
     warnings = list(loaded.notes)
     transparent = _transparent_count(loaded.frames)
     k_max = MAX_COLORS - 1 if transparent else MAX_COLORS

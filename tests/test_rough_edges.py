@@ -137,3 +137,33 @@ def test_bar_counts_what_the_summary_counts_after_ctrl_c(
         reporter.progress(Progress("images", done, 6, result))
     assert reporter.bar.n == 2  # written + failed; the summary counts 4 not done
     reporter.close()
+
+
+# --------------------------------------------------------------------------- #
+# 9. Library errors carry the path
+# --------------------------------------------------------------------------- #
+
+
+def test_library_errors_name_the_file(tmp_path: Path) -> None:
+    from quantize import quantize_image
+    from quantize.errors import InputError
+
+    missing = tmp_path / "nope.jpg"
+    with pytest.raises(InputError) as info:
+        quantize_image(missing)
+    assert str(info.value) == f"{missing}: no such file"
+    assert info.value.reason == "no such file" and info.value.path == missing
+    clear = tmp_path / "clear.png"
+    Image.new("RGBA", (4, 4), (10, 20, 30, 0)).save(clear)
+    with pytest.raises(InputError, match=rf"^{clear}: every pixel is fully transparent"):
+        quantize_image(str(clear))
+
+
+def test_command_names_the_file_once(tmp_path: Path) -> None:
+    clear = tmp_path / "clear.png"
+    Image.new("RGBA", (4, 4), (10, 20, 30, 0)).save(clear)
+    code, text = run(clear, tmp_path / "nope.jpg", "-q")
+    assert code == 1
+    assert f"quantize: error: {clear}: every pixel is fully transparent" in text
+    assert f"quantize: error: {tmp_path / 'nope.jpg'}: no such file\n" in text
+    assert text.count(str(clear)) == 1  # -q: no summary; the path is never repeated
