@@ -124,6 +124,9 @@ class ImageResult:
         With ``-k auto``: why the palette size was chosen.
     detail : str or None
         Traceback text of an unexpected error, for ``--debug``.
+    palette_size : int
+        Size of the given or shared palette the image was recolored with
+        (``colors`` counts the ones it uses); 0 when clustered for the image.
     """
 
     source: Path
@@ -137,6 +140,7 @@ class ImageResult:
     delta_e_mean: float | None = None
     auto: str | None = None
     detail: str | None = None
+    palette_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,9 @@ class BatchResult:
         Where the shared palette was written (or read from).
     total : int
         Number of input images found; more than ``len(results)`` after Ctrl-C.
+    palette_reused : bool
+        True when the shared palette was read from an existing file
+        (``skip_existing``), not learned and written.
     """
 
     results: list[ImageResult]
@@ -183,6 +190,7 @@ class BatchResult:
     palette: Palette | None = None
     palette_path: Path | None = None
     total: int = 0
+    palette_reused: bool = False
 
     def count(self, status: Status) -> int:
         """Number of images with ``status``."""
@@ -507,6 +515,7 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
         seconds=time.perf_counter() - start,
         delta_e_mean=result.metrics.delta_e_mean,
         auto=None if result.k_auto is None else result.k_auto.describe(),
+        palette_size=0 if opts.palette is None else opts.palette.size,
     )
 
 
@@ -865,9 +874,10 @@ def run_batch(
         raise InputError(no_images_message(inputs, options.recursive))
     workers = options.workers or os.cpu_count() or 1
     run_opts = options.run
-    palette, palette_path, interrupted = None, None, False
+    palette, palette_path, interrupted, reused = None, None, False, False
     if options.shared_palette and jobs:
         palette_path = shared_palette_path(inputs, options.output)
+        reused = options.skip_existing and palette_path.exists()
         interrupted, palette = _shared_palette(
             jobs, options, palette_path, workers, finished, progress
         )
@@ -877,7 +887,7 @@ def run_batch(
         interrupted = _run_jobs(jobs, planned, run_opts, workers, finished, progress)
     results = [finished[i] for i in sorted(finished)]
     seconds = time.perf_counter() - start
-    return BatchResult(results, seconds, interrupted, palette, palette_path, total)
+    return BatchResult(results, seconds, interrupted, palette, palette_path, total, reused)
 
 
 def _run_jobs(

@@ -499,7 +499,8 @@ class _Reporter:
             return
         if result.palette_path is not None and result.palette is not None:
             size, path = result.palette.size, result.palette_path
-            click.echo(f"shared palette: {size} colors -> {path}", err=True)
+            what = f", reused {path}" if result.palette_reused else f" -> {path}"
+            click.echo(f"shared palette: {size} colors{what}", err=True)
         seconds = result.seconds
         rate = result.count("written") / seconds if seconds > 0 else 0.0
         not_done = f", {result.not_done} not done" if result.interrupted else ""
@@ -527,6 +528,9 @@ def _summary(result: ImageResult) -> str:
     if result.delta_e_mean is not None:
         quality += f", mean ΔE {result.delta_e_mean:.2f}"
     k_text = f"k={result.colors}" + (f" (auto: {result.auto})" if result.auto else "")
+    if result.palette_size:
+        # A given or shared palette: its size names the files; say how much of it is used.
+        k_text = f"k={result.palette_size} ({result.colors} used)"
     # The image, or the first palette file with --no-image.
     image = result.outputs[0] if result.outputs else None
     return f"{result.source}: {k_text}, {quality}, {result.seconds:.2f} s -> {image}"

@@ -167,3 +167,32 @@ def test_command_names_the_file_once(tmp_path: Path) -> None:
     assert f"quantize: error: {clear}: every pixel is fully transparent" in text
     assert f"quantize: error: {tmp_path / 'nope.jpg'}: no such file\n" in text
     assert text.count(str(clear)) == 1  # -q: no summary; the path is never repeated
+
+
+# --------------------------------------------------------------------------- #
+# 5. --shared-palette messages
+# --------------------------------------------------------------------------- #
+
+
+def _two_colors(path: Path, a: tuple[int, int, int], b: tuple[int, int, int]) -> None:
+    pixels = np.zeros((8, 8, 3), np.uint8)
+    pixels[:, :4], pixels[:, 4:] = a, b
+    Image.fromarray(pixels).save(path)
+
+
+def test_shared_palette_lines_say_colors_used_of_the_palette_and_reused(tmp_path: Path) -> None:
+    folder = tmp_path / "sprites"
+    folder.mkdir()
+    _two_colors(folder / "a.png", (250, 0, 0), (0, 250, 0))
+    _two_colors(folder / "b.png", (0, 0, 250), (250, 250, 0))
+    out = tmp_path / "out"
+    code, text = run(folder, "-k", "4", "--shared-palette", "-o", out, "-j", "1")
+    assert code == 0, text
+    assert f"{folder / 'a.png'}: k=4 (2 used), PSNR inf dB" in text
+    assert f"shared palette: 4 colors -> {out / 'palette.json'}" in text
+    _two_colors(folder / "c.png", (250, 0, 0), (0, 0, 250))
+    code, text = run(folder, "-k", "4", "--shared-palette", "-o", out, "--skip-existing")
+    assert code == 0, text
+    assert f"{folder / 'c.png'}: k=4 (2 used)" in text
+    assert f"shared palette: 4 colors, reused {out / 'palette.json'}" in text
+    assert "1 written, 2 skipped" in text
