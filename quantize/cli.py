@@ -369,6 +369,13 @@ def quantize_command(
         workers=workers,
         shared_palette=shared_palette,
     )
+    lossy = _lossy_output(inputs, output, fmt)
+    if lossy is not None and not no_image and not quiet:
+        click.echo(
+            f"quantize: note: {lossy} cannot hold a palette: the image files are not indexed and "
+            "hold more colors than the palette; their metrics are measured on the decoded file",
+            err=True,
+        )
     reporter = _Reporter(quiet=quiet, debug=debug)
     try:
         result = run_batch(inputs, batch, reporter.progress)
@@ -384,6 +391,17 @@ def quantize_command(
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_FAILED if result.failures else EXIT_OK)
+
+
+def _lossy_output(inputs: tuple[Path, ...], output: str | None, fmt: str) -> str | None:
+    """The output format when it is lossy (JPEG), else None."""
+    from quantize.batch import single_file_mode
+    from quantize.imageio import LOSSY_FORMATS, SUFFIX_FORMATS
+    from quantize.pipeline import is_folder_spec
+
+    if output is not None and single_file_mode(inputs) and not is_folder_spec(output):
+        fmt = SUFFIX_FORMATS.get(Path(output).suffix.lower(), fmt)
+    return fmt.upper() if fmt in LOSSY_FORMATS else None
 
 
 def _perceptual_options(

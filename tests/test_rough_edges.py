@@ -196,3 +196,50 @@ def test_shared_palette_lines_say_colors_used_of_the_palette_and_reused(tmp_path
     assert f"{folder / 'c.png'}: k=4 (2 used)" in text
     assert f"shared palette: 4 colors, reused {out / 'palette.json'}" in text
     assert "1 written, 2 skipped" in text
+
+
+# --------------------------------------------------------------------------- #
+# 2. JPEG outputs: numbers of the pixels as written
+# --------------------------------------------------------------------------- #
+
+
+def test_jpeg_report_measures_the_decoded_file(photo: Path, tmp_path: Path) -> None:
+    import json
+
+    from quantize.colors import rgb8_to_space
+    from quantize.metrics import ciede2000
+
+    out = tmp_path / "small.jpg"
+    code, text = run(photo, "-k", "8", "-o", out)
+    assert code == 0, text
+    assert text.count("quantize: note: JPEG cannot hold a palette") == 1
+    report = json.loads(out.with_suffix(".json").read_text())
+    original = np.asarray(Image.open(photo).convert("RGB"))
+    written = np.asarray(Image.open(out).convert("RGB"))
+    mse = float(np.mean((written.astype(float) - original) ** 2))
+    de = ciede2000(
+        rgb8_to_space(original.reshape(-1, 3), "lab"), rgb8_to_space(written.reshape(-1, 3), "lab")
+    )
+    distinct = len(np.unique(written.reshape(-1, 3), axis=0))
+    assert report["metrics"]["mse"] == pytest.approx(mse, abs=1e-3)
+    assert report["metrics"]["delta_e_mean"] == pytest.approx(float(de.mean()), abs=1e-3)
+    assert f"PSNR {report['metrics']['psnr']:.2f} dB" in text
+    assert report["image_indexed"] is False
+    assert report["image_colors"] == distinct > 8
+    assert len(report["colors"]) == 8 == report["metrics"]["colors_used"]  # what was clustered
+
+
+def test_indexed_report_fields_and_quiet_note(photo: Path, tmp_path: Path) -> None:
+    import json
+
+    code, text = run(photo, "-k", "8", "-o", f"{tmp_path}/")
+    assert code == 0 and "note" not in text
+    report = json.loads((tmp_path / "photo-k8.json").read_text())
+    assert report["image_indexed"] is True
+    assert report["image_colors"] == report["metrics"]["colors_used"] == 8
+    code, text = run(photo, "-k", "8", "--format", "jpeg", "-o", f"{tmp_path}/j/", "-q")
+    assert code == 0 and text == ""
+    code, text = run(photo, "-k", "8", "--no-image", "-o", f"{tmp_path}/n.jpg")
+    assert code == 0 and "note" not in text
+    report = json.loads((tmp_path / "n.json").read_text())
+    assert report["image_indexed"] is None and report["image_colors"] is None
