@@ -376,6 +376,8 @@ def quantize_command(
             "hold more colors than the palette; their metrics are measured on the decoded file",
             err=True,
         )
+    if plot:
+        _preload_plots(quiet)
     reporter = _Reporter(quiet=quiet, debug=debug)
     try:
         result = run_batch(inputs, batch, reporter.progress)
@@ -391,6 +393,15 @@ def quantize_command(
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_FAILED if result.failures else EXIT_OK)
+
+
+def _preload_plots(quiet: bool) -> None:
+    """Import matplotlib once here: the worker processes forked later inherit it."""
+    from quantize.plots import preload
+
+    for line in dict.fromkeys(preload()):
+        if not quiet:
+            click.echo(f"quantize: warning: --plot: {line}", err=True)
 
 
 def _lossy_output(inputs: tuple[Path, ...], output: str | None, fmt: str) -> str | None:

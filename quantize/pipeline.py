@@ -875,6 +875,8 @@ def write_outputs(
         as written): written as it is.
     """
     files: list[tuple[Path, Writer]] = []
+    # Drawn first: its warnings belong in the report.
+    plot = None if plan.plot is None else pixel_plot_png(source.name, frame, result, seed=seed)
     indexed = None
     if plan.write_image:
         frames = result.frames_for_format(plan.fmt)
@@ -899,16 +901,17 @@ def write_outputs(
         files.append((path, bytes_writer(data if isinstance(data, bytes) else data.encode())))
     if plan.swatch is not None:
         files.append((plan.swatch, image_writer([render_swatch(result.palette)], "png")))
-    if plan.plot is not None:
-        files.append(
-            (plan.plot, bytes_writer(pixel_plot_png(source.name, frame, result, seed=seed)))
-        )
+    if plan.plot is not None and plot is not None:
+        files.append((plan.plot, bytes_writer(plot)))
     plan.image.parent.mkdir(parents=True, exist_ok=True)
     write_files(files)
 
 
 def pixel_plot_png(name: str, frame: Frame, result: QuantizeResult, *, seed: int = 0) -> bytes:
     """The ``--plot`` figure of a result as PNG bytes (see `quantize.plots`).
+
+    Warnings matplotlib gives while drawing (a glyph the font lacks ...) are
+    added to ``result.warnings``, one line each, for the report and the command.
 
     Parameters
     ----------
@@ -923,7 +926,10 @@ def pixel_plot_png(name: str, frame: Frame, result: QuantizeResult, *, seed: int
     original, mapped = sample_visible_pixels(frame, result.image, PLOT_SAMPLE_SIZE, seed)
     title = f"{name} — {result.distinct_colors:,} distinct colors → k={result.palette.size}"
     buffer = io.BytesIO()
-    render_pixel_plot(original, mapped, result.palette.colors, title=title, path_or_buffer=buffer)
+    caught = render_pixel_plot(
+        original, mapped, result.palette.colors, title=title, path_or_buffer=buffer
+    )
+    result.warnings.extend(f"--plot: {line}" for line in dict.fromkeys(caught))
     return buffer.getvalue()
 
 

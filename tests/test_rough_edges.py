@@ -243,3 +243,66 @@ def test_indexed_report_fields_and_quiet_note(photo: Path, tmp_path: Path) -> No
     assert code == 0 and "note" not in text
     report = json.loads((tmp_path / "n.json").read_text())
     assert report["image_indexed"] is None and report["image_colors"] is None
+
+
+# --------------------------------------------------------------------------- #
+# 3-4. --plot: warnings, odd names, one figure per process
+# --------------------------------------------------------------------------- #
+
+
+def test_safe_title_escapes_what_the_font_cannot_show() -> None:
+    from quantize.plots import safe_title
+
+    glyphs = frozenset(map(ord, "abc.png —→$"))
+    assert safe_title("a日b.png", glyphs) == "a\\u65e5b.png"
+    assert safe_title("a$b$c.png", glyphs) == "a\\$b\\$c.png"  # never math mode
+    assert safe_title("a\nb.png", glyphs | {10}) == "a\\nb.png"  # one line
+
+
+def test_plot_of_an_odd_file_name_is_quiet_and_titled_safely(tmp_path: Path) -> None:
+    import json
+
+    odd = tmp_path / "写真 $x_$ 🜁.png"
+    gradient_rgb(30, 20).save(odd)
+    code, text = run(odd, "-k", "4", "--plot", "-o", f"{tmp_path}/out/")
+    assert code == 0, text
+    assert "Glyph" not in text and "UserWarning" not in text
+    report = json.loads((tmp_path / "out" / "写真 $x_$ 🜁-k4.json").read_text())
+    assert report["warnings"] == []
+
+
+def test_plot_warnings_are_one_line_each_and_quiet_hides_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quantize import plots
+
+    monkeypatch.setattr(plots, "safe_title", lambda text, glyphs: text)  # let the glyphs warn
+    odd = tmp_path / "写真.png"
+    gradient_rgb(30, 20).save(odd)
+    code, text = run(odd, "-k", "4", "--plot", "-j", "1")
+    assert code == 0, text
+    lines = [line for line in text.splitlines() if "Glyph" in line]
+    assert lines and all(line.startswith(f"quantize: warning: {odd}: --plot: ") for line in lines)
+    assert "UserWarning" not in text and ".py:" not in text
+    code, text = run(odd, "-k", "4", "--plot", "-j", "1", "-q", "--force")
+    assert (code, text) == (0, "")
+
+
+def test_reused_figure_draws_what_a_fresh_one_draws() -> None:
+    from quantize import plots
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (500, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (300, 3), dtype=np.uint8)
+    centers_a, centers_b = a[:4], b[:9]
+
+    def png(pixels: np.ndarray, centers: np.ndarray, title: str) -> bytes:
+        buffer = io.BytesIO()
+        plots.render_pixel_plot(pixels, pixels, centers, title=title, path_or_buffer=buffer)
+        return buffer.getvalue()
+
+    first_a = png(a, centers_a, "a.png — a long title with more glyphs → k=4")
+    reused_b = png(b, centers_b, "b.png → k=9")
+    assert png(a, centers_a, "a.png — a long title with more glyphs → k=4") == first_a
+    plots._PLOT = None  # as in a fresh process
+    assert png(b, centers_b, "b.png → k=9") == reused_b
