@@ -306,3 +306,19 @@ def test_reused_figure_draws_what_a_fresh_one_draws() -> None:
     assert png(a, centers_a, "a.png — a long title with more glyphs → k=4") == first_a
     plots._PLOT = None  # as in a fresh process
     assert png(b, centers_b, "b.png → k=9") == reused_b
+
+
+# --------------------------------------------------------------------------- #
+# 10. The quick start leaves nothing untracked
+# --------------------------------------------------------------------------- #
+
+
+def test_quick_start_output_folder_is_ignored_by_git() -> None:
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    quick = readme[readme.index("## Quick start") : readme.index("## Usage")]
+    folders = re.findall(r"quantize \S+ .*-o (\S+)/", quick)
+    assert folders == ["out"]
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert all(f"/{f}/" in ignored or f"{f}/" in ignored for f in folders)
