@@ -322,3 +322,28 @@ def test_quick_start_output_folder_is_ignored_by_git() -> None:
     assert folders == ["out"]
     ignored = (ROOT / ".gitignore").read_text().split()
     assert all(f"/{f}/" in ignored or f"{f}/" in ignored for f in folders)
+
+
+# --------------------------------------------------------------------------- #
+# 12. --skip-existing --force: only the incomplete images are made again
+# --------------------------------------------------------------------------- #
+
+
+def test_skip_existing_with_force_regenerates_only_incomplete_images(tmp_path: Path) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    gradient_rgb(30, 20, seed=1).save(folder / "a.png")
+    gradient_rgb(30, 20, seed=2).save(folder / "b.png")
+    assert run(folder, "-k", "4", "-o", out)[0] == 0
+    complete = (out / "a-k4.png").stat().st_mtime_ns, (out / "a-k4.json").read_bytes()
+    (out / "b-k4.json").unlink()  # b is incomplete: its image is there, its report is not
+    (out / "b-k4.png").write_bytes(b"stale")
+    code, text = run(folder, "-k", "4", "-o", out, "--skip-existing")
+    assert code == 1 and "b-k4.png: already exists" in text  # without --force: refused
+    code, text = run(folder, "-k", "4", "-o", out, "--skip-existing", "--force", "-j", "1")
+    assert code == 0, text
+    assert "1 written, 1 skipped, 0 failed" in text
+    assert ((out / "a-k4.png").stat().st_mtime_ns, (out / "a-k4.json").read_bytes()) == complete
+    with Image.open(out / "b-k4.png") as im:
+        assert im.mode == "P"
+    assert (out / "b-k4.json").exists()
