@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from quantize.errors import OutputError, QuantizeError
+from quantize.errors import InputError, OutputError, QuantizeError
 from quantize.histogram import ColorTable
 from quantize.imageio import SUFFIX_FORMATS, bytes_writer, load_image, write_files
 from quantize.metrics import palette_metrics
@@ -125,6 +125,9 @@ class ImageResult:
         With ``-k auto``: why the palette size was chosen.
     detail : str or None
         Traceback text of an unexpected error, for ``--debug``.
+    palette_size : int
+        Size of the given or shared palette the image was recolored with
+        (``colors`` counts the ones it uses); 0 when clustered for the image.
     """
 
     source: Path
@@ -138,6 +141,7 @@ class ImageResult:
     delta_e_mean: float | None = None
     auto: str | None = None
     detail: str | None = None
+    palette_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,9 @@ class BatchResult:
         Where the shared palette was written (or read from).
     total : int
         Number of input images found; more than ``len(results)`` after Ctrl-C.
+    palette_reused : bool
+        True when the shared palette was read from an existing file
+        (``skip_existing``), not learned and written.
     """
 
     results: list[ImageResult]
@@ -184,6 +191,7 @@ class BatchResult:
     palette: Palette | None = None
     palette_path: Path | None = None
     total: int = 0
+    palette_reused: bool = False
 
     def count(self, status: Status) -> int:
         """Number of images with ``status``."""
@@ -331,6 +339,54 @@ def check_output_folder(inputs: Sequence[str | os.PathLike[str]], output: str | 
         )
 
 
+def check_output_file(inputs: Sequence[str | os.PathLike[str]], output: str | None) -> None:
+    """Refuse an ``output`` file name (one input file) whose suffix names no format.
+
+    ``-o results`` with one input is most likely meant as a folder; it is a
+    usage problem, found before any work.
+
+    Raises
+    ------
+    ValueError
+    """
+    if output is None or not single_file_mode(inputs) or is_folder_spec(output):
+        return
+    if Path(output).suffix.lower() not in IMAGE_SUFFIXES:
+        known = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise ValueError(
+            f"{output}: cannot tell the output format "
+            f"(end it with {os.sep} for a folder, or give a suffix: {known})"
+        )
+
+
+def no_images_message(inputs: Sequence[str | os.PathLike[str]], recursive: bool) -> str:
+    """The one-line error for folder inputs that yielded no image: what they hold.
+
+    For example ``shots/: no images found (use -r to include subfolders)``.
+    """
+    folders = [Path(p) for p in inputs if Path(p).is_dir()]
+    names = ", ".join(str(f).rstrip(os.sep) + os.sep for f in folders) or "inputs"
+    entries = subfolders = others = 0
+    for folder in folders:
+        with suppress(OSError):
+            for entry in folder.iterdir():
+                entries += 1
+                if entry.is_dir():
+                    subfolders += 1
+                elif entry.suffix.lower() not in IMAGE_SUFFIXES:
+                    others += 1
+    if subfolders and not recursive:
+        hint = "use -r to include subfolders"
+    elif others:
+        known = ", ".join(sorted(IMAGE_SUFFIXES))
+        hint = f"{others} file{'s' * (others != 1)} without an image suffix ({known})"
+    elif subfolders:
+        hint = "none in the subfolders either"
+    else:
+        hint = "the folder is empty" if entries == 0 else "nothing readable as an image file"
+    return f"{names}: no images found ({hint})"
+
+
 def plan_jobs(
     sources: Iterable[Source],
     options: BatchOptions,
@@ -466,13 +522,16 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
         seconds=time.perf_counter() - start,
         delta_e_mean=result.metrics.delta_e_mean,
         auto=None if result.k_auto is None else result.k_auto.describe(),
+        palette_size=0 if opts.palette is None else opts.palette.size,
     )
 
 
 def _failure(source: Path, exc: Exception) -> ImageResult:
     # The traceback travels with every failure so that --debug can show it.
     detail = "".join(traceback.format_exception(exc))
-    if isinstance(exc, QuantizeError | ValueError):
+    if isinstance(exc, InputError) and exc.path is not None and Path(exc.path) == source:
+        reason = exc.reason  # the path starts the line already
+    elif isinstance(exc, QuantizeError | ValueError):
         reason = str(exc).splitlines()[0] or type(exc).__name__
     elif isinstance(exc, OSError):
         reason = (exc.strerror or str(exc)).lower()
@@ -785,7 +844,10 @@ def run_batch(
     Raises
     ------
     ValueError
-        ``options.output`` cannot be the folder the batch needs.
+        ``options.output`` cannot be the folder the batch needs, or names a
+        file (one input file) whose suffix is not an image format.
+    InputError
+        The folders in ``inputs`` hold no image (the message says what they hold).
     OutputError
         ``palette.json`` (or another shared palette file) exists without
         ``force`` or ``skip_existing``, is an input, or cannot be written.
@@ -802,6 +864,7 @@ def run_batch(
     start = time.perf_counter()
     started = time.time()  # temporary files of dead runs older than this are removed
     check_output_folder(inputs, options.output)
+    check_output_file(inputs, options.output)
     single = single_file_mode(inputs)
     exclude = None if options.output is None or single else Path(options.output)
     sources = find_images(inputs, recursive=options.recursive, exclude=exclude)
@@ -825,11 +888,15 @@ def run_batch(
             finished[index] = item
     planned = [finished[i] for i in sorted(finished)]
     total = len(planned) + len(jobs)
+    if total == 0:
+        # Only folders can yield nothing: a file named as an input is always tried.
+        raise InputError(no_images_message(inputs, options.recursive))
     workers = options.workers or os.cpu_count() or 1
     run_opts = options.run
-    palette, palette_used, interrupted = None, None, False
+    palette, palette_used, interrupted, reused = None, None, False, False
     if palette_path is not None and jobs:
         palette_used = palette_path
+        reused = options.skip_existing and palette_path.exists()
         interrupted, palette = _shared_palette(
             jobs, options, palette_path, planner, workers, finished, progress
         )
@@ -839,7 +906,7 @@ def run_batch(
         interrupted = _run_jobs(jobs, planned, run_opts, workers, finished, progress)
     results = [finished[i] for i in sorted(finished)]
     seconds = time.perf_counter() - start
-    return BatchResult(results, seconds, interrupted, palette, palette_used, total)
+    return BatchResult(results, seconds, interrupted, palette, palette_used, total, reused)
 
 
 def _run_jobs(

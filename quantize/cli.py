@@ -108,6 +108,9 @@ class ColorParam(click.ParamType):
         return tuple(rgb[:3])
 
 
+#: Other spellings --format accepts, as the file suffixes have them.
+FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff"}
+
 #: Pillow's default pixel limit (``PIL.Image.MAX_IMAGE_PIXELS``), without importing Pillow.
 DEFAULT_MAX_PIXELS = 89_478_485
 
@@ -175,10 +178,11 @@ DEFAULT_MAX_PIXELS = 89_478_485
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["png", "webp", "gif", "tiff", "bmp", "jpeg"]),
+    type=click.Choice(["png", "webp", "gif", "tiff", "bmp", "jpeg", *FORMAT_ALIASES]),
     default="png",
+    callback=lambda ctx, param, value: FORMAT_ALIASES.get(value, value),
     help="Output format when -o does not name a file. png, gif, tiff and bmp are indexed; "
-    "webp (lossless) and jpeg get the recolored RGB image.",
+    "webp (lossless) and jpeg get the recolored RGB image (jpg and tif are accepted too).",
 )
 @click.option(
     "--algorithm",
@@ -309,12 +313,13 @@ def quantize_command(
     exactly the colors found) and a JSON palette report beside it. INPUTS are
     image files and folders (their images; with -r also those of subfolders).
     """
-    from quantize.batch import BatchOptions, check_output_folder, run_batch
+    from quantize.batch import BatchOptions, check_output_file, check_output_folder, run_batch
     from quantize.errors import QuantizeError
     from quantize.pipeline import RunOptions
 
     try:
         check_output_folder(inputs, output)
+        check_output_file(inputs, output)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     report = "json" in palette_formats and not no_report
@@ -364,6 +369,15 @@ def quantize_command(
         workers=workers,
         shared_palette=shared_palette,
     )
+    lossy = _lossy_output(inputs, output, fmt)
+    if lossy is not None and not no_image and not quiet:
+        click.echo(
+            f"quantize: note: {lossy} cannot hold a palette: the image files are not indexed and "
+            "hold more colors than the palette; their metrics are measured on the decoded file",
+            err=True,
+        )
+    if plot:
+        _preload_plots(quiet)
     reporter = _Reporter(quiet=quiet, debug=debug)
     try:
         result = run_batch(inputs, batch, reporter.progress)
@@ -379,6 +393,26 @@ def quantize_command(
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_FAILED if result.failures else EXIT_OK)
+
+
+def _preload_plots(quiet: bool) -> None:
+    """Import matplotlib once here: the worker processes forked later inherit it."""
+    from quantize.plots import preload
+
+    for line in dict.fromkeys(preload()):
+        if not quiet:
+            click.echo(f"quantize: warning: --plot: {line}", err=True)
+
+
+def _lossy_output(inputs: tuple[Path, ...], output: str | None, fmt: str) -> str | None:
+    """The output format when it is lossy (JPEG), else None."""
+    from quantize.batch import single_file_mode
+    from quantize.imageio import LOSSY_FORMATS, SUFFIX_FORMATS
+    from quantize.pipeline import is_folder_spec
+
+    if output is not None and single_file_mode(inputs) and not is_folder_spec(output):
+        fmt = SUFFIX_FORMATS.get(Path(output).suffix.lower(), fmt)
+    return fmt.upper() if fmt in LOSSY_FORMATS else None
 
 
 def _perceptual_options(
@@ -444,7 +478,8 @@ class _Reporter:
             self._start_bar(event)
             return
         self._describe(event.phase, event.result)
-        if self.bar is not None:
+        # Images stopped by Ctrl-C are "not done" in the summary: the bar agrees.
+        if self.bar is not None and event.result.status != "interrupted":
             self.bar.update(1)
 
     def _start_bar(self, event: Progress) -> None:
@@ -493,7 +528,8 @@ class _Reporter:
             return
         if result.palette_path is not None and result.palette is not None:
             size, path = result.palette.size, result.palette_path
-            click.echo(f"shared palette: {size} colors -> {path}", err=True)
+            what = f", reused {path}" if result.palette_reused else f" -> {path}"
+            click.echo(f"shared palette: {size} colors{what}", err=True)
         seconds = result.seconds
         rate = result.count("written") / seconds if seconds > 0 else 0.0
         not_done = f", {result.not_done} not done" if result.interrupted else ""
@@ -521,6 +557,9 @@ def _summary(result: ImageResult) -> str:
     if result.delta_e_mean is not None:
         quality += f", mean ΔE {result.delta_e_mean:.2f}"
     k_text = f"k={result.colors}" + (f" (auto: {result.auto})" if result.auto else "")
+    if result.palette_size:
+        # A given or shared palette: its size names the files; say how much of it is used.
+        k_text = f"k={result.palette_size} ({result.colors} used)"
     # The image, or the first palette file with --no-image.
     image = result.outputs[0] if result.outputs else None
     return f"{result.source}: {k_text}, {quality}, {result.seconds:.2f} s -> {image}"

@@ -50,6 +50,8 @@ SUFFIX_FORMATS: dict[str, str] = {
 }
 #: Formats that store an indexed (mode "P") image, so the palette is exact.
 PALETTE_FORMATS = frozenset({"png", "gif", "tiff", "bmp"})
+#: Formats whose compression changes the pixels: the file holds more colors than the palette.
+LOSSY_FORMATS = frozenset({"jpeg"})
 #: From this many pixels on, PNGs are written with zlib level 1: on a 12 MP
 #: image it deflates about 5x faster than the default level 6 (0.14 s
 #: instead of 0.76 s) for a file about 20% larger.  Smaller images keep the
@@ -139,24 +141,28 @@ def load_image(
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     if limit is not None and limit < 1:
         raise ValueError(f"max_pixels must be positive, got {max_pixels}")
+    # Errors name the file, as the command's messages do (a stream has no name).
+    where = source if isinstance(source, str | os.PathLike) else None
     try:
         with _pixel_limit(limit), Image.open(source) as im:
             im.load()
             return _from_pil(im)
+    except InputError as exc:
+        raise InputError(exc.reason, where) from exc
     except FileNotFoundError as exc:
-        raise InputError("no such file") from exc
+        raise InputError("no such file", where) from exc
     except IsADirectoryError as exc:
-        raise InputError("is a directory") from exc
+        raise InputError("is a directory", where) from exc
     except PermissionError as exc:
-        raise InputError("permission denied") from exc
+        raise InputError("permission denied", where) from exc
     except UnidentifiedImageError as exc:
         empty = Path(source).stat().st_size == 0
-        raise InputError("empty file" if empty else "not a recognized image file") from exc
+        raise InputError("empty file" if empty else "not a recognized image file", where) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(_over_limit(exc, limit)) from exc
+        raise InputError(_over_limit(exc, limit), where) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Pillow reports truncated and corrupt data as OSError, SyntaxError or EOFError.
-        raise InputError(f"cannot decode image: {exc}") from exc
+        raise InputError(f"cannot decode image: {exc}", where) from exc
 
 
 # Pillow's pixel limit is a module global; the lock keeps concurrent loads
@@ -621,6 +627,28 @@ def image_writer(
         frames[0].save(fh, format=pil_format, **options)
 
     return write
+
+
+def encode_image(
+    frames: Sequence[Image.Image],
+    fmt: str,
+    *,
+    durations: Sequence[int | None] | None = None,
+    loop: int | None = None,
+) -> bytes:
+    """The bytes :func:`image_writer` would write, in memory (see there for the parameters)."""
+    buffer = io.BytesIO()
+    image_writer(frames, fmt, durations=durations, loop=loop)(buffer)
+    return buffer.getvalue()
+
+
+def decode_rgb(data: bytes) -> NDArray[np.uint8]:
+    """The first frame of an encoded image as RGB pixels, shape (h, w, 3).
+
+    For measuring what a lossy file really holds, decoded as a viewer would.
+    """
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
 
 
 def _save_options(fmt: str, pixels: int = 0) -> dict[str, object]:

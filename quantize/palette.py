@@ -913,7 +913,8 @@ def _draw_labels(
         fill = (0, 0, 0) if text_black[i] else (255, 255, 255)
         # Keeping labels in the top half leaves a solid strip of the pure color.
         if right - left + 2 * _LABEL_PAD > band or bottom + _LABEL_PAD > image.height // 2:
-            line = f"{hex_code} {percents[i]}".rstrip()
+            # One space reads as part of the hex code at small sizes ("#c0a9a45.3%").
+            line = f"{hex_code}{_UPRIGHT_GAP}{percents[i]}".rstrip()
             _draw_upright_label(image, line, int(starts[i]), band, fill, size)
             continue
         x = int(starts[i]) + (band - (right - left)) // 2 - left
@@ -921,6 +922,8 @@ def _draw_labels(
 
 
 _MIN_FONT_SIZE: Final[int] = 10
+#: Between the hex code and the share of an upright label: wide enough to see.
+_UPRIGHT_GAP: Final[str] = "   "
 
 
 @functools.cache

@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,12 +38,15 @@ from quantize.histogram import (
 from quantize.imageio import (
     ANIMATION_FORMATS,
     FORMATS,
+    LOSSY_FORMATS,
     PALETTE_FORMATS,
     Frame,
     LoadedImage,
     Writer,
     bytes_writer,
     check_outputs,
+    decode_rgb,
+    encode_image,
     fit_to_format,
     image_writer,
     load_image,
@@ -51,7 +54,7 @@ from quantize.imageio import (
     write_files,
 )
 from quantize.kmeans import nearest_center
-from quantize.metrics import QualityMetrics, palette_metrics
+from quantize.metrics import QualityMetrics, palette_metrics, quality_metrics
 from quantize.palette import SUFFIXES, Palette, SortKey, export, render_swatch, to_json_colors
 from quantize.plots import render_pixel_plot, sample_pixels
 
@@ -128,6 +131,9 @@ class QuantizeResult:
     loop: int | None = None
     profile: str | None = None
     k_auto: AutoK | None = None
+    #: Distinct colors in the image file as written, when a lossy format
+    #: (JPEG) made more of them than the palette has; 0 otherwise.
+    image_colors: int = 0
 
     def image_for_format(self, fmt: str) -> Image.Image:
         """The image to save in ``fmt``: indexed where the format can hold a palette."""
@@ -243,7 +249,8 @@ def quantize_image(
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
     table = count_pixels(_sources(loaded.frames))
     if table.n_colors == 0:
-        raise InputError("every pixel is fully transparent: nothing to quantize")
+        path = image if isinstance(image, str | os.PathLike) else None
+        raise InputError("every pixel is fully transparent: nothing to quantize", path)
     warnings = list(loaded.notes)
     transparent = _transparent_count(loaded.frames)
     k_max = MAX_COLORS - 1 if transparent else MAX_COLORS
@@ -777,6 +784,9 @@ def process_file(
         palette=opts.palette,
     )
     result.seconds += load_seconds  # the summary times decode + quantize
+    encoded = None
+    if plan.write_image and plan.fmt in LOSSY_FORMATS:
+        encoded = _measure_as_written(result, loaded.frames[0], plan.fmt)
     write_outputs(
         source,
         plan,
@@ -785,8 +795,57 @@ def process_file(
         seed=opts.seed,
         palette_file=opts.palette_file,
         force=opts.force,
+        encoded=encoded,
     )
     return result
+
+
+def _measure_as_written(result: QuantizeResult, frame: Frame, fmt: str) -> bytes:
+    """Encode the image for a lossy ``fmt``; set the result's metrics to what the file holds.
+
+    The palette stays what was clustered (and ``colors_used`` counts its
+    colors); MSE, PSNR and ΔE compare the input with the decoded file, and
+    ``result.image_colors`` becomes the number of distinct colors in it.
+
+    Returns
+    -------
+    bytes
+        The encoded image, to be written as it was measured.
+    """
+    data = encode_image(result.frames_for_format(fmt), fmt)
+    written = decode_rgb(data)
+    metrics, distinct = written_metrics(frame.rgb, written)
+    result.metrics = replace(metrics, colors_used=result.metrics.colors_used)
+    result.image_colors = distinct
+    return data
+
+
+def written_metrics(
+    original: NDArray[np.uint8], written: NDArray[np.uint8]
+) -> tuple[QualityMetrics, int]:
+    """Quality of an image as written against its input, pixel by pixel.
+
+    Computed on the table of distinct (input color, written color) pairs,
+    which gives the same numbers as comparing every pixel.
+
+    Parameters
+    ----------
+    original, written : ndarray of uint8, shape (h, w, 3)
+
+    Returns
+    -------
+    metrics : QualityMetrics
+        ``colors_used`` is the number of distinct written colors.
+    distinct : int
+        The same number: colors in the written image.
+    """
+    pairs = pack_rgb(original).ravel().astype(np.uint64) << np.uint64(24)
+    pairs |= pack_rgb(written).ravel()
+    pairs, counts = np.unique(pairs, return_counts=True)
+    source = unpack_keys((pairs >> np.uint64(24)).astype(np.uint32))
+    out_keys = (pairs & np.uint64(0xFFFFFF)).astype(np.uint32)
+    distinct = int(np.unique(out_keys).size)
+    return quality_metrics(source, unpack_keys(out_keys), counts, distinct), distinct
 
 
 def write_outputs(
@@ -798,6 +857,7 @@ def write_outputs(
     seed: int = 0,
     palette_file: str | None = None,
     force: bool = False,
+    encoded: bytes | None = None,
 ) -> None:
     """Write every output of ``plan``: all of them are in place, or none is.
 
@@ -816,32 +876,47 @@ def write_outputs(
     force : bool
         Replace existing outputs; without it an output that exists when the
         files are moved into place fails the image (another run wrote it).
+    encoded : bytes, optional
+        The image already encoded for ``plan.fmt`` (a lossy format, measured
+        as written): written as it is.
     """
     files: list[tuple[Path, Writer]] = []
+    # Drawn first: its warnings belong in the report.
+    plot = None if plan.plot is None else pixel_plot_png(source.name, frame, result, seed=seed)
+    indexed = None
     if plan.write_image:
         frames = result.frames_for_format(plan.fmt)
+        indexed = frames[0].mode == "P"
         durations = result.durations[: len(frames)]
-        files.append(
-            (plan.image, image_writer(frames, plan.fmt, durations=durations, loop=result.loop))
+        writer = (
+            image_writer(frames, plan.fmt, durations=durations, loop=result.loop)
+            if encoded is None
+            else bytes_writer(encoded)
         )
+        files.append((plan.image, writer))
     if plan.report is not None:
         report = result.report(str(source), str(plan.image) if plan.write_image else None)
         report["palette_file"] = palette_file
+        report["image_indexed"] = indexed
+        report["image_colors"] = (
+            None if indexed is None else result.image_colors or report["metrics"]["colors_used"]
+        )
         files.append((plan.report, bytes_writer((json.dumps(report, indent=2) + "\n").encode())))
     for fmt, path in plan.palettes.items():
         data = export(result.palette, fmt, plan.image.stem)
         files.append((path, bytes_writer(data if isinstance(data, bytes) else data.encode())))
     if plan.swatch is not None:
         files.append((plan.swatch, image_writer([render_swatch(result.palette)], "png")))
-    if plan.plot is not None:
-        files.append(
-            (plan.plot, bytes_writer(pixel_plot_png(source.name, frame, result, seed=seed)))
-        )
+    if plan.plot is not None and plot is not None:
+        files.append((plan.plot, bytes_writer(plot)))
     write_files(files, force=force)
 
 
 def pixel_plot_png(name: str, frame: Frame, result: QuantizeResult, *, seed: int = 0) -> bytes:
     """The ``--plot`` figure of a result as PNG bytes (see `quantize.plots`).
+
+    Warnings matplotlib gives while drawing (a glyph the font lacks ...) are
+    added to ``result.warnings``, one line each, for the report and the command.
 
     Parameters
     ----------
@@ -856,7 +931,10 @@ def pixel_plot_png(name: str, frame: Frame, result: QuantizeResult, *, seed: int
     original, mapped = sample_visible_pixels(frame, result.image, PLOT_SAMPLE_SIZE, seed)
     title = f"{name} — {result.distinct_colors:,} distinct colors → k={result.palette.size}"
     buffer = io.BytesIO()
-    render_pixel_plot(original, mapped, result.palette.colors, title=title, path_or_buffer=buffer)
+    caught = render_pixel_plot(
+        original, mapped, result.palette.colors, title=title, path_or_buffer=buffer
+    )
+    result.warnings.extend(f"--plot: {line}" for line in dict.fromkeys(caught))
     return buffer.getvalue()
 
 

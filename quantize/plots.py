@@ -3,11 +3,18 @@
 matplotlib is imported lazily inside `render_pixel_plot`, so importing this
 module (and thus ``quantize --help``) stays cheap. The figure is drawn with
 `matplotlib.figure.Figure` and the Agg canvas directly, never through pyplot:
-that needs no global backend switch and is safe to call from worker threads.
+that needs no global backend switch.  One figure is reused per process
+(behind a lock, so threads may call it too).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from os import PathLike
 from typing import IO, TYPE_CHECKING, Final
 
@@ -16,8 +23,19 @@ from numpy.typing import NDArray
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.collections import PathCollection
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
 
-__all__ = ["PLOT_DPI", "PLOT_SIZE_INCHES", "PLOT_SIZE_PX", "render_pixel_plot", "sample_pixels"]
+__all__ = [
+    "PLOT_DPI",
+    "PLOT_SIZE_INCHES",
+    "PLOT_SIZE_PX",
+    "preload",
+    "render_pixel_plot",
+    "safe_title",
+    "sample_pixels",
+]
 
 #: Figure size in inches and resolution; together they fix the PNG size.
 PLOT_SIZE_INCHES: Final[tuple[float, float]] = (10.0, 9.0)
@@ -28,8 +46,10 @@ PLOT_SIZE_PX: Final[tuple[int, int]] = (1000, 900)
 # Channel pairs of the two columns: (x channel, y channel).
 _PAIRS: Final[tuple[tuple[int, int], ...]] = ((0, 1), (0, 2))
 _CHANNEL_NAMES: Final[tuple[str, str, str]] = ("Red", "Green", "Blue")
-# Marker areas in points^2: pixels small so 10,000 of them stay readable,
-# centers big enough to keep a solid interior of their exact color.
+# Marker areas in points^2: pixels small so 10,000 of them stay readable
+# (squares of about 3 px: solid in their exact color, and cheaper for Agg to
+# fill than 10,000 antialiased circles), centers big enough to keep a solid
+# interior of their exact color.
 _PIXEL_MARKER_AREA: Final[float] = 4.0
 _CENTER_MARKER_AREA: Final[float] = 160.0
 
@@ -81,7 +101,7 @@ def render_pixel_plot(
     *,
     title: str,
     path_or_buffer: str | PathLike[str] | IO[bytes],
-) -> None:
+) -> list[str]:
     """Save a 2x2 grid of RGB scatter plots as a PNG of `PLOT_SIZE_PX` pixels.
 
     The top row shows the original pixels on the Red-Green and Red-Blue
@@ -99,8 +119,16 @@ def render_pixel_plot(
         The palette, i.e. the cluster centers rounded to 8 bits.
     title : str
         Figure title, e.g. ``"china.jpg — 96,615 distinct colors → k=16"``.
+        Characters the font has no glyph for, control characters and ``$``
+        (matplotlib's math mode) are shown escaped (see `safe_title`).
     path_or_buffer : str, path-like or binary file object
         Where the PNG goes.
+
+    Returns
+    -------
+    list of str
+        Warnings matplotlib gave while drawing, one line each (they are not
+        printed: the caller reports them).
 
     Raises
     ------
@@ -110,58 +138,146 @@ def render_pixel_plot(
     Notes
     -----
     The output depends only on the inputs (and the matplotlib version): no
-    randomness, fixed size, no ``bbox_inches="tight"``, and no ``Software``
-    metadata so equal inputs give equal bytes.
+    randomness, a fixed layout and size, and no ``Software`` metadata, so
+    equal inputs give equal bytes.  One figure is built per process and
+    reused (its points, colors and title replaced), which makes every plot
+    after the first several times cheaper; the bytes are the same as from a
+    fresh figure.
     """
     original = _check_rgb8("original_rgb8", original_rgb8)
     mapped = _check_rgb8("mapped_rgb8", mapped_rgb8)
     centers = _check_rgb8("centers_rgb8", centers_rgb8)
     if len(original) != len(mapped):
         raise ValueError(f"{len(original)} original pixels but {len(mapped)} mapped pixels")
+    with _LOCK, _captured() as caught:
+        plot = _figure()
+        for col, (cx, cy) in enumerate(_PAIRS):
+            _set_points(plot.pixels[0][col], original, original, cx, cy)
+            _set_points(plot.pixels[1][col], original, mapped, cx, cy)
+            _set_points(plot.centers[col], centers, centers, cx, cy)
+        plot.title.set_text(safe_title(title, plot.glyphs))
+        plot.fig.savefig(
+            path_or_buffer,
+            format="png",
+            dpi=PLOT_DPI,
+            metadata={"Software": None},
+            pil_kwargs={"compress_level": 1},
+        )
+    return caught
 
-    # Lazy: matplotlib costs ~0.3 s to import and most runs never plot.
+
+def preload() -> list[str]:
+    """Import matplotlib and build the figure now; the warnings that gave, one line each.
+
+    Worker processes forked afterwards inherit both, so none of them pays
+    for the import (or a font cache build) again.
+    """
+    with _LOCK, _captured() as caught:
+        _figure()
+    return caught
+
+
+def safe_title(text: str, glyphs: frozenset[int]) -> str:
+    """``text`` with what the font cannot show escaped, for a matplotlib title.
+
+    Characters without a glyph in ``glyphs`` (emoji, CJK in the default
+    font) and control characters become Python escapes (``\\U0001f600``,
+    ``\\n``) instead of empty boxes and a warning; ``$`` is escaped so a
+    file name never switches on math mode.
+
+    Examples
+    --------
+    >>> safe_title("a\U0001f600$b$.jpg", frozenset(map(ord, "ab$.jpg")))
+    'a\\U0001f600\\$b\\$.jpg'
+    """
+    out = []
+    for char in text:
+        if char == "$":
+            out.append("\\$")
+        elif not char.isprintable() or ord(char) not in glyphs:
+            out.append(ascii(char)[1:-1])
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+@dataclass
+class _Plot:
+    """The reusable figure: its point collections by [row][column], centers, title, font."""
+
+    fig: Figure
+    pixels: list[list[PathCollection]]
+    centers: list[PathCollection]
+    title: Text
+    glyphs: frozenset[int]
+
+
+_LOCK = threading.Lock()
+_PLOT: _Plot | None = None
+# Fixed margins (figure fractions) instead of a layout engine: the layout
+# engine measured every tick label on each save, and a fixed layout cannot
+# depend on the title, so a reused figure draws what a fresh one would.
+_GRID: Final[dict[str, float]] = {
+    "left": 0.07,
+    "right": 0.98,
+    "bottom": 0.06,
+    "top": 0.9,
+    "wspace": 0.2,
+    "hspace": 0.28,
+}
+
+
+def _figure() -> _Plot:
+    """The process's figure, built on first use (importing matplotlib, ~0.3 s or more)."""
+    global _PLOT
+    if _PLOT is None:
+        _PLOT = _build()
+    return _PLOT
+
+
+def _build() -> _Plot:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties, findfont, get_font
 
-    # Constrained layout keeps titles and axis labels of the 2x2 grid from overlapping.
-    fig = Figure(figsize=PLOT_SIZE_INCHES, dpi=PLOT_DPI, layout="constrained")
+    fig = Figure(figsize=PLOT_SIZE_INCHES, dpi=PLOT_DPI)
     FigureCanvasAgg(fig)  # attaches itself to fig; savefig then renders with Agg
-    axes = fig.subplots(2, 2)
+    axes = fig.subplots(2, 2, gridspec_kw=_GRID)
+    pixels: list[list[PathCollection]] = [[], []]
+    centers = []
     for col, (cx, cy) in enumerate(_PAIRS):
         pair = f"{_CHANNEL_NAMES[cx]} vs {_CHANNEL_NAMES[cy]}"
-        _scatter_pixels(axes[0, col], original, original, cx, cy, f"Original: {pair}")
-        _scatter_pixels(axes[1, col], original, mapped, cx, cy, f"Mapped to palette: {pair}")
-        _scatter_centers(axes[1, col], centers, cx, cy)
-    fig.suptitle(title)
-    fig.savefig(path_or_buffer, format="png", dpi=PLOT_DPI, metadata={"Software": None})
+        pixels[0].append(_pixel_axes(axes[0, col], cx, cy, f"Original: {pair}"))
+        pixels[1].append(_pixel_axes(axes[1, col], cx, cy, f"Mapped to palette: {pair}"))
+        centers.append(_center_markers(axes[1, col]))
+    title = fig.suptitle("")
+    font = get_font(findfont(FontProperties(family=title.get_fontfamily())))
+    return _Plot(fig, pixels, centers, title, frozenset(font.get_charmap()))
 
 
-def _scatter_pixels(
-    ax: Axes,
-    positions: NDArray[np.float64],
-    colors: NDArray[np.float64],
-    cx: int,
-    cy: int,
-    subtitle: str,
-) -> None:
-    """Plot ``positions`` on channels (cx, cy), colored by ``colors``; set up the axes."""
-    ax.scatter(
-        positions[:, cx], positions[:, cy], c=colors, s=_PIXEL_MARKER_AREA, linewidths=0, marker="o"
+_NO_POINTS: Final = np.zeros((0, 2))
+
+
+def _pixel_axes(ax: Axes, cx: int, cy: int, subtitle: str) -> PathCollection:
+    """Set up one panel; its (empty) collection of pixel points."""
+    points = ax.scatter(
+        _NO_POINTS[:, 0], _NO_POINTS[:, 1], s=_PIXEL_MARKER_AREA, linewidths=0, marker="s"
     )
     ax.set_xlim(0.0, 1.0)
     ax.set_ylim(0.0, 1.0)
+    ax.set_autoscale_on(False)
     ax.set_aspect("equal")
     ax.set_xlabel(_CHANNEL_NAMES[cx])
     ax.set_ylabel(_CHANNEL_NAMES[cy])
     ax.set_title(subtitle)
+    return points
 
 
-def _scatter_centers(ax: Axes, centers: NDArray[np.float64], cx: int, cy: int) -> None:
-    """Mark the cluster centers above the pixels, in their own color with a black rim."""
-    ax.scatter(
-        centers[:, cx],
-        centers[:, cy],
-        c=centers,
+def _center_markers(ax: Axes) -> PathCollection:
+    """The (empty) collection marking the cluster centers above the pixels, black-rimmed."""
+    return ax.scatter(
+        _NO_POINTS[:, 0],
+        _NO_POINTS[:, 1],
         s=_CENTER_MARKER_AREA,
         marker="o",
         edgecolors="black",
@@ -169,3 +285,48 @@ def _scatter_centers(ax: Axes, centers: NDArray[np.float64], cx: int, cy: int) -
         zorder=3,
         clip_on=False,  # centers near 0 or 1 stay whole instead of cut by the frame
     )
+
+
+def _set_points(
+    points: PathCollection,
+    positions: NDArray[np.float64],
+    colors: NDArray[np.float64],
+    cx: int,
+    cy: int,
+) -> None:
+    """Put ``positions`` on channels (cx, cy), each in its color from ``colors``."""
+    points.set_offsets(positions[:, [cx, cy]])
+    points.set_facecolor(colors)  # type: ignore[arg-type]  # (n, 3) RGB rows
+
+
+@contextmanager
+def _captured() -> Iterator[list[str]]:
+    """Collect matplotlib's warnings and warning log records as one-line strings.
+
+    Missing glyphs, a font cache being built, an unwritable config folder:
+    the caller reports them like every other warning (and ``-q`` hides them)
+    instead of matplotlib printing file names and line numbers to stderr.
+    """
+    caught: list[str] = []
+    logger = logging.getLogger("matplotlib")
+    handler = _ListHandler(caught)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as records:
+            warnings.simplefilter("always")
+            yield caught
+        caught.extend(" ".join(str(r.message).split()) for r in records)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, sink: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(" ".join(record.getMessage().split()))

@@ -134,7 +134,7 @@ def test_format_option(photo: Path, fmt: str, mode: str, suffix: str) -> None:
 
 def test_unknown_output_suffix_is_an_error(photo: Path, tmp_path: Path) -> None:
     code, out = run(photo, "-o", tmp_path / "out.xyz")
-    assert code == 1
+    assert code == 2  # a usage problem (issue 16)
     assert "output format" in out
 
 

@@ -229,9 +229,9 @@ def test_plot_is_a_png_with_every_palette_color_and_a_titled_sample(
     seen: dict[str, Any] = {}
     real_render = pipeline.render_pixel_plot
 
-    def spy(original: NDArray[np.uint8], mapped: NDArray[np.uint8], *a: Any, **kw: Any) -> None:
+    def spy(original: NDArray[np.uint8], mapped: NDArray[np.uint8], *a: Any, **kw: Any) -> Any:
         seen.update(original=original, mapped=mapped, title=kw["title"])
-        real_render(original, mapped, *a, **kw)
+        return real_render(original, mapped, *a, **kw)
 
     monkeypatch.setattr(pipeline, "render_pixel_plot", spy)
     code, out = run(china, "-k", "8", "--plot", "--seed", "3")

@@ -270,7 +270,8 @@ def test_bad_files_raise_input_error(tmp_path: Path, make: object, message: str)
     make(path)  # type: ignore[operator]
     with pytest.raises(InputError) as info:
         load_image(path)
-    assert str(info.value).startswith(message)
+    assert info.value.reason.startswith(message)
+    assert str(info.value) == f"{path}: {info.value.reason}"
 
 
 def test_pixel_limit_is_an_error_not_a_warning(tmp_path: Path) -> None:
@@ -280,7 +281,7 @@ def test_pixel_limit_is_an_error_not_a_warning(tmp_path: Path) -> None:
         warnings.simplefilter("error")  # Pillow's warning must not escape either
         with pytest.raises(InputError) as info:
             load_image(path, max_pixels=5000)  # 6000 pixels: Pillow would only warn
-    assert str(info.value) == (
+    assert info.value.reason == (
         "image has 6000 pixels, more than the limit of 5000 (raise it with --max-pixels)"
     )
     with pytest.raises(InputError, match="image has 6000 pixels"):
