@@ -164,8 +164,11 @@ def load_image(
             raise InputError("empty file")
         try:
             with _pixel_limit(limit), Image.open(fh) as im:
+                budget = _FrameBudget(limit, max_frames)
+                # Refused before even the first frame is decoded.
+                budget.check_frames(_frames_to_decode(im, animation), im.size)
                 im.load()
-                return _from_pil(im, _FrameBudget(limit, max_frames), animation)
+                return _from_pil(im, budget, animation)
         except InputError:
             raise
         except UnidentifiedImageError as exc:
@@ -321,9 +324,7 @@ def _from_pil(
     animated = n_frames > 1 and im.format in ANIMATED_INPUTS
     if n_frames > 1 and not animated:
         notes.append(f"{im.format or 'image'} has {n_frames} frames; only the first is used")
-    decode = n_frames if animated and animation else 1
-    if budget is not None:
-        budget.check_frames(decode, im.size)
+    decode = _frames_to_decode(im, animation)
     orientation = _orientation(im, notes)
     loop = im.info.get("loop") if animated else None
     start = im.tell()
@@ -348,6 +349,12 @@ def _from_pil(
     if animated and not animation:
         loaded.animation_frames = n_frames
     return loaded
+
+
+def _frames_to_decode(im: Image.Image, animation: bool) -> int:
+    """All frames of an animation when they are wanted; one for anything else."""
+    n_frames = getattr(im, "n_frames", 1)
+    return n_frames if animation and n_frames > 1 and im.format in ANIMATED_INPUTS else 1
 
 
 def _orientation(im: Image.Image, notes: list[str]) -> int:

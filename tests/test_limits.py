@@ -97,7 +97,7 @@ def test_frame_bomb_is_refused_before_its_frames_are_decoded(bomb: Path) -> None
         """
     # Decoding every frame takes about 2 GB; refusing it, little more than
     # one 16 MP frame (Pillow decodes the first when the file is opened).
-    assert peak_rss_mib(script) < 400
+    assert peak_rss_mib(script) < 200
 
 
 def test_frame_bomb_is_one_line_for_its_image_and_the_batch_goes_on(
