@@ -190,6 +190,11 @@ def _exception_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
+# O_NONBLOCK (POSIX only) keeps the open itself from waiting for a FIFO's writer.
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_OPEN_FLAGS = os.O_RDONLY | _NONBLOCK | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
     """Open a file for binary reading, only when it is a regular file.
 
@@ -204,12 +209,13 @@ def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
     """
     try:
         _require_regular(os.stat(path).st_mode)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
         raise InputError(_os_reason(exc)) from exc
     try:
         _require_regular(os.fstat(fd).st_mode)
-        os.set_blocking(fd, True)
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
