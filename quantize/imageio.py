@@ -790,6 +790,30 @@ def _save_options(fmt: str, pixels: int = 0) -> dict[str, object]:
     return {}
 
 
+#: Longest display time a GIF frame can store: 65535 hundredths of a second.
+GIF_MAX_DURATION = 655_350
+
+
+def _gif_durations(frames: Sequence[Image.Image], durations: list[int]) -> list[int]:
+    """Durations whose sum over each run of identical frames fits in one GIF frame.
+
+    Pillow's GIF writer merges identical consecutive frames into one and adds
+    their durations; a sum over `GIF_MAX_DURATION` made it fail with an
+    OverflowError.  Each run (or single frame) is shown for at most that long.
+    """
+    capped: list[int] = []
+    shown = 0
+    previous: bytes | None = None
+    for frame, duration in zip(frames, durations, strict=True):
+        data = frame.tobytes()
+        if data != previous:
+            shown = 0
+        previous = data
+        capped.append(max(0, min(duration, GIF_MAX_DURATION - shown)))
+        shown += capped[-1]
+    return capped
+
+
 def _animation_options(
     frames: Sequence[Image.Image],
     fmt: str,
@@ -799,6 +823,8 @@ def _animation_options(
     options: dict[str, object] = {"save_all": True, "append_images": list(frames[1:])}
     if durations is not None and any(d is not None for d in durations):
         options["duration"] = [d or 0 for d in durations]
+        if fmt == "gif":
+            options["duration"] = _gif_durations(frames, [d or 0 for d in durations])
     if fmt == "gif":
         # Keep palette indices as they are, and clear each frame before the
         # next so transparent pixels do not show the previous frame through.

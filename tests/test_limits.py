@@ -22,7 +22,14 @@ from PIL import Image
 from quantize import quantize_image
 from quantize.batch import BatchOptions, run_batch
 from quantize.errors import InputError, QuantizeError
-from quantize.imageio import fit_to_format, load_image, open_regular, read_small_file
+from quantize.imageio import (
+    GIF_MAX_DURATION,
+    fit_to_format,
+    image_writer,
+    load_image,
+    open_regular,
+    read_small_file,
+)
 from quantize.limits import DEFAULT_MAX_FRAMES, MAX_N_INIT, MAX_PALETTE_FILE_BYTES
 from quantize.palette import PaletteError, parse_json_report, read_palette
 from quantize.pipeline import RunOptions
@@ -348,3 +355,25 @@ def test_every_loader_failure_is_a_quantize_error(tmp_path: Path) -> None:
     path.write_bytes(b"")
     with pytest.raises(QuantizeError, match=r"^empty file$"):
         load_image(path)
+
+
+# -- long animations -------------------------------------------------------------
+
+
+def test_identical_gif_frames_longer_than_a_gif_frame_can_show_are_written(
+    tmp_path: Path,
+) -> None:
+    # Pillow merges identical frames and adds their durations: 900 s did not
+    # fit the 16-bit field (hundredths of a second) and raised OverflowError.
+    frames = [Image.new("P", (4, 3), 1) for _ in range(3)] + [Image.new("P", (4, 3), 2)]
+    for frame in frames:
+        frame.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0])
+    write = image_writer(frames, "gif", durations=[300_000, 300_000, 300_000, 700_000], loop=0)
+    path = tmp_path / "long.gif"
+    with path.open("wb") as fh:
+        write(fh)
+    with Image.open(path) as im:
+        assert im.n_frames == 2
+        assert im.info["duration"] == GIF_MAX_DURATION
+        im.seek(1)
+        assert im.info["duration"] == GIF_MAX_DURATION
