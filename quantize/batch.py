@@ -35,7 +35,13 @@ from numpy.typing import NDArray
 
 from quantize.errors import InputError, OutputError, QuantizeError
 from quantize.histogram import ColorTable
-from quantize.imageio import SUFFIX_FORMATS, bytes_writer, load_image, write_files
+from quantize.imageio import (
+    ANIMATION_FORMATS,
+    SUFFIX_FORMATS,
+    bytes_writer,
+    load_image,
+    write_files,
+)
 from quantize.metrics import palette_metrics
 from quantize.palette import SUFFIXES, Palette, export, read_palette, to_json_colors
 from quantize.pipeline import (
@@ -553,13 +559,23 @@ class _TableResult:
     transparent: int = 0
 
 
-def read_table(job: Job) -> _TableResult:
-    """Decode one image and return its distinct visible colors (first shared-palette pass)."""
+def read_table(job: Job, opts: RunOptions) -> _TableResult:
+    """Decode one image and return its distinct visible colors (first shared-palette pass).
+
+    The image is decoded as for its output, within the same limits: every
+    frame of an animation only when its output format can hold one.
+    """
     if _stopping:
         return _TableResult(ImageResult(job.source, "interrupted"))
     _set_busy(True)
     try:
-        table, transparent = visible_table(load_image(job.source))
+        loaded = load_image(
+            job.source,
+            max_pixels=opts.max_pixels,
+            max_frames=opts.max_frames,
+            animation=job.plan.fmt in ANIMATION_FORMATS,
+        )
+        table, transparent = visible_table(loaded)
     except KeyboardInterrupt:
         return _TableResult(ImageResult(job.source, "interrupted"))
     except Exception as exc:
@@ -982,7 +998,7 @@ def _shared_palette(
         collector.report(outcome.result)
 
     tasks = [job for _, job in jobs]
-    if execute(tasks, read_table, (), workers, on_done, _died_table):
+    if execute(tasks, read_table, (options.run,), workers, on_done, _died_table):
         return True, None
     if readable == 0:
         return False, None

@@ -6,6 +6,7 @@ that ``quantize --help`` stays fast.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import traceback
@@ -15,6 +16,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from quantize._version import __version__
+from quantize.limits import (
+    DEFAULT_MAX_FRAMES,
+    DEFAULT_MAX_PIXELS,
+    MAX_COLORS,
+    MAX_N_INIT,
+    MIN_COLORS,
+)
 
 if TYPE_CHECKING:
     from quantize.batch import BatchResult, ImageResult, Progress
@@ -111,8 +119,15 @@ class ColorParam(click.ParamType):
 #: Other spellings --format accepts, as the file suffixes have them.
 FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff"}
 
-#: Pillow's default pixel limit (``PIL.Image.MAX_IMAGE_PIXELS``), without importing Pillow.
-DEFAULT_MAX_PIXELS = 89_478_485
+
+class FiniteFloatRange(click.FloatRange):
+    """A float range that also refuses nan and inf, which every comparison lets through."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 @click.command(
@@ -123,21 +138,21 @@ DEFAULT_MAX_PIXELS = 89_478_485
 @click.option(
     "-k",
     "--colors",
-    type=IntOrAuto(2, 256),
+    type=IntOrAuto(MIN_COLORS, MAX_COLORS),
     default=16,
     help="Number of colors, 2 to 256, or 'auto': the smallest k that meets --target-psnr "
     "or --target-delta-e (256 if none does).",
 )
 @click.option(
     "--target-psnr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=None,
     metavar="DB",
     help="With -k auto: lowest acceptable PSNR in dB.  [default: 32]",
 )
 @click.option(
     "--target-delta-e",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=None,
     metavar="E",
     help="With -k auto: highest acceptable mean CIEDE2000 difference (instead of a PSNR).",
@@ -162,7 +177,7 @@ DEFAULT_MAX_PIXELS = 89_478_485
 )
 @click.option(
     "--dither-strength",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloatRange(0, 1),
     default=None,
     help="0..1, for --dither-method ordered only.  [default: 1]",
 )
@@ -191,14 +206,17 @@ DEFAULT_MAX_PIXELS = 89_478_485
     help="Full k-means, or mini-batch k-means.",
 )
 @click.option(
-    "--n-init", type=IntOrAuto(1), default="auto", help="k-means restarts; the best is kept."
+    "--n-init",
+    type=IntOrAuto(1, MAX_N_INIT),
+    default="auto",
+    help=f"k-means restarts, 1 to {MAX_N_INIT}; the best is kept.",
 )
 @click.option(
     "--max-iter", type=click.IntRange(min=1), default=300, help="Iteration cap per k-means run."
 )
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(min=0),
     default=0,
     help="Random seed: the same input and options give byte-identical outputs.",
 )
@@ -206,8 +224,14 @@ DEFAULT_MAX_PIXELS = 89_478_485
     "--max-pixels",
     type=click.IntRange(min=1),
     default=DEFAULT_MAX_PIXELS,
-    help="Largest image (width x height) read; a bigger one is an error, to stop "
-    "decompression bombs.",
+    help="Most pixels read from one input: width x height, summed over the frames of an "
+    "animation; more is an error, to stop decompression bombs.",
+)
+@click.option(
+    "--max-frames",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_FRAMES,
+    help="Most frames read from one animation; more is an error.",
 )
 @click.option(
     "--background",
@@ -291,6 +315,7 @@ def quantize_command(
     max_iter: int,
     seed: int,
     max_pixels: int,
+    max_frames: int,
     background: tuple[int, int, int],
     no_report: bool,
     palette_formats: tuple[str, ...],
@@ -315,6 +340,7 @@ def quantize_command(
     """
     from quantize.batch import BatchOptions, check_output_file, check_output_folder, run_batch
     from quantize.errors import QuantizeError
+    from quantize.palette import PaletteError
     from quantize.pipeline import RunOptions
 
     try:
@@ -357,6 +383,7 @@ def quantize_command(
         plot=plot,
         image=not no_image,
         max_pixels=max_pixels,
+        max_frames=max_frames,
         background=background,
         palette=palette,
         palette_file=str(palette_file) if palette_file is not None else None,
@@ -387,7 +414,8 @@ def quantize_command(
         if debug:
             traceback.print_exc()
         click.echo(f"quantize: error: {_reason(exc)}", err=True)
-        sys.exit(EXIT_FAILED)
+        # A reused palette.json that cannot be parsed is bad input like a bad --palette file.
+        sys.exit(EXIT_USAGE if isinstance(exc, PaletteError) else EXIT_FAILED)
     reporter.close()
     reporter.finish(result)
     if result.interrupted:

@@ -10,6 +10,7 @@ import functools
 import io
 import os
 import re
+import stat
 import struct
 import threading
 import warnings
@@ -25,6 +26,7 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 
 from quantize import safeio
 from quantize.errors import InputError, OutputError
+from quantize.limits import DEFAULT_MAX_FRAMES
 
 if TYPE_CHECKING:
     from PIL import ImageCms
@@ -97,6 +99,9 @@ class LoadedImage:
         Warnings about how the file was read (converted profile, scaled samples, ...).
     profile : str or None
         Name of the embedded ICC profile the colors were converted from.
+    animation_frames : int or None
+        Frames of the animation in the file when only the first was decoded
+        (``load_image(animation=False)``); None when ``frames`` holds them all.
     """
 
     frames: list[Frame]
@@ -105,10 +110,15 @@ class LoadedImage:
     loop: int | None = None
     notes: list[str] = field(default_factory=list)
     profile: str | None = None
+    animation_frames: int | None = None
 
 
 def load_image(
-    source: str | os.PathLike[str] | Image.Image, *, max_pixels: int | None = None
+    source: str | os.PathLike[str] | Image.Image,
+    *,
+    max_pixels: int | None = None,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    animation: bool = True,
 ) -> LoadedImage:
     """Decode an image file (or take a Pillow image) into sRGB arrays.
 
@@ -121,8 +131,15 @@ def load_image(
     ----------
     source : path or PIL.Image.Image
     max_pixels : int, optional
-        Largest width x height accepted from a file; more is an error, not
-        Pillow's warning.  Defaults to ``PIL.Image.MAX_IMAGE_PIXELS``.
+        Most pixels decoded from a file: width x height summed over the
+        frames decoded, checked before each frame is decoded; more is an
+        error, not Pillow's warning.  Defaults to ``PIL.Image.MAX_IMAGE_PIXELS``.
+    max_frames : int, default `quantize.limits.DEFAULT_MAX_FRAMES`
+        Most frames decoded from an animation; more is an error.
+    animation : bool, default True
+        False decodes only the first frame of an animation (for an output
+        that cannot hold one); ``animation_frames`` then says how many the
+        file has.
 
     Returns
     -------
@@ -133,36 +150,163 @@ def load_image(
     Raises
     ------
     InputError
-        The file is missing, unreadable, empty, not an image, over the pixel
-        limit, truncated, or fails to decode.
+        The file is missing, not a regular file, unreadable, empty, not an
+        image, over the pixel or frame limit, truncated, or fails to decode.
+        Every error of the decoder becomes an InputError with a one-line reason.
     """
     if isinstance(source, Image.Image):
         return _from_pil(source)
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     if limit is not None and limit < 1:
         raise ValueError(f"max_pixels must be positive, got {max_pixels}")
-    # Errors name the file, as the command's messages do (a stream has no name).
-    where = source if isinstance(source, str | os.PathLike) else None
+    if max_frames < 1:
+        raise ValueError(f"max_frames must be positive, got {max_frames}")
     try:
-        with _pixel_limit(limit), Image.open(source) as im:
-            im.load()
-            return _from_pil(im)
+        return _load_file(source, limit, max_frames, animation)
     except InputError as exc:
-        raise InputError(exc.reason, where) from exc
-    except FileNotFoundError as exc:
-        raise InputError("no such file", where) from exc
-    except IsADirectoryError as exc:
-        raise InputError("is a directory", where) from exc
-    except PermissionError as exc:
-        raise InputError("permission denied", where) from exc
-    except UnidentifiedImageError as exc:
-        empty = Path(source).stat().st_size == 0
-        raise InputError("empty file" if empty else "not a recognized image file", where) from exc
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(_over_limit(exc, limit), where) from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        # Pillow reports truncated and corrupt data as OSError, SyntaxError or EOFError.
-        raise InputError(f"cannot decode image: {exc}", where) from exc
+        # Errors name the file, as the command's messages do.
+        raise InputError(exc.reason, source) from exc
+
+
+def _load_file(
+    source: str | os.PathLike[str], limit: int | None, max_frames: int, animation: bool
+) -> LoadedImage:
+    with open_regular(source) as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            raise InputError("empty file")
+        try:
+            with _pixel_limit(limit), Image.open(fh) as im:
+                budget = _FrameBudget(limit, max_frames)
+                # Refused before even the first frame is decoded.
+                budget.check_frames(_frames_to_decode(im, animation), im.size)
+                im.load()
+                return _from_pil(im, budget, animation)
+        except InputError:
+            raise
+        except UnidentifiedImageError as exc:
+            raise InputError("not a recognized image file") from exc
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise InputError(_over_limit(exc, limit)) from exc
+        except Exception as exc:
+            # Pillow's decoders report truncated and corrupt data with many
+            # exception types (OSError, SyntaxError, struct.error, IndexError,
+            # ...); any of them means this file cannot be read.
+            raise InputError(f"cannot decode image: {_exception_line(exc)}") from exc
+
+
+def _exception_line(exc: BaseException) -> str:
+    """An exception as one short line: its message, or its type when it has none."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, MemoryError) or not text:
+        text = "out of memory" if isinstance(exc, MemoryError) else type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+# O_NONBLOCK (POSIX only) keeps the open itself from waiting for a FIFO's writer.
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_OPEN_FLAGS = os.O_RDONLY | _NONBLOCK | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
+    """Open a file for binary reading, only when it is a regular file.
+
+    A FIFO, device, socket or directory is refused from its ``stat`` before
+    it is opened, so nothing blocks or reads without end; the file is then
+    opened non-blocking and checked again, in case it was swapped meanwhile.
+
+    Raises
+    ------
+    InputError
+        Missing, not a regular file, or unreadable; the reason is one line.
+    """
+    try:
+        _require_regular(os.stat(path).st_mode)
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise InputError(_os_reason(exc)) from exc
+    try:
+        _require_regular(os.fstat(fd).st_mode)
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_small_file(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The whole content of a regular file of at most ``limit`` bytes.
+
+    Raises
+    ------
+    InputError
+        As :func:`open_regular`, or the file is larger than ``limit``.
+    """
+    with open_regular(path) as fh:
+        try:
+            data = fh.read(limit + 1)
+        except OSError as exc:
+            raise InputError(_os_reason(exc)) from exc
+    if len(data) > limit:
+        raise InputError(f"larger than the limit of {limit} bytes")
+    return data
+
+
+def _require_regular(mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise InputError("is a directory")
+    kind = (
+        "a FIFO (named pipe)"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "not a file"
+    )
+    raise InputError(f"is {kind}, not a regular file")
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return f"cannot read: {(exc.strerror or str(exc)).lower()}"
+
+
+@dataclass(frozen=True)
+class _FrameBudget:
+    """The pixel and frame limits of one load, checked before each frame is decoded."""
+
+    pixels: int | None
+    frames: int
+
+    def check_frames(self, count: int, size: tuple[int, int]) -> None:
+        """Refuse ``count`` frames of ``size`` before decoding them."""
+        if count > self.frames:
+            raise InputError(
+                f"animation has {count} frames, more than the limit of {self.frames} "
+                "(raise it with --max-frames)"
+            )
+        total = count * size[0] * size[1]
+        if self.pixels is not None and total > self.pixels:
+            raise InputError(
+                f"animation has {count} frames of {size[0]}x{size[1]}, {total} pixels in all, "
+                f"more than the limit of {self.pixels} (raise it with --max-pixels)"
+            )
+
+    def check_total(self, total: int) -> None:
+        """Refuse a frame that would bring the pixels decoded so far to ``total``."""
+        if self.pixels is not None and total > self.pixels:
+            raise InputError(
+                f"animation frames add up to more than the limit of {self.pixels} pixels "
+                "(raise it with --max-pixels)"
+            )
 
 
 # Pillow's pixel limit is a module global; the lock keeps concurrent loads
@@ -190,12 +334,15 @@ def _over_limit(exc: Exception, limit: int | None) -> str:
     return f"image has {size}, more than the limit of {limit} (raise it with --max-pixels)"
 
 
-def _from_pil(im: Image.Image) -> LoadedImage:
+def _from_pil(
+    im: Image.Image, budget: _FrameBudget | None = None, animation: bool = True
+) -> LoadedImage:
     notes: list[str] = []
     n_frames = getattr(im, "n_frames", 1)
     animated = n_frames > 1 and im.format in ANIMATED_INPUTS
     if n_frames > 1 and not animated:
         notes.append(f"{im.format or 'image'} has {n_frames} frames; only the first is used")
+    decode = _frames_to_decode(im, animation)
     orientation = _orientation(im, notes)
     loop = im.info.get("loop") if animated else None
     start = im.tell()
@@ -204,14 +351,28 @@ def _from_pil(im: Image.Image) -> LoadedImage:
     color, alpha = _split_alpha(_upright(im, orientation), notes)
     to_srgb, profile = _srgb_converter(color.mode, im.info.get("icc_profile"), notes)
     frames = [Frame(to_srgb(color), alpha, _duration(im.info.get("duration")))]
-    for index in range(1, n_frames if animated else 1):
+    decoded = im.width * im.height
+    for index in range(1, decode):
         im.seek(index)
+        # A GIF frame may grow the canvas: count its real size before decoding it.
+        decoded += im.width * im.height
+        if budget is not None:
+            budget.check_total(decoded)
         color, alpha = _split_alpha(_upright(im, orientation), notes)
         frames.append(Frame(to_srgb(color), alpha, _duration(im.info.get("duration"))))
     if im.tell() != start:
         im.seek(start)
     height, width = frames[0].rgb.shape[:2]
-    return LoadedImage(frames, width, height, loop, list(dict.fromkeys(notes)), profile)
+    loaded = LoadedImage(frames, width, height, loop, list(dict.fromkeys(notes)), profile)
+    if animated and not animation:
+        loaded.animation_frames = n_frames
+    return loaded
+
+
+def _frames_to_decode(im: Image.Image, animation: bool) -> int:
+    """All frames of an animation when they are wanted; one for anything else."""
+    n_frames = getattr(im, "n_frames", 1)
+    return n_frames if animation and n_frames > 1 and im.format in ANIMATED_INPUTS else 1
 
 
 def _orientation(im: Image.Image, notes: list[str]) -> int:
@@ -421,8 +582,9 @@ def fit_to_format(
     notes = list(loaded.notes)
     frames = loaded.frames
     name = FORMATS[fmt][0]
-    if len(frames) > 1 and fmt not in ANIMATION_FORMATS:
-        notes.append(f"{name} cannot hold an animation: only the first of {len(frames)} frames")
+    in_file = loaded.animation_frames or len(frames)
+    if in_file > 1 and fmt not in ANIMATION_FORMATS:
+        notes.append(f"{name} cannot hold an animation: only the first of {in_file} frames")
         frames = frames[:1]
     partial_only = fmt == "gif"
     if fmt not in ALPHA_FORMATS or partial_only:
@@ -663,6 +825,30 @@ def _save_options(fmt: str, pixels: int = 0) -> dict[str, object]:
     return {}
 
 
+#: Longest display time a GIF frame can store: 65535 hundredths of a second.
+GIF_MAX_DURATION = 655_350
+
+
+def _gif_durations(frames: Sequence[Image.Image], durations: list[int]) -> list[int]:
+    """Durations whose sum over each run of identical frames fits in one GIF frame.
+
+    Pillow's GIF writer merges identical consecutive frames into one and adds
+    their durations; a sum over `GIF_MAX_DURATION` made it fail with an
+    OverflowError.  Each run (or single frame) is shown for at most that long.
+    """
+    capped: list[int] = []
+    shown = 0
+    previous: bytes | None = None
+    for frame, duration in zip(frames, durations, strict=True):
+        data = frame.tobytes()
+        if data != previous:
+            shown = 0
+        previous = data
+        capped.append(max(0, min(duration, GIF_MAX_DURATION - shown)))
+        shown += capped[-1]
+    return capped
+
+
 def _animation_options(
     frames: Sequence[Image.Image],
     fmt: str,
@@ -672,6 +858,8 @@ def _animation_options(
     options: dict[str, object] = {"save_all": True, "append_images": list(frames[1:])}
     if durations is not None and any(d is not None for d in durations):
         options["duration"] = [d or 0 for d in durations]
+        if fmt == "gif":
+            options["duration"] = _gif_durations(frames, [d or 0 for d in durations])
     if fmt == "gif":
         # Keep palette indices as they are, and clear each frame before the
         # next so transparent pixels do not show the previous frame through.

@@ -21,14 +21,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from PIL import Image
 
 from quantize.colors import srgb_to_lab
-from quantize.errors import QuantizeError
+from quantize.errors import InputError, QuantizeError
+from quantize.imageio import read_small_file
+from quantize.limits import EXCERPT_CHARS, MAX_COLORS, MAX_PALETTE_FILE_BYTES
 
 if TYPE_CHECKING:
     # Imported by the swatch code only: the font machinery costs ~8 ms of
@@ -54,9 +56,6 @@ __all__ = [
     "to_json_colors",
     "to_txt",
 ]
-
-#: Largest palette accepted anywhere (the size of an 8-bit indexed image palette).
-MAX_COLORS: Final[int] = 256
 
 #: Colors whose HSV saturation is below this count as grays when sorting by hue.
 #: uint8 colors cannot have a saturation between 0 and 1/255, so this also
@@ -504,6 +503,40 @@ def export(palette: Palette, fmt: str, name: str = "palette") -> str | bytes:
 # --------------------------------------------------------------------------- #
 
 
+def _excerpt(value: object) -> str:
+    """``repr(value)`` cut to a short excerpt, so a huge line is never echoed back whole."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        # repr of an int over Python's digit limit would itself raise.
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value[: EXCERPT_CHARS + 1] if isinstance(value, str) else value)
+    return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "..."
+
+
+_Data = TypeVar("_Data", str, bytes)
+
+
+def _guarded(parse: Callable[[_Data], Palette]) -> Callable[[_Data], Palette]:
+    """Make every failure of a parser a one-line `PaletteError`, whatever the input."""
+
+    @functools.wraps(parse)
+    def guarded(data: _Data) -> Palette:
+        try:
+            return parse(data)
+        except PaletteError:
+            raise
+        except RecursionError:
+            raise PaletteError("nested too deeply") from None
+        except (ValueError, TypeError, OverflowError, MemoryError, struct.error) as exc:
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise PaletteError(f"cannot parse: {reason}") from None
+
+    return guarded
+
+
+#: Largest count (the sum of all counts too): palettes store counts as int64.
+_MAX_COUNT: Final[int] = int(np.iinfo(np.int64).max)
+
+
 def _build_palette(
     colors: Iterable[tuple[int, int, int]], counts: Iterable[int] | None = None
 ) -> Palette:
@@ -522,6 +555,8 @@ def _build_palette(
         raise PaletteError("no colors found")
     if len(keep_colors) > MAX_COLORS:
         raise PaletteError(f"{len(keep_colors)} distinct colors; at most {MAX_COLORS} allowed")
+    if sum(keep_counts) > _MAX_COUNT:
+        raise PaletteError(f"the counts add up to more than {_MAX_COUNT}")
     return Palette.from_colors(np.array(keep_colors), np.array(keep_counts))
 
 
@@ -546,6 +581,7 @@ def _strip_comment(line: str) -> str:
     return re.split(r"//|;", line, maxsplit=1)[0].strip()
 
 
+@_guarded
 def parse_hex_lines(text: str) -> Palette:
     """Parse one hex color per line.
 
@@ -575,7 +611,8 @@ def parse_hex_lines(text: str) -> Palette:
         rgb = _parse_hex(line)
         if rgb is None:
             raise PaletteError(
-                f"line {lineno}: expected a hex color like #1a2b3c, rrggbb or #abc, got {line!r}"
+                f"line {lineno}: expected a hex color like #1a2b3c, rrggbb or #abc, "
+                f"got {_excerpt(line)}"
             )
         colors.append(rgb)
     return _build_palette(colors)
@@ -584,6 +621,7 @@ def parse_hex_lines(text: str) -> Palette:
 _GPL_HEADER_KEYS = ("name:", "columns:")
 
 
+@_guarded
 def parse_gpl(text: str) -> Palette:
     """Parse a GIMP palette (``.gpl``).
 
@@ -624,10 +662,11 @@ def _parse_gpl_rgb(line: str, lineno: int) -> tuple[int, int, int]:
     except ValueError:
         r = g = b = -1  # reported below, like any out-of-range value
     if not all(0 <= v <= 255 for v in (r, g, b)):
-        raise PaletteError(f"line {lineno}: expected three integers 0-255, got {line!r}")
+        raise PaletteError(f"line {lineno}: expected three integers 0-255, got {_excerpt(line)}")
     return r, g, b
 
 
+@_guarded
 def parse_ase(data: bytes) -> Palette:
     """Parse an Adobe Swatch Exchange (``.ase``) file.
 
@@ -705,6 +744,7 @@ def _unit_floats_to_rgb8(values: Sequence[float], index: int) -> tuple[int, int,
     return r, g, b
 
 
+@_guarded
 def parse_json_report(text: str) -> Palette:
     """Parse the colors of a quantize JSON report.
 
@@ -728,12 +768,21 @@ def parse_json_report(text: str) -> Palette:
         ``line N: invalid JSON ...`` or ``colors[i]: ...`` for a bad entry.
     """
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_int=_json_int)
     except json.JSONDecodeError as exc:
         raise PaletteError(f"line {exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise PaletteError("invalid JSON: nested too deeply") from None
     entries = _json_color_list(doc)
     parsed = [_parse_json_entry(entry, i) for i, entry in enumerate(entries)]
     return _build_palette((rgb for rgb, _ in parsed), (count for _, count in parsed))
+
+
+def _json_int(digits: str) -> int:
+    """A JSON integer; one longer than any count can be is refused before conversion."""
+    if len(digits.lstrip("-")) > len(str(_MAX_COUNT)):
+        raise PaletteError(f"invalid JSON: a number of {len(digits)} digits is too large")
+    return int(digits)
 
 
 def _json_color_list(doc: Any) -> list[Any]:
@@ -753,15 +802,17 @@ def _parse_json_entry(entry: Any, i: int) -> tuple[tuple[int, int, int], int]:
         raise PaletteError(f"{where}: expected an object with 'hex' or 'rgb'")
     from_hex = _parse_hex(entry["hex"]) if isinstance(entry.get("hex"), str) else None
     if "hex" in entry and from_hex is None:
-        raise PaletteError(f"{where}: 'hex' must look like #1a2b3c, got {entry['hex']!r}")
+        raise PaletteError(f"{where}: 'hex' must look like #1a2b3c, got {_excerpt(entry['hex'])}")
     from_rgb = _json_rgb(entry["rgb"], where) if "rgb" in entry else None
     if from_hex is None and from_rgb is None:
         raise PaletteError(f"{where}: expected 'hex' or 'rgb'")
     if from_hex is not None and from_rgb is not None and from_hex != from_rgb:
         raise PaletteError(f"{where}: 'hex' and 'rgb' disagree")
     count = entry.get("count", 0)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise PaletteError(f"{where}: 'count' must be a non-negative integer, got {count!r}")
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= _MAX_COUNT:
+        raise PaletteError(
+            f"{where}: 'count' must be an integer from 0 to 2**63-1, got {_excerpt(count)}"
+        )
     rgb = from_hex if from_hex is not None else from_rgb
     assert rgb is not None  # for mypy: one of the two was checked above
     return rgb, count
@@ -775,7 +826,7 @@ def _json_rgb(value: Any, where: str) -> tuple[int, int, int]:
         and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value)
     )
     if not ok:
-        raise PaletteError(f"{where}: 'rgb' must be three integers 0-255, got {value!r}")
+        raise PaletteError(f"{where}: 'rgb' must be three integers 0-255, got {_excerpt(value)}")
     return value[0], value[1], value[2]
 
 
@@ -797,13 +848,16 @@ def read_palette(path: str | PathLike[str]) -> Palette:
     Raises
     ------
     PaletteError
-        If the file cannot be read or parsed; the message starts with the path.
+        If the file cannot be read or parsed; the message starts with the
+        path.  Only a regular file of at most
+        `quantize.limits.MAX_PALETTE_FILE_BYTES` (1 MiB) is read: a FIFO,
+        device or directory is refused before it is opened.
     """
     p = Path(path)
     try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise PaletteError(f"{p}: cannot read palette file: {exc.strerror or exc}") from None
+        data = read_small_file(p, MAX_PALETTE_FILE_BYTES)
+    except InputError as exc:
+        raise PaletteError(f"{p}: cannot read palette file: {exc}") from None
     try:
         return _dispatch(data, p.suffix.lower())
     except PaletteError as exc:

@@ -54,13 +54,12 @@ from quantize.imageio import (
     write_files,
 )
 from quantize.kmeans import nearest_center
+from quantize.limits import DEFAULT_MAX_FRAMES, MAX_COLORS, MAX_N_INIT, MIN_COLORS
 from quantize.metrics import QualityMetrics, palette_metrics, quality_metrics
 from quantize.palette import SUFFIXES, Palette, SortKey, export, render_swatch, to_json_colors
 from quantize.plots import render_pixel_plot, sample_pixels
 
 Algorithm = Literal["kmeans", "minibatch"]
-MIN_COLORS = 2
-MAX_COLORS = 256
 SORT_KEYS = ("count", "hue", "lightness")
 #: Pixels drawn in the ``--plot`` scatter plot.
 PLOT_SAMPLE_SIZE = 10_000
@@ -206,7 +205,8 @@ def quantize_image(
         meets ``target``, or 256 when none does (see :mod:`quantize.autok`).
     algorithm : {"kmeans", "minibatch"}, default "kmeans"
     n_init : int or "auto", default "auto"
-        Number of k-means restarts; the best by inertia is kept.
+        Number of k-means restarts, 1 to `quantize.limits.MAX_N_INIT`; the
+        best by inertia is kept.
     max_iter : int, default 300
     seed : int, default 0
         The same seed and input always give the same result.
@@ -394,8 +394,10 @@ def _validate(
         raise ValueError(f"colors must be between {MIN_COLORS} and {MAX_COLORS}, got {colors}")
     if algorithm not in ("kmeans", "minibatch"):
         raise ValueError(f"algorithm must be 'kmeans' or 'minibatch', got {algorithm!r}")
-    if n_init != "auto" and (not isinstance(n_init, int) or n_init < 1):
-        raise ValueError(f"n_init must be a positive integer or 'auto', got {n_init!r}")
+    if n_init != "auto" and (not isinstance(n_init, int) or not 1 <= n_init <= MAX_N_INIT):
+        raise ValueError(
+            f"n_init must be an integer from 1 to {MAX_N_INIT} or 'auto', got {n_init!r}"
+        )
     if max_iter < 1:
         raise ValueError(f"max_iter must be positive, got {max_iter}")
     if space not in cs.SPACES:
@@ -677,6 +679,7 @@ class RunOptions:
     #: False for palette-only runs (``--no-image``).
     image: bool = True
     max_pixels: int | None = None
+    max_frames: int = DEFAULT_MAX_FRAMES
     background: tuple[int, int, int] = (255, 255, 255)
     #: Recolor with this palette instead of clustering (``--palette``, ``--shared-palette``).
     palette: Palette | None = None
@@ -765,8 +768,14 @@ def process_file(
     """
     check_outputs(plan.paths, [source, *inputs], force=opts.force)
     start = time.perf_counter()
+    # An output that cannot animate needs only the first frame decoded.
+    animation = plan.fmt in ANIMATION_FORMATS
     loaded = fit_to_format(
-        load_image(source, max_pixels=opts.max_pixels), plan.fmt, opts.background
+        load_image(
+            source, max_pixels=opts.max_pixels, max_frames=opts.max_frames, animation=animation
+        ),
+        plan.fmt,
+        opts.background,
     )
     load_seconds = time.perf_counter() - start
     result = quantize_image(
