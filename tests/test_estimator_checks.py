@@ -37,9 +37,7 @@ def _expected_failures(estimator: Any) -> dict[str, str]:
     return dict(_NOT_APPLICABLE)
 
 
-@parametrize_with_checks(
-    [KMeans(), MiniBatchKMeans()], expected_failed_checks=_expected_failures
-)
+@parametrize_with_checks([KMeans(), MiniBatchKMeans()], expected_failed_checks=_expected_failures)
 def test_sklearn_conformance(estimator: Any, check: Any) -> None:
     check(estimator)
 
