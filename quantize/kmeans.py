@@ -994,6 +994,7 @@ _TABLE_MAX_DISTINCT = 0.5
 # 8-bit levels: pixels given as integers 0..255 or as floats i / 255.
 _GRID_SCALES = (255.0, 1.0)
 _GRID_PROBE_ROWS = 256
+_GRID_CHUNK = 1 << 15
 # Rows of the 2**24-entry lookup that maps packed keys back to table rows.
 _N_KEYS = 1 << 24
 
@@ -1040,23 +1041,38 @@ def _row_table(X: FloatArray, *, min_rows: int = _TABLE_MIN_ROWS) -> _RowTable |
 def _grid_levels(X: FloatArray) -> NDArray[np.uint8] | None:
     """X's values as 8-bit levels when every value is exactly ``level / s``
     for one of the scales ``s`` (255: pixels / 255; 1: pixels as numbers)."""
+    flat = X.reshape(-1)
     for scale in _GRID_SCALES:
-        if _on_grid(X[:_GRID_PROBE_ROWS], scale) is not None:
-            levels = _on_grid(X, scale)
+        if _on_grid(flat[: _GRID_PROBE_ROWS * X.shape[1]], scale) is not None:
+            levels = _on_grid(flat, scale)
             if levels is not None:
-                return levels.astype(np.uint8)
+                return levels.reshape(X.shape)
     return None
 
 
-def _on_grid(X: FloatArray, scale: float) -> FloatArray | None:
-    """``X * scale`` when it holds integers 0..255 that divide back to X exactly."""
-    s = X.dtype.type(scale)
-    q = np.rint(X * s)
-    if float(q.min()) < 0 or float(q.max()) > 255:
-        return None
-    # Exactly the same value back: equal levels <=> equal rows.
-    back = q if scale == 1 else np.divide(q, s, dtype=X.dtype)
-    return q if np.array_equal(back, X) else None
+def _on_grid(flat: FloatArray, scale: float) -> NDArray[np.uint8] | None:
+    """The levels ``rint(flat * scale)`` when they divide back to ``flat``
+    exactly (so equal levels <=> equal values), else None.  In chunks that
+    stay in cache: five passes over the data otherwise cost more than the
+    sort that counts the distinct rows."""
+    s = flat.dtype.type(scale)
+    levels = np.empty(flat.shape, dtype=np.uint8)
+    size = min(flat.size, _GRID_CHUNK)
+    q = np.empty(size, dtype=flat.dtype)
+    back = np.empty(size, dtype=flat.dtype)
+    for start in range(0, flat.size, _GRID_CHUNK):
+        part = flat[start : start + _GRID_CHUNK]
+        n = part.size
+        np.multiply(part, s, out=q[:n])
+        np.rint(q[:n], out=q[:n])
+        # Values off 0..255 cast to some level that cannot divide back to them.
+        with np.errstate(invalid="ignore"):
+            lv = levels[start : start + n]
+            np.copyto(lv, q[:n], casting="unsafe")
+        np.divide(lv, s, out=back[:n], dtype=flat.dtype)
+        if not np.array_equal(back[:n], part):
+            return None
+    return levels
 
 
 def _pack_levels(levels: NDArray[np.uint8], columns: list[int]) -> NDArray[np.uint32]:
@@ -1080,7 +1096,8 @@ def _grid_table(X: FloatArray, levels: NDArray[np.uint8]) -> _RowTable:
     histogram, as for an image's colors)."""
     from quantize.histogram import color_table
 
-    varying = _varying(levels)
+    # A constant column adds nothing to a key: drop it from RGBA-like data.
+    varying = list(range(levels.shape[1])) if levels.shape[1] <= 3 else _varying(levels)
     if len(varying) <= 3:
         keys = _pack_levels(levels, varying)
         table = color_table(keys)
