@@ -991,6 +991,9 @@ _TABLE_MAX_FEATURES = 4
 _TABLE_MIN_ROWS = 1 << 13
 # Off the 8-bit grid, the table must leave at most this fraction of the rows.
 _TABLE_MAX_DISTINCT = 0.5
+# ... and a probe of its first 8192 rows must repeat some (a sample holds
+# fewer repeats than the whole, so this rejects only hopeless data).
+_PROBE_MAX_DISTINCT = 0.95
 # 8-bit levels: pixels given as integers 0..255 or as floats i / 255.
 _GRID_SCALES = (255.0, 1.0)
 _GRID_PROBE_ROWS = 256
@@ -1022,20 +1025,29 @@ class _RowTable:
         )
 
 
-def _row_table(X: FloatArray, *, min_rows: int = _TABLE_MIN_ROWS) -> _RowTable | None:
+def _row_table(X: FloatArray, *, grid_only: bool = False) -> _RowTable | None:
     """The table of distinct rows when it is the faster way to cluster X:
-    at most 4 features, ``min_rows`` rows or more, and either values on an
-    8-bit grid (pixels) or at most half as many distinct rows as rows."""
+    at most 4 features, 8192 rows or more, and either values on an 8-bit
+    grid (pixels) or, unless ``grid_only``, at most half as many distinct
+    rows as rows."""
     n, d = X.shape
-    if d > _TABLE_MAX_FEATURES or n < min_rows:
+    if d > _TABLE_MAX_FEATURES or n < _TABLE_MIN_ROWS:
         return None
     levels = _grid_levels(X)
     if levels is not None:
         return _grid_table(X, levels)
+    if grid_only or _all_distinct(X[:_TABLE_MIN_ROWS]):
+        return None
     rows, inverse, counts = np.unique(X, axis=0, return_inverse=True, return_counts=True)
     if rows.shape[0] > _TABLE_MAX_DISTINCT * n:
         return None
     return _RowTable(rows, counts.astype(np.float64), inverse.reshape(-1), _range_keys(rows))
+
+
+def _all_distinct(X: FloatArray) -> bool:
+    """Whether the rows of a probe are (nearly) all distinct: then sorting
+    every row to count the repeats would be wasted."""
+    return bool(np.unique(X, axis=0).shape[0] > _PROBE_MAX_DISTINCT * X.shape[0])
 
 
 def _grid_levels(X: FloatArray) -> NDArray[np.uint8] | None:
@@ -1333,8 +1345,8 @@ class _BaseKMeans(_Params):
     def predict(self, X: ArrayLike) -> NDArray[np.intp]:
         """Index of the nearest center for each sample.
 
-        Pixel-like data (see :class:`KMeans`) is mapped through its table
-        of distinct rows, as the image path maps colors.
+        Pixels (8-bit values, see :class:`KMeans`) are mapped through
+        their table of distinct rows, as the image path maps colors.
 
         Parameters
         ----------
@@ -1345,7 +1357,7 @@ class _BaseKMeans(_Params):
         labels : ndarray of intp, shape (n_samples,)
         """
         data, centers = self._validate_predict_data(X)
-        table = _row_table(data)
+        table = _row_table(data, grid_only=True)
         if table is None:
             return _assign(data, centers)[0]
         return _assign(table.rows, centers)[0][table.inverse]
@@ -1363,7 +1375,7 @@ class _BaseKMeans(_Params):
             In X's precision.
         """
         data, centers = self._validate_predict_data(X)
-        table = _row_table(data)
+        table = _row_table(data, grid_only=True)
         if table is None:
             return _distances(data, centers)
         return _distances(table.rows, centers)[table.inverse]
@@ -1506,7 +1518,7 @@ default "k-means++"
     "k-means++" and ``tol`` is 1e-4.  The results mean the same:
     ``labels_`` covers every row, ``inertia_`` is the weighted SSE of every
     row.  Other data takes Lloyd's iterations on the rows themselves.
-    :meth:`predict` and :meth:`transform` map such data through its
+    :meth:`predict` and :meth:`transform` map 8-bit data through its
     distinct rows too.
 
     Unlike scikit-learn, ``sample_weight`` must be strictly positive (drop
