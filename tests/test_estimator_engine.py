@@ -137,3 +137,13 @@ def test_minibatch_on_pixels() -> None:
     assert model.inertia_ == pytest.approx(sse(X, model.cluster_centers_, model.labels_), rel=1e-9)
     theirs = KMeans(8, random_state=0).fit(X).inertia_
     assert model.inertia_ <= 1.05 * theirs
+
+
+def test_weighted_sums_of_many_features_match_bincount() -> None:
+    rng = np.random.default_rng(0)
+    X, w = rng.random((500, 20)), rng.random(500) + 0.5
+    labels = rng.integers(0, 7, 500)
+    sums, totals = km._weighted_sums(km._transpose_weighted(X, w), w, labels, 7)
+    expected = np.stack([np.bincount(labels, weights=w * X[:, j], minlength=7) for j in range(20)])
+    np.testing.assert_allclose(sums, expected.T, rtol=1e-12)
+    np.testing.assert_allclose(totals, np.bincount(labels, weights=w, minlength=7), rtol=1e-12)
