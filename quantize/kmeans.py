@@ -74,6 +74,9 @@ _BOUNDS_MIN_WORK = 1 << 18
 # feature (pixels: 3); above, a product with the cluster indicator matrix
 # (digits: 64 bincounts cost several times the product).
 _BINCOUNT_MAX_FEATURES = 8
+# Restarts run in lockstep only while their distances fit in this many
+# floats (quantize.restarts holds them for all runs at once).
+_LOCKSTEP_MAX_WORK = 1 << 23
 _BOUNDS_MIN_ROWS = 8192
 
 
@@ -1623,7 +1626,7 @@ default "k-means++"
             found = min(k, table.rows.shape[0])
         else:
             weights = np.ones(data.shape[0]) if w is None else w
-            result = _best_of(data, weights, k, init, n_init, max_iter, tol, rng)
+            result = _general_runs(data, weights, k, init, n_init, max_iter, tol, rng)
             found = result.centers.shape[0]
         if found < k:
             _warn_few_distinct(found, k)
@@ -1632,6 +1635,35 @@ default "k-means++"
         self.inertia_ = result.inertia
         self.n_iter_ = result.n_iter
         return self
+
+
+def _general_runs(
+    X: FloatArray,
+    w: NDArray[np.float64],
+    k: int,
+    init: str | NDArray[np.float64],
+    n_init: int,
+    max_iter: int,
+    tol: float,
+    rng: np.random.Generator,
+) -> _LloydResult:
+    """Best of ``n_init`` runs on the rows: several k-means++ runs on small
+    data advance in lockstep (:mod:`quantize.restarts`, the same runs as one
+    after the other, for less numpy overhead), as the image path's seeding."""
+    from quantize import cluster, restarts
+
+    lockstep = (
+        cluster._seeds_in_lockstep(X.shape[0], k, n_init)
+        and X.shape[0] * k * n_init <= _LOCKSTEP_MAX_WORK
+        and isinstance(init, str)
+        and init == "k-means++"
+        and X.dtype == np.float64
+    )
+    if lockstep:
+        trials = 2 + int(math.log(k))
+        x64 = np.asarray(X, dtype=np.float64)
+        return restarts.best_of_batched(x64, w, k, n_init, max_iter, tol, rng, trials)
+    return _best_of(X, w, k, init, n_init, max_iter, tol, rng)
 
 
 def _image_path_settings(init: str | NDArray[np.float64], tol: float) -> bool:

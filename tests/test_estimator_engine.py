@@ -147,3 +147,13 @@ def test_weighted_sums_of_many_features_match_bincount() -> None:
     expected = np.stack([np.bincount(labels, weights=w * X[:, j], minlength=7) for j in range(20)])
     np.testing.assert_allclose(sums, expected.T, rtol=1e-12)
     np.testing.assert_allclose(totals, np.bincount(labels, weights=w, minlength=7), rtol=1e-12)
+
+
+def test_small_data_restarts_in_lockstep_give_the_sequential_result() -> None:
+    X = np.random.default_rng(0).random((600, 12))
+    w = np.ones(600)
+    ours = KMeans(6, n_init=5, random_state=3).fit(X)
+    rng = np.random.default_rng(3)
+    sequential = km._best_of(X, w, 6, "k-means++", 5, 300, 1e-4, rng)
+    np.testing.assert_allclose(ours.cluster_centers_, sequential.centers, rtol=1e-9)
+    assert ours.inertia_ == pytest.approx(sequential.inertia, rel=1e-9)

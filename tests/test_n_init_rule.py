@@ -33,13 +33,13 @@ def test_rule() -> None:
 @pytest.mark.parametrize("k", [3, 10, 40])
 def test_kmeans_general_path_uses_the_rule(k: int, monkeypatch: pytest.MonkeyPatch) -> None:
     runs: list[int] = []
-    original = km._best_of
+    original = km._general_runs
 
     def spy(X: Any, w: Any, n_clusters: int, init: Any, n_init: int, *args: Any) -> Any:
         runs.append(n_init)
         return original(X, w, n_clusters, init, n_init, *args)
 
-    monkeypatch.setattr(km, "_best_of", spy)
+    monkeypatch.setattr(km, "_general_runs", spy)
     km.KMeans(k, random_state=0).fit(np.random.default_rng(0).random((300, 5)))
     assert runs == [resolve_n_init("auto", k)]
 
