@@ -25,6 +25,13 @@ Design notes
   result is the same as with full passes.
 * Empty clusters are reseeded with the rows farthest from their centers
   (ties by row index), never with a copy of a center.
+* The estimators follow scikit-learn's protocol by duck typing
+  (``get_params``/``set_params``, repr, tags, ``fit(X, y, sample_weight)``)
+  without importing it, and pass its conformance checks.  Pixel-like data
+  (at most 4 features, 8-bit values or many repeated rows) is clustered as
+  the weighted table of its distinct rows on the image path's engine
+  (:func:`quantize.cluster.cluster_table`); ``n_init="auto"`` is one rule
+  for both (:func:`quantize.cluster.resolve_n_init`).
 * Every random decision draws from one :class:`numpy.random.Generator`
   derived once from ``random_state``.  Nothing depends on the number of
   threads: row blocks have a fixed size and ties break towards the lowest
@@ -1552,8 +1559,11 @@ default "k-means++"
     inertia_ : float
         Weighted sum of squared distances of the samples to their centers.
     n_iter_ : int
-        Center updates done by the best run.
+        Center updates done by the best run (on the distinct-row path:
+        its seeding and refinement together, as in the image report).
     n_features_in_ : int
+    feature_names_in_ : ndarray of str objects, shape (n_features,)
+        Only when X had string column names (a DataFrame).
 
     See Also
     --------
