@@ -201,6 +201,12 @@ def main() -> int:
     seeds = range(1 if args.quick else args.seeds)
     repeats = 1 if args.quick else args.repeats
 
+    # Warm up both libraries (lazy imports, first BLAS and OpenMP calls).
+    warm = np.random.default_rng(0).random((20000, 3))
+    for model in (KMeans(4), MiniBatchKMeans(4), skc.KMeans(4), skc.MiniBatchKMeans(4)):
+        model.fit(warm)
+        model.fit((warm * 255).round() / 255)
+
     china = pixel_cases("china.jpg", (16, 64))
     flower = pixel_cases("flower.jpg", (16, 64))
     general = general_cases()
