@@ -1057,9 +1057,9 @@ def _row_table(X: FloatArray, *, grid_only: bool = False) -> _RowTable | None:
     n, d = X.shape
     if d > _TABLE_MAX_FEATURES or n < _TABLE_MIN_ROWS:
         return None
-    levels = _grid_levels(X)
-    if levels is not None:
-        return _grid_table(X, levels)
+    grid = _grid_levels(X)
+    if grid is not None:
+        return _grid_table(X, *grid)
     if grid_only or _all_distinct(X[:_TABLE_MIN_ROWS]):
         return None
     rows, inverse, counts = np.unique(X, axis=0, return_inverse=True, return_counts=True)
@@ -1074,15 +1074,15 @@ def _all_distinct(X: FloatArray) -> bool:
     return bool(np.unique(X, axis=0).shape[0] > _PROBE_MAX_DISTINCT * X.shape[0])
 
 
-def _grid_levels(X: FloatArray) -> NDArray[np.uint8] | None:
-    """X's values as 8-bit levels when every value is exactly ``level / s``
-    for one of the scales ``s`` (255: pixels / 255; 1: pixels as numbers)."""
+def _grid_levels(X: FloatArray) -> tuple[NDArray[np.uint8], float] | None:
+    """X's values as 8-bit levels, and the scale ``s``, when every value is
+    exactly ``level / s`` (255: pixels / 255; 1: pixels as numbers)."""
     flat = X.reshape(-1)
     for scale in _GRID_SCALES:
         if _on_grid(flat[: _GRID_PROBE_ROWS * X.shape[1]], scale) is not None:
             levels = _on_grid(flat, scale)
             if levels is not None:
-                return levels.reshape(X.shape)
+                return levels.reshape(X.shape), scale
     return None
 
 
@@ -1127,7 +1127,7 @@ def _varying(levels: NDArray[np.uint8]) -> list[int]:
     return [j for j in range(levels.shape[1]) if lo[j] != hi[j]]
 
 
-def _grid_table(X: FloatArray, levels: NDArray[np.uint8]) -> _RowTable:
+def _grid_table(X: FloatArray, levels: NDArray[np.uint8], scale: float) -> _RowTable:
     """Distinct rows of 8-bit data by their packed levels (a radix sort or a
     histogram, as for an image's colors)."""
     from quantize.histogram import color_table
@@ -1143,14 +1143,30 @@ def _grid_table(X: FloatArray, levels: NDArray[np.uint8]) -> _RowTable:
             lookup = np.empty(_N_KEYS, dtype=np.int32)
             lookup[table.keys] = np.arange(table.n_colors, dtype=np.int32)
             inverse = lookup[keys].astype(np.intp)
-        first = np.empty(table.n_colors, dtype=np.intp)
-        first[inverse] = np.arange(inverse.size)
-        return _RowTable(X[first], table.counts.astype(np.float64), inverse, table.keys)
+        rows = _rows_of_keys(X, table.keys, varying, scale)
+        return _RowTable(rows, table.counts.astype(np.float64), inverse, table.keys)
     packed = np.ascontiguousarray(levels).view(np.uint32).reshape(-1)
     _, first, inverse, counts = np.unique(
         packed, return_index=True, return_inverse=True, return_counts=True
     )
     return _RowTable(X[first], counts.astype(np.float64), inverse.reshape(-1), None)
+
+
+def _rows_of_keys(
+    X: FloatArray, keys: NDArray[np.uint32], varying: list[int], scale: float
+) -> FloatArray:
+    """The rows of X that packed to ``keys``, rebuilt from them: ``level /
+    scale`` is exactly X's value (checked by :func:`_on_grid`), and the
+    table is a few times shorter than X."""
+    rows = np.empty((keys.shape[0], X.shape[1]), dtype=X.dtype)
+    s = X.dtype.type(scale)
+    for j in range(X.shape[1]):
+        if j in varying:
+            shift = np.uint32(16 - 8 * varying.index(j))
+            np.divide((keys >> shift) & np.uint32(0xFF), s, out=rows[:, j], dtype=X.dtype)
+        else:
+            rows[:, j] = X[0, j]
+    return rows
 
 
 def _range_keys(rows: FloatArray) -> NDArray[np.uint32] | None:

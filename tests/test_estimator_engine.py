@@ -157,3 +157,22 @@ def test_small_data_restarts_in_lockstep_give_the_sequential_result() -> None:
     sequential = km._best_of(X, w, 6, "k-means++", 5, 300, 1e-4, rng)
     np.testing.assert_allclose(ours.cluster_centers_, sequential.centers, rtol=1e-9)
     assert ours.inertia_ == pytest.approx(sequential.inertia, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: p / 255.0,
+        lambda p: (p / 255.0).astype(np.float32),
+        lambda p: p * 1.0,
+        lambda p: np.concatenate([p, np.full((len(p), 1), 255)], axis=1) / 255.0,
+        lambda p: p[:, :2] / 255.0,
+    ],
+)
+def test_table_rebuilds_every_row_exactly(make: Any) -> None:
+    X = make(photo_like(seed=5))
+    table = km._row_table(X)
+    assert table is not None
+    np.testing.assert_array_equal(table.rows[table.inverse], X)
+    assert table.rows.dtype == X.dtype
+    assert len(np.unique(table.rows, axis=0)) == len(table.rows)
