@@ -801,7 +801,7 @@ def learn_shared_palette(
         "algorithm": opts.algorithm,
         "space": opts.space,
         "seed": opts.seed,
-        "n_init": opts.n_init,
+        "n_init": fit.n_init,
         "max_iter": opts.max_iter,
         "n_iter": fit.n_iter,
         "metrics": palette_metrics(

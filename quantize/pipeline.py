@@ -23,7 +23,7 @@ from PIL import Image
 
 from quantize import colors as cs
 from quantize.autok import DEFAULT_PSNR, AutoK, Target, smallest_k
-from quantize.cluster import cluster_centers
+from quantize.cluster import cluster_centers, resolve_n_init
 from quantize.dither import DITHER_METHODS, Dither, dither_indices
 from quantize.errors import InputError
 from quantize.histogram import (
@@ -77,11 +77,15 @@ class PaletteFit:
         Palette index of each table row.
     n_iter : int
         Iterations the clustering ran (0 when the palette was given).
+    n_init : int
+        Seeding runs the clustering made (0 when the palette was given or
+        the table had no more colors than asked for).
     """
 
     palette: Palette
     labels: NDArray[np.intp]
     n_iter: int
+    n_init: int = 0
 
 
 @dataclass
@@ -312,7 +316,7 @@ def quantize_image(
         "dither": dither,
         "dither_strength": None if dither == "none" else dither_strength,
         "seed": seed,
-        "n_init": n_init,
+        "n_init": best.fit.n_init,
         "max_iter": max_iter,
         "sort": sort,
     }
@@ -459,7 +463,10 @@ def fit_palette(
     rounded = _unique_rows(cs.space_to_rgb8(centers, space))
     palette = Palette(rounded, np.zeros(len(rounded), np.int64))
     palette_fit = apply_palette(table, palette, space, points=points)
-    return PaletteFit(palette_fit.palette, palette_fit.labels, n_iter)
+    # cluster_centers returns every color as its own center, with no run,
+    # when there are no more colors than asked for.
+    runs = resolve_n_init(n_init, n_colors, algorithm) if table.n_colors > n_colors else 0
+    return PaletteFit(palette_fit.palette, palette_fit.labels, n_iter, runs)
 
 
 def apply_palette(

@@ -78,7 +78,7 @@ def test_inertia_close_to_sklearn_on_photo_colors(
     china_table: tuple[NDArray[np.float64], NDArray[np.float64]],
 ) -> None:
     colors, counts = china_table
-    ours = KMeans(16, random_state=0).fit(colors, counts).inertia_
+    ours = KMeans(16, random_state=0).fit(colors, sample_weight=counts).inertia_
     theirs = skc.KMeans(16, n_init=1, random_state=0).fit(colors, sample_weight=counts).inertia_
     assert ours <= 1.01 * theirs
 
@@ -95,7 +95,7 @@ def test_minibatch_close_to_sklearn_on_photo_colors(
     china_table: tuple[NDArray[np.float64], NDArray[np.float64]],
 ) -> None:
     colors, counts = china_table
-    ours = MiniBatchKMeans(16, random_state=0).fit(colors, counts).inertia_
+    ours = MiniBatchKMeans(16, random_state=0).fit(colors, sample_weight=counts).inertia_
     theirs = skc.MiniBatchKMeans(16, random_state=0).fit(colors, sample_weight=counts).inertia_
     assert ours <= 1.05 * theirs
 
@@ -118,7 +118,7 @@ def repeated_pair() -> tuple[
 def test_weighted_equals_repeated_with_given_init() -> None:
     table, weights, repeated, _ = repeated_pair()
     start = table[[0, 1, 2]]
-    a = KMeans(3, init=start).fit(table, weights)
+    a = KMeans(3, init=start).fit(table, sample_weight=weights)
     b = KMeans(3, init=start).fit(repeated)
     np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=1e-12, atol=1e-12)
     assert a.inertia_ == pytest.approx(b.inertia_, rel=1e-10)
@@ -128,7 +128,7 @@ def test_weighted_equals_repeated_with_given_init() -> None:
 
 def test_weighted_equals_repeated_with_kmeans_plusplus() -> None:
     table, weights, repeated, _ = repeated_pair()
-    a = KMeans(3, random_state=0).fit(table, weights)
+    a = KMeans(3, random_state=0).fit(table, sample_weight=weights)
     b = KMeans(3, random_state=0).fit(repeated)
     assert a.inertia_ == pytest.approx(b.inertia_, rel=1e-9)
     order_a, order_b = np.lexsort(a.cluster_centers_.T), np.lexsort(b.cluster_centers_.T)
@@ -137,7 +137,7 @@ def test_weighted_equals_repeated_with_kmeans_plusplus() -> None:
 
 def test_minibatch_weighted_matches_repeated_in_quality() -> None:
     table, weights, repeated, _ = repeated_pair()
-    a = MiniBatchKMeans(3, batch_size=64, random_state=0).fit(table, weights)
+    a = MiniBatchKMeans(3, batch_size=64, random_state=0).fit(table, sample_weight=weights)
     b = MiniBatchKMeans(3, batch_size=64, random_state=0).fit(repeated)
     # Both score the same objective: the weighted SSE equals the repeated SSE.
     assert a.inertia_ == pytest.approx(b.inertia_, rel=0.05)
@@ -150,12 +150,12 @@ def test_non_positive_weights_rejected(bad: float, estimator: type) -> None:
     weights = np.ones(5)
     weights[2] = bad
     with pytest.raises(ValueError, match="sample_weight"):
-        estimator(2).fit(X, weights)
+        estimator(2).fit(X, sample_weight=weights)
 
 
 def test_weight_shape_checked() -> None:
     with pytest.raises(ValueError, match="shape"):
-        KMeans(2).fit(np.zeros((5, 2)), np.ones(4))
+        KMeans(2).fit(np.zeros((5, 2)), sample_weight=np.ones(4))
 
 
 # --------------------------------------------------------------------------
@@ -204,7 +204,7 @@ def test_kmeans_plusplus_matches_sklearn_quality() -> None:
     sample_weight = np.random.default_rng(1).random(1000) + 0.5
     centers, indices = kmeans_plusplus(X, 10, sample_weight=sample_weight, random_state=0)
     assert centers.shape == (10, 2) and indices.shape == (10,)
-    ours = KMeans(10, init=centers).fit(X, sample_weight).inertia_
+    ours = KMeans(10, init=centers).fit(X, sample_weight=sample_weight).inertia_
     theirs = skc.KMeans(10, n_init=1, random_state=0).fit(X, sample_weight=sample_weight)
     assert ours <= 1.05 * theirs.inertia_
 
@@ -212,7 +212,7 @@ def test_kmeans_plusplus_matches_sklearn_quality() -> None:
 def test_single_cluster_is_weighted_mean() -> None:
     rng = np.random.default_rng(0)
     X, w = rng.normal(size=(100, 3)), rng.random(100) + 0.1
-    km = KMeans(1, random_state=0).fit(X, w)
+    km = KMeans(1, random_state=0).fit(X, sample_weight=w)
     np.testing.assert_allclose(km.cluster_centers_[0], np.average(X, axis=0, weights=w))
     assert (km.labels_ == 0).all()
     expected = float(w @ ((X - km.cluster_centers_[0]) ** 2).sum(axis=1))
@@ -355,7 +355,7 @@ def test_predict_transform_fit_predict() -> None:
 def test_inertia_is_weighted_sse_of_labels() -> None:
     rng = np.random.default_rng(0)
     X, w = rng.random((1000, 3)), rng.random(1000) + 0.5
-    km = KMeans(6, random_state=0).fit(X, w)
+    km = KMeans(6, random_state=0).fit(X, sample_weight=w)
     sse = float(w @ ((X - km.cluster_centers_[km.labels_]) ** 2).sum(axis=1))
     assert km.inertia_ == pytest.approx(sse, rel=1e-9)
     np.testing.assert_array_equal(km.labels_, nearest_center(X, km.cluster_centers_))
@@ -370,7 +370,7 @@ def test_not_fitted() -> None:
 
 def test_feature_mismatch() -> None:
     km = KMeans(2, random_state=0).fit(np.random.default_rng(0).random((10, 3)))
-    with pytest.raises(ValueError, match="fitted with 3"):
+    with pytest.raises(ValueError, match="expecting 3"):
         km.predict(np.zeros((2, 2)))
 
 

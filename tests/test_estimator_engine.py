@@ -1,0 +1,178 @@
+"""The estimators cluster pixel-like data on the image path's engine."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+import quantize.cluster as cluster
+import quantize.kmeans as km
+from quantize.histogram import color_table, pack_rgb
+from quantize.kmeans import ConvergenceWarning, KMeans, MiniBatchKMeans, nearest_center
+
+
+def photo_like(n: int = 30000, seed: int = 0) -> NDArray[np.uint8]:
+    """Pixels around a few colors: many repeated rows, like a photo."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(30, 220, size=(12, 3))
+    noise = rng.normal(0, 12, size=(n, 3))
+    return np.clip(base[rng.integers(0, 12, n)] + noise, 0, 255).astype(np.uint8)
+
+
+def sse(X: NDArray[Any], centers: NDArray[Any], labels: NDArray[np.intp], w: Any = None) -> float:
+    per_row = ((X - centers[labels]) ** 2).sum(axis=1)
+    return float(per_row.sum() if w is None else w @ per_row)
+
+
+@pytest.fixture
+def table_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the rows of every table the image path's clustering is given."""
+    calls: list[int] = []
+    original = cluster.cluster_table
+
+    def spy(points: NDArray[np.float64], *args: Any, **kwargs: Any) -> cluster.TableFit:
+        calls.append(points.shape[0])
+        return original(points, *args, **kwargs)
+
+    monkeypatch.setattr(cluster, "cluster_table", spy)
+    return calls
+
+
+@pytest.mark.parametrize("scale", [255.0, 1.0])
+def test_pixels_take_the_image_path(scale: float, table_calls: list[int]) -> None:
+    pixels = photo_like()
+    X = pixels / scale
+    model = KMeans(8, random_state=0).fit(X)
+    table = color_table(pack_rgb(pixels))
+    assert table_calls == [table.n_colors]
+    fit = cluster.cluster_table(
+        table.colors / scale, table.counts * 1.0, table.keys, 8, random_state=0
+    )
+    np.testing.assert_array_equal(model.cluster_centers_, fit.centers)
+    assert model.labels_.shape == (len(X),)
+    np.testing.assert_array_equal(model.labels_, nearest_center(X, model.cluster_centers_))
+    assert model.inertia_ == pytest.approx(sse(X, model.cluster_centers_, model.labels_), rel=1e-9)
+    assert model.n_iter_ == fit.n_iter
+
+
+def test_sample_weight_summed_per_distinct_row(table_calls: list[int]) -> None:
+    X = photo_like(20000, seed=1) / 255.0
+    w = np.random.default_rng(2).random(len(X)) + 0.5
+    model = KMeans(6, random_state=0).fit(X, sample_weight=w)
+    assert table_calls
+    expected = sse(X, model.cluster_centers_, model.labels_, w)
+    assert model.inertia_ == pytest.approx(expected, rel=1e-9)
+
+
+def test_repeated_rows_off_the_grid_take_the_image_path(table_calls: list[int]) -> None:
+    rng = np.random.default_rng(0)
+    X = np.round(rng.normal(size=(20000, 2)), 1) * 0.37
+    model = KMeans(5, random_state=0).fit(X)
+    assert table_calls == [len(np.unique(X, axis=0))]
+    np.testing.assert_array_equal(model.labels_, nearest_center(X, model.cluster_centers_))
+    assert model.inertia_ == pytest.approx(sse(X, model.cluster_centers_, model.labels_), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "X",
+    [
+        np.random.default_rng(0).random((20000, 3)),  # all rows distinct
+        np.random.default_rng(0).integers(0, 4, (20000, 6)) / 255.0,  # too many features
+        photo_like(4000) / 255.0,  # too few rows to pay
+    ],
+)
+def test_general_data_takes_the_general_path(X: NDArray[Any], table_calls: list[int]) -> None:
+    KMeans(4, random_state=0).fit(X)
+    assert table_calls == []
+
+
+@pytest.mark.parametrize("params", [{"init": "random"}, {"tol": 0.0}])
+def test_settings_the_image_path_cannot_honor(
+    params: dict[str, Any], table_calls: list[int]
+) -> None:
+    KMeans(4, random_state=0, **params).fit(photo_like() / 255.0)
+    assert table_calls == []
+
+
+def test_predict_and_transform_through_the_table() -> None:
+    X = photo_like(25000, seed=3) / 255.0
+    model = KMeans(7, random_state=0).fit(X[:10000])
+    np.testing.assert_array_equal(model.predict(X), nearest_center(X, model.cluster_centers_))
+    expected = np.linalg.norm(X[:, None, :] - model.cluster_centers_[None], axis=2)
+    np.testing.assert_allclose(model.transform(X), expected, atol=1e-9)
+
+
+def test_float32_pixels_stay_float32() -> None:
+    X = (photo_like() / 255.0).astype(np.float32)
+    model = KMeans(4, random_state=0).fit(X)
+    assert model.cluster_centers_.dtype == np.float32
+    assert km._row_table(X) is not None
+
+
+def test_fewer_colors_than_clusters_warns() -> None:
+    X = np.repeat(np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255]]) / 255.0, 5000, axis=0)
+    with pytest.warns(ConvergenceWarning, match="3 distinct"):
+        model = KMeans(5, random_state=0).fit(X)
+    assert model.cluster_centers_.shape == (3, 3)
+    assert model.inertia_ == 0.0
+
+
+def test_rgba_with_constant_alpha_bins_on_the_color() -> None:
+    rgba = np.concatenate([photo_like(), np.full((30000, 1), 255, np.uint8)], axis=1)
+    table = km._row_table(rgba / 255.0)
+    assert table is not None and table.keys is not None
+    assert table.rows.shape == (color_table(pack_rgb(rgba[:, :3])).n_colors, 4)
+
+
+def test_minibatch_on_pixels() -> None:
+    X = photo_like(seed=4) / 255.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = MiniBatchKMeans(8, random_state=0).fit(X)
+    np.testing.assert_array_equal(model.labels_, nearest_center(X, model.cluster_centers_))
+    assert model.inertia_ == pytest.approx(sse(X, model.cluster_centers_, model.labels_), rel=1e-9)
+    theirs = KMeans(8, random_state=0).fit(X).inertia_
+    assert model.inertia_ <= 1.05 * theirs
+
+
+def test_weighted_sums_of_many_features_match_bincount() -> None:
+    rng = np.random.default_rng(0)
+    X, w = rng.random((500, 20)), rng.random(500) + 0.5
+    labels = rng.integers(0, 7, 500)
+    sums, totals = km._weighted_sums(km._transpose_weighted(X, w), w, labels, 7)
+    expected = np.stack([np.bincount(labels, weights=w * X[:, j], minlength=7) for j in range(20)])
+    np.testing.assert_allclose(sums, expected.T, rtol=1e-12)
+    np.testing.assert_allclose(totals, np.bincount(labels, weights=w, minlength=7), rtol=1e-12)
+
+
+def test_small_data_restarts_in_lockstep_give_the_sequential_result() -> None:
+    X = np.random.default_rng(0).random((600, 12))
+    w = np.ones(600)
+    ours = KMeans(6, n_init=5, random_state=3).fit(X)
+    rng = np.random.default_rng(3)
+    sequential = km._best_of(X, w, 6, "k-means++", 5, 300, 1e-4, rng)
+    np.testing.assert_allclose(ours.cluster_centers_, sequential.centers, rtol=1e-9)
+    assert ours.inertia_ == pytest.approx(sequential.inertia, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: p / 255.0,
+        lambda p: (p / 255.0).astype(np.float32),
+        lambda p: p * 1.0,
+        lambda p: np.concatenate([p, np.full((len(p), 1), 255)], axis=1) / 255.0,
+        lambda p: p[:, :2] / 255.0,
+    ],
+)
+def test_table_rebuilds_every_row_exactly(make: Any) -> None:
+    X = make(photo_like(seed=5))
+    table = km._row_table(X)
+    assert table is not None
+    np.testing.assert_array_equal(table.rows[table.inverse], X)
+    assert table.rows.dtype == X.dtype
+    assert len(np.unique(table.rows, axis=0)) == len(table.rows)
