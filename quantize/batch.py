@@ -44,6 +44,7 @@ from quantize.pipeline import (
     RunOptions,
     fit_palette,
     is_folder_spec,
+    mark_kept,
     plan_outputs,
     process_file,
     visible_table,
@@ -707,6 +708,7 @@ def learn_shared_palette(
         max_iter=opts.max_iter,
         seed=opts.seed,
         space=opts.space,
+        keep=opts.keep,
     )
     ordered = fit.palette.sorted(opts.sort)
     report = {
@@ -724,8 +726,10 @@ def learn_shared_palette(
             table.colors, table.counts, fit.palette.colors, fit.labels
         ).to_dict(),
         "sort": opts.sort,
-        "colors": to_json_colors(ordered),
+        "colors": mark_kept(to_json_colors(ordered), opts.keep),
     }
+    if opts.keep is not None:
+        report["keep"] = Palette.from_colors(opts.keep).hex
     return ordered, report
 
 

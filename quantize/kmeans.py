@@ -1028,12 +1028,18 @@ default "k-means++"
     random_state : None, int or numpy.random.Generator, default None
         Seed of the initializations; the same int gives the same result on
         every run and with any number of threads.
+    fixed_centers : array-like of shape (f, n_features), default None
+        Distinct centers that never move, ``f <= n_clusters``; they count
+        toward ``n_clusters`` and come first in ``cluster_centers_``,
+        unchanged.  The other centers are learned around them: k-means++
+        treats them as already chosen and Lloyd's update moves only the
+        learned ones (:mod:`quantize.fixed`).  Needs ``init="k-means++"``.
 
     Attributes
     ----------
     cluster_centers_ : ndarray, shape (k', n_features)
         Centers in X's dtype, ``k' <= n_clusters`` (smaller only when X has
-        fewer distinct samples).  ``labels_`` is their nearest-center
+        fewer distinct samples), the ``fixed_centers`` first.  ``labels_`` is their nearest-center
         assignment.
     labels_ : ndarray of intp, shape (n_samples,)
     inertia_ : float
@@ -1067,6 +1073,7 @@ default "k-means++"
         max_iter: int = 300,
         tol: float = 1e-4,
         random_state: RandomStateLike = None,
+        fixed_centers: ArrayLike | None = None,
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -1074,6 +1081,7 @@ default "k-means++"
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
+        self.fixed_centers = fixed_centers
 
     def fit(self, X: ArrayLike, sample_weight: ArrayLike | None = None) -> KMeans:
         """Compute the clustering.
@@ -1105,7 +1113,12 @@ default "k-means++"
         w = _check_sample_weight(sample_weight, data.shape[0])
         rng = check_random_state(self.random_state)
         n_init = _resolve_n_init(n_init, init, data.shape, k)
-        result = _best_of(data, w, k, init, n_init, max_iter, tol, rng)
+        if self.fixed_centers is not None:
+            from quantize.fixed import fit_points
+
+            result = fit_points(data, w, k, self.fixed_centers, init, n_init, max_iter, tol, rng)
+        else:
+            result = _best_of(data, w, k, init, n_init, max_iter, tol, rng)
         if result.centers.shape[0] < k:
             _warn_few_distinct(result.centers.shape[0], k)
         self.cluster_centers_ = result.centers.astype(data.dtype)
