@@ -55,6 +55,9 @@ if TYPE_CHECKING:
     # that a run with -j 1 or a single image never needs.
     from concurrent.futures import Future, ProcessPoolExecutor
 
+    from quantize.pipeline import QuantizeResult
+    from quantize.report_html import PageEntry
+
 #: File suffixes taken from folders (files named explicitly are always tried).
 IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
 #: Name of the shared palette file written with ``shared_palette``.
@@ -98,6 +101,8 @@ class BatchOptions:
     skip_existing: bool = False
     workers: int | None = None
     shared_palette: bool = False
+    #: Also write ``index.html`` with every image's thumbnails (quantize.report_html).
+    html: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,8 @@ class ImageResult:
     delta_e_mean: float | None = None
     auto: str | None = None
     detail: str | None = None
+    #: What the ``--html`` page shows of a written image (thumbnails, palette, sizes).
+    page: PageEntry | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,8 @@ class BatchResult:
     palette: Palette | None = None
     palette_path: Path | None = None
     total: int = 0
+    #: The ``--html`` page, when written.
+    page_path: Path | None = None
 
     def count(self, status: Status) -> int:
         """Number of images with ``status``."""
@@ -460,7 +469,18 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
         seconds=time.perf_counter() - start,
         delta_e_mean=result.metrics.delta_e_mean,
         auto=None if result.k_auto is None else result.k_auto.describe(),
+        page=_page_entry(job, result),
     )
+
+
+def _page_entry(job: Job, result: QuantizeResult) -> PageEntry | None:
+    """The --html page's view of a written image, made here in the worker."""
+    if job.plan.thumbs is None:
+        return None
+    from quantize.report_html import page_entry
+
+    image = job.plan.image if job.plan.write_image else None
+    return page_entry(job.source, image, job.plan.thumbs, result.palette, result.kept, result.image)
 
 
 def _failure(source: Path, exc: Exception) -> ImageResult:
@@ -795,6 +815,12 @@ def run_batch(
     options = options or BatchOptions()
     start = time.perf_counter()
     check_output_folder(inputs, options.output)
+    page_path = None
+    if options.html:
+        page_path = html_page_path(inputs, options.output)
+        options = replace(options, run=replace(options.run, page_dir=page_path.parent))
+        named_inputs = [Path(p) for p in inputs if not Path(p).is_dir()]
+        check_outputs([page_path], named_inputs, force=options.run.force)
     single = single_file_mode(inputs)
     exclude = None if options.output is None or single else Path(options.output)
     sources = find_images(inputs, recursive=options.recursive, exclude=exclude)
@@ -824,7 +850,29 @@ def run_batch(
         interrupted = _run_jobs(jobs, planned, run_opts, workers, finished, progress)
     results = [finished[i] for i in sorted(finished)]
     seconds = time.perf_counter() - start
-    return BatchResult(results, seconds, interrupted, palette, palette_path, total)
+    batch = BatchResult(results, seconds, interrupted, palette, palette_path, total)
+    if page_path is not None and not interrupted:
+        write_page(batch, page_path)
+    return batch
+
+
+def html_page_path(inputs: Sequence[str | os.PathLike[str]], output: str | None) -> Path:
+    """Where ``--html`` writes ``index.html``: where ``palette.json`` would go."""
+    from quantize.report_html import PAGE_NAME
+
+    return shared_palette_path(inputs, output).with_name(PAGE_NAME)
+
+
+def write_page(result: BatchResult, path: Path) -> None:
+    """Write the ``--html`` page of a finished batch (atomically) and note it in ``result``."""
+    from quantize.report_html import batch_summary, build_page
+
+    page = build_page(
+        result.results, path.parent, palette=result.palette, summary=batch_summary(result)
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_files([(path, bytes_writer(page.encode()))])
+    result.page_path = path
 
 
 def _run_jobs(

@@ -309,6 +309,12 @@ DEFAULT_MAX_PIXELS = 89_478_485
     "(any palette file --palette reads). They count toward -k; the others are learned "
     "around them.",
 )
+@click.option(
+    "--html",
+    is_flag=True,
+    help="Also write index.html in the output folder: every image before and after, its "
+    "palette and numbers, with thumbnails in thumbs/.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
 @click.version_option(__version__, "--version", prog_name="quantize")
@@ -342,6 +348,7 @@ def quantize_command(
     shared_palette: bool,
     palette_file: Path | None,
     keep: Any,
+    html: bool,
     quiet: bool,
     debug: bool,
 ) -> None:
@@ -410,6 +417,7 @@ def quantize_command(
         skip_existing=skip_existing,
         workers=workers,
         shared_palette=shared_palette,
+        html=html,
     )
     reporter = _Reporter(quiet=quiet, debug=debug)
     try:
@@ -423,6 +431,8 @@ def quantize_command(
         sys.exit(EXIT_FAILED)
     reporter.close()
     reporter.finish(result)
+    if result.page_path is not None and not quiet:
+        click.echo(f"page: {result.page_path}", err=True)
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_FAILED if result.failures else EXIT_OK)

@@ -709,6 +709,8 @@ class RunOptions:
     palette_file: str | None = None
     #: Colors that must stay in the palette (``--keep``), shape (n, 3).
     keep: NDArray[np.uint8] | None = None
+    #: Folder of the ``--html`` page: each image also gets thumbnails under it.
+    page_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -726,12 +728,14 @@ class OutputPlan:
     swatch: Path | None = None
     plot: Path | None = None
     write_image: bool = True
+    #: Thumbnails of the input and the output for the ``--html`` page.
+    thumbs: tuple[Path, Path] | None = None
 
     @property
     def paths(self) -> list[Path]:
         """Every file this plan writes."""
         image = self.image if self.write_image else None
-        extra = [*self.palettes.values(), self.swatch, self.plot]
+        extra = [*self.palettes.values(), self.swatch, self.plot, *(self.thumbs or ())]
         return [p for p in (image, self.report, *extra) if p is not None]
 
 
@@ -770,7 +774,14 @@ def plan_outputs(source: Path, output: str | None, opts: RunOptions) -> OutputPl
     palettes = {f: image.with_suffix(SUFFIXES[f]) for f in opts.palette_formats}
     swatch = image.with_suffix(".swatch.png") if opts.swatch else None
     plot = image.with_suffix(".pixels.png") if opts.plot else None
-    return OutputPlan(image, report, fmt, palettes, swatch, plot, write_image=opts.image)
+    thumbs = None
+    if opts.page_dir is not None:
+        from quantize.report_html import thumbnail_paths
+
+        thumbs = thumbnail_paths(image, opts.page_dir)
+    return OutputPlan(
+        image, report, fmt, palettes, swatch, plot, write_image=opts.image, thumbs=thumbs
+    )
 
 
 def process_file(
@@ -861,6 +872,11 @@ def write_outputs(
         files.append(
             (plan.plot, bytes_writer(pixel_plot_png(source.name, frame, result, seed=seed)))
         )
+    if plan.thumbs is not None:
+        from quantize.report_html import thumbnail_writers
+
+        files.extend(thumbnail_writers(plan.thumbs, frame, result.image))
+        plan.thumbs[0].parent.mkdir(parents=True, exist_ok=True)
     plan.image.parent.mkdir(parents=True, exist_ok=True)
     write_files(files)
 
