@@ -98,9 +98,10 @@ def thumbnail_paths(image: Path, page_dir: Path) -> tuple[Path, Path]:
 
 
 def _thumbnail(image: Image.Image) -> Image.Image:
-    thumb = image.copy()
-    thumb.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
-    return thumb
+    # In place: the callers pass images made for the purpose, and a copy of a
+    # 12 MP frame would cost as much memory as the frame.
+    image.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
+    return image
 
 
 def thumbnails(frame: Frame, output: Image.Image) -> tuple[Image.Image, Image.Image]:
@@ -232,7 +233,8 @@ def _card(result: ImageResult, page_dir: Path, index: int) -> str:
             f'<img class="after" src="{after}" width="{width}" height="{height}" '
             f'loading="lazy" decoding="async" alt="after">'
             '<input class="slider" type="range" min="0" max="100" value="50" '
-            'aria-label="before / after"></div>'
+            'aria-label="before / after">'
+            '<span class="tag left">before</span><span class="tag right">after</span></div>'
         )
         parts.append(_swatch(page.colors, page.fractions, page.kept))
         facts = [
@@ -365,6 +367,9 @@ h1{font-size:20px;margin:0 0 4px}
 .compare img.after{clip-path:inset(0 0 0 50%)}
 .compare img.broken{visibility:hidden}
 .slider{position:absolute;left:0;right:0;bottom:4px;width:100%;margin:0;opacity:.85}
+.tag{position:absolute;top:4px;font-size:11px;padding:1px 5px;background:rgba(0,0,0,.55);
+ color:#fff;border-radius:3px;pointer-events:none}
+.tag.left{left:4px}.tag.right{right:4px}
 .swatch{display:flex;height:22px;margin:8px 0;border:1px solid #ccc}
 .band{min-width:3px}
 .band.kept{outline:2px solid #000;outline-offset:-2px}
