@@ -282,9 +282,21 @@ def _scan(root: Path, recursive: bool, excluded: Path | None) -> Iterator[Source
                 yield Source(f, root)
         if recursive:
             subfolders = [
-                e for e in entries if e.is_dir() and not e.is_symlink() and e.resolve() != excluded
+                e
+                for e in entries
+                if e.is_dir()
+                and not e.is_symlink()
+                and e.resolve() != excluded
+                and not _page_thumbnails(e)
             ]
             folders.extend(reversed(subfolders))  # depth first, in name order
+
+
+def _page_thumbnails(folder: Path) -> bool:
+    """Whether ``folder`` holds the thumbnails of an ``--html`` page (never inputs)."""
+    from quantize.report_html import PAGE_NAME, THUMB_DIR
+
+    return folder.name == THUMB_DIR and (folder.parent / PAGE_NAME).is_file()
 
 
 def is_own_output(name: str, sibling_stems: set[str]) -> bool:

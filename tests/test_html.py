@@ -251,3 +251,15 @@ def test_the_page_in_headless_chromium(batch: tuple[Path, Path]) -> None:
     failures = _parse(_dump_dom(browser, url + "#sort=name&show=failed"))
     shown = [c for c in failures.cards if "hidden" not in c["class"]]
     assert [c["data-status"] for c in shown] == ["failed"]
+
+
+def test_a_pages_thumbnails_are_never_taken_as_inputs(batch: tuple[Path, Path]) -> None:
+    src, _ = batch
+    (src / "broken.jpg").unlink()
+    code, output = run_cli(src, "-r", "--html", "-k", "4", "-j", "1")
+    assert code == 0, output
+    assert (src / "thumbs" / "gradient-k4.png.after.webp").is_file()
+    code, output = run_cli(src, "-r", "--html", "-k", "4", "-j", "1", "--force")
+    assert code == 0, output
+    assert "thumbs" not in output.replace(f"page: {src / 'index.html'}", "")
+    assert "3 written" in output
