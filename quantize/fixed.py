@@ -276,29 +276,24 @@ def fit_table(
     n_init: int | None,
     max_iter: int,
     rng: np.random.Generator,
+    baseline: NDArray[np.float64] | None = None,
 ) -> FixedFit:
     """Cluster a weighted color table around fixed centers, coarse to fine.
 
     Parameters as for :func:`quantize.cluster.cluster_table` (validated),
-    with ``fixed`` from :func:`check_fixed`.  The baseline start is the
-    table's own clustering into the ``n_clusters - f`` learned centers with
-    ``algorithm``; the pinned iterations are Lloyd's whichever ``algorithm``.
+    with ``fixed`` from :func:`check_fixed`.  The baseline start is
+    ``baseline`` when given, else the table's own clustering into the
+    ``n_clusters - f`` learned centers with ``algorithm`` (see
+    `baseline_centers`); the pinned iterations are Lloyd's whichever
+    ``algorithm``.
     """
     n_free = n_clusters - fixed.shape[0]
     if n_free == 0:
         return pinned_lloyd(x, w, fixed, np.empty((0, x.shape[1])), 0, 0.0)
     if x.shape[0] <= n_free:
         return with_rows(x, fixed)
-    baseline = cluster.cluster_centers(
-        x,
-        w,
-        keys,
-        n_free,
-        algorithm=algorithm,  # type: ignore[arg-type]
-        n_init="auto" if n_init is None else n_init,
-        max_iter=max_iter,
-        random_state=rng,
-    )[0]
+    if baseline is None:
+        baseline = baseline_centers(x, w, keys, n_free, algorithm, n_init, max_iter, rng)
     levels = [(x, w)]
     if algorithm == "kmeans" and keys is not None and x.shape[0] >= cluster._MIN_ROWS_TO_BIN:
         bins = cluster._bin(x, w, np.asarray(keys, dtype=np.uint32), n_clusters)
@@ -321,6 +316,29 @@ def fit_table(
         # baseline start has converged on every color already.
         exact_steps=cluster._EXACT_STEPS,
     )
+
+
+def baseline_centers(
+    x: NDArray[np.float64],
+    w: NDArray[np.float64],
+    keys: NDArray[np.uint32] | None,
+    n_free: int,
+    algorithm: str,
+    n_init: int | None,
+    max_iter: int,
+    rng: np.random.Generator,
+) -> NDArray[np.float64]:
+    """The ``n_free`` centers :mod:`quantize.cluster` finds with no fixed center."""
+    return cluster.cluster_centers(
+        x,
+        w,
+        keys,
+        n_free,
+        algorithm=algorithm,  # type: ignore[arg-type]
+        n_init="auto" if n_init is None else n_init,
+        max_iter=max_iter,
+        random_state=rng,
+    )[0]
 
 
 def fit_points(

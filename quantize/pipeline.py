@@ -50,7 +50,7 @@ from quantize.imageio import (
     output_format,
     write_files,
 )
-from quantize.kmeans import nearest_center
+from quantize.kmeans import check_random_state, nearest_center
 from quantize.metrics import QualityMetrics, palette_metrics
 from quantize.palette import SUFFIXES, Palette, SortKey, export, render_swatch, to_json_colors
 from quantize.plots import render_pixel_plot, sample_pixels
@@ -1001,23 +1001,43 @@ def _fit_keeping(
 ) -> PaletteFit:
     """`fit_palette` with kept colors as fixed centers: they go into the
     palette as given (a round trip through ``space`` could move them by a
-    level), the learned centers rounded after them."""
-    centers, n_iter = cluster_centers(
-        points,
-        table.counts.astype(np.float64),
-        table.keys,
-        n_colors,
-        algorithm=algorithm,
-        n_init=n_init,
-        max_iter=max_iter,
-        random_state=seed,
-        fixed_centers=cs.rgb8_to_space(keep, space),
-    )
-    learned = cs.space_to_rgb8(centers[len(keep) :], space)
-    rounded = _unique_rows(np.concatenate([keep, learned]))
-    palette = Palette(rounded, np.zeros(len(rounded), np.int64))
-    fit = apply_palette(table, palette, space, points=points)
-    return PaletteFit(_restore_kept(fit.palette, keep), fit.labels, n_iter)
+    level), the learned centers rounded after them.
+
+    The fixed-center fit starts once from the kept colors plus an
+    unconstrained fit of the rest (the baseline); after rounding to 8 bits,
+    that baseline palette competes again, so the palette's error in
+    ``space`` is never above the baseline's even by a rounding.
+    """
+    from quantize.fixed import baseline_centers, fit_table
+
+    rng = check_random_state(seed)
+    weights = table.counts.astype(np.float64)
+    runs = None if n_init == "auto" else n_init
+    n_free = n_colors - len(keep)
+    baseline = None
+    if 0 < n_free < table.n_colors:
+        baseline = baseline_centers(
+            points, weights, table.keys, n_free, algorithm, runs, max_iter, rng
+        )
+    fixed = cs.rgb8_to_space(keep, space)
+    fit = fit_table(
+        points, weights, table.keys, n_colors, fixed,
+        algorithm=algorithm, n_init=runs, max_iter=max_iter, rng=rng, baseline=baseline,
+    )  # fmt: skip
+    best: tuple[float, PaletteFit] | None = None
+    for learned in (fit.centers[len(keep) :], baseline):
+        if learned is None:
+            continue
+        rounded = _unique_rows(np.concatenate([keep, cs.space_to_rgb8(learned, space)]))
+        palette = Palette(rounded, np.zeros(len(rounded), np.int64))
+        candidate = apply_palette(table, palette, space, points=points)
+        offset = points - cs.rgb8_to_space(candidate.palette.colors, space)[candidate.labels]
+        sse = float(weights @ np.einsum("ij,ij->i", offset, offset))
+        if best is None or sse < best[0]:
+            best = (sse, candidate)
+    assert best is not None
+    chosen = best[1]
+    return PaletteFit(_restore_kept(chosen.palette, keep), chosen.labels, fit.n_iter)
 
 
 def _union(keep: NDArray[np.uint8], palette: Palette) -> Palette:
