@@ -194,15 +194,30 @@ def _number(value: float | None, digits: int = 2) -> str:
 
 
 def _swatch(colors: Sequence[str], fractions: Sequence[float], kept: Sequence[bool]) -> str:
-    bands = []
-    for hex_, frac, keep in zip(colors, fractions, kept, strict=True):
-        label = f"{hex_} {100 * frac:.2f}%" + (" (kept)" if keep else "")
-        # A minimum width keeps unused (count 0) and tiny colors visible.
-        bands.append(
-            f'<span class="band{" kept" if keep else ""}" title="{html.escape(label)}" '
-            f'style="background:{hex_};flex-grow:{frac:.6f}"></span>'
-        )
-    return f'<div class="swatch">{"".join(bands)}</div>'
+    """The palette as one strip: a hard-stop gradient, a few bytes per color, so a
+    page of thousands of 256-color palettes stays small; kept colors are listed."""
+    stops, edge = [], 0.0
+    for hex_, frac in zip(colors, fractions, strict=True):
+        # Colors of count 0 (unused kept ones) still get a sliver.
+        end = min(100.0, edge + max(100 * frac, 0.4))
+        stops.append(f"{hex_} {edge:.2f}% {end:.2f}%")
+        edge = end
+    listed = zip(colors[:_TITLE_COLORS], fractions[:_TITLE_COLORS], strict=True)
+    shown = ", ".join(f"{h} {100 * f:.2f}%" for h, f in listed)
+    more = len(colors) - _TITLE_COLORS
+    title = shown + (f", … {more} more" if more > 0 else "")
+    strip = (
+        f'<div class="swatch" title="{html.escape(title)}" '
+        f'style="background:linear-gradient(90deg,{",".join(stops)})"></div>'
+    )
+    marked = [h for h, k in zip(colors, kept, strict=True) if k]
+    if marked:
+        strip += f'<p class="kept">kept: {" ".join(f"<code>{h}</code>" for h in marked)}</p>'
+    return strip
+
+
+# Colors listed in a strip's tooltip.
+_TITLE_COLORS = 32
 
 
 def _card(result: ImageResult, page_dir: Path, index: int) -> str:
@@ -371,8 +386,7 @@ h1{font-size:20px;margin:0 0 4px}
  color:#fff;border-radius:3px;pointer-events:none}
 .tag.left{left:4px}.tag.right{right:4px}
 .swatch{display:flex;height:22px;margin:8px 0;border:1px solid #ccc}
-.band{min-width:3px}
-.band.kept{outline:2px solid #000;outline-offset:-2px}
+.kept{font-size:12px;margin:0 0 6px}
 .facts{display:grid;grid-template-columns:repeat(4,auto);gap:4px;margin:0}
 .facts div{display:flex;flex-direction:column}
 dt{font-size:11px;color:#666}dd{margin:0;font-variant-numeric:tabular-nums}
