@@ -50,6 +50,7 @@ from quantize.pipeline import (
     RunOptions,
     fit_palette,
     is_folder_spec,
+    mark_kept,
     plan_outputs,
     process_file,
     visible_table,
@@ -60,6 +61,9 @@ if TYPE_CHECKING:
     # Imported where a pool is made: multiprocessing costs ~10 ms of start-up
     # that a run with -j 1 or a single image never needs.
     from concurrent.futures import Future, ProcessPoolExecutor
+
+    from quantize.pipeline import QuantizeResult
+    from quantize.report_html import PageEntry
 
 #: File suffixes taken from folders (files named explicitly are always tried).
 IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
@@ -104,6 +108,8 @@ class BatchOptions:
     skip_existing: bool = False
     workers: int | None = None
     shared_palette: bool = False
+    #: Also write ``index.html`` with every image's thumbnails (quantize.report_html).
+    html: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,8 @@ class ImageResult:
     auto: str | None = None
     detail: str | None = None
     palette_size: int = 0
+    #: What the ``--html`` page shows of a written image (thumbnails, palette, sizes).
+    page: PageEntry | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +206,8 @@ class BatchResult:
     palette_path: Path | None = None
     total: int = 0
     palette_reused: bool = False
+    #: The ``--html`` page, when written.
+    page_path: Path | None = None
 
     def count(self, status: Status) -> int:
         """Number of images with ``status``."""
@@ -289,9 +299,21 @@ def _scan(root: Path, recursive: bool, excluded: Path | None) -> Iterator[Source
                 yield Source(f, root)
         if recursive:
             subfolders = [
-                e for e in entries if e.is_dir() and not e.is_symlink() and e.resolve() != excluded
+                e
+                for e in entries
+                if e.is_dir()
+                and not e.is_symlink()
+                and e.resolve() != excluded
+                and not _page_thumbnails(e)
             ]
             folders.extend(reversed(subfolders))  # depth first, in name order
+
+
+def _page_thumbnails(folder: Path) -> bool:
+    """Whether ``folder`` holds the thumbnails of an ``--html`` page (never inputs)."""
+    from quantize.report_html import PAGE_NAME, THUMB_DIR
+
+    return folder.name == THUMB_DIR and (folder.parent / PAGE_NAME).is_file()
 
 
 def is_own_output(name: str, sibling_stems: set[str]) -> bool:
@@ -529,7 +551,18 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
         delta_e_mean=result.metrics.delta_e_mean,
         auto=None if result.k_auto is None else result.k_auto.describe(),
         palette_size=0 if opts.palette is None else opts.palette.size,
+        page=_page_entry(job, result),
     )
+
+
+def _page_entry(job: Job, result: QuantizeResult) -> PageEntry | None:
+    """The --html page's view of a written image, made here in the worker."""
+    if job.plan.thumbs is None:
+        return None
+    from quantize.report_html import page_entry
+
+    image = job.plan.image if job.plan.write_image else None
+    return page_entry(job.source, image, job.plan.thumbs, result.palette, result.kept, result.image)
 
 
 def _failure(source: Path, exc: Exception) -> ImageResult:
@@ -791,6 +824,7 @@ def learn_shared_palette(
         max_iter=opts.max_iter,
         seed=opts.seed,
         space=opts.space,
+        keep=opts.keep,
     )
     ordered = fit.palette.sorted(opts.sort)
     report = {
@@ -808,8 +842,10 @@ def learn_shared_palette(
             table.colors, table.counts, fit.palette.colors, fit.labels
         ).to_dict(),
         "sort": opts.sort,
-        "colors": to_json_colors(ordered),
+        "colors": mark_kept(to_json_colors(ordered), opts.keep),
     }
+    if opts.keep is not None:
+        report["keep"] = Palette.from_colors(opts.keep).hex
     return ordered, report
 
 
@@ -881,6 +917,10 @@ def run_batch(
     started = time.time()  # temporary files of dead runs older than this are removed
     check_output_folder(inputs, options.output)
     check_output_file(inputs, options.output)
+    page_path = None
+    if options.html:
+        page_path = html_page_path(inputs, options.output)
+        options = replace(options, run=replace(options.run, page_dir=page_path.parent))
     single = single_file_mode(inputs)
     exclude = None if options.output is None or single else Path(options.output)
     sources = find_images(inputs, recursive=options.recursive, exclude=exclude)
@@ -897,6 +937,9 @@ def run_batch(
         # Claimed first: no image output may land on the shared palette.
         palette_path = shared_palette_path(inputs, options.output)
         planner.claim("the shared palette", _palette_files(palette_path, options.run))
+    if page_path is not None:
+        planner.claim("the --html page", [page_path])
+        planner.check([page_path])
     for index, item in enumerate(plan_jobs(sources, options, single, named, planner)):
         if isinstance(item, Job):
             jobs.append((index, item))
@@ -922,7 +965,28 @@ def run_batch(
         interrupted = _run_jobs(jobs, planned, run_opts, workers, finished, progress)
     results = [finished[i] for i in sorted(finished)]
     seconds = time.perf_counter() - start
-    return BatchResult(results, seconds, interrupted, palette, palette_used, total, reused)
+    batch = BatchResult(results, seconds, interrupted, palette, palette_used, total, reused)
+    if page_path is not None and not interrupted:
+        write_page(batch, page_path, force=options.run.force)
+    return batch
+
+
+def html_page_path(inputs: Sequence[str | os.PathLike[str]], output: str | None) -> Path:
+    """Where ``--html`` writes ``index.html``: where ``palette.json`` would go."""
+    from quantize.report_html import PAGE_NAME
+
+    return shared_palette_path(inputs, output).with_name(PAGE_NAME)
+
+
+def write_page(result: BatchResult, path: Path, *, force: bool = False) -> None:
+    """Write the ``--html`` page of a finished batch (atomically) and note it in ``result``."""
+    from quantize.report_html import batch_summary, build_page
+
+    page = build_page(
+        result.results, path.parent, palette=result.palette, summary=batch_summary(result)
+    )
+    write_files([(path, bytes_writer(page.encode()))], force=force)
+    result.page_path = path
 
 
 def _run_jobs(

@@ -74,6 +74,38 @@ class FormatList(click.ParamType):
         return tuple(dict.fromkeys(items))
 
 
+class KeepColors(click.ParamType):
+    """``--keep``: comma-separated hex colors or ``@FILE``, as an (n, 3) uint8 array.
+
+    A color given twice, or a token that is not a color, is a usage error.
+    A file is read as ``--palette`` reads it.
+    """
+
+    name = "COLORS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import numpy as np
+
+        from quantize.palette import PaletteError, _parse_hex, read_palette
+
+        if not isinstance(value, str):
+            return value
+        if value.startswith("@"):
+            try:
+                return read_palette(value[1:]).colors.copy()
+            except PaletteError as exc:
+                self.fail(str(exc), param, ctx)
+        colors: list[tuple[int, int, int]] = []
+        for token in (t.strip() for t in value.split(",")):
+            rgb = _parse_hex(token)
+            if rgb is None:
+                self.fail(f"{token!r} is not a color (use #rrggbb)", param, ctx)
+            if rgb in colors:
+                self.fail(f"{token} is given twice", param, ctx)
+            colors.append(rgb)
+        return np.array(colors, dtype=np.uint8)
+
+
 class IntOrAuto(click.ParamType):
     """An integer from ``low`` to ``high`` (no upper bound if None), or the word ``auto``."""
 
@@ -296,6 +328,21 @@ class FiniteFloatRange(click.FloatRange):
     help="Recolor with the colors of this file instead of clustering: a quantize JSON report, "
     "a GIMP .gpl, an .ase or a text file with one hex color per line. -k is ignored.",
 )
+@click.option(
+    "--keep",
+    "keep",
+    type=KeepColors(),
+    default=None,
+    help="Colors that must stay in the palette exactly: comma-separated #rrggbb, or @FILE "
+    "(any palette file --palette reads). They count toward -k; the others are learned "
+    "around them.",
+)
+@click.option(
+    "--html",
+    is_flag=True,
+    help="Also write index.html in the output folder: every image before and after, its "
+    "palette and numbers, with thumbnails in thumbs/.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
 @click.version_option(__version__, "--version", prog_name="quantize")
@@ -329,6 +376,8 @@ def quantize_command(
     workers: int | None,
     shared_palette: bool,
     palette_file: Path | None,
+    keep: Any,
+    html: bool,
     quiet: bool,
     debug: bool,
 ) -> None:
@@ -357,6 +406,10 @@ def quantize_command(
     if shared_palette and colors == "auto":
         raise click.UsageError("--shared-palette needs a fixed -k (not auto)")
     palette = _read_palette(palette_file) if palette_file is not None else None
+    if keep is not None and palette is None and colors != "auto" and len(keep) > int(colors):
+        raise click.BadParameter(
+            f"{len(keep)} kept colors do not fit in -k {colors}", param_hint="'--keep'"
+        )
     if palette is not None:
         if _given(click.get_current_context(), "colors") and colors != palette.size and not quiet:
             click.echo(
@@ -387,6 +440,7 @@ def quantize_command(
         background=background,
         palette=palette,
         palette_file=str(palette_file) if palette_file is not None else None,
+        keep=keep,
     )
     batch = BatchOptions(
         run=opts,
@@ -395,6 +449,7 @@ def quantize_command(
         skip_existing=skip_existing,
         workers=workers,
         shared_palette=shared_palette,
+        html=html,
     )
     lossy = _lossy_output(inputs, output, fmt)
     if lossy is not None and not no_image and not quiet:
@@ -418,6 +473,8 @@ def quantize_command(
         sys.exit(EXIT_USAGE if isinstance(exc, PaletteError) else EXIT_FAILED)
     reporter.close()
     reporter.finish(result)
+    if result.page_path is not None and not quiet:
+        click.echo(f"page: {result.page_path}", err=True)
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_FAILED if result.failures else EXIT_OK)

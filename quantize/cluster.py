@@ -161,6 +161,7 @@ def cluster_table(
     n_init: int | Literal["auto"] = "auto",
     max_iter: int = 300,
     random_state: int | np.random.Generator | None = None,
+    fixed_centers: NDArray[np.float64] | None = None,
 ) -> TableFit:
     """Cluster the distinct colors of an image weighted by their pixel counts.
 
@@ -194,6 +195,11 @@ def cluster_table(
         Cap on the center updates of each phase.
     random_state : None, int or numpy.random.Generator, default None
         The same int gives the same result on every run.
+    fixed_centers : ndarray of float64, shape (f, d), optional
+        Distinct centers that never move, ``f <= n_clusters``: they come
+        first in ``centers``, unchanged (kept even when no row is nearest),
+        and the other ``n_clusters - f`` are learned around them
+        (:mod:`quantize.fixed`).
 
     Returns
     -------
@@ -226,7 +232,16 @@ def cluster_table(
     ((8, 3), True)
     """
     fit = _cluster(
-        points, weights, keys, n_clusters, algorithm, n_init, max_iter, random_state, assign=True
+        points,
+        weights,
+        keys,
+        n_clusters,
+        algorithm,
+        n_init,
+        max_iter,
+        random_state,
+        assign=True,
+        fixed=fixed_centers,
     )
     assert isinstance(fit, TableFit)
     return fit
@@ -242,6 +257,7 @@ def cluster_centers(
     n_init: int | Literal["auto"] = "auto",
     max_iter: int = 300,
     random_state: int | np.random.Generator | None = None,
+    fixed_centers: NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.float64], int]:
     """The centers :func:`cluster_table` finds, without its final assignment.
 
@@ -258,7 +274,16 @@ def cluster_centers(
         Center updates done.
     """
     fit = _cluster(
-        points, weights, keys, n_clusters, algorithm, n_init, max_iter, random_state, assign=False
+        points,
+        weights,
+        keys,
+        n_clusters,
+        algorithm,
+        n_init,
+        max_iter,
+        random_state,
+        assign=False,
+        fixed=fixed_centers,
     )
     return (fit.centers, fit.n_iter) if isinstance(fit, TableFit) else fit
 
@@ -274,6 +299,7 @@ def _cluster(
     random_state: int | np.random.Generator | None,
     *,
     assign: bool,
+    fixed: NDArray[np.float64] | None = None,
 ) -> TableFit | tuple[NDArray[np.float64], int]:
     """Validate, then run the strategy.  A TableFit, or with ``assign=False``
     just (centers, n_iter) where labelling the rows would take one more pass."""
@@ -283,6 +309,8 @@ def _cluster(
     runs = resolve_n_init(n_init, k, algorithm)
     max_iter = _check_int(max_iter, "max_iter", 1)
     rng = check_random_state(random_state)
+    if fixed is not None:
+        return _fit_fixed(x, w, keys, k, fixed, algorithm, runs, max_iter, rng, assign)
     if x.shape[0] <= k:
         return _one_per_row(x)
     if algorithm == "minibatch":
@@ -324,6 +352,30 @@ def resolve_n_init(
     if algorithm == "minibatch":
         return _MINIBATCH_N_INIT
     return _auto_n_init(_check_int(n_clusters, "n_clusters", 1))
+
+
+def _fit_fixed(
+    x: NDArray[np.float64],
+    w: NDArray[np.float64],
+    keys: NDArray[np.uint32] | None,
+    k: int,
+    fixed: NDArray[np.float64],
+    algorithm: str,
+    runs: int | None,
+    max_iter: int,
+    rng: np.random.Generator,
+    assign: bool,
+) -> TableFit | tuple[NDArray[np.float64], int]:
+    """Clustering around fixed centers (quantize.fixed, imported here: it builds on this module)."""
+    from quantize import fixed as fixed_fit
+
+    f = fixed_fit.check_fixed(fixed, x.shape[1], k)
+    fit = fixed_fit.fit_table(
+        x, w, keys, k, f, algorithm=algorithm, n_init=runs, max_iter=max_iter, rng=rng
+    )
+    if not assign:
+        return fit.centers, fit.n_iter
+    return TableFit(fit.centers, fit.labels, fit.inertia, fit.n_iter)
 
 
 def _auto_n_init(n_clusters: int) -> int:

@@ -1546,6 +1546,12 @@ default "k-means++"
     random_state : None, int or numpy.random.Generator, default None
         Seed of the initializations; the same int gives the same result on
         every run and with any number of threads.
+    fixed_centers : array-like of shape (f, n_features), default None
+        Distinct centers that never move, ``f <= n_clusters``; they count
+        toward ``n_clusters`` and come first in ``cluster_centers_``,
+        unchanged.  The other centers are learned around them: k-means++
+        treats them as already chosen and Lloyd's update moves only the
+        learned ones (:mod:`quantize.fixed`).  Needs ``init="k-means++"``.
 
     Notes
     -----
@@ -1569,7 +1575,7 @@ default "k-means++"
     ----------
     cluster_centers_ : ndarray, shape (k', n_features)
         Centers in X's dtype, ``k' <= n_clusters`` (smaller only when X has
-        fewer distinct samples).  ``labels_`` is their nearest-center
+        fewer distinct samples), the ``fixed_centers`` first.  ``labels_`` is their nearest-center
         assignment.
     labels_ : ndarray of intp, shape (n_samples,)
     inertia_ : float
@@ -1606,6 +1612,7 @@ default "k-means++"
         max_iter: int = 300,
         tol: float = 1e-4,
         random_state: RandomStateLike = None,
+        fixed_centers: ArrayLike | None = None,
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -1613,6 +1620,7 @@ default "k-means++"
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
+        self.fixed_centers = fixed_centers
 
     def fit(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None) -> KMeans:
         """Compute the clustering.
@@ -1646,8 +1654,15 @@ default "k-means++"
         w = None if sample_weight is None else _check_sample_weight(sample_weight, data.shape[0])
         rng = check_random_state(self.random_state)
         n_init = _resolve_n_init(self.n_init, init, k)
-        table = _row_table(data) if _image_path_settings(init, tol) else None
-        if table is not None:
+        if self.fixed_centers is not None:
+            from quantize.fixed import fit_points
+
+            weights = np.ones(data.shape[0]) if w is None else w
+            result = fit_points(
+                data, weights, k, self.fixed_centers, init, n_init, max_iter, tol, rng
+            )
+            found = result.centers.shape[0]
+        elif (table := _row_table(data) if _image_path_settings(init, tol) else None) is not None:
             result = _fit_table_kmeans(table, w, k, n_init, max_iter, rng)
             found = min(k, table.rows.shape[0])
         else:

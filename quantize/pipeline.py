@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from PIL import Image
 
 from quantize import colors as cs
@@ -53,7 +53,7 @@ from quantize.imageio import (
     output_format,
     write_files,
 )
-from quantize.kmeans import nearest_center
+from quantize.kmeans import check_random_state, nearest_center
 from quantize.limits import DEFAULT_MAX_FRAMES, MAX_COLORS, MAX_N_INIT, MIN_COLORS
 from quantize.metrics import QualityMetrics, palette_metrics, quality_metrics
 from quantize.palette import SUFFIXES, Palette, SortKey, export, render_swatch, to_json_colors
@@ -137,6 +137,8 @@ class QuantizeResult:
     #: Distinct colors in the image file as written, when a lossy format
     #: (JPEG) made more of them than the palette has; 0 otherwise.
     image_colors: int = 0
+    #: Colors that had to stay in the palette (``keep``), shape (n, 3); None when none.
+    kept: NDArray[np.uint8] | None = None
 
     def image_for_format(self, fmt: str) -> Image.Image:
         """The image to save in ``fmt``: indexed where the format can hold a palette."""
@@ -166,7 +168,7 @@ class QuantizeResult:
             "n_iter": self.n_iter,
             "k_auto": None if self.k_auto is None else self.k_auto.to_dict(),
             "metrics": self.metrics.to_dict(),
-            "colors": to_json_colors(self.palette),
+            "colors": mark_kept(to_json_colors(self.palette), self.kept),
             "warnings": list(self.warnings),
         }
 
@@ -196,6 +198,7 @@ def quantize_image(
     dither_strength: float = 1.0,
     target: Target | None = None,
     palette: Palette | None = None,
+    keep: ArrayLike | None = None,
 ) -> QuantizeResult:
     """Reduce an image to at most ``colors`` colors with k-means.
 
@@ -231,6 +234,14 @@ def quantize_image(
         Recolor with these colors instead of clustering: every color goes to
         its nearest palette color in ``space``; ``colors`` is then ignored and
         palette colors no pixel uses are left out of the result.
+    keep : array_like of int, shape (n, 3), optional
+        sRGB colors that must be in the palette exactly, distinct, at most
+        ``colors`` of them (they count toward it; with "auto" toward every k
+        tried).  The other colors are learned around them (k-means with
+        fixed centers, :mod:`quantize.fixed`); every pixel goes to its
+        nearest color, kept or learned.  A kept color no pixel uses stays in
+        the palette with count 0, with a warning.  With ``palette`` the kept
+        colors are added to it.
 
     Returns
     -------
@@ -249,6 +260,7 @@ def quantize_image(
     if sort not in SORT_KEYS:
         raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)}, got {sort!r}")
     _validate_perceptual(colors, dither, dither_strength, target)
+    kept = check_keep(keep, colors if palette is None else "auto")
     start = time.perf_counter()
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
     table = count_pixels(_sources(loaded.frames))
@@ -267,6 +279,8 @@ def quantize_image(
         # Converted once: every palette size tried reuses it.
         "points": cs.rgb8_to_space(table.colors, space),
     }
+    if kept is not None:
+        fit_options["keep"] = kept
 
     # Clustering in Lab has converted the table already: ΔE reuses it.
     table_lab = fit_options["points"] if space == "lab" else None
@@ -287,7 +301,8 @@ def quantize_image(
 
     auto: AutoK | None = None
     if palette is not None:
-        best = judge(_fit_given(table, palette, space, transparent > 0))
+        given = palette if kept is None else _union(kept, palette)
+        best = judge(_fit_given(table, given, space, transparent > 0))
     elif colors == "auto":
         goal = target or Target("psnr", DEFAULT_PSNR)
         seen: dict[int, QualityMetrics] = {}
@@ -297,19 +312,26 @@ def quantize_image(
             return result
 
         # More colors than the image has cannot improve on its exact copy.
-        hi = max(MIN_COLORS, min(k_max, table.n_colors))
-        search = smallest_k(judged, lambda a: goal.met_by(a.metrics), MIN_COLORS, hi)
+        n_kept = 0 if kept is None else len(kept)
+        lo = max(MIN_COLORS, n_kept)
+        hi = max(lo, min(k_max, table.n_colors + n_kept))
+        search = smallest_k(judged, lambda a: goal.met_by(a.metrics), lo, hi)
         best = search.result
         tried = [(k, met, seen[k]) for k, met in search.tried]
         auto = AutoK(goal, search.chosen, search.met, tried)
     else:
         k = min(colors, k_max)
+        if kept is not None and len(kept) > k:
+            raise ValueError(f"{len(kept)} kept colors do not fit in {k} palette colors")
         if table.n_colors < k:
             warnings.append(f"requested {colors} colors, image has {table.n_colors}")
         best = attempt(k)
+    if kept is not None:
+        best = _with_kept(best, kept)
+        warnings.extend(_unused_kept(best.palette, kept))
     ordered, indices = _in_order(best, sort, table, loaded.frames)
     out = render_frames(loaded.frames, indices, ordered)
-    settings = {
+    settings: dict[str, Any] = {
         "colors_requested": colors,
         "algorithm": algorithm,
         "space": space,
@@ -320,6 +342,8 @@ def quantize_image(
         "max_iter": max_iter,
         "sort": sort,
     }
+    if kept is not None:
+        settings["keep"] = Palette.from_colors(kept).hex
     return QuantizeResult(
         image=out[0],
         palette=ordered,
@@ -337,6 +361,7 @@ def quantize_image(
         loop=loaded.loop,
         profile=loaded.profile,
         k_auto=auto,
+        kept=kept,
     )
 
 
@@ -427,6 +452,7 @@ def fit_palette(
     seed: int = 0,
     space: str = "rgb",
     points: NDArray[np.float64] | None = None,
+    keep: NDArray[np.uint8] | None = None,
 ) -> PaletteFit:
     """Cluster a color table and turn the centers into an exact sRGB palette.
 
@@ -443,6 +469,10 @@ def fit_palette(
     points : ndarray of float64, shape (m, 3), optional
         ``table.colors`` already converted to ``space``, to save converting
         them again when several palettes are fitted to one table.
+    keep : ndarray of uint8, shape (n, 3), optional
+        Colors the palette must hold exactly (see `check_keep`): fixed
+        centers of the clustering, never rounded, kept with count 0 when no
+        row is nearest to them.  They count toward ``n_colors``.
 
     Returns
     -------
@@ -450,6 +480,8 @@ def fit_palette(
     """
     if points is None:
         points = cs.rgb8_to_space(table.colors, space)
+    if keep is not None:
+        return _fit_keeping(table, n_colors, keep, algorithm, n_init, max_iter, seed, space, points)
     centers, n_iter = cluster_centers(
         points,
         table.counts.astype(np.float64),
@@ -692,6 +724,10 @@ class RunOptions:
     palette: Palette | None = None
     #: Where that palette came from, for the report's ``palette_file``.
     palette_file: str | None = None
+    #: Colors that must stay in the palette (``--keep``), shape (n, 3).
+    keep: NDArray[np.uint8] | None = None
+    #: Folder of the ``--html`` page: each image also gets thumbnails under it.
+    page_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -709,12 +745,14 @@ class OutputPlan:
     swatch: Path | None = None
     plot: Path | None = None
     write_image: bool = True
+    #: Thumbnails of the input and the output for the ``--html`` page.
+    thumbs: tuple[Path, Path] | None = None
 
     @property
     def paths(self) -> list[Path]:
         """Every file this plan writes."""
         image = self.image if self.write_image else None
-        extra = [*self.palettes.values(), self.swatch, self.plot]
+        extra = [*self.palettes.values(), self.swatch, self.plot, *(self.thumbs or ())]
         return [p for p in (image, self.report, *extra) if p is not None]
 
 
@@ -754,7 +792,14 @@ def plan_outputs(source: Path, output: str | None, opts: RunOptions) -> OutputPl
     palettes = {f: image.with_suffix(SUFFIXES[f]) for f in opts.palette_formats}
     swatch = image.with_suffix(".swatch.png") if opts.swatch else None
     plot = image.with_suffix(".pixels.png") if opts.plot else None
-    return OutputPlan(image, report, fmt, palettes, swatch, plot, write_image=opts.image)
+    thumbs = None
+    if opts.page_dir is not None:
+        from quantize.report_html import thumbnail_paths
+
+        thumbs = thumbnail_paths(image, opts.page_dir)
+    return OutputPlan(
+        image, report, fmt, palettes, swatch, plot, write_image=opts.image, thumbs=thumbs
+    )
 
 
 def process_file(
@@ -798,6 +843,7 @@ def process_file(
         dither_strength=opts.dither_strength,
         target=opts.target,
         palette=opts.palette,
+        keep=opts.keep,
     )
     result.seconds += load_seconds  # the summary times decode + quantize
     encoded = None
@@ -925,6 +971,10 @@ def write_outputs(
         files.append((plan.swatch, image_writer([render_swatch(result.palette)], "png")))
     if plan.plot is not None and plot is not None:
         files.append((plan.plot, bytes_writer(plot)))
+    if plan.thumbs is not None:
+        from quantize.report_html import thumbnail_writers
+
+        files.extend(thumbnail_writers(plan.thumbs, frame, result.image))
     write_files(files, force=force)
 
 
@@ -987,3 +1037,144 @@ def sample_visible_pixels(
     else:
         mapped = np.asarray(image.convert("RGB")).reshape(-1, 3)[where]
     return original, mapped
+
+
+# --------------------------------------------------------------------------
+# Kept colors (``keep``): fixed centers of the clustering.
+
+
+def check_keep(keep: ArrayLike | None, colors: int | str) -> NDArray[np.uint8] | None:
+    """Validate colors that must stay in the palette.
+
+    Parameters
+    ----------
+    keep : array_like of int, shape (n, 3), or None
+        sRGB colors, 0..255.
+    colors : int or "auto"
+        The palette size they must fit in (every size is checked later for "auto").
+
+    Returns
+    -------
+    ndarray of uint8, shape (n, 3), or None
+        None when nothing is kept.
+
+    Raises
+    ------
+    ValueError
+        Not (n, 3) integers in 0..255, a color given twice, or more colors than ``colors``.
+    """
+    if keep is None:
+        return None
+    arr = np.asarray(keep)
+    if arr.size == 0:
+        return None
+    if arr.ndim != 2 or arr.shape[1] != 3 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"keep must be integer sRGB colors of shape (n, 3), got {arr.shape}")
+    if arr.min() < 0 or arr.max() > 255:
+        raise ValueError("kept colors must be in 0..255")
+    kept = arr.astype(np.uint8)
+    if np.unique(pack_rgb(kept)).size != len(kept):
+        raise ValueError("a kept color is given twice")
+    limit = MAX_COLORS if colors == "auto" else int(colors)
+    if len(kept) > limit:
+        raise ValueError(f"{len(kept)} kept colors but only {limit} palette colors")
+    return kept
+
+
+def mark_kept(
+    entries: list[dict[str, Any]], kept: NDArray[np.uint8] | None
+) -> list[dict[str, Any]]:
+    """Add ``"kept": true/false`` to the report's color entries; unchanged when nothing is kept."""
+    if kept is None:
+        return entries
+    hexes = set(Palette.from_colors(kept).hex)
+    return [{**entry, "kept": entry["hex"] in hexes} for entry in entries]
+
+
+def _fit_keeping(
+    table: ColorTable,
+    n_colors: int,
+    keep: NDArray[np.uint8],
+    algorithm: Algorithm,
+    n_init: int | Literal["auto"],
+    max_iter: int,
+    seed: int,
+    space: str,
+    points: NDArray[np.float64],
+) -> PaletteFit:
+    """`fit_palette` with kept colors as fixed centers: they go into the
+    palette as given (a round trip through ``space`` could move them by a
+    level), the learned centers rounded after them.
+
+    The fixed-center fit starts once from the kept colors plus an
+    unconstrained fit of the rest (the baseline); after rounding to 8 bits,
+    that baseline palette competes again, so the palette's error in
+    ``space`` is never above the baseline's even by a rounding.
+    """
+    from quantize.fixed import baseline_centers, fit_table
+
+    rng = check_random_state(seed)
+    weights = table.counts.astype(np.float64)
+    runs = None if n_init == "auto" else n_init
+    n_free = n_colors - len(keep)
+    baseline = None
+    if 0 < n_free < table.n_colors:
+        baseline = baseline_centers(
+            points, weights, table.keys, n_free, algorithm, runs, max_iter, rng
+        )
+    fixed = cs.rgb8_to_space(keep, space)
+    fit = fit_table(
+        points, weights, table.keys, n_colors, fixed,
+        algorithm=algorithm, n_init=runs, max_iter=max_iter, rng=rng, baseline=baseline,
+    )  # fmt: skip
+    best: tuple[float, PaletteFit] | None = None
+    for learned in (fit.centers[len(keep) :], baseline):
+        if learned is None:
+            continue
+        rounded = _unique_rows(np.concatenate([keep, cs.space_to_rgb8(learned, space)]))
+        palette = Palette(rounded, np.zeros(len(rounded), np.int64))
+        candidate = apply_palette(table, palette, space, points=points)
+        offset = points - cs.rgb8_to_space(candidate.palette.colors, space)[candidate.labels]
+        sse = float(weights @ np.einsum("ij,ij->i", offset, offset))
+        if best is None or sse < best[0]:
+            best = (sse, candidate)
+    assert best is not None
+    chosen = best[1]
+    return PaletteFit(_restore_kept(chosen.palette, keep), chosen.labels, fit.n_iter)
+
+
+def _union(keep: NDArray[np.uint8], palette: Palette) -> Palette:
+    """A given palette with the kept colors added (first, where missing)."""
+    colors = _unique_rows(np.concatenate([keep, palette.colors]))
+    return Palette(colors, np.zeros(len(colors), np.int64))
+
+
+def _restore_kept(palette: Palette, keep: NDArray[np.uint8]) -> Palette:
+    """``palette`` with the kept colors no pixel uses appended, count 0.
+
+    Appending leaves every existing index valid.
+    """
+    missing = keep[~np.isin(pack_rgb(keep), pack_rgb(palette.colors))]
+    if missing.size == 0:
+        return palette
+    colors = np.concatenate([palette.colors, missing])
+    counts = np.concatenate([palette.counts, np.zeros(len(missing), np.int64)])
+    return Palette(colors, counts)
+
+
+def _with_kept(best: _Attempt, keep: NDArray[np.uint8]) -> _Attempt:
+    """The attempt with unused kept colors back in its palette (dithering and
+    given palettes drop colors no pixel uses)."""
+    palette = _restore_kept(best.palette, keep)
+    if palette.size == best.palette.size:
+        return best
+    fit = best.fit
+    if best.indices is None:
+        # The plain mapping's labels index fit.palette, which is best.palette.
+        fit = PaletteFit(palette, fit.labels, fit.n_iter)
+    return _Attempt(fit, palette, best.metrics, best.indices)
+
+
+def _unused_kept(palette: Palette, keep: NDArray[np.uint8]) -> list[str]:
+    unused = np.isin(pack_rgb(palette.colors), pack_rgb(keep)) & (palette.counts == 0)
+    return [f"kept color {h} is used by no pixel" for h in np.asarray(palette.hex)[unused]]

@@ -26,6 +26,7 @@ def test_repr_shows_changed_params_only() -> None:
 def test_get_and_set_params() -> None:
     model = KMeans(5)
     assert model.get_params() == {
+        "fixed_centers": None,
         "init": "k-means++",
         "max_iter": 300,
         "n_clusters": 5,
