@@ -823,6 +823,7 @@ def run_batch(
             jobs.append((index, item))
         else:
             finished[index] = item
+    planner.remove_stale()  # only now: every input is protected
     planned = [finished[i] for i in sorted(finished)]
     total = len(planned) + len(jobs)
     workers = options.workers or os.cpu_count() or 1

@@ -5,9 +5,9 @@ Part of the I/O layer.  Three mechanisms, each in one place:
 * :class:`OutputPlanner` resolves every input once (any spelling, symbolic
   links, hard links) and every planned output (by the folder it lands in,
   resolved), so that no output is ever an input, no two outputs of one run
-  land on the same file, and bad paths fail with a line naming them.  While
-  planning into a folder it removes the temporary files of earlier runs that
-  died (:func:`remove_stale_temps`).
+  land on the same file, and bad paths fail with a line naming them.  Once
+  every input is known it removes, from the folders planned into, the
+  temporary files of earlier runs that died (:func:`remove_stale_temps`).
 * :func:`commit` moves finished temporary files into place, all or nothing:
   without ``force`` a file is only created, never replaced (a hard link of
   the temporary file, which fails when the name exists), so a file that
@@ -81,8 +81,8 @@ class OutputPlanner:
         Existing outputs may be replaced (never an input).
     started : float, optional
         Wall-clock start of the run (``time.time()``): temporary files of dead
-        processes older than this are removed from the folders planned into.
-        None removes nothing.
+        processes older than this are removed from the folders planned into,
+        by :meth:`remove_stale`.  None removes nothing.
     """
 
     def __init__(
@@ -95,6 +95,7 @@ class OutputPlanner:
         self._claims: dict[str, str] = {}
         self._folders: dict[str, str] = {}  # folder as spelled -> resolved
         self._name_max: dict[str, int] = {}
+        self._planned: dict[str, None] = {}  # folders claimed into, in order
         self._cleaned: set[str] = set()
         for path in inputs:
             self.protect(path)
@@ -158,11 +159,25 @@ class OutputPlanner:
                 raise OutputError(f"{out}: same output as {self._claims.get(key, owner)}")
             keys.append(key)
         self._claims.update(dict.fromkeys(keys, owner))
-        for key in keys:
-            folder = os.path.dirname(key)
+        self._planned.update(dict.fromkeys(os.path.dirname(key) for key in keys))
+
+    def remove_stale(self) -> int:
+        """Remove stale temporary files from every folder claimed into so far.
+
+        Called once every input is protected: a file named like a temporary
+        file may itself be an input, and is then kept.
+
+        Returns
+        -------
+        int
+            Files removed.
+        """
+        removed = 0
+        for folder in self._planned:
             if self.started is not None and folder not in self._cleaned:
                 self._cleaned.add(folder)
-                remove_stale_temps(Path(folder), self.started, keep=self)
+                removed += remove_stale_temps(Path(folder), self.started, keep=self)
+        return removed
 
     def check(self, outputs: Iterable[Path]) -> None:
         """Refuse to overwrite an input or, without ``force``, an existing output.
