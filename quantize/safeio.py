@@ -43,7 +43,10 @@ _TEMP_NAME = re.compile(r"\.quantize-(?P<pid>[0-9]{1,10})-[a-z0-9_]{1,16}\.tmp")
 #: Longest file name (bytes) when the file system does not say: Linux's NAME_MAX.
 DEFAULT_NAME_MAX = 255
 #: How long a commit waits for another quantize process committing into the same folder.
-LOCK_WAIT_SECONDS = 10.0
+LOCK_WAIT_SECONDS = 2.0
+#: How long later commits wait for a folder whose lock this process once waited out:
+#: its holder may keep it for the whole run (``flock out/ quantize ... -o out/``).
+LOCK_RETRY_SECONDS = 0.05
 # Errors of os.link on file systems without hard links (FAT, some network and FUSE ones).
 _NO_HARD_LINKS = frozenset(
     {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV}
@@ -537,20 +540,31 @@ def _locked(folders: Iterable[Path]) -> Iterator[None]:
             os.close(fd)  # closing releases the lock
 
 
+# Folders whose lock this process waited out once (by device and inode).
+_held_elsewhere: set[FileId] = set()
+
+
 def _lock_folder(folder: Path) -> int | None:
     try:
         import fcntl
 
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        folder_id = _file_id(os.fstat(fd))
     except (ImportError, OSError):
         return None
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    # Commits hold the lock for milliseconds; a holder that keeps it for seconds
+    # is stopped or is not quantize (a script's `flock DIR`), and waiting again
+    # on every commit would turn each image into a wait.
+    wait = LOCK_RETRY_SECONDS if folder_id in _held_elsewhere else LOCK_WAIT_SECONDS
+    deadline = time.monotonic() + wait
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _held_elsewhere.discard(folder_id)
             return fd
         except BlockingIOError:
             if time.monotonic() > deadline:
+                _held_elsewhere.add(folder_id)
                 break
             time.sleep(0.002)
         except OSError:

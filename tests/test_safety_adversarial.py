@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from pathlib import Path
 
+import pytest
+
+from quantize import safeio
 from quantize.batch import BatchOptions, run_batch
+from quantize.imageio import bytes_writer, write_files
 from quantize.pipeline import RunOptions
 from tests.conftest import gradient_rgb
 from tests.test_safety import dead_pid
@@ -25,3 +30,36 @@ def test_an_input_named_like_a_stale_temp_file_is_never_removed(tmp_path: Path) 
     result = run_batch([str(named), str(tmp_path / "b.png")], options)
     assert [r.status for r in result.results] == ["written", "written"]
     assert named.read_bytes() == before
+
+
+def test_a_folder_locked_by_another_program_is_waited_for_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `flock out/ quantize ... -o out/` holds the folder's lock for the whole
+    # run: each commit must not wait for it again (that was 10 s per image).
+    monkeypatch.setattr(safeio, "LOCK_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(safeio, "_held_elsewhere", set())
+    naps: list[float] = []
+    real_sleep = time.sleep
+
+    def counted_sleep(seconds: float) -> None:
+        naps.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(safeio.time, "sleep", counted_sleep)
+    holder = os.open(tmp_path, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        write_files([(tmp_path / "first.json", bytes_writer(b"{}"))])
+        first = len(naps)
+        for n in range(5):
+            write_files([(tmp_path / f"later{n}.json", bytes_writer(b"{}"))])
+    finally:
+        os.close(holder)
+    later = len(naps) - first
+    assert first > 0
+    assert later * 2 < first  # 5 later commits waited less, together, than the first
+    assert sorted(os.listdir(tmp_path)) == [
+        "first.json",
+        *(f"later{n}.json" for n in range(5)),
+    ]
