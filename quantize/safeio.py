@@ -72,9 +72,11 @@ class OutputPlanner:
     """Every input of a run, protected, and every output it plans, claimed once.
 
     Paths are compared by where a write lands: the folder resolved (symbolic
-    links, ``..``) and the name kept, since replacing a symbolic link replaces
-    the link; files also by device and inode (hard links, links to inputs).
-    Folders are resolved once each, as they are when planning starts.
+    links, ``..``) and identified by device and inode (so a bind mount or
+    other second path to it is the same folder), and the name kept, since
+    replacing a symbolic link replaces the link; files also by device and
+    inode (hard links, links to inputs).  Folders are resolved once each, as
+    they are when planning starts.
 
     Parameters
     ----------
@@ -96,7 +98,7 @@ class OutputPlanner:
         self._paths: set[str] = set()
         self._problems: dict[Path, str] = {}
         self._claims: dict[str, str] = {}
-        self._folders: dict[str, str] = {}  # folder as spelled -> resolved
+        self._folders: dict[str, tuple[str, str]] = {}  # as spelled -> (resolved, key)
         self._name_max: dict[str, int] = {}
         self._planned: dict[str, None] = {}  # folders claimed into, in order
         self._cleaned: set[str] = set()
@@ -104,12 +106,16 @@ class OutputPlanner:
             self.protect(path)
 
     def location(self, path: Path) -> str:
-        """Where a write to ``path`` lands: its folder resolved, its name kept."""
+        """Where a write to ``path`` lands: a key of its folder, its name kept."""
+        return os.path.join(self._folder(path)[1], path.name)
+
+    def _folder(self, path: Path) -> tuple[str, str]:
+        """The folder of ``path`` resolved, and its key: device and inode where it exists."""
         folder = os.fspath(path.parent)
-        resolved = self._folders.get(folder)
-        if resolved is None:
-            resolved = self._folders[folder] = os.path.realpath(folder)
-        return os.path.join(resolved, path.name)
+        known = self._folders.get(folder)
+        if known is None:
+            known = self._folders[folder] = _folder_key(os.path.realpath(folder))
+        return known
 
     def protect(self, path: Path) -> None:
         """Add an input: neither its path (any spelling) nor its file may become an output."""
@@ -118,7 +124,7 @@ class OutputPlanner:
         try:
             st = os.lstat(path)
             if stat.S_ISLNK(st.st_mode):
-                self._paths.add(os.path.realpath(path))
+                self._paths.add(self.location(Path(os.path.realpath(path))))
                 st = os.stat(path)
             self._ids.add(_file_id(st))
         except (FileNotFoundError, PermissionError):
@@ -138,7 +144,7 @@ class OutputPlanner:
         try:
             st = st or os.lstat(path)
             if stat.S_ISLNK(st.st_mode):
-                if os.path.realpath(path) in self._paths:
+                if self.location(Path(os.path.realpath(path))) in self._paths:
                     return True
                 st = os.stat(path)
         except OSError:
@@ -155,14 +161,16 @@ class OutputPlanner:
             owner claimed the same file.
         """
         keys: list[str] = []
+        folders: dict[str, None] = {}
         for out in outputs:
             self.inspect(out)
             key = self.location(out)
             if key in self._claims or key in keys:
                 raise OutputError(f"{out}: same output as {self._claims.get(key, owner)}")
             keys.append(key)
+            folders[self._folder(out)[0]] = None
         self._claims.update(dict.fromkeys(keys, owner))
-        self._planned.update(dict.fromkeys(os.path.dirname(key) for key in keys))
+        self._planned.update(folders)
 
     def remove_stale(self) -> int:
         """Remove stale temporary files from every folder claimed into so far.
@@ -226,6 +234,22 @@ class OutputPlanner:
             raise OutputError(f"{blocker}: is not a folder") from None
         except OSError as exc:
             raise OutputError(f"{out}: {_reason(exc)}") from None
+
+
+def _folder_key(resolved: str) -> tuple[str, str]:
+    """``resolved`` and its key: the device and inode of its nearest existing folder + the rest."""
+    existing, rest = resolved, ""
+    while True:
+        try:
+            st = os.stat(existing)
+        except OSError:
+            parent = os.path.dirname(existing)
+            if parent == existing:
+                return resolved, resolved
+            existing, rest = parent, os.path.join(os.path.basename(existing), rest)
+            continue
+        # "//" cannot begin a resolved path: the key never equals a real path.
+        return resolved, os.path.join(f"//{st.st_dev}:{st.st_ino}", rest).rstrip(os.sep) or "/"
 
 
 def name_max(folder: Path) -> int:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,3 +66,32 @@ def test_a_folder_locked_by_another_program_is_waited_for_once(
         "first.json",
         *(f"later{n}.json" for n in range(5)),
     ]
+
+
+@pytest.fixture
+def bind_mount(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A folder and a second path to it (a bind mount): same folder, no symbolic link."""
+    real, alias = tmp_path / "real", tmp_path / "alias"
+    real.mkdir()
+    alias.mkdir()
+    try:
+        subprocess.run(["mount", "--bind", str(real), str(alias)], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("bind mounts need root")
+    try:
+        yield real, alias
+    finally:
+        subprocess.run(["umount", str(alias)], check=False)
+
+
+def test_two_inputs_with_one_output_through_a_bind_mount(bind_mount: tuple[Path, Path]) -> None:
+    # With --force the second image silently replaced the first one's outputs.
+    real, alias = bind_mount
+    gradient_rgb(24, 16, seed=1).save(real / "a.png")
+    gradient_rgb(24, 16, seed=2).save(real / "a.jpg", quality=95)
+    inputs = [str(real / "a.png"), str(alias / "a.jpg")]
+    result = run_batch(inputs, BatchOptions(RunOptions(colors=4, force=True), workers=1))
+    assert [r.status for r in result.results] == ["written", "failed"]
+    assert result.results[1].reason == f"{alias / 'a-k4.png'}: same output as {real / 'a.png'}"
+    report = json.loads((real / "a-k4.json").read_text())
+    assert report["source"] == str(real / "a.png")
