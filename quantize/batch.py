@@ -214,6 +214,8 @@ class Job:
 
     source: Path
     plan: OutputPlan
+    #: All outputs appearing while it runs (another run wrote them) skips it.
+    skip_existing: bool = False
 
 
 # --------------------------------------------------------------------------- #
@@ -370,7 +372,7 @@ def plan_jobs(
         except OutputError as exc:
             yield ImageResult(source.path, "failed", reason=str(exc))
             continue
-        yield Job(source.path, plan)
+        yield Job(source.path, plan, options.skip_existing)
 
 
 def _plan(source: Source, options: BatchOptions, single_file: bool) -> OutputPlan:
@@ -453,6 +455,9 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
         remove_committed(committed)
         return ImageResult(job.source, "interrupted")
     except Exception as exc:
+        if job.skip_existing and isinstance(exc, OutputError) and _all_exist(job.plan.paths):
+            # Another run wrote this image meanwhile: what --skip-existing asks for.
+            return ImageResult(job.source, "skipped", outputs=tuple(job.plan.paths))
         return _failure(job.source, exc)
     finally:
         _set_busy(False)
@@ -467,6 +472,10 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
         delta_e_mean=result.metrics.delta_e_mean,
         auto=None if result.k_auto is None else result.k_auto.describe(),
     )
+
+
+def _all_exist(paths: Sequence[Path]) -> bool:
+    return all(os.path.lexists(p) for p in paths)
 
 
 def _failure(source: Path, exc: Exception) -> ImageResult:

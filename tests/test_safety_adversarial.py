@@ -9,15 +9,17 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from PIL import Image
 
 from quantize import safeio
 from quantize.batch import BatchOptions, run_batch
 from quantize.imageio import bytes_writer, write_files
 from quantize.pipeline import RunOptions
 from tests.conftest import gradient_rgb
-from tests.test_safety import dead_pid
+from tests.test_safety import dead_pid, listing
 
 
 def test_an_input_named_like_a_stale_temp_file_is_never_removed(tmp_path: Path) -> None:
@@ -95,3 +97,33 @@ def test_two_inputs_with_one_output_through_a_bind_mount(bind_mount: tuple[Path,
     assert result.results[1].reason == f"{alias / 'a-k4.png'}: same output as {real / 'a.png'}"
     report = json.loads((real / "a-k4.json").read_text())
     assert report["source"] == str(real / "a.png")
+
+
+def test_skip_existing_skips_an_image_another_run_wrote_meanwhile(
+    photo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Overlapping `--skip-existing` runs over one folder share the work: an
+    # image the other run finished first is skipped, not failed.
+    image, report = photo.with_name("photo-k4.png"), photo.with_name("photo-k4.json")
+    other_run_writes = [image, report]
+    real_save = Image.Image.save
+
+    def another_run_finishes_first(self: Image.Image, fp: Any, *args: Any, **kwargs: Any) -> None:
+        for path in other_run_writes:  # after planning, before the commit
+            path.write_bytes(b"another run's " + path.suffix.encode())
+        real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", another_run_finishes_first)
+    options = BatchOptions(RunOptions(colors=4), skip_existing=True, workers=1)
+    result = run_batch([str(photo)], options)
+    assert [r.status for r in result.results] == ["skipped"]
+    assert image.read_bytes() == b"another run's .png"
+    assert report.read_bytes() == b"another run's .json"
+    # Only some of them: that is still a failure, and nothing is replaced.
+    image.unlink()
+    report.unlink()
+    other_run_writes.remove(report)
+    result = run_batch([str(photo)], options)
+    assert [r.status for r in result.results] == ["failed"]
+    assert "appeared while running" in result.results[0].reason
+    assert listing(photo.parent) == ["photo-k4.png", "photo.png"]
