@@ -451,8 +451,11 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
             result = process_file(job.source, job.plan, opts)
     except KeyboardInterrupt:
         _set_busy(False)
-        # Only the files this call placed: another run's are never touched.
-        remove_committed(committed)
+        if not opts.force:
+            # Only the files this call placed: another run's are never touched.
+            # With --force they replaced the old outputs, whose backups are gone:
+            # the complete new set stays rather than none at all.
+            remove_committed(committed)
         return ImageResult(job.source, "interrupted")
     except Exception as exc:
         if job.skip_existing and isinstance(exc, OutputError) and _all_exist(job.plan.paths):

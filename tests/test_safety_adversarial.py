@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from quantize import safeio
+from quantize import batch, safeio
 from quantize.batch import BatchOptions, run_batch
 from quantize.imageio import bytes_writer, write_files
 from quantize.pipeline import RunOptions
@@ -127,3 +127,26 @@ def test_skip_existing_skips_an_image_another_run_wrote_meanwhile(
     assert [r.status for r in result.results] == ["failed"]
     assert "appeared while running" in result.results[0].reason
     assert listing(photo.parent) == ["photo-k4.png", "photo.png"]
+
+
+def test_ctrl_c_after_a_forced_commit_keeps_the_image_outputs(
+    photo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The new files replaced the old ones (their backups already removed):
+    # removing them on Ctrl-C left the image with no outputs at all.
+    image, report = photo.with_name("photo-k4.png"), photo.with_name("photo-k4.json")
+    image.write_bytes(b"old image")
+    report.write_bytes(b"old report")
+    real_process_file = batch.process_file
+
+    def ctrl_c_right_after_the_commit(*args: Any, **kwargs: Any) -> Any:
+        real_process_file(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "process_file", ctrl_c_right_after_the_commit)
+    result = run_batch([photo], BatchOptions(RunOptions(colors=4, force=True), workers=1))
+    assert result.interrupted
+    assert json.loads(report.read_text())["image"] == str(image)
+    with Image.open(image) as img:
+        assert img.mode == "P"
+    assert listing(photo.parent) == ["photo-k4.json", "photo-k4.png", "photo.png"]
