@@ -40,6 +40,8 @@ from quantize.errors import OutputError
 TEMP_PREFIX = ".quantize-"
 TEMP_SUFFIX = ".tmp"
 _TEMP_NAME = re.compile(r"\.quantize-(?P<pid>[0-9]{1,10})-[a-z0-9_]{1,16}\.tmp")
+#: Temporary files of dead processes are removed when unchanged this long before the run.
+STALE_SECONDS = 600.0
 #: Longest file name (bytes) when the file system does not say: Linux's NAME_MAX.
 DEFAULT_NAME_MAX = 255
 #: How long a commit waits for another quantize process committing into the same folder.
@@ -287,8 +289,11 @@ def remove_stale_temps(folder: Path, before: float, keep: OutputPlanner | None =
     """Remove quantize's temporary files left in ``folder`` by processes that died.
 
     A file is removed only when its name is one of ours, its owner process
-    no longer runs, it is a regular file last changed before ``before``, and
-    it is not an input of ``keep``.
+    no longer runs, it is a regular file last changed (written, or linked:
+    ``--force`` backups keep the old file's mtime) :data:`STALE_SECONDS`
+    before ``before``, and it is not an input of ``keep``.  The margin is
+    for processes this one cannot see: another machine sharing the folder
+    over the network, another container; their pids mean nothing here.
 
     Returns
     -------
@@ -309,7 +314,7 @@ def remove_stale_temps(folder: Path, before: float, keep: OutputPlanner | None =
         except OSError:
             continue
         path = Path(entry.path)
-        if not stat.S_ISREG(st.st_mode) or st.st_mtime >= before:
+        if not stat.S_ISREG(st.st_mode) or max(st.st_mtime, st.st_ctime) >= before - STALE_SECONDS:
             continue
         if keep is not None and keep.is_input(path):
             continue

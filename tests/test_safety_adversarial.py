@@ -22,7 +22,10 @@ from tests.conftest import gradient_rgb
 from tests.test_safety import dead_pid, listing
 
 
-def test_an_input_named_like_a_stale_temp_file_is_never_removed(tmp_path: Path) -> None:
+def test_an_input_named_like_a_stale_temp_file_is_never_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(safeio, "STALE_SECONDS", 0.0)  # ctime cannot be set back
     # The shared palette's folder is claimed before the images are planned:
     # stale temporary files may only be removed once every input is known.
     named = tmp_path / f".quantize-{dead_pid()}-abcd1234.tmp"
@@ -150,3 +153,16 @@ def test_ctrl_c_after_a_forced_commit_keeps_the_image_outputs(
     with Image.open(image) as img:
         assert img.mode == "P"
     assert listing(photo.parent) == ["photo-k4.json", "photo-k4.png", "photo.png"]
+
+
+def test_temp_files_changed_shortly_before_the_run_are_kept(photo: Path) -> None:
+    # A run on another machine (or container) sharing the folder: its pid
+    # means nothing here, so a file it wrote or linked (a --force backup keeps
+    # the old file's mtime) just before this run started may still be in use.
+    backup = photo.with_name(f".quantize-{dead_pid()}-abcd1234.tmp")
+    backup.write_bytes(b"an old output, kept while its replacement is committed")
+    old = time.time() - 3600
+    os.utime(backup, (old, old))
+    result = run_batch([str(photo)], BatchOptions(RunOptions(colors=4), workers=1))
+    assert [r.status for r in result.results] == ["written"]
+    assert backup.exists()
