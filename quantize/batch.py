@@ -252,11 +252,12 @@ def find_images(
     # os.path: a symlink loop or an over-long name is an input that fails
     # alone later, not an exception here.
     excluded = Path(os.path.realpath(exclude)) if exclude is not None else None
-    seen: set[Path] = set()
+    seen: set[str] = set()
+    places = OutputPlanner()  # the same file through a bind mount is met twice too
     for arg in map(Path, inputs):
         found = _scan(arg, recursive, excluded) if os.path.isdir(arg) else iter([Source(arg)])
         for source in found:
-            key = Path(os.path.realpath(source.path))
+            key = places.location(Path(os.path.realpath(source.path)))
             if key not in seen:
                 seen.add(key)
                 yield source

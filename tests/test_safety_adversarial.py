@@ -166,3 +166,12 @@ def test_temp_files_changed_shortly_before_the_run_are_kept(photo: Path) -> None
     result = run_batch([str(photo)], BatchOptions(RunOptions(colors=4), workers=1))
     assert [r.status for r in result.results] == ["written"]
     assert backup.exists()
+
+
+def test_the_same_folder_through_a_bind_mount_is_processed_once(
+    bind_mount: tuple[Path, Path],
+) -> None:
+    real, alias = bind_mount
+    gradient_rgb(24, 16, seed=1).save(real / "a.png")
+    result = run_batch([str(real), str(alias)], BatchOptions(RunOptions(colors=4), workers=1))
+    assert [(r.source, r.status) for r in result.results] == [(real / "a.png", "written")]
