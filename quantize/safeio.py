@@ -442,9 +442,14 @@ def commit(moves: Sequence[tuple[Path, Path]], *, force: bool) -> None:
 def _place(temp: Path, target: Path, force: bool) -> _Placed:
     file = _file_id(os.lstat(temp))
     try:
-        if not force:
+        try:
+            # Even with force: a file that is not there has nothing to back up,
+            # and creating it exclusively means an undo only ever removes ours.
             _create(temp, target)
             return _Placed(target, file, None)
+        except FileExistsError:
+            if not force:
+                raise
         backup, renamed = _backup(target)
         try:
             os.replace(temp, target)

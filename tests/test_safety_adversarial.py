@@ -16,6 +16,7 @@ from PIL import Image
 
 from quantize import batch, safeio
 from quantize.batch import BatchOptions, run_batch
+from quantize.errors import OutputError
 from quantize.imageio import bytes_writer, write_files
 from quantize.pipeline import RunOptions
 from tests.conftest import gradient_rgb
@@ -175,3 +176,29 @@ def test_the_same_folder_through_a_bind_mount_is_processed_once(
     gradient_rgb(24, 16, seed=1).save(real / "a.png")
     result = run_batch([str(real), str(alias)], BatchOptions(RunOptions(colors=4), workers=1))
     assert [(r.source, r.status) for r in result.results] == [(real / "a.png", "written")]
+
+
+def test_a_forced_commit_undone_never_removes_a_file_another_run_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With --force a missing target was checked for, then replaced: a file
+    # another run (without the folder lock) created in between was
+    # overwritten, and the undo of a later failing move removed it for good.
+    image, report = tmp_path / "a-k4.png", tmp_path / "a-k4.json"
+    report.mkdir()  # the second move fails
+    real_lexists = os.path.lexists
+    created: list[Path] = []
+
+    def another_run_creates_it_after_the_check(path: Any) -> bool:
+        found = real_lexists(path)
+        if Path(path) == image and not found and not created:
+            image.write_bytes(b"another run's image")
+            created.append(image)
+        return found
+
+    monkeypatch.setattr(os.path, "lexists", another_run_creates_it_after_the_check)
+    files = [(image, bytes_writer(b"this run's image")), (report, bytes_writer(b"{}"))]
+    with pytest.raises(OutputError, match="is a directory"):
+        write_files(files, force=True)
+    for path in created:
+        assert path.read_bytes() == b"another run's image"
