@@ -238,6 +238,8 @@ class Job:
 
     source: Path
     plan: OutputPlan
+    #: All outputs appearing while it runs (another run wrote them) skips it.
+    skip_existing: bool = False
 
 
 # --------------------------------------------------------------------------- #
@@ -274,11 +276,12 @@ def find_images(
     # os.path: a symlink loop or an over-long name is an input that fails
     # alone later, not an exception here.
     excluded = Path(os.path.realpath(exclude)) if exclude is not None else None
-    seen: set[Path] = set()
+    seen: set[str] = set()
+    places = OutputPlanner()  # the same file through a bind mount is met twice too
     for arg in map(Path, inputs):
         found = _scan(arg, recursive, excluded) if os.path.isdir(arg) else iter([Source(arg)])
         for source in found:
-            key = Path(os.path.realpath(source.path))
+            key = places.location(Path(os.path.realpath(source.path)))
             if key not in seen:
                 seen.add(key)
                 yield source
@@ -454,7 +457,7 @@ def plan_jobs(
         except OutputError as exc:
             yield ImageResult(source.path, "failed", reason=str(exc))
             continue
-        yield Job(source.path, plan)
+        yield Job(source.path, plan, options.skip_existing)
 
 
 def _plan(source: Source, options: BatchOptions, single_file: bool) -> OutputPlan:
@@ -533,10 +536,16 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
             result = process_file(job.source, job.plan, opts)
     except KeyboardInterrupt:
         _set_busy(False)
-        # Only the files this call placed: another run's are never touched.
-        remove_committed(committed)
+        if not opts.force:
+            # Only the files this call placed: another run's are never touched.
+            # With --force they replaced the old outputs, whose backups are gone:
+            # the complete new set stays rather than none at all.
+            remove_committed(committed)
         return ImageResult(job.source, "interrupted")
     except Exception as exc:
+        if job.skip_existing and isinstance(exc, OutputError) and _all_exist(job.plan.paths):
+            # Another run wrote this image meanwhile: what --skip-existing asks for.
+            return ImageResult(job.source, "skipped", outputs=tuple(job.plan.paths))
         return _failure(job.source, exc)
     finally:
         _set_busy(False)
@@ -563,6 +572,10 @@ def _page_entry(job: Job, result: QuantizeResult) -> PageEntry | None:
 
     image = job.plan.image if job.plan.write_image else None
     return page_entry(job.source, image, job.plan.thumbs, result.palette, result.kept, result.image)
+
+
+def _all_exist(paths: Sequence[Path]) -> bool:
+    return all(os.path.lexists(p) for p in paths)
 
 
 def _failure(source: Path, exc: Exception) -> ImageResult:
@@ -945,6 +958,7 @@ def run_batch(
             jobs.append((index, item))
         else:
             finished[index] = item
+    planner.remove_stale()  # only now: every input is protected
     planned = [finished[i] for i in sorted(finished)]
     total = len(planned) + len(jobs)
     if total == 0:

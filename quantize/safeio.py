@@ -5,9 +5,9 @@ Part of the I/O layer.  Three mechanisms, each in one place:
 * :class:`OutputPlanner` resolves every input once (any spelling, symbolic
   links, hard links) and every planned output (by the folder it lands in,
   resolved), so that no output is ever an input, no two outputs of one run
-  land on the same file, and bad paths fail with a line naming them.  While
-  planning into a folder it removes the temporary files of earlier runs that
-  died (:func:`remove_stale_temps`).
+  land on the same file, and bad paths fail with a line naming them.  Once
+  every input is known it removes, from the folders planned into, the
+  temporary files of earlier runs that died (:func:`remove_stale_temps`).
 * :func:`commit` moves finished temporary files into place, all or nothing:
   without ``force`` a file is only created, never replaced (a hard link of
   the temporary file, which fails when the name exists), so a file that
@@ -40,10 +40,15 @@ from quantize.errors import OutputError
 TEMP_PREFIX = ".quantize-"
 TEMP_SUFFIX = ".tmp"
 _TEMP_NAME = re.compile(r"\.quantize-(?P<pid>[0-9]{1,10})-[a-z0-9_]{1,16}\.tmp")
+#: Temporary files of dead processes are removed when unchanged this long before the run.
+STALE_SECONDS = 600.0
 #: Longest file name (bytes) when the file system does not say: Linux's NAME_MAX.
 DEFAULT_NAME_MAX = 255
 #: How long a commit waits for another quantize process committing into the same folder.
-LOCK_WAIT_SECONDS = 10.0
+LOCK_WAIT_SECONDS = 2.0
+#: How long later commits wait for a folder whose lock this process once waited out:
+#: its holder may keep it for the whole run (``flock out/ quantize ... -o out/``).
+LOCK_RETRY_SECONDS = 0.05
 # Errors of os.link on file systems without hard links (FAT, some network and FUSE ones).
 _NO_HARD_LINKS = frozenset(
     {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV}
@@ -69,9 +74,11 @@ class OutputPlanner:
     """Every input of a run, protected, and every output it plans, claimed once.
 
     Paths are compared by where a write lands: the folder resolved (symbolic
-    links, ``..``) and the name kept, since replacing a symbolic link replaces
-    the link; files also by device and inode (hard links, links to inputs).
-    Folders are resolved once each, as they are when planning starts.
+    links, ``..``) and identified by device and inode (so a bind mount or
+    other second path to it is the same folder), and the name kept, since
+    replacing a symbolic link replaces the link; files also by device and
+    inode (hard links, links to inputs).  Folders are resolved once each, as
+    they are when planning starts.
 
     Parameters
     ----------
@@ -81,8 +88,8 @@ class OutputPlanner:
         Existing outputs may be replaced (never an input).
     started : float, optional
         Wall-clock start of the run (``time.time()``): temporary files of dead
-        processes older than this are removed from the folders planned into.
-        None removes nothing.
+        processes older than this are removed from the folders planned into,
+        by :meth:`remove_stale`.  None removes nothing.
     """
 
     def __init__(
@@ -93,19 +100,24 @@ class OutputPlanner:
         self._paths: set[str] = set()
         self._problems: dict[Path, str] = {}
         self._claims: dict[str, str] = {}
-        self._folders: dict[str, str] = {}  # folder as spelled -> resolved
+        self._folders: dict[str, tuple[str, str]] = {}  # as spelled -> (resolved, key)
         self._name_max: dict[str, int] = {}
+        self._planned: dict[str, None] = {}  # folders claimed into, in order
         self._cleaned: set[str] = set()
         for path in inputs:
             self.protect(path)
 
     def location(self, path: Path) -> str:
-        """Where a write to ``path`` lands: its folder resolved, its name kept."""
+        """Where a write to ``path`` lands: a key of its folder, its name kept."""
+        return os.path.join(self._folder(path)[1], path.name)
+
+    def _folder(self, path: Path) -> tuple[str, str]:
+        """The folder of ``path`` resolved, and its key: device and inode where it exists."""
         folder = os.fspath(path.parent)
-        resolved = self._folders.get(folder)
-        if resolved is None:
-            resolved = self._folders[folder] = os.path.realpath(folder)
-        return os.path.join(resolved, path.name)
+        known = self._folders.get(folder)
+        if known is None:
+            known = self._folders[folder] = _folder_key(os.path.realpath(folder))
+        return known
 
     def protect(self, path: Path) -> None:
         """Add an input: neither its path (any spelling) nor its file may become an output."""
@@ -114,7 +126,7 @@ class OutputPlanner:
         try:
             st = os.lstat(path)
             if stat.S_ISLNK(st.st_mode):
-                self._paths.add(os.path.realpath(path))
+                self._paths.add(self.location(Path(os.path.realpath(path))))
                 st = os.stat(path)
             self._ids.add(_file_id(st))
         except (FileNotFoundError, PermissionError):
@@ -134,7 +146,7 @@ class OutputPlanner:
         try:
             st = st or os.lstat(path)
             if stat.S_ISLNK(st.st_mode):
-                if os.path.realpath(path) in self._paths:
+                if self.location(Path(os.path.realpath(path))) in self._paths:
                     return True
                 st = os.stat(path)
         except OSError:
@@ -151,18 +163,34 @@ class OutputPlanner:
             owner claimed the same file.
         """
         keys: list[str] = []
+        folders: dict[str, None] = {}
         for out in outputs:
             self.inspect(out)
             key = self.location(out)
             if key in self._claims or key in keys:
                 raise OutputError(f"{out}: same output as {self._claims.get(key, owner)}")
             keys.append(key)
+            folders[self._folder(out)[0]] = None
         self._claims.update(dict.fromkeys(keys, owner))
-        for key in keys:
-            folder = os.path.dirname(key)
+        self._planned.update(folders)
+
+    def remove_stale(self) -> int:
+        """Remove stale temporary files from every folder claimed into so far.
+
+        Called once every input is protected: a file named like a temporary
+        file may itself be an input, and is then kept.
+
+        Returns
+        -------
+        int
+            Files removed.
+        """
+        removed = 0
+        for folder in self._planned:
             if self.started is not None and folder not in self._cleaned:
                 self._cleaned.add(folder)
-                remove_stale_temps(Path(folder), self.started, keep=self)
+                removed += remove_stale_temps(Path(folder), self.started, keep=self)
+        return removed
 
     def check(self, outputs: Iterable[Path]) -> None:
         """Refuse to overwrite an input or, without ``force``, an existing output.
@@ -210,6 +238,22 @@ class OutputPlanner:
             raise OutputError(f"{out}: {_reason(exc)}") from None
 
 
+def _folder_key(resolved: str) -> tuple[str, str]:
+    """``resolved`` and its key: the device and inode of its nearest existing folder + the rest."""
+    existing, rest = resolved, ""
+    while True:
+        try:
+            st = os.stat(existing)
+        except OSError:
+            parent = os.path.dirname(existing)
+            if parent == existing:
+                return resolved, resolved
+            existing, rest = parent, os.path.join(os.path.basename(existing), rest)
+            continue
+        # "//" cannot begin a resolved path: the key never equals a real path.
+        return resolved, os.path.join(f"//{st.st_dev}:{st.st_ino}", rest).rstrip(os.sep) or "/"
+
+
 def name_max(folder: Path) -> int:
     """Longest file name in bytes the file system holding ``folder`` accepts."""
     existing = next((p for p in (folder, *folder.parents) if os.path.isdir(p)), Path("."))
@@ -245,8 +289,11 @@ def remove_stale_temps(folder: Path, before: float, keep: OutputPlanner | None =
     """Remove quantize's temporary files left in ``folder`` by processes that died.
 
     A file is removed only when its name is one of ours, its owner process
-    no longer runs, it is a regular file last changed before ``before``, and
-    it is not an input of ``keep``.
+    no longer runs, it is a regular file last changed (written, or linked:
+    ``--force`` backups keep the old file's mtime) :data:`STALE_SECONDS`
+    before ``before``, and it is not an input of ``keep``.  The margin is
+    for processes this one cannot see: another machine sharing the folder
+    over the network, another container; their pids mean nothing here.
 
     Returns
     -------
@@ -267,7 +314,7 @@ def remove_stale_temps(folder: Path, before: float, keep: OutputPlanner | None =
         except OSError:
             continue
         path = Path(entry.path)
-        if not stat.S_ISREG(st.st_mode) or st.st_mtime >= before:
+        if not stat.S_ISREG(st.st_mode) or max(st.st_mtime, st.st_ctime) >= before - STALE_SECONDS:
             continue
         if keep is not None and keep.is_input(path):
             continue
@@ -395,9 +442,14 @@ def commit(moves: Sequence[tuple[Path, Path]], *, force: bool) -> None:
 def _place(temp: Path, target: Path, force: bool) -> _Placed:
     file = _file_id(os.lstat(temp))
     try:
-        if not force:
+        try:
+            # Even with force: a file that is not there has nothing to back up,
+            # and creating it exclusively means an undo only ever removes ours.
             _create(temp, target)
             return _Placed(target, file, None)
+        except FileExistsError:
+            if not force:
+                raise
         backup, renamed = _backup(target)
         try:
             os.replace(temp, target)
@@ -522,20 +574,31 @@ def _locked(folders: Iterable[Path]) -> Iterator[None]:
             os.close(fd)  # closing releases the lock
 
 
+# Folders whose lock this process waited out once (by device and inode).
+_held_elsewhere: set[FileId] = set()
+
+
 def _lock_folder(folder: Path) -> int | None:
     try:
         import fcntl
 
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        folder_id = _file_id(os.fstat(fd))
     except (ImportError, OSError):
         return None
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    # Commits hold the lock for milliseconds; a holder that keeps it for seconds
+    # is stopped or is not quantize (a script's `flock DIR`), and waiting again
+    # on every commit would turn each image into a wait.
+    wait = LOCK_RETRY_SECONDS if folder_id in _held_elsewhere else LOCK_WAIT_SECONDS
+    deadline = time.monotonic() + wait
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _held_elsewhere.discard(folder_id)
             return fd
         except BlockingIOError:
             if time.monotonic() > deadline:
+                _held_elsewhere.add(folder_id)
                 break
             time.sleep(0.002)
         except OSError:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quantize import batch
+from quantize import batch, safeio
 from quantize.batch import BatchOptions, run_batch
 from quantize.imageio import bytes_writer, write_files
 from quantize.pipeline import RunOptions
@@ -275,7 +275,10 @@ def test_two_concurrent_runs_never_replace_each_others_outputs(tmp_path: Path) -
 # -- temporary files --------------------------------------------------------------------
 
 
-def test_stale_temp_files_of_dead_runs_are_removed(photo: Path) -> None:
+def test_stale_temp_files_of_dead_runs_are_removed(
+    photo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(safeio, "STALE_SECONDS", 0.0)  # ctime cannot be set back
     folder = photo.parent
     old = time.time() - 3600
     stale = folder / f".quantize-{dead_pid()}-abcd1234.tmp"
