@@ -34,9 +34,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quantize.errors import OutputError, QuantizeError
-from quantize.histogram import ColorTable
+from quantize.histogram import N_KEYS, ColorTable, histogram_table
 from quantize.imageio import SUFFIX_FORMATS, bytes_writer, check_outputs, load_image, write_files
-from quantize.metrics import palette_metrics
 from quantize.palette import SUFFIXES, Palette, export, read_palette, to_json_colors
 from quantize.pipeline import (
     MAX_COLORS,
@@ -48,6 +47,7 @@ from quantize.pipeline import (
     process_file,
     visible_table,
 )
+from quantize.reduce import table_metrics
 
 if TYPE_CHECKING:
     # Imported where a pool is made: multiprocessing costs ~10 ms of start-up
@@ -644,16 +644,19 @@ def _stop(
 class TableMerger:
     """Sum color tables of many images into one, in bounded memory.
 
-    Tables are buffered and merged (one sort of their keys) whenever the
-    buffer holds more than a few million rows, so the memory is bounded by
-    the number of distinct colors (at most 2**24), not the number of images.
-    The sum does not depend on the order the tables arrive in.
+    Tables are buffered and added into one dense 2**24-entry histogram of
+    counts (128 MB) whenever the buffer holds more than a few million rows,
+    so the memory is bounded by the number of possible colors, not the
+    number of images or their content (sorting buffers of noise images
+    took several times their size).  The sum does not depend on the order
+    the tables arrive in.
     """
 
     def __init__(self) -> None:
         self._keys: list[NDArray[np.uint32]] = []
         self._counts: list[NDArray[np.int64]] = []
         self._rows = 0
+        self._hist: NDArray[np.int64] | None = None
 
     def add(
         self,
@@ -664,23 +667,25 @@ class TableMerger:
         self._keys.append(keys)
         self._counts.append(counts)
         self._rows += len(keys)
-        if self._rows > _MERGE_ROWS and len(self._keys) > 1:
+        if self._rows > _MERGE_ROWS and (len(self._keys) > 1 or self._hist is not None):
             self._merge()
 
     def _merge(self) -> None:
-        keys = np.concatenate(self._keys)
-        uniq, inverse = np.unique(keys, return_inverse=True)
-        counts = np.zeros(len(uniq), dtype=np.int64)
-        np.add.at(counts, inverse, np.concatenate(self._counts))
-        self._keys, self._counts, self._rows = [uniq.astype(np.uint32)], [counts], len(uniq)
+        if self._hist is None:
+            self._hist = np.zeros(N_KEYS, dtype=np.int64)
+        for keys, counts in zip(self._keys, self._counts, strict=True):
+            self._hist[keys] += counts  # the keys of one table are distinct
+        self._keys, self._counts, self._rows = [], [], 0
 
     def table(self) -> ColorTable:
         """The merged table of every color added so far."""
-        if not self._keys:
-            return ColorTable(np.empty(0, np.uint32), np.empty(0, np.int64))
-        if len(self._keys) > 1:
-            self._merge()
-        return ColorTable(self._keys[0], self._counts[0])
+        if self._hist is None and len(self._keys) <= 1:
+            if not self._keys:
+                return ColorTable(np.empty(0, np.uint32), np.empty(0, np.int64))
+            return ColorTable(self._keys[0], self._counts[0])
+        self._merge()
+        assert self._hist is not None
+        return histogram_table(self._hist)
 
 
 def learn_shared_palette(
@@ -720,9 +725,7 @@ def learn_shared_palette(
         "n_init": opts.n_init,
         "max_iter": opts.max_iter,
         "n_iter": fit.n_iter,
-        "metrics": palette_metrics(
-            table.colors, table.counts, fit.palette.colors, fit.labels
-        ).to_dict(),
+        "metrics": table_metrics(table, fit.palette.colors, fit.labels).to_dict(),
         "sort": opts.sort,
         "colors": to_json_colors(ordered),
     }
