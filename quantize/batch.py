@@ -685,7 +685,12 @@ class TableMerger:
             return ColorTable(self._keys[0], self._counts[0])
         self._merge()
         assert self._hist is not None
-        return histogram_table(self._hist)
+        table = histogram_table(self._hist)
+        # Kept as the one buffered table instead: the histogram's 128 MB are
+        # not needed again unless more tables come.
+        self._hist = None
+        self._keys, self._counts, self._rows = [table.keys], [table.counts], table.n_colors
+        return table
 
 
 def learn_shared_palette(
