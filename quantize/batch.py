@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quantize.errors import InputError, OutputError, QuantizeError
-from quantize.histogram import ColorTable
+from quantize.histogram import N_KEYS, ColorTable, histogram_table
 from quantize.imageio import (
     ANIMATION_FORMATS,
     SUFFIX_FORMATS,
@@ -42,7 +42,6 @@ from quantize.imageio import (
     load_image,
     write_files,
 )
-from quantize.metrics import palette_metrics
 from quantize.palette import SUFFIXES, Palette, export, read_palette, to_json_colors
 from quantize.pipeline import (
     MAX_COLORS,
@@ -55,6 +54,7 @@ from quantize.pipeline import (
     process_file,
     visible_table,
 )
+from quantize.reduce import table_metrics
 from quantize.safeio import FileId, OutputPlanner, recording, remove_committed
 
 if TYPE_CHECKING:
@@ -774,16 +774,19 @@ def _stop(
 class TableMerger:
     """Sum color tables of many images into one, in bounded memory.
 
-    Tables are buffered and merged (one sort of their keys) whenever the
-    buffer holds more than a few million rows, so the memory is bounded by
-    the number of distinct colors (at most 2**24), not the number of images.
-    The sum does not depend on the order the tables arrive in.
+    Tables are buffered and added into one dense 2**24-entry histogram of
+    counts (128 MB) whenever the buffer holds more than a few million rows,
+    so the memory is bounded by the number of possible colors, not the
+    number of images or their content (sorting buffers of noise images
+    took several times their size).  The sum does not depend on the order
+    the tables arrive in.
     """
 
     def __init__(self) -> None:
         self._keys: list[NDArray[np.uint32]] = []
         self._counts: list[NDArray[np.int64]] = []
         self._rows = 0
+        self._hist: NDArray[np.int64] | None = None
 
     def add(
         self,
@@ -794,23 +797,30 @@ class TableMerger:
         self._keys.append(keys)
         self._counts.append(counts)
         self._rows += len(keys)
-        if self._rows > _MERGE_ROWS and len(self._keys) > 1:
+        if self._rows > _MERGE_ROWS and (len(self._keys) > 1 or self._hist is not None):
             self._merge()
 
     def _merge(self) -> None:
-        keys = np.concatenate(self._keys)
-        uniq, inverse = np.unique(keys, return_inverse=True)
-        counts = np.zeros(len(uniq), dtype=np.int64)
-        np.add.at(counts, inverse, np.concatenate(self._counts))
-        self._keys, self._counts, self._rows = [uniq.astype(np.uint32)], [counts], len(uniq)
+        if self._hist is None:
+            self._hist = np.zeros(N_KEYS, dtype=np.int64)
+        for keys, counts in zip(self._keys, self._counts, strict=True):
+            self._hist[keys] += counts  # the keys of one table are distinct
+        self._keys, self._counts, self._rows = [], [], 0
 
     def table(self) -> ColorTable:
         """The merged table of every color added so far."""
-        if not self._keys:
-            return ColorTable(np.empty(0, np.uint32), np.empty(0, np.int64))
-        if len(self._keys) > 1:
-            self._merge()
-        return ColorTable(self._keys[0], self._counts[0])
+        if self._hist is None and len(self._keys) <= 1:
+            if not self._keys:
+                return ColorTable(np.empty(0, np.uint32), np.empty(0, np.int64))
+            return ColorTable(self._keys[0], self._counts[0])
+        self._merge()
+        assert self._hist is not None
+        table = histogram_table(self._hist)
+        # Kept as the one buffered table instead: the histogram's 128 MB are
+        # not needed again unless more tables come.
+        self._hist = None
+        self._keys, self._counts, self._rows = [table.keys], [table.counts], table.n_colors
+        return table
 
 
 def learn_shared_palette(
@@ -851,9 +861,7 @@ def learn_shared_palette(
         "n_init": fit.n_init,
         "max_iter": opts.max_iter,
         "n_iter": fit.n_iter,
-        "metrics": palette_metrics(
-            table.colors, table.counts, fit.palette.colors, fit.labels
-        ).to_dict(),
+        "metrics": table_metrics(table, fit.palette.colors, fit.labels).to_dict(),
         "sort": opts.sort,
         "colors": mark_kept(to_json_colors(ordered), opts.keep),
     }

@@ -98,6 +98,9 @@ _SEED_BITS = 5
 _FINE_BITS = 6
 # Rows per chunk when setting up the bin filter of large tables.
 _FILTER_CHUNK = 1 << 16
+# Distances per block when testing which bins are settled (8 MB of float64).
+_SETTLE_BLOCK_ELEMENTS = 1 << 20
+_SETTLE_MIN_ROWS = 1024
 # A binning is only useful when it leaves several bins per cluster.
 _MIN_BINS_PER_CLUSTER = 4
 # Restarts on the bins only need to be ranked; the refinement goes on.
@@ -522,7 +525,25 @@ def _settled_bins(
 ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.bool_]]:
     """Nearest center of each bin mean, the squared distance to it, and
     whether every row of the bin provably has that nearest center."""
-    means = f.bins.means
+    n_bins = f.bins.means.shape[0]
+    labels = np.empty(n_bins, dtype=np.intp)
+    d1 = np.empty(n_bins)
+    settled = np.empty(n_bins, dtype=bool)
+    # In blocks of bins: the whole (bins, k) distance matrix would be 512 MB
+    # for the 2**18 6-bit bins of noise at k = 256.
+    rows = max(_SETTLE_MIN_ROWS, _SETTLE_BLOCK_ELEMENTS // centers.shape[0])
+    for start in range(0, n_bins, rows):
+        part = slice(start, start + rows)
+        labels[part], d1[part], settled[part] = _settled_block(
+            f.bins.means[part], f.radius[part], centers
+        )
+    return labels, d1, settled
+
+
+def _settled_block(
+    means: NDArray[np.float64], radius: NDArray[np.float64], centers: NDArray[np.float64]
+) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.bool_]]:
+    """`_settled_bins` of some bins: their means (b, d) and radii (b,)."""
     m_sq, c_sq = _row_norms(means), _row_norms(centers)
     dist = means @ (-2.0 * centers.T)
     dist += c_sq
@@ -538,7 +559,7 @@ def _settled_bins(
     # rows could tie is called settled.
     slack = 16 * np.finfo(np.float64).eps * (m_sq + float(c_sq.max()))
     gap = np.sqrt(np.maximum(d2 - slack, 0)) - np.sqrt(d1 + slack)
-    return labels, d1, gap > 2.0 * f.radius * (1 + 1e-9)
+    return labels, d1, gap > 2.0 * radius * (1 + 1e-9)
 
 
 def _filtered_assign(f: _Filter, centers: NDArray[np.float64]) -> _Assignment:

@@ -25,8 +25,9 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from quantize import colors as cs
-from quantize.histogram import color_table, lookup, pack_rgb, unpack_keys
+from quantize.histogram import N_KEYS, color_table, lookup, pack_rgb, unpack_keys
 from quantize.kmeans import nearest_center
+from quantize.reduce import is_huge, nearest_labels
 
 __all__ = ["DITHER_METHODS", "Dither", "bayer_matrix", "dither_indices", "palette_spread"]
 
@@ -34,6 +35,8 @@ Dither = Literal["none", "floyd-steinberg", "ordered"]
 #: Accepted values of ``dither``.
 DITHER_METHODS: Final[tuple[str, ...]] = ("none", "floyd-steinberg", "ordered")
 _BAYER_ORDER: Final[int] = 3  # 2**3 = 8 thresholds per side
+# Frames over this many pixels are dithered a band of rows at a time.
+_BAND_PIXELS: Final[int] = 1 << 20
 
 
 def bayer_matrix(order: int = _BAYER_ORDER) -> NDArray[np.float64]:
@@ -132,6 +135,8 @@ def _ordered(
     rgb: NDArray[np.uint8], palette: NDArray[np.uint8], strength: float, space: str
 ) -> NDArray[np.uint8]:
     h, w = rgb.shape[:2]
+    if h * w > _BAND_PIXELS:
+        return _ordered_bands(rgb, palette, strength, space)
     matrix = bayer_matrix()
     side = matrix.shape[0]
     tiles = np.tile(matrix, (-(-h // side), -(-w // side)))[:h, :w]
@@ -144,3 +149,43 @@ def _ordered(
         cs.rgb8_to_space(unpack_keys(table.keys), space), cs.rgb8_to_space(palette, space)
     )
     return lookup(table.keys, labels)[keys]
+
+
+def _ordered_bands(
+    rgb: NDArray[np.uint8], palette: NDArray[np.uint8], strength: float, space: str
+) -> NDArray[np.uint8]:
+    """`_ordered` a band of rows at a time, with the same result.
+
+    The float offsets of a whole frame are 32 bytes a pixel; here only one
+    band's are held.  The distinct shifted colors are marked on a 2**24
+    table in a first pass and mapped to the palette (in chunks when there
+    are millions), and a second pass shifts each band again and gathers.
+    """
+    h, w = rgb.shape[:2]
+    matrix = bayer_matrix()
+    side = matrix.shape[0]
+    # Bands start on a multiple of the matrix side, so one offset tile fits all.
+    rows = side * max(1, _BAND_PIXELS // (side * max(w, 1)))
+    tiles = np.tile(matrix, (rows // side, -(-w // side)))[:, :w]
+    offset = (strength * palette_spread(palette) * (tiles - 0.5))[..., None]
+
+    def shifted_keys(top: int) -> NDArray[np.uint32]:
+        band = rgb[top : top + rows]
+        shifted = np.clip(np.rint(band + offset[: band.shape[0]]), 0, 255).astype(np.uint8)
+        return pack_rgb(shifted)
+
+    lut = np.zeros(N_KEYS, dtype=np.uint8)
+    for top in range(0, h, rows):
+        lut[shifted_keys(top)] = 1
+    keys = np.flatnonzero(lut).astype(np.uint32)
+    if is_huge(keys.size):
+        labels, _ = nearest_labels(keys, None, palette, space)
+    else:
+        labels = nearest_center(
+            cs.rgb8_to_space(unpack_keys(keys), space), cs.rgb8_to_space(palette, space)
+        ).astype(np.uint8)
+    lut[keys] = labels
+    out = np.empty((h, w), dtype=np.uint8)
+    for top in range(0, h, rows):
+        np.take(lut, shifted_keys(top), out=out[top : top + rows])
+    return out

@@ -581,3 +581,121 @@ def palette_metrics(
     mapped = palette[idx]
     de = _delta_e_indexed(orig, lab, _palette_lab(palette), idx)
     return _summarize(mse(orig, mapped, w), de, w, colors_used)
+
+
+class MetricsAccumulator:
+    """`palette_metrics` of a color table fed in chunks, in bounded memory.
+
+    For tables too large to hold float64 copies of (the MSE, ΔE and quantile
+    passes of `palette_metrics` each make some): every chunk is reduced at
+    once to an exact integer sum of squared errors, a ΔE sum, the pixels
+    per palette index and its ΔE values in float32 (the precision they are
+    computed in), which the 95th percentile needs.
+
+    Parameters
+    ----------
+    palette_rgb8 : ndarray of uint8, shape (k, 3)
+    """
+
+    def __init__(self, palette_rgb8: NDArray[np.uint8]) -> None:
+        self._palette = palette_rgb8
+        self._palette_i32 = palette_rgb8.astype(np.int32)
+        self._palette_lab = _palette_lab(palette_rgb8).astype(np.float32)
+        self._sse = 0
+        self._de_sum = 0.0
+        self._counts = np.zeros(palette_rgb8.shape[0], dtype=np.int64)
+        self._de: list[NDArray[np.float32]] = []
+        self._weights: list[NDArray[np.integer]] = []
+
+    def add(
+        self, colors: NDArray[np.uint8], labels: NDArray[np.integer], counts: NDArray[np.integer]
+    ) -> None:
+        """Add rows: colors (c, 3) uint8, their palette indices (c,) and pixel counts (c,).
+
+        ``counts`` is kept for the percentile: pass a view of a table that
+        lives on anyway, or a copy in the narrowest dtype that holds it.
+        """
+        de = np.empty(colors.shape[0], dtype=np.float32)
+        # In blocks, like _delta_e_indexed: the temporaries stay small.
+        for start in range(0, colors.shape[0], _DELTA_E_BLOCK_ROWS):
+            rows = slice(start, start + _DELTA_E_BLOCK_ROWS)
+            c, lab = colors[rows], labels[rows]
+            diff = c.astype(np.int32)
+            diff -= self._palette_i32[lab]
+            squares = np.einsum("ij,ij->i", diff, diff).astype(np.int64)
+            self._sse += int(squares @ counts[rows].astype(np.int64))
+            w = counts[rows].astype(np.float64)
+            de[rows] = _ciede2000(_lab32(c), self._palette_lab[lab])
+            # Not a BLAS dot: threaded, it is many times slower on a busy machine.
+            self._de_sum += float(np.einsum("i,i->", de[rows].astype(np.float64), w))
+            self._counts += np.bincount(lab, weights=w, minlength=self._counts.size).astype(
+                np.int64
+            )
+        self._de.append(de)
+        self._weights.append(counts)
+
+    @property
+    def counts(self) -> NDArray[np.int64]:
+        """Pixels given to each palette index so far, shape (k,)."""
+        return self._counts
+
+    def result(self) -> QualityMetrics:
+        """The metrics of every row added (at least one pixel)."""
+        total = int(self._counts.sum())
+        if total <= 0:
+            raise ValueError("weights must have a positive total")
+        mse_value = self._sse / (3.0 * total)
+        used = self._counts > 0
+        colors_used = _count_used_colors(self._palette[used], np.ones(int(used.sum())))
+        return QualityMetrics(
+            mse=mse_value,
+            psnr=psnr(mse_value),
+            delta_e_mean=self._de_sum / total,
+            delta_e_p95=_parts_quantile(self._de, self._weights, 0.95, float(total)),
+            colors_used=colors_used,
+        )
+
+
+def _parts_quantile(
+    values: list[NDArray[np.float32]],
+    weights: list[NDArray[np.integer]],
+    q: float,
+    total: float,
+) -> float:
+    """`weighted_quantile` of values and positive integer weights given in parts.
+
+    Narrows to one bin of a histogram of the values, part by part, as
+    `_narrow_to_quantile_bin` does, so no float64 copy of all the values is
+    made; sums of integer weights are exact, so the result is the same.
+    """
+    target = q * total
+    below = 0.0
+    while sum(v.size for v in values) > _QUANTILE_SORT_SIZE:
+        lo = min(float(v.min()) for v in values if v.size)
+        hi = max(float(v.max()) for v in values if v.size)
+        scale = _QUANTILE_BINS / (hi - lo) if hi > lo else 0.0
+        if not (math.isfinite(scale) and scale > 0.0):
+            break
+        hist = np.zeros(_QUANTILE_BINS)
+        for v, w in zip(values, weights, strict=True):
+            b = _bin_of(v, lo, scale)
+            hist += np.bincount(b, weights=w.astype(np.float64), minlength=_QUANTILE_BINS)
+        cum = below + np.cumsum(hist)
+        k = min(int(np.searchsorted(cum, target, side="left")), _QUANTILE_BINS - 1)
+        below = float(cum[k - 1]) if k > 0 else below
+        # Bins are recomputed rather than kept: they would be 8 bytes a value.
+        keep = [_bin_of(v, lo, scale) == k for v in values]
+        values = [np.concatenate([v[m] for v, m in zip(values, keep, strict=True)])]
+        weights = [np.concatenate([w[m] for w, m in zip(weights, keep, strict=True)])]
+    v = np.concatenate(values).astype(np.float64)
+    w = np.concatenate(weights).astype(np.float64)
+    order = np.argsort(v, kind="stable")
+    cum = below + np.cumsum(w[order])
+    idx = min(int(np.searchsorted(cum, target, side="left")), cum.size - 1)
+    return float(v[order[idx]])
+
+
+def _bin_of(values: NDArray[np.float32], lo: float, scale: float) -> NDArray[np.intp]:
+    """Histogram bin of each value, as `_narrow_to_quantile_bin` numbers them."""
+    bins = ((values.astype(np.float64) - lo) * scale).astype(np.intp)
+    return np.minimum(bins, _QUANTILE_BINS - 1, out=bins)

@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 from PIL import Image
 
 from quantize import colors as cs
+from quantize import reduce
 from quantize.autok import DEFAULT_PSNR, AutoK, Target, smallest_k
 from quantize.cluster import cluster_centers, resolve_n_init
 from quantize.dither import DITHER_METHODS, Dither, dither_indices
@@ -55,9 +56,17 @@ from quantize.imageio import (
 )
 from quantize.kmeans import check_random_state, nearest_center
 from quantize.limits import DEFAULT_MAX_FRAMES, MAX_COLORS, MAX_N_INIT, MIN_COLORS
-from quantize.metrics import QualityMetrics, palette_metrics, quality_metrics
+from quantize.metrics import MetricsAccumulator, QualityMetrics, palette_metrics, quality_metrics
 from quantize.palette import SUFFIXES, Palette, SortKey, export, render_swatch, to_json_colors
 from quantize.plots import render_pixel_plot, sample_pixels
+from quantize.reduce import (
+    ReducedTable,
+    add_pixel_pairs,
+    is_huge,
+    nearest_labels,
+    reduce_table,
+    table_metrics,
+)
 
 Algorithm = Literal["kmeans", "minibatch"]
 SORT_KEYS = ("count", "hue", "lightness")
@@ -73,8 +82,9 @@ class PaletteFit:
     ----------
     palette : Palette
         Exact sRGB colors sorted by pixel count, with counts.
-    labels : ndarray of intp, shape (m,)
-        Palette index of each table row.
+    labels : ndarray of int, shape (m,)
+        Palette index of each table row: intp, or uint8 for a table too
+        large for 8 bytes a row (see :mod:`quantize.reduce`).
     n_iter : int
         Iterations the clustering ran (0 when the palette was given).
     n_init : int
@@ -83,7 +93,7 @@ class PaletteFit:
     """
 
     palette: Palette
-    labels: NDArray[np.intp]
+    labels: NDArray[np.intp] | NDArray[np.uint8]
     n_iter: int
     n_init: int = 0
 
@@ -270,6 +280,7 @@ def quantize_image(
     warnings = list(loaded.notes)
     transparent = _transparent_count(loaded.frames)
     k_max = MAX_COLORS - 1 if transparent else MAX_COLORS
+    huge = is_huge(table.n_colors)
     fit_options: dict[str, Any] = {
         "algorithm": algorithm,
         "n_init": n_init,
@@ -277,10 +288,13 @@ def quantize_image(
         "seed": seed,
         "space": space,
         # Converted once: every palette size tried reuses it.
-        "points": cs.rgb8_to_space(table.colors, space),
+        "points": None if huge else cs.rgb8_to_space(table.colors, space),
     }
     if kept is not None:
         fit_options["keep"] = kept
+    if huge and colors == "auto" and palette is None:
+        # Kept for every size tried; for one k, fit_palette makes and drops it.
+        fit_options["reduced"] = reduce_table(table.keys, table.counts, space)
 
     # Clustering in Lab has converted the table already: ΔE reuses it.
     table_lab = fit_options["points"] if space == "lab" else None
@@ -292,6 +306,8 @@ def quantize_image(
     def judge(fit: PaletteFit) -> _Attempt:
         if dither == "none":
             return _Attempt(fit, fit.palette, _metrics(table, fit, table_lab), None)
+        if huge or table.n_pixels > reduce.PAIRS_IN_BANDS_MIN_PIXELS:
+            return _dithered_bounded(loaded.frames, fit, dither, dither_strength, space)
         if not keys:
             keys.extend(pack_rgb(frame.rgb) for frame in loaded.frames)
         return _dithered(loaded.frames, keys, fit, dither, dither_strength, space)
@@ -453,6 +469,7 @@ def fit_palette(
     space: str = "rgb",
     points: NDArray[np.float64] | None = None,
     keep: NDArray[np.uint8] | None = None,
+    reduced: ReducedTable | None = None,
 ) -> PaletteFit:
     """Cluster a color table and turn the centers into an exact sRGB palette.
 
@@ -473,25 +490,41 @@ def fit_palette(
         Colors the palette must hold exactly (see `check_keep`): fixed
         centers of the clustering, never rounded, kept with count 0 when no
         row is nearest to them.  They count toward ``n_colors``.
+    reduced : ReducedTable, optional
+        The reduced table of a huge ``table`` (over
+        :data:`quantize.reduce.REDUCE_MIN_COLORS` colors), which is what
+        gets clustered; made here when not given.
 
     Returns
     -------
     PaletteFit
     """
-    if points is None:
-        points = cs.rgb8_to_space(table.colors, space)
     if keep is not None:
+        # Fixed centers need every color's point: no reduced table here.
+        if points is None:
+            points = cs.rgb8_to_space(table.colors, space)
         return _fit_keeping(table, n_colors, keep, algorithm, n_init, max_iter, seed, space, points)
+    if is_huge(table.n_colors):
+        # Clustered on the reduced table, assigned exactly in chunks.
+        if reduced is None:
+            reduced = reduce_table(table.keys, table.counts, space)
+        x, w, keys = reduced.points, reduced.weights, reduced.keys
+        points = None
+    else:
+        if points is None:
+            points = cs.rgb8_to_space(table.colors, space)
+        x, w, keys = points, table.counts.astype(np.float64), table.keys
     centers, n_iter = cluster_centers(
-        points,
-        table.counts.astype(np.float64),
-        table.keys,
+        x,
+        w,
+        keys,
         n_colors,
         algorithm=algorithm,
         n_init=n_init,
         max_iter=max_iter,
         random_state=seed,
     )
+    del x, w, keys, reduced
     rounded = _unique_rows(cs.space_to_rgb8(centers, space))
     palette = Palette(rounded, np.zeros(len(rounded), np.int64))
     palette_fit = apply_palette(table, palette, space, points=points)
@@ -519,6 +552,11 @@ def apply_palette(
     PaletteFit
         With ``n_iter`` 0.
     """
+    if is_huge(table.n_colors):
+        small, pixels = nearest_labels(table.keys, table.counts, palette.colors, space)
+        ordered, remap = _trim_and_sort(palette.colors, pixels)
+        # Only dropped colors map to -1, and no row has one.
+        return PaletteFit(ordered, np.maximum(remap, 0).astype(np.uint8)[small], 0)
     if space == "rgb":
         labels = nearest_rgb8(table.colors, palette.colors)
     else:
@@ -664,8 +702,31 @@ def _dithered(
     palette, remap = _trim_and_sort(fit.palette.colors, counts.astype(np.int64))
     metrics = palette_metrics(source, pair_counts, palette.colors, remap[out_index])
     # Transparent pixels may map to a dropped color (-1); render_frames overwrites them.
-    new_indices = [np.maximum(remap[idx], 0).astype(np.uint8) for idx in indices]
-    return _Attempt(fit, palette, metrics, new_indices)
+    remap8 = np.maximum(remap, 0).astype(np.uint8)
+    return _Attempt(fit, palette, metrics, [remap8[idx] for idx in indices])
+
+
+def _dithered_bounded(
+    frames: list[Frame], fit: PaletteFit, method: Dither, strength: float, space: str
+) -> _Attempt:
+    """`_dithered` for a huge color table: the same palette counts and metrics,
+    from (input color, output index) pairs counted a band of rows at a time
+    instead of over every pixel at once."""
+    acc = MetricsAccumulator(fit.palette.colors)
+    indices: list[NDArray[np.uint8]] = []
+    for frame in frames:
+        visible = None if frame.alpha is None else frame.alpha > 0
+        rgb = frame.rgb
+        if visible is not None:
+            rgb = rgb.copy()
+            rgb[~visible] = fit.palette.colors[0]
+        idx = dither_indices(rgb, fit.palette.colors, method, strength=strength, space=space)
+        del rgb
+        add_pixel_pairs(acc, frame.rgb, visible, idx)
+        indices.append(idx)
+    palette, remap = _trim_and_sort(fit.palette.colors, acc.counts)
+    remap8 = np.maximum(remap, 0).astype(np.uint8)
+    return _Attempt(fit, palette, acc.result(), [remap8[idx] for idx in indices])
 
 
 def _in_order(
@@ -680,18 +741,17 @@ def _in_order(
     new_index = np.empty_like(order)
     new_index[order] = np.arange(order.size)
     palette = Palette(best.palette.colors[order], best.palette.counts[order])
+    # Gathers from a uint8 table: no intp array as long as the table or frame.
+    new_index8 = new_index.astype(np.uint8)
     if best.indices is None:
-        row_index = new_index[best.fit.labels].astype(np.uint8)
-        return palette, recolor(table, row_index, _sources(frames))
-    return palette, [new_index[idx].astype(np.uint8) for idx in best.indices]
+        return palette, recolor(table, new_index8[best.fit.labels], _sources(frames))
+    return palette, [new_index8[idx] for idx in best.indices]
 
 
 def _metrics(
     table: ColorTable, fit: PaletteFit, table_lab: NDArray[np.float64] | None = None
 ) -> QualityMetrics:
-    return palette_metrics(
-        table.colors, table.counts, fit.palette.colors, fit.labels, original_lab=table_lab
-    )
+    return table_metrics(table, fit.palette.colors, fit.labels, original_lab=table_lab)
 
 
 @dataclass(frozen=True)

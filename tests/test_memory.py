@@ -1,0 +1,250 @@
+"""Memory bounded by pixel count, not distinct colors (issue 11, worst-case content).
+
+Huge color tables (noise) take the bounded path of :mod:`quantize.reduce`.
+These tests lower its threshold so that a small noise image takes it, and
+check that the path is taken, that it keeps the exact semantics it promises
+(exact assignment and metrics, clustering on the 7-bit reduced table), that
+the banded dithering gives the same pixels, and that the traced peak memory
+of a run stays within a per-pixel bound that the unbounded path exceeds.
+Whole-command RSS at 12 and 50 MP is measured by benchmarks/bench_memory.py.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from quantize import cluster, dither, pipeline, reduce
+from quantize import colors as cs
+from quantize.batch import TableMerger
+from quantize.histogram import color_table, count_pixels, pack_rgb, unpack_keys
+from quantize.imageio import load_image
+from quantize.metrics import MetricsAccumulator, palette_metrics
+from quantize.palette import Palette
+
+
+def _noise(shape: tuple[int, int], seed: int = 0) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    return np.random.default_rng(seed).integers(0, 256, (*shape, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def low_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables over 4096 colors count as huge."""
+    monkeypatch.setattr(reduce, "REDUCE_MIN_COLORS", 4096)
+
+
+def _brute_reduce(
+    colors: np.ndarray[Any, Any], counts: np.ndarray[Any, Any], space: str
+) -> dict[int, tuple[np.ndarray[Any, Any], float]]:
+    cells: dict[int, list[int]] = {}
+    for i, (r, g, b) in enumerate(colors.astype(int)):
+        cells.setdefault((r >> 1) << 14 | (g >> 1) << 7 | (b >> 1), []).append(i)
+    points = cs.rgb8_to_space(colors, space)
+    out = {}
+    for cell, rows in cells.items():
+        w = counts[rows].astype(float)
+        out[cell] = (w @ points[rows] / w.sum(), float(w.sum()))
+    return out
+
+
+@pytest.mark.parametrize("space", ["rgb", "lab"])
+def test_reduce_table_is_the_weighted_mean_of_each_7_bit_cube(space: str) -> None:
+    table = color_table(pack_rgb(_noise((60, 50))).ravel())
+    red = reduce.reduce_table(table.keys, table.counts, space)
+    expected = _brute_reduce(table.colors, table.counts, space)
+    assert red.points.shape == (len(expected), 3)
+    corners = unpack_keys(red.keys).astype(int)
+    assert (corners % 2 == 0).all()
+    assert (np.diff(red.keys.astype(np.int64)) > 0).all()
+    for corner, point, weight in zip(corners, red.points, red.weights, strict=True):
+        mean, total = expected[(corner[0] >> 1) << 14 | (corner[1] >> 1) << 7 | corner[2] >> 1]
+        np.testing.assert_allclose(point, mean, rtol=1e-12, atol=1e-12)
+        assert weight == total
+    assert red.weights.sum() == table.n_pixels
+
+
+def test_small_tables_keep_the_exact_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(pipeline, "reduce_table", lambda *a, **k: calls.append(1))
+    rgb = _noise((40, 40))
+    result = pipeline.quantize_image(Image.fromarray(rgb), 8, seed=1)
+    assert calls == []
+    assert result.palette.size == 8
+
+
+@pytest.mark.parametrize("space", ["rgb", "oklab"])
+def test_huge_table_clusters_the_reduced_table_and_assigns_exactly(
+    low_threshold: None, monkeypatch: pytest.MonkeyPatch, space: str
+) -> None:
+    rgb = _noise((120, 100))
+    table = count_pixels([(rgb, None)])
+    assert reduce.is_huge(table.n_colors)
+    seen: list[int] = []
+    real = pipeline.cluster_centers
+
+    def spy(x: Any, w: Any, keys: Any, k: int, **kw: Any) -> Any:
+        seen.append(x.shape[0])
+        return real(x, w, keys, k, **kw)
+
+    monkeypatch.setattr(pipeline, "cluster_centers", spy)
+    fit = pipeline.fit_palette(table, 12, space=space, seed=3)
+    red = reduce.reduce_table(table.keys, table.counts, space)
+    assert seen == [red.points.shape[0]]
+    assert red.points.shape[0] < table.n_colors
+    # The same centers as clustering the reduced table directly.
+    centers, _ = real(red.points, red.weights, red.keys, 12, random_state=3)
+    assert {tuple(c) for c in cs.space_to_rgb8(centers, space)} == {
+        tuple(c) for c in fit.palette.colors
+    }
+    # Every color goes to its exact nearest palette color, labels in uint8.
+    assert fit.labels.dtype == np.uint8
+    given = Palette(fit.palette.colors, fit.palette.counts)
+    exact = pipeline.apply_palette(table, given, space)
+    monkeypatch.setattr(reduce, "REDUCE_MIN_COLORS", 1 << 21)
+    reference = pipeline.apply_palette(table, given, space)
+    np.testing.assert_array_equal(exact.labels, reference.labels)
+    np.testing.assert_array_equal(fit.palette.counts, reference.palette.counts)
+
+
+def test_huge_table_metrics_equal_palette_metrics(low_threshold: None) -> None:
+    table = count_pixels([(_noise((150, 120), seed=4), None)])
+    palette = _noise((1, 24), seed=5)[0]
+    labels = np.random.default_rng(6).integers(0, 24, table.n_colors).astype(np.uint8)
+    got = reduce.table_metrics(table, palette, labels)
+    want = palette_metrics(table.colors, table.counts, palette, labels)
+    assert got.delta_e_p95 == want.delta_e_p95  # the same float32 values, exactly
+    assert got.colors_used == want.colors_used
+    assert got.mse == pytest.approx(want.mse, rel=1e-12)
+    assert got.delta_e_mean == pytest.approx(want.delta_e_mean, rel=1e-9)
+
+
+def test_accumulator_percentile_over_parts_with_heavy_weights() -> None:
+    rng = np.random.default_rng(7)
+    colors = rng.integers(0, 256, (9000, 3), dtype=np.uint8)
+    counts = rng.integers(1, 5000, 9000)
+    palette = rng.integers(0, 256, (5, 3), dtype=np.uint8)
+    labels = rng.integers(0, 5, 9000)
+    acc = MetricsAccumulator(palette)
+    for start in range(0, 9000, 700):
+        rows = slice(start, start + 700)
+        acc.add(colors[rows], labels[rows], counts[rows])
+    want = palette_metrics(colors, counts, palette, labels)
+    got = acc.result()
+    assert got.delta_e_p95 == want.delta_e_p95
+    assert got.mse == pytest.approx(want.mse, rel=1e-12)
+    np.testing.assert_array_equal(acc.counts, np.bincount(labels, weights=counts, minlength=5))
+
+
+@pytest.mark.parametrize("method", ["floyd-steinberg", "ordered"])
+def test_bounded_dithering_matches_the_pixel_path(
+    monkeypatch: pytest.MonkeyPatch, method: dither.Dither
+) -> None:
+    rgb = _noise((90, 70), seed=8)
+    alpha = np.full(rgb.shape[:2], 255, np.uint8)
+    alpha[:10, :10] = 0
+    alpha[20:30, :5] = 128
+    frames = load_image(Image.fromarray(np.dstack([rgb, alpha]), "RGBA")).frames
+    table = count_pixels(pipeline._sources(frames))
+    palette = Palette(_noise((1, 10), seed=14)[0], np.zeros(10, np.int64))
+    fit = pipeline.apply_palette(table, palette, "rgb")
+    keys = [pack_rgb(f.rgb) for f in frames]
+    plain = pipeline._dithered(frames, keys, fit, method, 1.0, "rgb")
+    monkeypatch.setattr(reduce, "_BAND_PIXELS", 999)  # several bands of pairs
+    bounded = pipeline._dithered_bounded(frames, fit, method, 1.0, "rgb")
+    np.testing.assert_array_equal(bounded.palette.colors, plain.palette.colors)
+    np.testing.assert_array_equal(bounded.palette.counts, plain.palette.counts)
+    assert bounded.indices is not None and plain.indices is not None
+    visible = alpha > 0
+    np.testing.assert_array_equal(bounded.indices[0][visible], plain.indices[0][visible])
+    assert bounded.metrics.delta_e_p95 == plain.metrics.delta_e_p95
+    assert bounded.metrics.colors_used == plain.metrics.colors_used
+    assert bounded.metrics.mse == pytest.approx(plain.metrics.mse, rel=1e-12)
+    assert bounded.metrics.delta_e_mean == pytest.approx(plain.metrics.delta_e_mean, rel=1e-9)
+
+
+def test_huge_noise_image_goes_through_quantize_image(low_threshold: None) -> None:
+    rgb = _noise((90, 80), seed=15)
+    for options in ({}, {"dither": "floyd-steinberg"}, {"space": "lab", "dither": "ordered"}):
+        result = pipeline.quantize_image(Image.fromarray(rgb), 8, seed=0, **options)
+        indices = np.asarray(result.image)
+        assert result.palette.size <= 8
+        np.testing.assert_array_equal(
+            np.bincount(indices.ravel(), minlength=result.palette.size), result.palette.counts
+        )
+    auto = pipeline.quantize_image(Image.fromarray(rgb), "auto", seed=0)
+    assert auto.k_auto is not None and auto.palette.size <= 256
+
+
+@pytest.mark.parametrize("space", ["rgb", "lab"])
+def test_ordered_dithering_in_bands_gives_the_same_pixels(
+    monkeypatch: pytest.MonkeyPatch, space: str
+) -> None:
+    rgb = _noise((83, 61), seed=9)
+    palette = _noise((1, 9), seed=10)[0]
+    whole = dither.dither_indices(rgb, palette, "ordered", strength=0.7, space=space)
+    monkeypatch.setattr(dither, "_BAND_PIXELS", 500)  # bands of 8 rows
+    banded = dither.dither_indices(rgb, palette, "ordered", strength=0.7, space=space)
+    np.testing.assert_array_equal(banded, whole)
+    monkeypatch.setattr(reduce, "REDUCE_MIN_COLORS", 100)  # chunked nearest colors
+    chunked = dither.dither_indices(rgb, palette, "ordered", strength=0.7, space=space)
+    np.testing.assert_array_equal(chunked, whole)
+
+
+def test_settled_bins_in_blocks_match_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = color_table(pack_rgb(_noise((200, 150), seed=11)).ravel())
+    x = table.colors / 255.0
+    w = table.counts.astype(float)
+    bins = cluster._bin(x, w, table.keys, 16)
+    assert bins is not None
+    f = cluster._Filter.of(x, w, bins)
+    centers = x[np.random.default_rng(12).choice(len(x), 64, replace=False)]
+    monkeypatch.setattr(cluster, "_SETTLE_BLOCK_ELEMENTS", 1 << 40)
+    whole = cluster._settled_bins(f, centers)
+    monkeypatch.setattr(cluster, "_SETTLE_BLOCK_ELEMENTS", 1)
+    blocked = cluster._settled_bins(f, centers)
+    for a, b in zip(whole, blocked, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_table_merger_sums_on_a_dense_histogram(monkeypatch: pytest.MonkeyPatch) -> None:
+    from quantize import batch
+
+    monkeypatch.setattr(batch, "_MERGE_ROWS", 1000)
+    parts = [pack_rgb(_noise((40, 40), seed=s)).ravel() for s in range(4)]
+    merger = TableMerger()
+    for part in parts:
+        table = color_table(part)
+        merger.add(table.keys, table.counts)
+    expected = color_table(np.concatenate(parts))
+    got = merger.table()
+    np.testing.assert_array_equal(got.keys, expected.keys)
+    np.testing.assert_array_equal(got.counts, expected.counts)
+
+
+def _traced_peak(image: Image.Image, **options: Any) -> int:
+    loaded = load_image(image)
+    tracemalloc.start()
+    try:
+        pipeline.quantize_image(loaded, 16, **options)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("options", [{}, {"space": "lab", "dither": "floyd-steinberg"}])
+def test_traced_peak_of_noise_grows_by_few_bytes_a_pixel(
+    monkeypatch: pytest.MonkeyPatch, options: dict[str, Any]
+) -> None:
+    # Noise has nearly one distinct color per pixel.  Between 1.1 and 2.2
+    # MP (both counted on the histogram) the fixed costs cancel and the
+    # slope is what a 50 MP image multiplies: about 32 bytes a pixel on the
+    # bounded path; 51 (rgb) and 128 (lab, dithered) before it, with float64
+    # copies of the whole table.
+    monkeypatch.setattr(reduce, "REDUCE_MIN_COLORS", 1 << 16)
+    small, large = (Image.fromarray(_noise((rows, 1024), seed=13)) for rows in (1100, 2200))
+    slope = (_traced_peak(large, **options) - _traced_peak(small, **options)) / (1100 * 1024)
+    assert slope < 40, f"{slope:.0f} bytes per pixel"
