@@ -14,18 +14,18 @@ same k-means objective, and this module makes that fast:
    other for much less numpy overhead.  Above 32 clusters each run also
    takes a few iterations on the 6-bit bin means and is ranked there: the
    5-bit inertia no longer predicts which run ends best.  Up to 32
-   clusters the runs seed on the 6-bit bins instead when there are at
-   most ``2**15`` of them (5-bit cubes lump a dark sky or a noisy flat
-   area into one or two bins), and the best run is improved by swaps
+   clusters the best run is then improved by swaps on the 5-bit bins
    (:func:`_swap_search`), which escape the local optima that restarts
-   only avoid by luck.
+   only avoid by luck; so are tables too small to bin.
 2. **Refine.**  Lloyd's iterations continue to convergence on the 6-bit
    bin means, which stay close to the exact objective while being a few
-   times fewer than the colors.  Tables of up to ``2**18`` colors then
-   converge on every distinct color, where per-row bounds
-   (:class:`quantize.kmeans._Bounds`) make the late iterations revisit
-   only the colors near a boundary.
-3. **Finish exactly.**  Larger tables get one exact Lloyd step on every
+   times fewer than the colors.  Only tables of up to ``2**18`` colors
+   with 24 clusters or more converge on every distinct color instead,
+   where per-row bounds (:class:`quantize.kmeans._Bounds`) make the late
+   iterations revisit only the colors near a boundary.
+3. **Finish exactly.**  After converging on the bins, tables of up to
+   ``2**18`` colors get one plain Lloyd step on every color.  Larger
+   tables get one exact Lloyd step on every
    color, accelerated by the bins rather than approximated by them: a bin
    whose ball (bin mean, distance to its farthest color) is closer to one
    center than to any other, by the triangle inequality, is assigned in
@@ -58,6 +58,7 @@ from quantize.kmeans import (
     _check_n_init,
     _draw,
     _lloyd,
+    _lloyd_plain,
     _LloydResult,
     _minibatch_fit,
     _nearest_three,
@@ -83,10 +84,13 @@ _MIN_ROWS_TO_BIN = 8192
 # Above this many rows, Lloyd's iterations run on the 6-bit bins and only
 # the finish touches every row.
 _LARGE_TABLE = 1 << 18
-# Smaller tables converge on every row after the bins.  Up to this many
-# clusters the restarts run on the 5-bit (or 6-bit) bins and are ranked
-# there; above it they are ranked on the 6-bit bins (_ranked_on_bins).
+# Smaller tables do the same up to this many clusters, finishing with
+# _EXACT_STEPS exact Lloyd steps: on photos the result is within a few
+# hundredths of a percent of converging on every row, at a fraction of the
+# cost.  With more clusters the bins' objective drifts further from the
+# exact one, and smaller tables converge on every row.
 _BINNED_REFINE_MAX_K = 32
+_EXACT_STEPS = 1
 
 # Bits per channel of the bins the restarts run on, and of the finer bins
 # that large tables converge on and that accelerate their exact finish.
@@ -119,14 +123,11 @@ _RANKED_MIN_N_INIT = 2
 # _BINNED_REFINE_MAX_K the 5-bit bins are too coarse for swaps to be judged.
 _SWAP_MIN_K = 24
 _SWAP_TRIES = 20
-# Up to _BINNED_REFINE_MAX_K clusters the restarts and swaps run on the
-# 6-bit bins (when there are at most this many) instead of the 5-bit ones:
-# on held-out photos (benchmarks/bench_corpus.py) the 5-bit bins lump the
-# whole of a dark sky or a noisy flat area into one or two bins, so no run
-# can split it as well as k-means on the pixels does.  Swaps now improve
-# the best restart at every k up to _BINNED_REFINE_MAX_K, and tables below
-# _LARGE_TABLE then converge on every color.
-_FINE_SEED_MAX_BINS = 1 << 15
+# Below _SWAP_MIN_K, swaps follow the restarts too: on held-out photos and
+# renders (benchmarks/bench_corpus.py) restarts alone left k = 16 more than
+# 0.5% above scikit-learn's best of 10 on 5 of 11 images, up to 3% on dark
+# or noisy flat areas.  Seeding on the 6-bit bins did better still but cost
+# several times the whole fit.
 _MINIBATCH_N_INIT = 3
 
 
@@ -181,10 +182,11 @@ def cluster_table(
         Number of centers wanted, >= 1.
     algorithm : {"kmeans", "minibatch"}, default "kmeans"
         "kmeans" seeds on coarse bins, then runs Lloyd's iterations until
-        the SSE improves by less than 1e-4 relatively, on the 6-bit bins,
-        then on every row for up to ``2**18`` rows, or with one
-        bin-accelerated exact Lloyd step above.  Up to 32 clusters the
-        best seeding run is improved by center swaps.
+        the SSE improves by less than 1e-4 relatively, on the 6-bit bins
+        followed by one exact Lloyd step on every row (plain up to
+        ``2**18`` rows, bin-accelerated above), or, for 24 clusters or
+        more on up to ``2**18`` rows, on the exact table.  Up to 32
+        clusters the best seeding run is improved by center swaps.
         "minibatch" fits mini-batches sampled in proportion to the
         weights, then finishes with one exact Lloyd step.
     n_init : int or "auto", default "auto"
@@ -531,8 +533,6 @@ def _fit_kmeans(
     fine_prep = _prepare(bins.means, bins.totals)
     resume = None
     if k <= _BINNED_REFINE_MAX_K:
-        if bins.means.shape[0] <= _FINE_SEED_MAX_BINS:
-            seed_x, seed_w = bins.means, bins.totals
         seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng)
         seeded = _swap_search(_prepare(seed_x, seed_w), seeded, max_iter, rng)
     else:
@@ -542,10 +542,16 @@ def _fit_kmeans(
     n_iter = seeded.n_iter + fine.n_iter
     if x.shape[0] >= _LARGE_TABLE:
         return _exact_step(_Filter.of(x, w, bins), fine.centers, n_iter, assign)
-    # A table this small converges on every color: a final exact Lloyd phase.
-    refined = _lloyd(_prepare(x, w), fine.centers, max_iter, TOL)
-    n_iter += refined.n_iter
-    return _drop_unused(refined.centers, refined.labels, refined.inertia, n_iter)
+    if k >= _SWAP_MIN_K:
+        refined = _lloyd(_prepare(x, w), fine.centers, max_iter, TOL)
+        n_iter += refined.n_iter
+        return _drop_unused(refined.centers, refined.labels, refined.inertia, n_iter)
+    # Plain passes: on a table this small, at these k, the bin filter of
+    # _exact_step costs about as much as it saves.
+    if not assign:
+        return _exact_means(x, w, fine.centers), n_iter + 1
+    done = _lloyd_plain(_prepare(x, w), fine.centers, _EXACT_STEPS, 0.0)
+    return _drop_unused(done.centers, done.labels, done.inertia, n_iter + done.n_iter)
 
 
 def _seed_runs(
