@@ -13,10 +13,10 @@ same k-means objective, and this module makes that fast:
    (:mod:`quantize.restarts`), which gives the same runs as one after the
    other for much less numpy overhead.  Above 32 clusters each run also
    takes a few iterations on the 6-bit bin means and is ranked there: the
-   5-bit inertia no longer predicts which run ends best.  From 24 to 32
-   clusters a single run is improved instead by swaps on the 5-bit bins
+   5-bit inertia no longer predicts which run ends best.  Up to 32
+   clusters the best run is then improved by swaps on the 5-bit bins
    (:func:`_swap_search`), which escape the local optima that restarts
-   only avoid by luck.
+   only avoid by luck; so are tables too small to bin.
 2. **Refine.**  Lloyd's iterations continue to convergence on the 6-bit
    bin means, which stay close to the exact objective while being a few
    times fewer than the colors.  Only tables of up to ``2**18`` colors
@@ -126,6 +126,11 @@ _RANKED_MIN_N_INIT = 2
 # _BINNED_REFINE_MAX_K the 5-bit bins are too coarse for swaps to be judged.
 _SWAP_MIN_K = 24
 _SWAP_TRIES = 20
+# Below _SWAP_MIN_K, swaps follow the restarts too: on held-out photos and
+# renders (benchmarks/bench_corpus.py) restarts alone left k = 16 more than
+# 0.5% above scikit-learn's best of 10 on 5 of 11 images, up to 3% on dark
+# or noisy flat areas.  Seeding on the 6-bit bins did better still but cost
+# several times the whole fit.
 _MINIBATCH_N_INIT = 3
 
 
@@ -184,8 +189,8 @@ def cluster_table(
         the SSE improves by less than 1e-4 relatively, on the 6-bit bins
         followed by one exact Lloyd step on every row (plain up to
         ``2**18`` rows, bin-accelerated above), or, for 24 clusters or
-        more on up to ``2**18`` rows, on the exact table.  From 24 to 32
-        clusters the seeding run is improved by center swaps.
+        more on up to ``2**18`` rows, on the exact table.  Up to 32
+        clusters the best seeding run is improved by center swaps.
         "minibatch" fits mini-batches sampled in proportion to the
         weights, then finishes with one exact Lloyd step.
     n_init : int or "auto", default "auto"
@@ -630,14 +635,15 @@ def _fit_kmeans(
         bins = _bin(x, w, np.asarray(keys, dtype=np.uint32), k)
     if bins is None:
         result = _best_of(x, w, k, "k-means++", n_init, max_iter, TOL, rng)
+        if k <= _BINNED_REFINE_MAX_K:
+            result = _swap_search(_prepare(x, w), result, max_iter, rng)
         return _drop_unused(result.centers, result.labels, result.inertia, result.n_iter)
     seed_x, seed_w = _seed_set(bins, k)
     fine_prep = _prepare(bins.means, bins.totals)
     resume = None
     if k <= _BINNED_REFINE_MAX_K:
         seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng)
-        if k >= _SWAP_MIN_K:
-            seeded = _swap_search(_prepare(seed_x, seed_w), seeded, max_iter, rng)
+        seeded = _swap_search(_prepare(seed_x, seed_w), seeded, max_iter, rng)
     else:
         # Ranked on the 6-bit bins: go on from where the winner stopped.
         seeded = resume = _ranked_on_bins(seed_x, seed_w, fine_prep, k, n_init, max_iter, rng)
