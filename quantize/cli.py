@@ -7,9 +7,11 @@ that ``quantize --help`` stays fast.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -24,6 +26,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 EPILOG = """\b
 Exit codes:
@@ -31,6 +34,7 @@ Exit codes:
   1    an image failed (unreadable input, existing output without --force, ...)
   2    bad usage (unknown option, value out of range, bad --palette file)
   130  interrupted (Ctrl-C)
+  143  terminated (SIGTERM)
 
 \b
 Examples:
@@ -377,7 +381,7 @@ def quantize_command(
     reporter.close()
     reporter.finish(result)
     if result.interrupted:
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(_stop_code())
     sys.exit(EXIT_FAILED if result.failures else EXIT_OK)
 
 
@@ -488,7 +492,7 @@ class _Reporter:
     def finish(self, result: BatchResult) -> None:
         """The summary line and the failed files, for more than one image (or a Ctrl-C)."""
         if result.interrupted:
-            click.echo("quantize: interrupted", err=True)
+            click.echo(_stop_message(), err=True)
         if self.quiet or (len(result.results) <= 1 and not result.interrupted):
             return
         if result.palette_path is not None and result.palette is not None:
@@ -526,6 +530,29 @@ def _summary(result: ImageResult) -> str:
     return f"{result.source}: {k_text}, {quality}, {result.seconds:.2f} s -> {image}"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised wherever the program is, so that it stops as for Ctrl-C."""
+
+
+_terminated = False
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    global _terminated
+    if _terminated:
+        return  # the first one is being handled: let the clean-up finish
+    _terminated = True
+    raise Terminated
+
+
+def _stop_code() -> int:
+    return EXIT_TERMINATED if _terminated else EXIT_INTERRUPTED
+
+
+def _stop_message() -> str:
+    return "quantize: terminated" if _terminated else "quantize: interrupted"
+
+
 #: Thread-pool variables of the BLAS libraries numpy may use.
 _BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -534,8 +561,11 @@ def main() -> None:
     """Console-script entry point.
 
     Click's standalone mode would turn Ctrl-C into exit code 1; run it
-    non-standalone so an interrupt exits 130 as documented.
+    non-standalone so an interrupt exits 130 as documented.  SIGTERM stops
+    the run the same way (workers stopped, unfinished outputs removed, the
+    summary printed) and exits 143.
     """
+    signal.signal(signal.SIGTERM, _on_sigterm)
     # quantize runs images in parallel processes itself (-j); BLAS threads on
     # its n x 3 products only compete with them (measured: same wall time for
     # one image, 40% less CPU).  Set before numpy is imported; a user's own
@@ -545,8 +575,8 @@ def main() -> None:
     try:
         code = quantize_command.main(prog_name="quantize", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("quantize: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        click.echo(_stop_message(), err=True)
+        sys.exit(_stop_code())
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
