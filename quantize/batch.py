@@ -38,7 +38,14 @@ from numpy.typing import NDArray
 
 from quantize.errors import OutputError, QuantizeError
 from quantize.histogram import ColorTable
-from quantize.imageio import SUFFIX_FORMATS, bytes_writer, check_outputs, load_image, write_files
+from quantize.imageio import (
+    SUFFIX_FORMATS,
+    bytes_writer,
+    captured_warnings,
+    check_outputs,
+    load_image,
+    write_files,
+)
 from quantize.metrics import palette_metrics
 from quantize.palette import SUFFIXES, Palette, export, read_palette, to_json_colors
 from quantize.pipeline import (
@@ -537,7 +544,9 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
     start = time.perf_counter()
     _set_busy(True)
     try:
-        result = process_file(job.source, job.plan, opts)
+        # Load warnings are in the result already; these are the ones of later steps.
+        with captured_warnings() as later:
+            result = process_file(job.source, job.plan, opts)
     except KeyboardInterrupt:
         _set_busy(False)
         _set_cleaning(True)
@@ -555,7 +564,7 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
         job.source,
         "written",
         outputs=tuple(job.plan.paths),
-        warnings=tuple(result.warnings),
+        warnings=tuple(dict.fromkeys([*result.warnings, *later])),
         colors=result.palette.size,
         psnr=result.metrics.psnr,
         seconds=time.perf_counter() - start,
@@ -593,7 +602,9 @@ def read_table(job: Job) -> _TableResult:
         return _TableResult(ImageResult(job.source, "interrupted"))
     _set_busy(True)
     try:
-        table, transparent = visible_table(load_image(job.source))
+        # The image is loaded again for the second pass, which reports its warnings.
+        with captured_warnings():
+            table, transparent = visible_table(load_image(job.source))
     except KeyboardInterrupt:
         return _TableResult(ImageResult(job.source, "interrupted"))
     except Exception as exc:

@@ -140,9 +140,11 @@ def load_image(
     if limit is not None and limit < 1:
         raise ValueError(f"max_pixels must be positive, got {max_pixels}")
     try:
-        with _pixel_limit(limit), Image.open(source) as im:
+        with _pixel_limit(limit) as pillow_notes, Image.open(source) as im:
             im.load()
-            return _from_pil(im)
+            loaded = _from_pil(im)
+        loaded.notes.extend(n for n in pillow_notes if n not in loaded.notes)
+        return loaded
     except FileNotFoundError as exc:
         raise InputError("no such file") from exc
     except IsADirectoryError as exc:
@@ -165,17 +167,56 @@ _LIMIT_LOCK = threading.Lock()
 
 
 @contextmanager
-def _pixel_limit(limit: int | None) -> Iterator[None]:
-    """Apply ``limit`` to Pillow for one load, with its warning raised as an error."""
+def _pixel_limit(limit: int | None) -> Iterator[list[str]]:
+    """Apply ``limit`` to Pillow for one load, with its warning raised as an error.
+
+    Pillow's other warnings (a truncated TIFF, corrupt EXIF ...) are collected
+    in the list it gives, as one-line notes, instead of being printed.
+    """
     with _LIMIT_LOCK:
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = limit
         try:
-            with warnings.catch_warnings():
+            with captured_warnings() as notes:
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                yield
+                yield notes
         finally:
             Image.MAX_IMAGE_PIXELS = saved
+
+
+@contextmanager
+def captured_warnings() -> Iterator[list[str]]:
+    """Collect the warnings raised inside the block as one-line notes instead of printing them.
+
+    Pillow and numpy report odd files with :mod:`warnings`, which prints a
+    source path and line of their code; quantize reports them as its own
+    warnings (``quantize: warning: PATH: ...`` and the report's
+    ``warnings``).  The list is filled, without repeats, when the block ends.
+    Like :func:`warnings.catch_warnings`, not for concurrent threads.
+    """
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield notes
+        finally:
+            notes.extend(
+                dict.fromkeys(warning_note(w.message, w.category, w.filename) for w in caught)
+            )
+
+
+def warning_note(message: Warning | str, category: type[Warning], filename: str) -> str:
+    """One line describing a warning: its first line, after where it came from.
+
+    Examples
+    --------
+    >>> warning_note(UserWarning("Truncated File Read"), UserWarning, "/x/PIL/TiffImagePlugin.py")
+    'Pillow: Truncated File Read'
+    """
+    lines = str(message).strip().splitlines()
+    text = lines[0] if lines else ""
+    origin = "Pillow" if Path(filename).parent.name == "PIL" else category.__name__
+    return f"{origin}: {text}" if text else origin
 
 
 def _over_limit(exc: Exception, limit: int | None) -> str:
