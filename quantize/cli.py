@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from quantize._version import __version__
+from quantize.text import one_line
 
 if TYPE_CHECKING:
     from quantize.batch import BatchResult, ImageResult, Progress
@@ -332,10 +333,7 @@ def quantize_command(
     palette = _read_palette(palette_file) if palette_file is not None else None
     if palette is not None:
         if _given(click.get_current_context(), "colors") and colors != palette.size and not quiet:
-            click.echo(
-                f"quantize: note: -k {colors} ignored: {palette_file} has {palette.size} colors",
-                err=True,
-            )
+            _echo(f"quantize: note: -k {colors} ignored: {palette_file} has {palette.size} colors")
         colors = palette.size  # output names say how many colors there are
     opts = RunOptions(
         colors=colors,  # type: ignore[arg-type]
@@ -376,7 +374,7 @@ def quantize_command(
         reporter.close()
         if debug:
             traceback.print_exc()
-        click.echo(f"quantize: error: {_reason(exc)}", err=True)
+        _echo(f"quantize: error: {_reason(exc)}")
         sys.exit(EXIT_FAILED)
     reporter.close()
     reporter.finish(result)
@@ -461,16 +459,18 @@ class _Reporter:
             tqdm.monitor_interval = 0
             self.bar = tqdm(total=event.total, desc=desc, unit="img", file=sys.stderr)
 
-    def _say(self, message: str) -> None:
+    def _say(self, message: str, *, raw: bool = False) -> None:
+        """Print one message line (a traceback, ``raw``, keeps its lines) above the bar."""
+        text = message if raw else one_line(message)
         if self.bar is not None:
-            self.bar.write(message, file=sys.stderr)
+            self.bar.write(text, file=sys.stderr)
         else:
-            click.echo(message, err=True)
+            click.echo(text, err=True)
 
     def _describe(self, phase: str, result: ImageResult) -> None:
         if result.status == "failed":
             if self.debug and result.detail:
-                self._say(result.detail.rstrip())
+                self._say(result.detail.rstrip(), raw=True)
             self._say(f"quantize: error: {result.source}: {result.reason}")
             return
         if self.quiet or phase != "images":
@@ -497,7 +497,7 @@ class _Reporter:
             return
         if result.palette_path is not None and result.palette is not None:
             size, path = result.palette.size, result.palette_path
-            click.echo(f"shared palette: {size} colors -> {path}", err=True)
+            _echo(f"shared palette: {size} colors -> {path}")
         seconds = result.seconds
         rate = result.count("written") / seconds if seconds > 0 else 0.0
         not_done = f", {result.not_done} not done" if result.interrupted else ""
@@ -509,7 +509,12 @@ class _Reporter:
         if result.failures:
             click.echo("failed:", err=True)
             for failure in result.failures:
-                click.echo(f"  {failure.source}: {failure.reason}", err=True)
+                _echo(f"  {failure.source}: {failure.reason}")
+
+
+def _echo(message: str) -> None:
+    """Print one line to stderr, escaped so that any file name keeps it one line."""
+    click.echo(one_line(message), err=True)
 
 
 def _reason(exc: BaseException) -> str:
@@ -578,6 +583,7 @@ def main() -> None:
         click.echo(_stop_message(), err=True)
         sys.exit(_stop_code())
     except click.ClickException as exc:
+        exc.message = one_line(exc.message)  # it may quote a file name
         exc.show()
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -54,6 +54,7 @@ from quantize.kmeans import nearest_center
 from quantize.metrics import QualityMetrics, palette_metrics
 from quantize.palette import SUFFIXES, Palette, SortKey, export, render_swatch, to_json_colors
 from quantize.plots import render_pixel_plot, sample_pixels
+from quantize.text import json_safe, valid_unicode
 
 Algorithm = Literal["kmeans", "minibatch"]
 MIN_COLORS = 2
@@ -816,15 +817,19 @@ def write_outputs(
     if plan.report is not None:
         report = result.report(str(source), str(plan.image) if plan.write_image else None)
         report["palette_file"] = palette_file
-        files.append((plan.report, bytes_writer((json.dumps(report, indent=2) + "\n").encode())))
+        text = json.dumps(json_safe(report), indent=2) + "\n"  # valid UTF-8 for any file name
+        files.append((plan.report, bytes_writer(text.encode())))
     for fmt, path in plan.palettes.items():
-        data = export(result.palette, fmt, plan.image.stem)
+        data = export(result.palette, fmt, valid_unicode(plan.image.stem))
         files.append((path, bytes_writer(data if isinstance(data, bytes) else data.encode())))
     if plan.swatch is not None:
         files.append((plan.swatch, image_writer([render_swatch(result.palette)], "png")))
     if plan.plot is not None:
         files.append(
-            (plan.plot, bytes_writer(pixel_plot_png(source.name, frame, result, seed=seed)))
+            (
+                plan.plot,
+                bytes_writer(pixel_plot_png(valid_unicode(source.name), frame, result, seed=seed)),
+            )
         )
     plan.image.parent.mkdir(parents=True, exist_ok=True)
     write_files(files)
