@@ -474,8 +474,11 @@ def _die_with_parent() -> None:
 def _watch_parent(interval: float = 1.0) -> None:
     while os.getppid() == _parent_pid:
         time.sleep(interval)
-    # The main thread must take the signal: it may be blocked reading the pool's queue.
-    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+    if hasattr(signal, "pthread_kill"):
+        # The main thread must take the signal: it may be blocked reading the pool's queue.
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+    else:
+        os.kill(os.getpid(), signal.SIGTERM)  # Windows: ends the process
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:

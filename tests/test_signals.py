@@ -236,3 +236,27 @@ def test_a_task_whose_worker_was_killed_once_is_retried(tmp_path: Path) -> None:
     outcomes = _run(tasks, tmp_path)
     assert sorted(outcomes) == list(range(8))
     assert all(len(r) == 1 and r[0].status == "written" for r in outcomes.values())
+
+
+def test_without_prctl_a_thread_notices_that_the_parent_died() -> None:
+    """The fallback outside Linux: re-parenting is noticed and SIGTERM sent to the main thread."""
+    script = """
+import signal, sys, threading, time
+from quantize import batch
+
+def on_term(signum, frame):
+    print("SIGTERM in the main thread:", threading.current_thread() is threading.main_thread())
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, on_term)
+sys.platform = "darwin"  # no prctl: the watching thread is the only way
+batch._parent_pid = -1  # a parent that is already gone
+batch._die_with_parent()
+time.sleep(60)
+print("never noticed")
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert (done.returncode, done.stdout) == (0, "SIGTERM in the main thread: True\n"), done.stderr
