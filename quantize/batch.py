@@ -412,8 +412,8 @@ _busy = False
 _stopping = False
 #: Set by SIGTERM: the worker ends as soon as the image it works on is cleaned up.
 _terminating = False
-#: While an interrupted image's outputs are removed, a signal must not end the worker.
-_cleaning = False
+#: Inside a task a signal must not end the worker at once: the task cleans up first.
+_in_task = False
 #: Pid of the worker's parent when it started; a change means the parent died.
 _parent_pid: int | None = None
 #: This worker's cell in the pool's shared board (see :class:`_Pool`).
@@ -493,8 +493,9 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     """End the worker: its parent died, or the pool (or process group) is being stopped.
 
     A busy worker is interrupted first so that its image's outputs are
-    removed; :func:`_tracked` then exits.  The worker's board cell is
-    cleared, so the parent does not blame its image for the death.
+    removed; a worker inside a task but not busy (removing them already, say
+    after Ctrl-C) finishes that.  :func:`_tracked` then exits.  The worker's
+    board cell is cleared, so the parent does not blame its image for the death.
     """
     global _busy, _stopping, _terminating
     if _terminating:
@@ -504,7 +505,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     if _busy:
         _busy = False
         raise KeyboardInterrupt
-    if not _cleaning:
+    if not _in_task:
         os._exit(EXIT_TERMINATED)
 
 
@@ -515,11 +516,14 @@ def _release_slot() -> None:
 
 def _tracked(index: int, fn: Callable[..., R], task: Any, *args: Any) -> R:
     """Run ``fn(task, *args)`` in a worker with ``index`` on the board while it runs."""
+    global _in_task
     if _board is not None and _slot >= 0:
         _board[_slot] = index
+    _in_task = True
     try:
         return fn(task, *args)
     finally:
+        _in_task = False
         _release_slot()
         if _terminating:
             os._exit(EXIT_TERMINATED)
@@ -528,11 +532,6 @@ def _tracked(index: int, fn: Callable[..., R], task: Any, *args: Any) -> R:
 def _set_busy(value: bool) -> None:
     global _busy
     _busy = value
-
-
-def _set_cleaning(value: bool) -> None:
-    global _cleaning
-    _cleaning = value
 
 
 def run_job(job: Job, opts: RunOptions) -> ImageResult:
@@ -552,12 +551,10 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
             result = process_file(job.source, job.plan, opts)
     except KeyboardInterrupt:
         _set_busy(False)
-        _set_cleaning(True)
         for path in job.plan.paths:
             if path not in existed:
                 with suppress(OSError):
                     path.unlink()
-        _set_cleaning(False)
         return ImageResult(job.source, "interrupted")
     except Exception as exc:
         return _failure(job.source, exc)
