@@ -6,10 +6,12 @@ so the pipeline only sees arrays and the core only sees numbers.
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import os
 import re
+import secrets
 import struct
 import tempfile
 import threading
@@ -582,10 +584,10 @@ def write_files(files: Sequence[tuple[Path, Writer]]) -> None:
 def _stage(path: Path, write: Writer, temps: list[Path]) -> None:
     """Write one temporary file for ``path``, recording it in ``temps`` for cleanup."""
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd = _create_temp(path, temps)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
-    temps.append(Path(name))
+    name = temps[-1]
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -595,6 +597,30 @@ def _stage(path: Path, write: Writer, temps: list[Path]) -> None:
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise OutputError(f"{path}: cannot write: {reason}") from exc
+
+
+def _create_temp(path: Path, temps: list[Path]) -> int:
+    """Create a new hidden file beside ``path``, open for writing; its name ends ``temps``.
+
+    The name is recorded *before* the file exists: Ctrl-C or SIGTERM raise
+    their exception as soon as a system call returns, so with
+    :func:`tempfile.mkstemp` one could come after the file was made but
+    before its name was known, and the file would stay behind.  The name
+    holds this process's id, so a name recorded for a file that was never
+    made cannot be another process's file.
+    """
+    for _ in range(tempfile.TMP_MAX):
+        temp = path.with_name(f".{path.name}.{os.getpid():x}{secrets.token_hex(2)}.tmp")
+        temps.append(temp)
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o600)
+        except FileExistsError:
+            temps.pop()  # ours from an earlier call: keep it
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path))
+
+
+# Windows opens files in text mode unless told otherwise.
+_O_BINARY = getattr(os, "O_BINARY", 0)
 
 
 def _read_umask() -> int:
