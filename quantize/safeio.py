@@ -268,17 +268,35 @@ def name_max(folder: Path) -> int:
 # --------------------------------------------------------------------------- #
 
 
-def make_temp(folder: Path) -> tuple[int, Path]:
-    """Create a new empty temporary file in ``folder``; its open descriptor and path.
+def make_temp(folder: Path, temps: list[Path]) -> int:
+    """Create a new empty temporary file in ``folder``, open for writing; its descriptor.
+
+    Its path is appended to ``temps`` *before* the file exists: Ctrl-C or
+    SIGTERM raise their exception as soon as a system call returns, so with
+    :func:`tempfile.mkstemp` one could come after the file was made but
+    before its name was known, and the file would stay behind.  The name
+    holds this process's id, so a name recorded for a file that was never
+    made cannot be another process's file.
 
     Raises
     ------
     OSError
+        The file cannot be created (``temps`` then ends with its name).
     """
-    fd, name = tempfile.mkstemp(
-        prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=TEMP_SUFFIX, dir=folder
-    )
-    return fd, Path(name)
+    for _ in range(tempfile.TMP_MAX):
+        name = _new_temp_name(folder)
+        temps.append(name)
+        try:
+            return os.open(name, _TEMP_FLAGS, 0o600)
+        except FileExistsError:
+            temps.pop()  # not ours to remove: another call's file
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(folder))
+
+
+# Windows opens files in text mode unless told otherwise.
+_TEMP_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 def _new_temp_name(folder: Path) -> Path:

@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -361,8 +360,15 @@ def test_a_read_only_folder_is_named(
         # What the kernel says on a read-only mount, even for a folder that exists.
         raise OSError(errno.EROFS, "Read-only file system")
 
+    real_open = os.open
+
+    def open_read_only(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & os.O_CREAT:
+            read_only()
+        return real_open(path, flags, *args, **kwargs)
+
     monkeypatch.setattr(os, "mkdir", read_only)
-    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(os, "open", open_read_only)
     code, text = run(photo, "-o", rofs / "x.png")
     assert (code, text) == (
         1,
