@@ -21,8 +21,11 @@ import json
 import os
 import re
 import signal
+import sys
+import threading
 import time
 import traceback
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -39,6 +42,7 @@ from quantize.imageio import (
     ANIMATION_FORMATS,
     SUFFIX_FORMATS,
     bytes_writer,
+    captured_warnings,
     load_image,
     write_files,
 )
@@ -60,7 +64,7 @@ from quantize.safeio import FileId, OutputPlanner, recording, remove_committed
 if TYPE_CHECKING:
     # Imported where a pool is made: multiprocessing costs ~10 ms of start-up
     # that a run with -j 1 or a single image never needs.
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures import Future
 
     from quantize.pipeline import QuantizeResult
     from quantize.report_html import PageEntry
@@ -495,16 +499,75 @@ def shared_palette_path(inputs: Sequence[str | os.PathLike[str]], output: str | 
 
 _busy = False
 _stopping = False
+#: Set by SIGTERM: the worker ends as soon as the image it works on is cleaned up.
+_terminating = False
+#: Inside a task a signal must not end the worker at once: the task cleans up first.
+_in_task = False
+#: Pid of the worker's parent when it started; a change means the parent died.
+_parent_pid: int | None = None
+#: This worker's cell in the pool's shared board (see :class:`_Pool`).
+_slot = -1
+_board: Any = None
+
+#: How often a task may kill its worker: the first death is retried on a fresh
+#: worker (it may have been killed from outside); the second fails the image.
+MAX_WORKER_DEATHS = 2
+#: Exit status of a process ended by SIGTERM, as a shell reports it.
+EXIT_TERMINATED = 128 + signal.SIGTERM
+# prctl(2) option: the signal the kernel sends this process when its parent dies.
+_PR_SET_PDEATHSIG = 1
 
 
-def _worker_init() -> None:
-    """Make Ctrl-C interrupt a worker only while it works on an image.
+def _worker_init(parent: int | None = None, board: Any = None, counter: Any = None) -> None:
+    """Set up a worker process: signals, its board cell, and dying with its parent.
 
-    An idle worker must ignore it: an exception in the pool's own loop kills
-    the process and breaks the pool.  The parent forwards the signal too, for
-    interrupts that do not come from the terminal.
+    Ctrl-C interrupts a worker only while it works on an image.  An idle
+    worker must ignore it: an exception in the pool's own loop kills the
+    process and breaks the pool.  The parent forwards the signal too, for
+    interrupts that do not come from the terminal.  SIGTERM ends the worker
+    (after removing the outputs of its image); the kernel sends it when the
+    parent dies, so no worker is left blocked on the pool's queue forever.
     """
+    global _parent_pid, _board, _slot
     signal.signal(signal.SIGINT, _on_sigint)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    if board is not None and counter is not None:
+        with counter.get_lock():
+            _slot = counter.value
+            counter.value += 1
+        _board = board
+    _parent_pid = os.getppid() if parent is None else parent
+    _die_with_parent()
+    if os.getppid() != _parent_pid:
+        os._exit(EXIT_TERMINATED)  # the parent died before the kernel could be told
+
+
+def _die_with_parent() -> None:
+    """Have SIGTERM sent to this process when its parent dies, however it dies.
+
+    Linux does this in the kernel (``PR_SET_PDEATHSIG``); elsewhere a daemon
+    thread checks once a second whether the process was re-parented.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) == 0:
+                return
+        except (OSError, AttributeError):
+            pass
+    threading.Thread(target=_watch_parent, name="quantize-parent-watch", daemon=True).start()
+
+
+def _watch_parent(interval: float = 1.0) -> None:
+    while os.getppid() == _parent_pid:
+        time.sleep(interval)
+    if hasattr(signal, "pthread_kill"):
+        # The main thread must take the signal: it may be blocked reading the pool's queue.
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+    else:
+        os.kill(os.getpid(), signal.SIGTERM)  # Windows: ends the process
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -513,6 +576,46 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     if _busy:
         _busy = False  # a second signal must not interrupt the clean-up
         raise KeyboardInterrupt
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """End the worker: its parent died, or the pool (or process group) is being stopped.
+
+    A busy worker is interrupted first so that its image's outputs are
+    removed; a worker inside a task but not busy (removing them already, say
+    after Ctrl-C) finishes that.  :func:`_tracked` then exits.  The worker's
+    board cell is cleared, so the parent does not blame its image for the death.
+    """
+    global _busy, _stopping, _terminating
+    if _terminating:
+        return
+    _terminating = _stopping = True
+    _release_slot()
+    if _busy:
+        _busy = False
+        raise KeyboardInterrupt
+    if not _in_task:
+        os._exit(EXIT_TERMINATED)
+
+
+def _release_slot() -> None:
+    if _board is not None and _slot >= 0:
+        _board[_slot] = -1
+
+
+def _tracked(index: int, fn: Callable[..., R], task: Any, *args: Any) -> R:
+    """Run ``fn(task, *args)`` in a worker with ``index`` on the board while it runs."""
+    global _in_task
+    if _board is not None and _slot >= 0:
+        _board[_slot] = index
+    _in_task = True
+    try:
+        return fn(task, *args)
+    finally:
+        _in_task = False
+        _release_slot()
+        if _terminating:
+            os._exit(EXIT_TERMINATED)
 
 
 def _set_busy(value: bool) -> None:
@@ -532,7 +635,8 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
     committed: list[tuple[Path, FileId]] = []
     _set_busy(True)
     try:
-        with recording(committed):
+        # Load warnings are in the result already; these are the ones of later steps.
+        with recording(committed), captured_warnings() as later:
             result = process_file(job.source, job.plan, opts)
     except KeyboardInterrupt:
         _set_busy(False)
@@ -553,7 +657,7 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
         job.source,
         "written",
         outputs=tuple(job.plan.paths),
-        warnings=tuple(result.warnings),
+        warnings=tuple(dict.fromkeys([*result.warnings, *later])),
         colors=result.palette.size,
         psnr=result.metrics.psnr,
         seconds=time.perf_counter() - start,
@@ -615,13 +719,15 @@ def read_table(job: Job, opts: RunOptions) -> _TableResult:
         return _TableResult(ImageResult(job.source, "interrupted"))
     _set_busy(True)
     try:
-        loaded = load_image(
-            job.source,
-            max_pixels=opts.max_pixels,
-            max_frames=opts.max_frames,
-            animation=job.plan.fmt in ANIMATION_FORMATS,
-        )
-        table, transparent = visible_table(loaded)
+        # The image is loaded again for the second pass, which reports its warnings.
+        with captured_warnings():
+            loaded = load_image(
+                job.source,
+                max_pixels=opts.max_pixels,
+                max_frames=opts.max_frames,
+                animation=job.plan.fmt in ANIMATION_FORMATS,
+            )
+            table, transparent = visible_table(loaded)
     except KeyboardInterrupt:
         return _TableResult(ImageResult(job.source, "interrupted"))
     except Exception as exc:
@@ -655,14 +761,19 @@ def execute(
     args: tuple[Any, ...],
     workers: int,
     on_done: Callable[[int, R], None],
-    broken: Callable[[T], R],
+    settle: Callable[[T, Status, str | None], R],
 ) -> bool:
     """Run ``fn(task, *args)`` for every task; call ``on_done(index, outcome)`` as each ends.
 
     With ``workers`` 1 the tasks run in this process, otherwise in a pool
     with at most ``2 * workers`` tasks submitted at a time (so a huge batch
-    does not queue a huge backlog).  ``broken(task)`` makes the outcome of a
-    task whose worker process died.
+    does not queue a huge backlog).  ``settle(task, status, reason)`` makes
+    the outcome of a task that got none from its worker.
+
+    A worker process that dies (killed, out of memory) fails only the task it
+    was running, and only when that task kills a worker
+    :data:`MAX_WORKER_DEATHS` times; the other unfinished tasks are run again
+    on a fresh pool.  Each task's ``on_done`` is called once.
 
     Returns
     -------
@@ -672,7 +783,7 @@ def execute(
     """
     if workers <= 1 or len(tasks) <= 1:
         return _execute_here(tasks, fn, args, on_done)
-    return _execute_pool(tasks, fn, args, workers, on_done, broken)
+    return _execute_pool(tasks, fn, args, workers, on_done, settle)
 
 
 def _execute_here(
@@ -692,78 +803,154 @@ def _execute_here(
     return False
 
 
+class _Pool:
+    """A process pool that knows which task each of its workers is running.
+
+    Every worker takes one cell of a shared board at start and writes there
+    the index of the task it runs (-1 when idle).  When a worker dies, the
+    pool breaks; the others are stopped by the pool with SIGTERM and clear
+    their cells on the way out, so the cells still set afterwards name the
+    tasks whose workers died.
+    """
+
+    def __init__(self, workers: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context()
+        self.board = context.Array("q", [-1] * workers, lock=False)
+        counter = context.Value("i", 0)
+        # A forked or spawned worker's parent is this process (a forkserver's is not).
+        parent = os.getpid() if context.get_start_method() in ("fork", "spawn") else None
+        self.executor = ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=_worker_init,
+            initargs=(parent, self.board, counter),
+        )
+
+    def submit(self, fn: Callable[..., R], index: int, task: Any, *args: Any) -> Future[R]:
+        return self.executor.submit(_tracked, index, fn, task, *args)
+
+    def close(self) -> set[int]:
+        """Shut the pool down; the indices of the tasks whose workers died."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        return {index for index in self.board if index >= 0}
+
+
 def _execute_pool(
     tasks: Sequence[T],
     fn: Callable[..., R],
     args: tuple[Any, ...],
     workers: int,
     on_done: Callable[[int, R], None],
-    broken: Callable[[T], R],
+    settle: Callable[[T, Status, str | None], R],
 ) -> bool:
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
     workers = min(workers, len(tasks))
-    executor = ProcessPoolExecutor(workers, initializer=_worker_init)
+    pool = _Pool(workers)
+    pending = deque(range(len(tasks)))
     running: dict[Future[R], int] = {}
-    next_task = 0
+    deaths: Counter[int] = Counter()
+    fruitless = 0  # pool breaks in a row with no task finished or to blame
     try:
-        while next_task < len(tasks) or running:
-            while next_task < len(tasks) and len(running) < 2 * workers:
+        while pending or running:
+            broken = False
+            while pending and len(running) < 2 * workers:
                 try:
-                    future = executor.submit(fn, tasks[next_task], *args)
+                    future = pool.submit(fn, pending[0], tasks[pending[0]], *args)
                 except BrokenProcessPool:
-                    # A worker died (killed, out of memory): the tasks it had
-                    # fail below; the rest go to a fresh pool.
-                    executor.shutdown(wait=True)
-                    executor = ProcessPoolExecutor(workers, initializer=_worker_init)
-                    continue
-                running[future] = next_task
-                next_task += 1
+                    broken = True
+                    break
+                running[future] = pending.popleft()
             done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=running.__getitem__):
-                index = running.pop(future)
-                outcome = _outcome(future, tasks[index], broken)
-                on_done(index, outcome)
-                if _status(outcome) == "interrupted":
-                    raise KeyboardInterrupt
+            lost = _collect(done, running, on_done)
+            finished = len(done) - len(lost)
+            if not (lost or broken):
+                continue
+            # A broken pool fails every future it has not completed: wait for all.
+            done, _ = wait(running)
+            lost += _collect(done, running, on_done)
+            culprits = pool.close()
+            pool = _Pool(workers)
+            fruitless = 0 if culprits or finished else fruitless + 1
+            retry = []
+            for index in sorted(lost):
+                deaths[index] += index in culprits
+                if deaths[index] >= MAX_WORKER_DEATHS or fruitless > MAX_WORKER_DEATHS:
+                    reason = _death_reason(max(deaths[index], 1))
+                    on_done(index, settle(tasks[index], "failed", reason))
+                else:
+                    retry.append(index)
+            pending.extendleft(reversed(retry))
     except KeyboardInterrupt:
-        _stop(executor, running, tasks, on_done, broken)
+        _stop(pool, running, tasks, on_done, settle)
         return True
     finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+        pool.executor.shutdown(wait=True, cancel_futures=True)
     return False
 
 
-def _outcome(future: Future[R], task: T, broken: Callable[[T], R]) -> R:
+def _collect(
+    done: set[Future[R]], running: dict[Future[R], int], on_done: Callable[[int, R], None]
+) -> list[int]:
+    """Report the finished futures in ``done``; the indices of those whose worker died.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        A worker reports its task interrupted (it got Ctrl-C).
+    """
     from concurrent.futures.process import BrokenProcessPool
 
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        return broken(task)
+    lost = []
+    for future in sorted(done, key=running.__getitem__):
+        index = running.pop(future)
+        try:
+            outcome = future.result()
+        except BrokenProcessPool:
+            lost.append(index)
+            continue
+        on_done(index, outcome)
+        if _status(outcome) == "interrupted":
+            raise KeyboardInterrupt
+    return lost
+
+
+def _death_reason(deaths: int) -> str:
+    times = "once" if deaths == 1 else f"{deaths} times"
+    return f"the worker process died {times} while working on it (killed, or out of memory?)"
 
 
 def _stop(
-    executor: ProcessPoolExecutor,
+    pool: _Pool,
     running: dict[Future[R], int],
     tasks: Sequence[T],
     on_done: Callable[[int, R], None],
-    broken: Callable[[T], R],
+    settle: Callable[[T, Status, str | None], R],
 ) -> None:
     """Cancel what has not started, interrupt what has, and report what still ends."""
+    from concurrent.futures.process import BrokenProcessPool
+
     for future in running:
         future.cancel()
     # A terminal sends SIGINT to the workers as well; `kill -INT` on the parent
     # does not, so forward it.  The pool has no public list of its processes.
-    processes: dict[int, Any] = getattr(executor, "_processes", None) or {}
+    processes: dict[int, Any] = getattr(pool.executor, "_processes", None) or {}
     for pid in list(processes):
         with suppress(OSError):
             os.kill(pid, signal.SIGINT)
-    executor.shutdown(wait=True, cancel_futures=True)
+    pool.executor.shutdown(wait=True, cancel_futures=True)
     for future, index in sorted(running.items(), key=lambda item: item[1]):
         if future.done() and not future.cancelled():
-            on_done(index, _outcome(future, tasks[index], broken))
+            try:
+                outcome = future.result()
+            except BrokenProcessPool:
+                # Stopped with the rest (a SIGTERM to the whole process group).
+                outcome = settle(tasks[index], "interrupted", None)
+            on_done(index, outcome)
 
 
 # --------------------------------------------------------------------------- #
@@ -1029,15 +1216,16 @@ def _run_jobs(
         collector.report(result)
 
     tasks = [job for _, job in jobs]
-    return execute(tasks, run_job, (opts,), workers, on_done, _died)
+    return execute(tasks, run_job, (opts,), workers, on_done, _settled)
 
 
-def _died(job: Job) -> ImageResult:
-    return ImageResult(job.source, "failed", reason="the worker process died (out of memory?)")
+def _settled(job: Job, status: Status, reason: str | None) -> ImageResult:
+    """The outcome of an image that got none from its worker process."""
+    return ImageResult(job.source, status, reason=reason)
 
 
-def _died_table(job: Job) -> _TableResult:
-    return _TableResult(_died(job))
+def _settled_table(job: Job, status: Status, reason: str | None) -> _TableResult:
+    return _TableResult(_settled(job, status, reason))
 
 
 def _palette_files(path: Path, opts: RunOptions) -> list[Path]:
@@ -1084,7 +1272,7 @@ def _shared_palette(
         collector.report(outcome.result)
 
     tasks = [job for _, job in jobs]
-    if execute(tasks, read_table, (options.run,), workers, on_done, _died_table):
+    if execute(tasks, read_table, (options.run,), workers, on_done, _settled_table):
         return True, None
     if readable == 0:
         return False, None

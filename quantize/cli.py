@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -23,6 +25,7 @@ from quantize.limits import (
     MAX_N_INIT,
     MIN_COLORS,
 )
+from quantize.text import one_line
 
 if TYPE_CHECKING:
     from quantize.batch import BatchResult, ImageResult, Progress
@@ -32,6 +35,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 EPILOG = """\b
 Exit codes:
@@ -39,6 +43,7 @@ Exit codes:
   1    an image failed (unreadable input, existing output without --force, ...)
   2    bad usage (unknown option, value out of range, bad --palette file)
   130  interrupted (Ctrl-C)
+  143  terminated (SIGTERM)
 
 \b
 Examples:
@@ -412,10 +417,7 @@ def quantize_command(
         )
     if palette is not None:
         if _given(click.get_current_context(), "colors") and colors != palette.size and not quiet:
-            click.echo(
-                f"quantize: note: -k {colors} ignored: {palette_file} has {palette.size} colors",
-                err=True,
-            )
+            _echo(f"quantize: note: -k {colors} ignored: {palette_file} has {palette.size} colors")
         colors = palette.size  # output names say how many colors there are
     opts = RunOptions(
         colors=colors,  # type: ignore[arg-type]
@@ -468,15 +470,15 @@ def quantize_command(
         reporter.close()
         if debug:
             traceback.print_exc()
-        click.echo(f"quantize: error: {_reason(exc)}", err=True)
+        _echo(f"quantize: error: {_reason(exc)}")
         # A reused palette.json that cannot be parsed is bad input like a bad --palette file.
         sys.exit(EXIT_USAGE if isinstance(exc, PaletteError) else EXIT_FAILED)
     reporter.close()
     reporter.finish(result)
     if result.page_path is not None and not quiet:
-        click.echo(f"page: {result.page_path}", err=True)
+        _echo(f"page: {result.page_path}")
     if result.interrupted:
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(_stop_code())
     sys.exit(EXIT_FAILED if result.failures else EXIT_OK)
 
 
@@ -577,16 +579,18 @@ class _Reporter:
             tqdm.monitor_interval = 0
             self.bar = tqdm(total=event.total, desc=desc, unit="img", file=sys.stderr)
 
-    def _say(self, message: str) -> None:
+    def _say(self, message: str, *, raw: bool = False) -> None:
+        """Print one message line (a traceback, ``raw``, keeps its lines) above the bar."""
+        text = message if raw else one_line(message)
         if self.bar is not None:
-            self.bar.write(message, file=sys.stderr)
+            self.bar.write(text, file=sys.stderr)
         else:
-            click.echo(message, err=True)
+            click.echo(text, err=True)
 
     def _describe(self, phase: str, result: ImageResult) -> None:
         if result.status == "failed":
             if self.debug and result.detail:
-                self._say(result.detail.rstrip())
+                self._say(result.detail.rstrip(), raw=True)
             self._say(f"quantize: error: {result.source}: {result.reason}")
             return
         if self.quiet or phase != "images":
@@ -608,13 +612,13 @@ class _Reporter:
     def finish(self, result: BatchResult) -> None:
         """The summary line and the failed files, for more than one image (or a Ctrl-C)."""
         if result.interrupted:
-            click.echo("quantize: interrupted", err=True)
+            click.echo(_stop_message(), err=True)
         if self.quiet or (len(result.results) <= 1 and not result.interrupted):
             return
         if result.palette_path is not None and result.palette is not None:
             size, path = result.palette.size, result.palette_path
             what = f", reused {path}" if result.palette_reused else f" -> {path}"
-            click.echo(f"shared palette: {size} colors{what}", err=True)
+            _echo(f"shared palette: {size} colors{what}")
         seconds = result.seconds
         rate = result.count("written") / seconds if seconds > 0 else 0.0
         not_done = f", {result.not_done} not done" if result.interrupted else ""
@@ -626,7 +630,12 @@ class _Reporter:
         if result.failures:
             click.echo("failed:", err=True)
             for failure in result.failures:
-                click.echo(f"  {failure.source}: {failure.reason}", err=True)
+                _echo(f"  {failure.source}: {failure.reason}")
+
+
+def _echo(message: str) -> None:
+    """Print one line to stderr, escaped so that any file name keeps it one line."""
+    click.echo(one_line(message), err=True)
 
 
 def _reason(exc: BaseException) -> str:
@@ -650,6 +659,29 @@ def _summary(result: ImageResult) -> str:
     return f"{result.source}: {k_text}, {quality}, {result.seconds:.2f} s -> {image}"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised wherever the program is, so that it stops as for Ctrl-C."""
+
+
+_terminated = False
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    global _terminated
+    if _terminated:
+        return  # the first one is being handled: let the clean-up finish
+    _terminated = True
+    raise Terminated
+
+
+def _stop_code() -> int:
+    return EXIT_TERMINATED if _terminated else EXIT_INTERRUPTED
+
+
+def _stop_message() -> str:
+    return "quantize: terminated" if _terminated else "quantize: interrupted"
+
+
 #: Thread-pool variables of the BLAS libraries numpy may use.
 _BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -658,8 +690,11 @@ def main() -> None:
     """Console-script entry point.
 
     Click's standalone mode would turn Ctrl-C into exit code 1; run it
-    non-standalone so an interrupt exits 130 as documented.
+    non-standalone so an interrupt exits 130 as documented.  SIGTERM stops
+    the run the same way (workers stopped, unfinished outputs removed, the
+    summary printed) and exits 143.
     """
+    signal.signal(signal.SIGTERM, _on_sigterm)
     # quantize runs images in parallel processes itself (-j); BLAS threads on
     # its n x 3 products only compete with them (measured: same wall time for
     # one image, 40% less CPU).  Set before numpy is imported; a user's own
@@ -669,9 +704,10 @@ def main() -> None:
     try:
         code = quantize_command.main(prog_name="quantize", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("quantize: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        click.echo(_stop_message(), err=True)
+        sys.exit(_stop_code())
     except click.ClickException as exc:
+        exc.message = one_line(exc.message)  # it may quote a file name
         exc.show()
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

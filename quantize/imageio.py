@@ -175,12 +175,15 @@ def _load_file(
         if os.fstat(fh.fileno()).st_size == 0:
             raise InputError("empty file")
         try:
-            with _pixel_limit(limit), Image.open(fh) as im:
+            with _pixel_limit(limit) as pillow_notes, Image.open(fh) as im:
                 budget = _FrameBudget(limit, max_frames)
                 # Refused before even the first frame is decoded.
                 budget.check_frames(_frames_to_decode(im, animation), im.size)
                 im.load()
-                return _from_pil(im, budget, animation)
+                loaded = _from_pil(im, budget, animation)
+            # Pillow's own warnings are known once the block has ended.
+            loaded.notes.extend(n for n in pillow_notes if n not in loaded.notes)
+            return loaded
         except InputError:
             raise
         except UnidentifiedImageError as exc:
@@ -315,17 +318,56 @@ _LIMIT_LOCK = threading.Lock()
 
 
 @contextmanager
-def _pixel_limit(limit: int | None) -> Iterator[None]:
-    """Apply ``limit`` to Pillow for one load, with its warning raised as an error."""
+def _pixel_limit(limit: int | None) -> Iterator[list[str]]:
+    """Apply ``limit`` to Pillow for one load, with its warning raised as an error.
+
+    Pillow's other warnings (a truncated TIFF, corrupt EXIF ...) are collected
+    in the list it gives, as one-line notes, instead of being printed.
+    """
     with _LIMIT_LOCK:
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = limit
         try:
-            with warnings.catch_warnings():
+            with captured_warnings() as notes:
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                yield
+                yield notes
         finally:
             Image.MAX_IMAGE_PIXELS = saved
+
+
+@contextmanager
+def captured_warnings() -> Iterator[list[str]]:
+    """Collect the warnings raised inside the block as one-line notes instead of printing them.
+
+    Pillow and numpy report odd files with :mod:`warnings`, which prints a
+    source path and line of their code; quantize reports them as its own
+    warnings (``quantize: warning: PATH: ...`` and the report's
+    ``warnings``).  The list is filled, without repeats, when the block ends.
+    Like :func:`warnings.catch_warnings`, not for concurrent threads.
+    """
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield notes
+        finally:
+            notes.extend(
+                dict.fromkeys(warning_note(w.message, w.category, w.filename) for w in caught)
+            )
+
+
+def warning_note(message: Warning | str, category: type[Warning], filename: str) -> str:
+    """One line describing a warning: its first line, after where it came from.
+
+    Examples
+    --------
+    >>> warning_note(UserWarning("Truncated File Read"), UserWarning, "/x/PIL/TiffImagePlugin.py")
+    'Pillow: Truncated File Read'
+    """
+    lines = str(message).strip().splitlines()
+    text = lines[0] if lines else ""
+    origin = "Pillow" if Path(filename).parent.name == "PIL" else category.__name__
+    return f"{origin}: {text}" if text else origin
 
 
 def _over_limit(exc: Exception, limit: int | None) -> str:
@@ -710,10 +752,11 @@ def write_files(files: Sequence[tuple[Path, Writer]], *, force: bool = False) ->
 def _stage(path: Path, write: Writer, temps: list[Path]) -> None:
     """Write one temporary file for ``path``, recording it in ``temps`` for cleanup."""
     try:
-        fd, name = safeio.make_temp(path.parent)
+        # The name is in temps before the file exists (see safeio.make_temp).
+        fd = safeio.make_temp(path.parent, temps)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
-    temps.append(name)
+    name = temps[-1]
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -731,7 +774,7 @@ def _read_umask() -> int:
     return mask
 
 
-# mkstemp creates files 0600; outputs get the usual 0666 & ~umask instead.
+# Temporary files are created 0600; outputs get the usual 0666 & ~umask instead.
 # Read once at import: os.umask can only be read by setting it, which is not
 # thread-safe while other threads create files.
 _UMASK = _read_umask()

@@ -67,6 +67,7 @@ from quantize.reduce import (
     reduce_table,
     table_metrics,
 )
+from quantize.text import json_safe, valid_unicode
 
 Algorithm = Literal["kmeans", "minibatch"]
 SORT_KEYS = ("count", "hue", "lightness")
@@ -1004,7 +1005,11 @@ def write_outputs(
     """
     files: list[tuple[Path, Writer]] = []
     # Drawn first: its warnings belong in the report.
-    plot = None if plan.plot is None else pixel_plot_png(source.name, frame, result, seed=seed)
+    plot = (
+        None
+        if plan.plot is None
+        else pixel_plot_png(valid_unicode(source.name), frame, result, seed=seed)
+    )
     indexed = None
     if plan.write_image:
         frames = result.frames_for_format(plan.fmt)
@@ -1023,9 +1028,10 @@ def write_outputs(
         report["image_colors"] = (
             None if indexed is None else result.image_colors or report["metrics"]["colors_used"]
         )
-        files.append((plan.report, bytes_writer((json.dumps(report, indent=2) + "\n").encode())))
+        text = json.dumps(json_safe(report), indent=2) + "\n"  # valid UTF-8 for any file name
+        files.append((plan.report, bytes_writer(text.encode())))
     for fmt, path in plan.palettes.items():
-        data = export(result.palette, fmt, plan.image.stem)
+        data = export(result.palette, fmt, valid_unicode(plan.image.stem))
         files.append((path, bytes_writer(data if isinstance(data, bytes) else data.encode())))
     if plan.swatch is not None:
         files.append((plan.swatch, image_writer([render_swatch(result.palette)], "png")))

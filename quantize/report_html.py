@@ -28,6 +28,8 @@ from urllib.parse import quote
 import numpy as np
 from PIL import Image
 
+from quantize.text import valid_unicode
+
 if TYPE_CHECKING:
     from quantize.batch import BatchResult, ImageResult
     from quantize.imageio import Frame
@@ -174,7 +176,9 @@ def _thumbnail_size(size: tuple[int, int]) -> tuple[int, int]:
 
 
 def _url(path: Path, page_dir: Path) -> str:
-    return quote(Path(os.path.relpath(path.absolute(), page_dir.absolute())).as_posix())
+    # The name's own bytes, percent-encoded: also a name that is not UTF-8 stays its file.
+    relative = Path(os.path.relpath(path.absolute(), page_dir.absolute())).as_posix()
+    return quote(os.fsencode(relative))
 
 
 def _bytes(n: int | None) -> str:
@@ -313,15 +317,18 @@ def build_page(
     )
     failed = sum(r.status == "failed" for r in results)
     cards = "\n".join(_card(r, page_dir, i) for i, r in enumerate(results))
-    return _PAGE.format(
-        summary=html.escape(summary),
-        shared=shared,
-        options=options,
-        failed=failed,
-        cards=cards,
-        script=_SCRIPT,
-        style=_STYLE,
-        keys=html.escape(json.dumps([key for key, _ in SORT_KEYS])),
+    # A file name with bytes that are not UTF-8 is shown as \xNN: the page is valid UTF-8.
+    return valid_unicode(
+        _PAGE.format(
+            summary=html.escape(summary),
+            shared=shared,
+            options=options,
+            failed=failed,
+            cards=cards,
+            script=_SCRIPT,
+            style=_STYLE,
+            keys=html.escape(json.dumps([key for key, _ in SORT_KEYS])),
+        )
     )
 
 

@@ -25,6 +25,7 @@ import errno
 import os
 import re
 import secrets
+import signal
 import stat
 import tempfile
 import threading
@@ -268,17 +269,35 @@ def name_max(folder: Path) -> int:
 # --------------------------------------------------------------------------- #
 
 
-def make_temp(folder: Path) -> tuple[int, Path]:
-    """Create a new empty temporary file in ``folder``; its open descriptor and path.
+def make_temp(folder: Path, temps: list[Path]) -> int:
+    """Create a new empty temporary file in ``folder``, open for writing; its descriptor.
+
+    Its path is appended to ``temps`` *before* the file exists: Ctrl-C or
+    SIGTERM raise their exception as soon as a system call returns, so with
+    :func:`tempfile.mkstemp` one could come after the file was made but
+    before its name was known, and the file would stay behind.  The name
+    holds this process's id, so a name recorded for a file that was never
+    made cannot be another process's file.
 
     Raises
     ------
     OSError
+        The file cannot be created (``temps`` then ends with its name).
     """
-    fd, name = tempfile.mkstemp(
-        prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=TEMP_SUFFIX, dir=folder
-    )
-    return fd, Path(name)
+    for _ in range(tempfile.TMP_MAX):
+        name = _new_temp_name(folder)
+        temps.append(name)
+        try:
+            return os.open(name, _TEMP_FLAGS, 0o600)
+        except FileExistsError:
+            temps.pop()  # not ours to remove: another call's file
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(folder))
+
+
+# Windows opens files in text mode unless told otherwise.
+_TEMP_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 def _new_temp_name(folder: Path) -> Path:
@@ -422,7 +441,7 @@ def commit(moves: Sequence[tuple[Path, Path]], *, force: bool) -> None:
         Naming the target that could not be placed.
     """
     done: list[_Placed] = []
-    with _locked({target.parent for _, target in moves}):
+    with _locked({target.parent for _, target in moves}), _signals_deferred():
         try:
             for temp, target in moves:
                 done.append(_place(temp, target, force))
@@ -430,13 +449,47 @@ def commit(moves: Sequence[tuple[Path, Path]], *, force: bool) -> None:
             for placed in reversed(done):
                 _undo(placed)
             raise
-    for placed in done:
-        if placed.backup is not None:
-            with suppress(OSError):
-                os.unlink(placed.backup)
-    log = getattr(_recording, "log", None)
-    if log is not None:
-        log.extend((placed.target, placed.file) for placed in done)
+        for placed in done:
+            if placed.backup is not None:
+                with suppress(OSError):
+                    os.unlink(placed.backup)
+        log = getattr(_recording, "log", None)
+        if log is not None:
+            log.extend((placed.target, placed.file) for placed in done)
+
+
+#: Signals whose handlers raise (Ctrl-C, and SIGTERM in quantize's command and workers).
+_DEFERRED_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
+)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then act on them.
+
+    Their handlers raise wherever the program is: between a file's move and
+    its entry in the list of moves to undo, that file would stay, or an old
+    file would stay under its backup name.  The moves take milliseconds.
+    Only the main thread can set handlers; elsewhere nothing is deferred.
+    """
+    handlers = [signal.getsignal(signum) for signum in _DEFERRED_SIGNALS]
+    if threading.current_thread() is not threading.main_thread() or None in handlers:
+        yield  # not the main thread, or a handler Python cannot put back
+        return
+    received: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    saved = {signum: signal.signal(signum, hold) for signum in _DEFERRED_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(received):
+            signal.raise_signal(signum)
 
 
 def _place(temp: Path, target: Path, force: bool) -> _Placed:

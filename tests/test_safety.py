@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -170,6 +169,40 @@ def test_ctrl_c_removes_only_the_files_this_run_placed(
     assert result.interrupted
     assert photo.with_name("photo-k4.png").read_bytes() == b"another run's output"
     assert photo.with_name("photo-k4.json").read_bytes() == b"another run's output"
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_signal_during_the_moves_waits_until_all_are_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: str
+) -> None:
+    """Ctrl-C or SIGTERM the moment the first file is in place: the set stays whole."""
+    import signal
+
+    class Stopped(Exception):
+        pass
+
+    def stop(number: int, frame: Any) -> None:
+        raise Stopped
+
+    previous = signal.signal(getattr(signal, signum), stop)
+    real_link = os.link
+    first = tmp_path / "a.png"
+
+    def link_then_signal(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        real_link(src, dst, *args, **kwargs)
+        if Path(dst) == first:
+            os.kill(os.getpid(), getattr(signal, signum))  # raises right here, unless held
+
+    monkeypatch.setattr(os, "link", link_then_signal)
+    files = [(first, bytes_writer(b"image")), (tmp_path / "a.json", bytes_writer(b"report"))]
+    log: list[tuple[Path, safeio.FileId]] = []
+    try:
+        with pytest.raises(Stopped), safeio.recording(log):
+            write_files(files)
+    finally:
+        signal.signal(getattr(signal, signum), previous)
+    assert listing(tmp_path) == ["a.json", "a.png"]  # both placed, no temporary file
+    assert sorted(target.name for target, _ in log) == ["a.json", "a.png"]  # and undoable
 
 
 @pytest.mark.parametrize("force", [False, True])
@@ -361,8 +394,15 @@ def test_a_read_only_folder_is_named(
         # What the kernel says on a read-only mount, even for a folder that exists.
         raise OSError(errno.EROFS, "Read-only file system")
 
+    real_open = os.open
+
+    def open_read_only(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & os.O_CREAT:
+            read_only()
+        return real_open(path, flags, *args, **kwargs)
+
     monkeypatch.setattr(os, "mkdir", read_only)
-    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(os, "open", open_read_only)
     code, text = run(photo, "-o", rofs / "x.png")
     assert (code, text) == (
         1,

@@ -1,0 +1,293 @@
+"""Signals and dying workers: real processes, real process groups."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from quantize import batch
+from quantize.batch import ImageResult, Status
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_images"
+
+linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+
+
+def _children(pid: int) -> list[int]:
+    """Pids of the living child processes of ``pid`` (from /proc)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_gone(pids: list[int], timeout: float = 20.0) -> list[int]:
+    """The pids still alive after waiting up to ``timeout`` for them to end."""
+    import time
+
+    end = time.monotonic() + timeout
+    while any(_alive(p) for p in pids) and time.monotonic() < end:
+        time.sleep(0.05)
+    return [p for p in pids if _alive(p)]
+
+
+#: Images in the test folder.
+COUNT = 10
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Photo crops (only read by the tests): each takes a worker a noticeable moment."""
+    root = tmp_path_factory.mktemp("signals") / "in"
+    root.mkdir()
+    with Image.open(SAMPLES / "china.jpg") as photo:
+        for i in range(COUNT):
+            photo.crop((i, i, 320 + i, 240 + i)).save(root / f"p{i:02d}.png", compress_level=1)
+    return root
+
+
+def _start(folder: Path, out: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "quantize", str(folder), "-o", str(out), "-j", "2", "-k", "48"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def _busy_workers(proc: subprocess.Popen[str]) -> list[int]:
+    """Wait until one image is done, so that both workers are busy; their pids."""
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    assert "PSNR" in first, first
+    workers = _children(proc.pid)
+    assert len(workers) == 2, workers
+    return workers
+
+
+def _finish(proc: subprocess.Popen[str]) -> str:
+    """The rest of the run's stderr once it and every process holding the pipe ended."""
+    try:
+        return proc.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:
+        pytest.fail("the run, or a worker holding its stderr, is still running")
+
+
+def _check_whole_images(out: Path, killed: int | None = None) -> set[str]:
+    """No temporary file is left and every image has its PNG and its report.
+
+    With ``killed``, the pid of a worker killed with SIGKILL: the temporary
+    files of the one image it was writing may be left (named with its pid:
+    a later run removes them).
+    """
+    files = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    temps = [f for f in files if f.startswith(".") or f.endswith(".tmp")]
+    if killed is not None:
+        assert all(t.startswith(f".quantize-{killed}-") for t in temps), temps
+    else:
+        assert not temps, files
+    files = [f for f in files if f not in temps]
+    pngs = {f[:-4] for f in files if f.endswith(".png")}
+    assert pngs == {f[:-5] for f in files if f.endswith(".json")}
+    for stem in pngs:
+        with Image.open(out / f"{stem}.png") as img:
+            img.load()
+    return pngs
+
+
+@pytest.fixture
+def reap() -> Iterator[list[subprocess.Popen[str]]]:
+    """Processes a test started; their groups are killed if the test fails midway."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        # The group outlives its leader when workers are left behind.
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@linux_only
+def test_sigterm_to_the_parent_stops_the_workers_and_exits_143(
+    folder: Path, tmp_path: Path, reap: list[subprocess.Popen[str]]
+) -> None:
+    out = tmp_path / "out"
+    proc = _start(folder, out)
+    reap.append(proc)
+    workers = _busy_workers(proc)
+    proc.send_signal(signal.SIGTERM)  # the parent only, not its process group
+    rest = _finish(proc)
+    assert proc.returncode == 143, rest
+    assert "quantize: terminated" in rest
+    assert " not done in " in rest
+    assert "Traceback" not in rest and "failed:" not in rest
+    assert _wait_gone(workers) == []
+    assert 1 <= len(_check_whole_images(out)) < COUNT
+
+
+@linux_only
+def test_sigterm_to_the_process_group_stops_everything_cleanly(
+    folder: Path, tmp_path: Path, reap: list[subprocess.Popen[str]]
+) -> None:
+    out = tmp_path / "out"
+    proc = _start(folder, out)
+    reap.append(proc)
+    workers = _busy_workers(proc)
+    os.killpg(proc.pid, signal.SIGTERM)  # as systemd or `timeout` do
+    rest = _finish(proc)
+    assert proc.returncode == 143, rest
+    assert "Traceback" not in rest
+    assert "died" not in rest  # the images being worked on are not done, not failed
+    assert _wait_gone(workers) == []
+    _check_whole_images(out)
+
+
+@linux_only
+def test_workers_exit_when_the_parent_is_killed(
+    folder: Path, tmp_path: Path, reap: list[subprocess.Popen[str]]
+) -> None:
+    out = tmp_path / "out"
+    proc = _start(folder, out)
+    reap.append(proc)
+    workers = _busy_workers(proc)
+    proc.kill()  # no chance to clean up: the workers must notice by themselves
+    proc.wait(timeout=60)
+    _finish(proc)  # the workers hold the pipe open until they end
+    assert _wait_gone(workers) == []
+    _check_whole_images(out)  # they removed their unfinished outputs on the way out
+
+
+@linux_only
+def test_a_killed_worker_fails_at_most_its_own_image(
+    folder: Path, tmp_path: Path, reap: list[subprocess.Popen[str]]
+) -> None:
+    out = tmp_path / "out"
+    proc = _start(folder, out)
+    reap.append(proc)
+    workers = _busy_workers(proc)
+    os.kill(workers[0], signal.SIGKILL)
+    rest = _finish(proc)
+    code = proc.returncode
+    failed = [line for line in rest.splitlines() if line.startswith("quantize: error:")]
+    assert len(failed) <= 1, rest
+    assert code == (1 if failed else 0), rest
+    written = _check_whole_images(out, killed=workers[0])
+    assert len(written) == COUNT - len(failed)
+    assert f"{COUNT - len(failed)} written" in rest
+    assert _wait_gone(workers[1:] + _children(proc.pid)) == []
+
+
+# --------------------------------------------------------------------------- #
+# The pool's bookkeeping, with tasks that kill their worker on purpose
+# --------------------------------------------------------------------------- #
+
+
+def _killer(task: tuple[int, str], marker_dir: str) -> ImageResult:
+    """Task ``(n, how)``: "always" kills its worker; "once" only on its first try."""
+    number, how = task
+    marker = Path(marker_dir) / f"{number}.tried"
+    if how == "always" or (how == "once" and not marker.exists()):
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return ImageResult(Path(f"{number}.png"), "written")
+
+
+def _settle(task: tuple[int, str], status: Status, reason: str | None) -> ImageResult:
+    return ImageResult(Path(f"{task[0]}.png"), status, reason=reason)
+
+
+def _run(tasks: list[tuple[int, str]], tmp_path: Path) -> dict[int, list[ImageResult]]:
+    outcomes: dict[int, list[ImageResult]] = {}
+
+    def on_done(index: int, result: ImageResult) -> None:
+        outcomes.setdefault(index, []).append(result)
+
+    interrupted = batch.execute(tasks, _killer, (str(tmp_path),), 2, on_done, _settle)
+    assert not interrupted
+    return outcomes
+
+
+def test_a_task_that_kills_its_worker_twice_fails_alone(tmp_path: Path) -> None:
+    tasks = [(n, "always" if n == 3 else "fine") for n in range(8)]
+    outcomes = _run(tasks, tmp_path)
+    assert sorted(outcomes) == list(range(8))
+    assert all(len(results) == 1 for results in outcomes.values())  # each reported once
+    statuses = {index: results[0].status for index, results in outcomes.items()}
+    assert statuses == {n: "failed" if n == 3 else "written" for n in range(8)}
+    assert outcomes[3][0].reason is not None and "died 2 times" in outcomes[3][0].reason
+
+
+def test_a_task_whose_worker_was_killed_once_is_retried(tmp_path: Path) -> None:
+    tasks = [(n, "once" if n in (1, 5) else "fine") for n in range(8)]
+    outcomes = _run(tasks, tmp_path)
+    assert sorted(outcomes) == list(range(8))
+    assert all(len(r) == 1 and r[0].status == "written" for r in outcomes.values())
+
+
+def test_without_prctl_a_thread_notices_that_the_parent_died() -> None:
+    """The fallback outside Linux: re-parenting is noticed and SIGTERM sent to the main thread."""
+    script = """
+import signal, sys, threading, time
+from quantize import batch
+
+def on_term(signum, frame):
+    print("SIGTERM in the main thread:", threading.current_thread() is threading.main_thread())
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, on_term)
+sys.platform = "darwin"  # no prctl: the watching thread is the only way
+batch._parent_pid = -1  # a parent that is already gone
+batch._die_with_parent()
+time.sleep(60)
+print("never noticed")
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert (done.returncode, done.stdout) == (0, "SIGTERM in the main thread: True\n"), done.stderr
+
+
+def test_an_interrupt_as_a_temporary_file_is_created_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C arrives the moment the file exists, before the call that made it returns."""
+    from quantize.imageio import bytes_writer, write_files
+
+    real_open = os.open
+
+    def open_then_signal(file: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        fd = real_open(file, flags, *args, **kwargs)
+        if str(file).endswith(".tmp"):
+            os.kill(os.getpid(), signal.SIGINT)  # raises KeyboardInterrupt right here
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        write_files([(tmp_path / "a.json", bytes_writer(b"{}"))])
+    assert list(tmp_path.iterdir()) == []
