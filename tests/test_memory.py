@@ -248,3 +248,34 @@ def test_traced_peak_of_noise_grows_by_few_bytes_a_pixel(
     small, large = (Image.fromarray(_noise((rows, 1024), seed=13)) for rows in (1100, 2200))
     slope = (_traced_peak(large, **options) - _traced_peak(small, **options)) / (1100 * 1024)
     assert slope < 40, f"{slope:.0f} bytes per pixel"
+
+
+# --------------------------------------------------------------------------
+# Kept colors (--keep) on huge tables: fixed centers on the reduced table.
+
+_KEEP = np.array([(255, 255, 255), (0, 0, 0)], np.uint8)
+
+
+@pytest.mark.parametrize("n_fixed", [0, 2])
+def test_chunked_pinned_lloyd_matches_the_plain_one(
+    monkeypatch: pytest.MonkeyPatch, n_fixed: int
+) -> None:
+    from quantize import fixed
+
+    rng = np.random.default_rng(16)
+    x = rng.random((5000, 3))
+    w = rng.integers(1, 9, 5000).astype(np.float64)
+    pinned = rng.random((n_fixed, 3))
+    # The last learned center is far from every point: it goes empty and
+    # is moved to the worst-fitting point.
+    free = np.concatenate([x[rng.choice(5000, 5, replace=False)], [[9.0, 9.0, 9.0]]])
+    monkeypatch.setattr(fixed, "_CHUNK_ROWS", 700)
+    for steps, tol in ((0, 0.0), (1, 0.0), (50, 1e-4)):
+        plain = fixed.pinned_lloyd(x, w, pinned, free, steps, tol)
+        chunked = fixed.pinned_lloyd_chunked(x, w, pinned, free, steps, tol)
+        assert chunked.n_iter == plain.n_iter
+        np.testing.assert_array_equal(chunked.centers[:n_fixed], pinned)
+        np.testing.assert_allclose(chunked.centers, plain.centers, rtol=1e-10, atol=1e-12)
+        np.testing.assert_array_equal(chunked.labels, plain.labels)
+        assert chunked.inertia == pytest.approx(plain.inertia, rel=1e-10)
+    assert not (plain.centers == 9.0).any()
