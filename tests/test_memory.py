@@ -279,3 +279,15 @@ def test_chunked_pinned_lloyd_matches_the_plain_one(
         np.testing.assert_array_equal(chunked.labels, plain.labels)
         assert chunked.inertia == pytest.approx(plain.inertia, rel=1e-10)
     assert not (plain.centers == 9.0).any()
+
+
+@pytest.mark.parametrize("space", ["rgb", "lab"])
+def test_table_sse_is_the_exact_weighted_error(space: str) -> None:
+    table = count_pixels([(_noise((70, 60), seed=17), None)])
+    palette = _noise((1, 12), seed=18)[0]
+    labels = np.random.default_rng(19).integers(0, 12, table.n_colors).astype(np.uint8)
+    offset = cs.rgb8_to_space(table.colors, space) - cs.rgb8_to_space(palette, space)[labels]
+    want = float(table.counts @ (offset**2).sum(axis=1))
+    got = reduce.table_sse(table.keys, table.counts, palette, labels, space)
+    assert got == pytest.approx(want, rel=1e-12)
+
