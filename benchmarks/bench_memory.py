@@ -12,8 +12,9 @@ temporary folder and runs each mode in a fresh process, one after the other:
 * ``quantize NOISE.png -o OUT/ --force -q`` plus the mode's options: rgb,
   ``--space lab``, ``--space oklab``, ``--dither`` (Floyd–Steinberg),
   ``--dither --dither-method ordered``, ``-k auto``, ``--algorithm
-  minibatch``, ``-k 256``, and ``--shared-palette`` over two noise images
-  (``-j 2``: the peak is that of the largest process);
+  minibatch``, ``-k 256``, ``--shared-palette`` over two noise images
+  (``-j 2``: the peak is that of the largest process), and ``--keep
+  '#ffffff,#000000'`` (two fixed centers);
 * ``pngquant 16`` (Floyd–Steinberg) and ``pngquant --nofs 16`` on the same
   PNG, when pngquant is installed (``apt-get install -y pngquant``).
 
@@ -61,6 +62,7 @@ MODES: dict[str, list[str]] = {
     "minibatch": ["--algorithm", "minibatch"],
     "k256": ["-k", "256"],
     "shared": ["--shared-palette", "-j", "2"],
+    "keep": ["--keep", "#ffffff,#000000"],
 }
 QUICK_MODES = ("rgb", "dither", "ordered")
 # Runs one command and prints its children's peak RSS (KiB on Linux) and

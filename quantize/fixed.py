@@ -20,8 +20,9 @@ Everything here is numpy on arrays; points are in any working space.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,12 +46,15 @@ __all__ = [
     "fit_table",
     "fit_with_fixed",
     "pinned_lloyd",
+    "pinned_lloyd_chunked",
 ]
 
 # Restarts on the seed bins: as many as quantize.cluster affords without
 # fixed centers, at least one (no swap search runs here).
 _AUTO_RESTART_BUDGET = 64
 _AUTO_MAX_N_INIT = 8
+# Rows per chunk of `pinned_lloyd_chunked`: float temporaries under a MB.
+_CHUNK_ROWS: Final[int] = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,11 @@ class FixedFit:
     n_iter: int
 
 
+#: Signature of `pinned_lloyd` and `pinned_lloyd_chunked`.
+_Points = NDArray[np.float64]
+PinnedLloyd = Callable[[_Points, _Points, _Points, _Points, int, float], FixedFit]
+
+
 @dataclass(frozen=True)
 class _Level:
     """Points (a binning of them, or the points themselves) with their weights."""
@@ -99,6 +108,7 @@ def fit_with_fixed(
     rng: np.random.Generator,
     n_local_trials: int | None = None,
     exact_steps: int | None = None,
+    chunked: bool = False,
 ) -> FixedFit:
     """Learn ``n_free`` centers beside ``fixed`` ones, coarse to fine.
 
@@ -129,6 +139,9 @@ def fit_with_fixed(
     exact_steps : int, optional
         Center updates on the exact points when there are coarser levels;
         ``None`` iterates to convergence.
+    chunked : bool, default False
+        Iterate on the exact points with `pinned_lloyd_chunked` (no copy of
+        them: for tables too large for one).
 
     Returns
     -------
@@ -152,11 +165,12 @@ def fit_with_fixed(
         centers, n_iter = run.centers, n_iter + run.n_iter
     steps = max_iter if exact_steps is None or not coarse else exact_steps
     last_tol = tol if exact_steps is None or not coarse else 0.0
-    won = pinned_lloyd(exact.x, exact.w, fixed, centers[len(fixed) :], steps, last_tol)
+    lloyd: PinnedLloyd = pinned_lloyd_chunked if chunked else pinned_lloyd
+    won = lloyd(exact.x, exact.w, fixed, centers[len(fixed) :], steps, last_tol)
     won = FixedFit(won.centers, won.labels, won.inertia, n_iter + won.n_iter)
     # The unconstrained start, iterated on the exact points only: every
     # step lowers its exact SSE, so the result never loses to the baseline.
-    base = pinned_lloyd(exact.x, exact.w, fixed, baseline, steps, last_tol)
+    base = lloyd(exact.x, exact.w, fixed, baseline, steps, last_tol)
     return base if base.inertia < won.inertia else won
 
 
@@ -210,6 +224,102 @@ def pinned_lloyd(
     centers = cs + shift
     centers[:n_fixed] = fixed  # exactly, not shifted back with rounding
     return FixedFit(centers, labels, inertia, n_iter)
+
+
+def pinned_lloyd_chunked(
+    x: NDArray[np.float64],
+    w: NDArray[np.float64],
+    fixed: NDArray[np.float64],
+    free: NDArray[np.float64],
+    max_iter: int,
+    tol: float,
+) -> FixedFit:
+    """`pinned_lloyd` a chunk of rows at a time: no shifted copy, norms or
+    weighted transpose of ``x`` (each as large as ``x``), only the labels.
+
+    The same iterations, parameters and result, up to the rounding of sums
+    taken in another order.
+    """
+    n_fixed = fixed.shape[0]
+    centers = np.concatenate([fixed, free]).astype(np.float64)
+    shift = x.mean(axis=0)
+    cs = centers - shift
+    labels = np.empty(x.shape[0], dtype=np.intp)
+    sums, totals, inertia = _chunked_pass(x, w, shift, cs, labels)
+    n_iter = 0
+    while n_iter < max_iter:
+        cs = _pinned_update_chunked(x, w, shift, sums, totals, cs, n_fixed)
+        n_iter += 1
+        previous = inertia
+        sums, totals, inertia = _chunked_pass(x, w, shift, cs, labels)
+        if previous - inertia <= tol * previous:
+            break
+    centers = cs + shift
+    centers[:n_fixed] = fixed  # exactly, not shifted back with rounding
+    return FixedFit(centers, labels, inertia, n_iter)
+
+
+def _chunked_pass(
+    x: NDArray[np.float64],
+    w: NDArray[np.float64],
+    shift: NDArray[np.float64],
+    centers: NDArray[np.float64],
+    labels: NDArray[np.intp],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
+    """Assign every row to its nearest (shifted) center, a chunk at a time.
+
+    Fills ``labels``; returns the weighted coordinate sums (k, d) of the
+    shifted rows of each center, their total weights (k,) and the SSE.
+    """
+    k, d = centers.shape
+    sums = np.zeros((k, d))
+    totals = np.zeros(k)
+    inertia = 0.0
+    for start in range(0, x.shape[0], _CHUNK_ROWS):
+        rows = slice(start, start + _CHUNK_ROWS)
+        xs = x[rows] - shift
+        lab, sq = _assign(xs, centers)
+        labels[rows] = lab
+        wr = w[rows]
+        inertia += float(wr @ sq)
+        totals += np.bincount(lab, weights=wr, minlength=k)
+        xs *= wr[:, None]
+        for j in range(d):
+            sums[:, j] += np.bincount(lab, weights=xs[:, j], minlength=k)
+    return sums, totals, inertia
+
+
+def _pinned_update_chunked(
+    x: NDArray[np.float64],
+    w: NDArray[np.float64],
+    shift: NDArray[np.float64],
+    sums: NDArray[np.float64],
+    totals: NDArray[np.float64],
+    centers: NDArray[np.float64],
+    n_fixed: int,
+) -> NDArray[np.float64]:
+    """`_pinned_update` from the sums of `_chunked_pass`.
+
+    An empty learned center (rare) gets the worst-fitting row, found from
+    the distances of one more pass.
+    """
+    k = centers.shape[0]
+    learned = np.arange(k) >= n_fixed
+    filled = learned & (totals > 0)
+    new = centers.copy()
+    new[filled] = sums[filled] / totals[filled, None]
+    empty = np.flatnonzero(learned & ~filled)
+    if empty.size == 0:
+        return new
+    others = np.delete(new, empty, axis=0)
+    sq = np.empty(x.shape[0])
+    for start in range(0, x.shape[0], _CHUNK_ROWS):
+        rows = slice(start, start + _CHUNK_ROWS)
+        sq[rows] = _assign(x[rows] - shift, centers)[1]
+    # Compared unshifted: whether a row equals a center must be exact.
+    picks = _farthest_distinct(x, sq, others + shift, empty.size)
+    new[empty[: picks.size]] = x[picks] - shift
+    return np.delete(new, empty[picks.size :], axis=0)
 
 
 def _pinned_update(
@@ -277,6 +387,7 @@ def fit_table(
     max_iter: int,
     rng: np.random.Generator,
     baseline: NDArray[np.float64] | None = None,
+    chunked: bool = False,
 ) -> FixedFit:
     """Cluster a weighted color table around fixed centers, coarse to fine.
 
@@ -285,11 +396,13 @@ def fit_table(
     ``baseline`` when given, else the table's own clustering into the
     ``n_clusters - f`` learned centers with ``algorithm`` (see
     `baseline_centers`); the pinned iterations are Lloyd's whichever
-    ``algorithm``.
+    ``algorithm``.  ``chunked`` runs those on the whole table a chunk of
+    rows at a time (`pinned_lloyd_chunked`).
     """
     n_free = n_clusters - fixed.shape[0]
+    lloyd: PinnedLloyd = pinned_lloyd_chunked if chunked else pinned_lloyd
     if n_free == 0:
-        return pinned_lloyd(x, w, fixed, np.empty((0, x.shape[1])), 0, 0.0)
+        return lloyd(x, w, fixed, np.empty((0, x.shape[1])), 0, 0.0)
     if x.shape[0] <= n_free:
         return with_rows(x, fixed)
     if baseline is None:
@@ -315,6 +428,7 @@ def fit_table(
         # Plain passes over every color are what the pinned steps cost; the
         # baseline start has converged on every color already.
         exact_steps=cluster._EXACT_STEPS,
+        chunked=chunked,
     )
 
 

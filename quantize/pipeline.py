@@ -501,10 +501,16 @@ def fit_palette(
     PaletteFit
     """
     if keep is not None:
-        # Fixed centers need every color's point: no reduced table here.
-        if points is None:
+        if is_huge(table.n_colors):
+            # Fixed centers on the reduced table too; no float copy of every color.
+            if reduced is None:
+                reduced = reduce_table(table.keys, table.counts, space)
+            points = None
+        elif points is None:
             points = cs.rgb8_to_space(table.colors, space)
-        return _fit_keeping(table, n_colors, keep, algorithm, n_init, max_iter, seed, space, points)
+        return _fit_keeping(
+            table, n_colors, keep, algorithm, n_init, max_iter, seed, space, points, reduced
+        )
     if is_huge(table.n_colors):
         # Clustered on the reduced table, assigned exactly in chunks.
         if reduced is None:
@@ -1166,7 +1172,8 @@ def _fit_keeping(
     max_iter: int,
     seed: int,
     space: str,
-    points: NDArray[np.float64],
+    points: NDArray[np.float64] | None,
+    reduced: ReducedTable | None = None,
 ) -> PaletteFit:
     """`fit_palette` with kept colors as fixed centers: they go into the
     palette as given (a round trip through ``space`` could move them by a
@@ -1176,23 +1183,32 @@ def _fit_keeping(
     unconstrained fit of the rest (the baseline); after rounding to 8 bits,
     that baseline palette competes again, so the palette's error in
     ``space`` is never above the baseline's even by a rounding.
+
+    ``points`` holds every table color in ``space``; for a huge table it is
+    None and ``reduced`` is clustered instead (both fits, as `fit_palette`
+    does without kept colors), while the candidates are still compared by
+    their exact error over every color, computed in chunks.
     """
     from quantize.fixed import baseline_centers, fit_table
 
     rng = check_random_state(seed)
-    weights = table.counts.astype(np.float64)
+    if reduced is None:
+        assert points is not None
+        x, w, keys = points, table.counts.astype(np.float64), table.keys
+    else:
+        x, w, keys = reduced.points, reduced.weights, reduced.keys
     runs = None if n_init == "auto" else n_init
     n_free = n_colors - len(keep)
     baseline = None
-    if 0 < n_free < table.n_colors:
-        baseline = baseline_centers(
-            points, weights, table.keys, n_free, algorithm, runs, max_iter, rng
-        )
+    if 0 < n_free < x.shape[0]:
+        baseline = baseline_centers(x, w, keys, n_free, algorithm, runs, max_iter, rng)
     fixed = cs.rgb8_to_space(keep, space)
     fit = fit_table(
-        points, weights, table.keys, n_colors, fixed,
+        x, w, keys, n_colors, fixed,
         algorithm=algorithm, n_init=runs, max_iter=max_iter, rng=rng, baseline=baseline,
+        chunked=reduced is not None,
     )  # fmt: skip
+    del x, keys
     best: tuple[float, PaletteFit] | None = None
     for learned in (fit.centers[len(keep) :], baseline):
         if learned is None:
@@ -1200,8 +1216,13 @@ def _fit_keeping(
         rounded = _unique_rows(np.concatenate([keep, cs.space_to_rgb8(learned, space)]))
         palette = Palette(rounded, np.zeros(len(rounded), np.int64))
         candidate = apply_palette(table, palette, space, points=points)
-        offset = points - cs.rgb8_to_space(candidate.palette.colors, space)[candidate.labels]
-        sse = float(weights @ np.einsum("ij,ij->i", offset, offset))
+        if points is None:
+            sse = reduce.table_sse(
+                table.keys, table.counts, candidate.palette.colors, candidate.labels, space
+            )
+        else:
+            offset = points - cs.rgb8_to_space(candidate.palette.colors, space)[candidate.labels]
+            sse = float(w @ np.einsum("ij,ij->i", offset, offset))
         if best is None or sse < best[0]:
             best = (sse, candidate)
     assert best is not None

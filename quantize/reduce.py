@@ -49,6 +49,7 @@ __all__ = [
     "nearest_labels",
     "reduce_table",
     "table_metrics",
+    "table_sse",
 ]
 
 #: Tables with more distinct colors than this are clustered on a reduced
@@ -228,6 +229,44 @@ def table_metrics(
         # A view of the counts: the table outlives the accumulator.
         acc.add(unpack_keys(table.keys[rows]), labels[rows], table.counts[rows])
     return acc.result()
+
+
+def table_sse(
+    keys: NDArray[np.uint32],
+    counts: NDArray[np.int64],
+    palette: NDArray[np.uint8],
+    labels: NDArray[np.integer],
+    space: str,
+) -> float:
+    """Weighted SSE in ``space`` of every color to its palette color, a chunk of rows at a time.
+
+    The exact error over the whole table, without a float copy of it:
+    what compares candidate palettes of a huge table.
+
+    Parameters
+    ----------
+    keys : ndarray of uint32, shape (m,)
+    counts : ndarray of int64, shape (m,)
+        Pixels of each color: its weight.
+    palette : ndarray of uint8, shape (k, 3)
+    labels : ndarray of int, shape (m,)
+        Palette index of each color.
+    space : {"rgb", "lab", "oklab"}
+
+    Returns
+    -------
+    float
+        ``sum(counts[i] * ||p(color_i) - p(palette[labels[i]])||**2)`` with
+        ``p`` the conversion to ``space``.
+    """
+    target = cs.rgb8_to_space(palette, space)
+    total = 0.0
+    for start in range(0, keys.shape[0], _CHUNK_ROWS):
+        rows = slice(start, start + _CHUNK_ROWS)
+        offset = cs.rgb8_to_space(unpack_keys(keys[rows]), space)
+        offset -= target[labels[rows]]
+        total += float(counts[rows].astype(np.float64) @ np.einsum("ij,ij->i", offset, offset))
+    return total
 
 
 def add_pixel_pairs(

@@ -248,3 +248,131 @@ def test_traced_peak_of_noise_grows_by_few_bytes_a_pixel(
     small, large = (Image.fromarray(_noise((rows, 1024), seed=13)) for rows in (1100, 2200))
     slope = (_traced_peak(large, **options) - _traced_peak(small, **options)) / (1100 * 1024)
     assert slope < 40, f"{slope:.0f} bytes per pixel"
+
+
+# --------------------------------------------------------------------------
+# Kept colors (--keep) on huge tables: fixed centers on the reduced table.
+
+_KEEP = np.array([(255, 255, 255), (0, 0, 0)], np.uint8)
+
+
+@pytest.mark.parametrize("n_fixed", [0, 2])
+def test_chunked_pinned_lloyd_matches_the_plain_one(
+    monkeypatch: pytest.MonkeyPatch, n_fixed: int
+) -> None:
+    from quantize import fixed
+
+    rng = np.random.default_rng(16)
+    x = rng.random((5000, 3))
+    w = rng.integers(1, 9, 5000).astype(np.float64)
+    pinned = rng.random((n_fixed, 3))
+    # The last learned center is far from every point: it goes empty and
+    # is moved to the worst-fitting point.
+    free = np.concatenate([x[rng.choice(5000, 5, replace=False)], [[9.0, 9.0, 9.0]]])
+    monkeypatch.setattr(fixed, "_CHUNK_ROWS", 700)
+    for steps, tol in ((0, 0.0), (1, 0.0), (50, 1e-4)):
+        plain = fixed.pinned_lloyd(x, w, pinned, free, steps, tol)
+        chunked = fixed.pinned_lloyd_chunked(x, w, pinned, free, steps, tol)
+        assert chunked.n_iter == plain.n_iter
+        np.testing.assert_array_equal(chunked.centers[:n_fixed], pinned)
+        np.testing.assert_allclose(chunked.centers, plain.centers, rtol=1e-10, atol=1e-12)
+        np.testing.assert_array_equal(chunked.labels, plain.labels)
+        assert chunked.inertia == pytest.approx(plain.inertia, rel=1e-10)
+    assert not (plain.centers == 9.0).any()
+
+
+@pytest.mark.parametrize("space", ["rgb", "lab"])
+def test_table_sse_is_the_exact_weighted_error(space: str) -> None:
+    table = count_pixels([(_noise((70, 60), seed=17), None)])
+    palette = _noise((1, 12), seed=18)[0]
+    labels = np.random.default_rng(19).integers(0, 12, table.n_colors).astype(np.uint8)
+    offset = cs.rgb8_to_space(table.colors, space) - cs.rgb8_to_space(palette, space)[labels]
+    want = float(table.counts @ (offset**2).sum(axis=1))
+    got = reduce.table_sse(table.keys, table.counts, palette, labels, space)
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+def _exact_sse(table: Any, colors: np.ndarray[Any, Any], space: str) -> float:
+    """SSE in ``space`` of every color of ``table`` to its nearest of ``colors``."""
+    points = cs.rgb8_to_space(table.colors, space)
+    target = cs.rgb8_to_space(colors, space)
+    d = ((points[:, None, :] - target[None]) ** 2).sum(axis=2)
+    return float(table.counts @ d.min(axis=1))
+
+
+@pytest.mark.parametrize(("space", "seed"), [("rgb", 0), ("lab", 1), ("oklab", 2)])
+def test_keep_on_a_huge_table_clusters_the_reduced_table_and_never_loses_to_the_baseline(
+    low_threshold: None, monkeypatch: pytest.MonkeyPatch, space: str, seed: int
+) -> None:
+    from quantize import fixed
+
+    table = count_pixels([(_noise((120, 100), seed=20 + seed), None)])
+    assert reduce.is_huge(table.n_colors)
+    red = reduce.reduce_table(table.keys, table.counts, space)
+    seen: list[int] = []
+    real = fixed.fit_table
+
+    def spy(x: Any, *args: Any, **kw: Any) -> Any:
+        seen.append(x.shape[0])
+        assert kw["chunked"]
+        return real(x, *args, **kw)
+
+    monkeypatch.setattr(fixed, "fit_table", spy)
+    # The table is never converted whole (its colors are never unpacked).
+    monkeypatch.setattr(cs, "rgb8_to_space", _rows_at_most(cs.rgb8_to_space, 1 << 14))
+    fit = pipeline.fit_palette(table, 12, space=space, seed=seed, keep=_KEEP)
+    assert seen == [red.points.shape[0]]
+    assert "colors" not in table.__dict__
+    monkeypatch.undo()
+    colors = fit.palette.colors
+    assert {(255, 255, 255), (0, 0, 0)} <= {tuple(c) for c in colors.tolist()}
+    assert len(colors) <= 12 and fit.labels.dtype == np.uint8
+    # Labels: every color's exact nearest palette color.
+    exact = pipeline.apply_palette(table, Palette(colors, np.zeros(len(colors), np.int64)), space)
+    np.testing.assert_array_equal(
+        fit.palette.colors[fit.labels], exact.palette.colors[exact.labels]
+    )
+    # The baseline: the kept colors plus an unconstrained palette of the
+    # others, every color to its nearest; compared in exact terms.
+    free = pipeline.fit_palette(table, 12 - len(_KEEP), space=space, seed=seed).palette.colors
+    baseline = _exact_sse(table, np.concatenate([_KEEP, free]), space)
+    assert _exact_sse(table, colors, space) <= baseline
+
+
+def _rows_at_most(convert: Any, limit: int) -> Any:
+    def checked(rgb8: Any, space: str) -> Any:
+        assert np.shape(rgb8)[0] <= limit, np.shape(rgb8)
+        return convert(rgb8, space)
+
+    return checked
+
+
+def test_keep_on_noise_with_auto_k_and_a_shared_palette(low_threshold: None) -> None:
+    from quantize.batch import learn_shared_palette
+
+    rgb = _noise((90, 80), seed=23)
+    auto = pipeline.quantize_image(Image.fromarray(rgb), "auto", seed=0, keep=_KEEP)
+    assert auto.k_auto is not None
+    assert all(k >= 2 for k, *_ in auto.k_auto.tried)
+    assert {(255, 255, 255), (0, 0, 0)} <= {tuple(c) for c in auto.palette.colors.tolist()}
+    table = count_pixels([(rgb, None), (_noise((90, 80), seed=24), None)])
+    assert reduce.is_huge(table.n_colors)
+    shared, report = learn_shared_palette(table, pipeline.RunOptions(colors=8, keep=_KEEP), False)
+    assert {(255, 255, 255), (0, 0, 0)} <= {tuple(c) for c in shared.colors.tolist()}
+    assert sorted(report["keep"]) == ["#000000", "#ffffff"]
+    assert sum(c["count"] for c in report["colors"]) == table.n_pixels
+    one = pipeline.quantize_image(Image.fromarray(rgb), 8, palette=shared, keep=_KEEP)
+    assert {(255, 255, 255), (0, 0, 0)} <= {tuple(c) for c in one.palette.colors.tolist()}
+
+
+def test_traced_peak_of_noise_with_kept_colors_grows_by_few_bytes_a_pixel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As the test above, with --keep: before the reduced table was used for
+    # it, every distinct color became float64 points (24 bytes) and the
+    # fixed-center passes copied them several times over.
+    monkeypatch.setattr(reduce, "REDUCE_MIN_COLORS", 1 << 16)
+    small, large = (Image.fromarray(_noise((rows, 1024), seed=13)) for rows in (1100, 2200))
+    keep = {"keep": _KEEP}
+    slope = (_traced_peak(large, **keep) - _traced_peak(small, **keep)) / (1100 * 1024)
+    assert slope < 40, f"{slope:.0f} bytes per pixel"
