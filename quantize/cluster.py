@@ -327,7 +327,7 @@ def _cluster(
 
 
 def resolve_n_init(
-    n_init: int | Literal["auto"], n_clusters: int, algorithm: str = "kmeans"
+    n_init: int | Literal["auto"], n_clusters: int, algorithm: str = "kmeans", *, swaps: bool = True
 ) -> int:
     """The number of seeding runs ``n_init`` stands for: quantize's one rule,
     used by the command, :func:`cluster_table` and the estimators.
@@ -343,6 +343,10 @@ def resolve_n_init(
     n_init : int or "auto"
     n_clusters : int
     algorithm : {"kmeans", "minibatch"}, default "kmeans"
+    swaps : bool, default True
+        False for a fit that runs no swap search (around fixed centers,
+        :mod:`quantize.fixed`): restarts then stand in for the swaps too, so
+        24 to 32 clusters get ``64 // n_clusters`` runs like the others.
 
     Returns
     -------
@@ -359,7 +363,7 @@ def resolve_n_init(
         return runs
     if algorithm == "minibatch":
         return _MINIBATCH_N_INIT
-    return _auto_n_init(_check_int(n_clusters, "n_clusters", 1))
+    return _auto_n_init(_check_int(n_clusters, "n_clusters", 1), swaps)
 
 
 def _fit_fixed(
@@ -386,8 +390,8 @@ def _fit_fixed(
     return TableFit(fit.centers, fit.labels, fit.inertia, fit.n_iter)
 
 
-def _auto_n_init(n_clusters: int) -> int:
-    if _SWAP_MIN_K <= n_clusters <= _BINNED_REFINE_MAX_K:
+def _auto_n_init(n_clusters: int, swaps: bool = True) -> int:
+    if swaps and _SWAP_MIN_K <= n_clusters <= _BINNED_REFINE_MAX_K:
         return 1  # swaps do better than restarts, for less
     floor = 1 if n_clusters <= _BINNED_REFINE_MAX_K else _RANKED_MIN_N_INIT
     return max(floor, min(_AUTO_MAX_N_INIT, _AUTO_RESTART_BUDGET // n_clusters))

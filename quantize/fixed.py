@@ -49,10 +49,6 @@ __all__ = [
     "pinned_lloyd_chunked",
 ]
 
-# Restarts on the seed bins: as many as quantize.cluster affords without
-# fixed centers, at least one (no swap search runs here).
-_AUTO_RESTART_BUDGET = 64
-_AUTO_MAX_N_INIT = 8
 # Rows per chunk of `pinned_lloyd_chunked`: float temporaries under a MB.
 _CHUNK_ROWS: Final[int] = 1 << 14
 
@@ -413,7 +409,8 @@ def fit_table(
         if bins is not None:
             levels = [cluster._seed_set(bins, n_clusters), (bins.means, bins.totals), (x, w)]
     if n_init is None:
-        n_init = max(1, min(_AUTO_MAX_N_INIT, _AUTO_RESTART_BUDGET // n_clusters))
+        # The one rule, for a fit without swap search.
+        n_init = cluster.resolve_n_init("auto", n_clusters, swaps=False)
     return fit_with_fixed(
         levels,
         fixed,

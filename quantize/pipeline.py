@@ -1199,8 +1199,9 @@ def _fit_keeping(
         x, w, keys = reduced.points, reduced.weights, reduced.keys
     runs = None if n_init == "auto" else n_init
     n_free = n_colors - len(keep)
+    clustered = 0 < n_free < x.shape[0]
     baseline = None
-    if 0 < n_free < x.shape[0]:
+    if clustered:
         baseline = baseline_centers(x, w, keys, n_free, algorithm, runs, max_iter, rng)
     fixed = cs.rgb8_to_space(keep, space)
     fit = fit_table(
@@ -1227,7 +1228,8 @@ def _fit_keeping(
             best = (sse, candidate)
     assert best is not None
     chosen = best[1]
-    return PaletteFit(_restore_kept(chosen.palette, keep), chosen.labels, fit.n_iter)
+    made = resolve_n_init(n_init, n_colors, swaps=False) if clustered else 0
+    return PaletteFit(_restore_kept(chosen.palette, keep), chosen.labels, fit.n_iter, made)
 
 
 def _union(keep: NDArray[np.uint8], palette: Palette) -> Palette:

@@ -71,3 +71,15 @@ def test_report_records_runs_made(n_init: Any, k: int, expected: int) -> None:
 def test_report_records_no_run_when_every_color_fits() -> None:
     image = Image.new("RGB", (8, 8), "red")
     assert quantize_image(image, colors=4).settings["n_init"] == 0
+
+
+def test_fits_around_fixed_centers_use_the_rule_without_the_swap_exception() -> None:
+    # No swap search runs around fixed centers, so 24 to 32 clusters get restarts.
+    assert [resolve_n_init("auto", k, swaps=False) for k in (16, 24, 32, 64)] == [4, 2, 2, 2]
+
+
+def test_the_report_records_the_runs_made_with_kept_colors() -> None:
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    result = quantize_image(Image.fromarray(pixels), 24, seed=0, keep=[(255, 255, 255)])
+    assert result.report(None, None)["n_init"] == 2
