@@ -180,7 +180,8 @@ class FiniteFloatRange(click.FloatRange):
     "--colors",
     type=IntOrAuto(MIN_COLORS, MAX_COLORS),
     default=16,
-    help="Number of colors, 2 to 256, or 'auto': the smallest k that meets --target-psnr "
+    help=f"Number of colors, {MIN_COLORS} to {MAX_COLORS}, or 'auto': the smallest k that "
+    "meets --target-psnr "
     "or --target-delta-e (256 if none does).",
 )
 @click.option(

@@ -8,6 +8,12 @@ Exporters return ``str`` (or ``bytes`` for ASE) and never write files: the
 pipeline writes them atomically. Readers take text or bytes (``parse_*``) or a
 path (`read_palette`) and raise `PaletteError` with a one-line message that
 says where the file is wrong.
+
+Each file format is one `PaletteFormat` entry (name, suffix, exporter, parser,
+content sniffer) of `PALETTE_REGISTRY`, in the style of Pillow's format
+plugins: the pipeline writes through it, `read_palette` recognises files
+through it, and `EXPORTERS` / `SUFFIXES` are views of it.  Its names are
+`quantize.vocabulary.PALETTE_FORMATS`, which the CLI offers.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from quantize.colors import srgb_to_lab
 from quantize.errors import InputError, QuantizeError
 from quantize.imageio import read_small_file
 from quantize.limits import EXCERPT_CHARS, MAX_COLORS, MAX_PALETTE_FILE_BYTES
-from quantize.vocabulary import PALETTE_FORMATS, SortKey, registry
+from quantize.vocabulary import PALETTE_FORMATS, SORT_KEYS, SortKey, registry
 
 if TYPE_CHECKING:
     # Imported by the swatch code only: the font machinery costs ~8 ms of
@@ -250,7 +256,8 @@ class Palette:
         elif by == "lightness":
             order = np.lexsort((packed, lightness))
         else:
-            raise ValueError(f"unknown sort key {by!r}; use 'count', 'hue' or 'lightness'")
+            known = ", ".join(repr(k) for k in SORT_KEYS[:-1]) + f" or {SORT_KEYS[-1]!r}"
+            raise ValueError(f"unknown sort key {by!r}; use {known}")
         return np.asarray(order, dtype=np.intp)
 
 
