@@ -13,7 +13,7 @@ import sys
 import traceback
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -26,6 +26,17 @@ from quantize.limits import (
     MIN_COLORS,
 )
 from quantize.text import one_line
+from quantize.vocabulary import (
+    ALGORITHMS,
+    DITHER_METHODS,
+    FORMAT_ALIASES,
+    IMAGE_FORMATS,
+    PALETTE_FORMATS,
+    SORT_KEYS,
+    SPACES,
+    Algorithm,
+    SortKey,
+)
 
 if TYPE_CHECKING:
     from quantize.batch import BatchResult, ImageResult, Progress
@@ -57,10 +68,6 @@ Examples:
   quantize photos/ -r -o out/        every image below photos/, mirrored in out/
   quantize sprites/ --shared-palette one palette for all, saved as palette.json
 """
-
-
-#: Values of --palette-format: the JSON report and the exporters of quantize.palette.
-PALETTE_FORMATS = ("json", "gpl", "css", "ase", "txt")
 
 
 class FormatList(click.ParamType):
@@ -153,10 +160,6 @@ class ColorParam(click.ParamType):
         return tuple(rgb[:3])
 
 
-#: Other spellings --format accepts, as the file suffixes have them.
-FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff"}
-
-
 class FiniteFloatRange(click.FloatRange):
     """A float range that also refuses nan and inf, which every comparison lets through."""
 
@@ -177,7 +180,8 @@ class FiniteFloatRange(click.FloatRange):
     "--colors",
     type=IntOrAuto(MIN_COLORS, MAX_COLORS),
     default=16,
-    help="Number of colors, 2 to 256, or 'auto': the smallest k that meets --target-psnr "
+    help=f"Number of colors, {MIN_COLORS} to {MAX_COLORS}, or 'auto': the smallest k that "
+    "meets --target-psnr "
     "or --target-delta-e (256 if none does).",
 )
 @click.option(
@@ -196,7 +200,7 @@ class FiniteFloatRange(click.FloatRange):
 )
 @click.option(
     "--space",
-    type=click.Choice(["rgb", "lab", "oklab"]),
+    type=click.Choice(SPACES),
     default="rgb",
     help="Color space the clustering runs in: sRGB, CIELAB (D65) or OKLab.",
 )
@@ -208,7 +212,7 @@ class FiniteFloatRange(click.FloatRange):
 )
 @click.option(
     "--dither-method",
-    type=click.Choice(["floyd-steinberg", "ordered"]),
+    type=click.Choice([m for m in DITHER_METHODS if m != "none"]),
     default="floyd-steinberg",
     help="Error diffusion (Pillow's, no strength setting), or 8x8 Bayer ordered dithering.",
 )
@@ -230,7 +234,7 @@ class FiniteFloatRange(click.FloatRange):
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["png", "webp", "gif", "tiff", "bmp", "jpeg", *FORMAT_ALIASES]),
+    type=click.Choice([*IMAGE_FORMATS, *FORMAT_ALIASES]),
     default="png",
     callback=lambda ctx, param, value: FORMAT_ALIASES.get(value, value),
     help="Output format when -o does not name a file. png, gif, tiff and bmp are indexed; "
@@ -238,7 +242,7 @@ class FiniteFloatRange(click.FloatRange):
 )
 @click.option(
     "--algorithm",
-    type=click.Choice(["kmeans", "minibatch"]),
+    type=click.Choice(ALGORITHMS),
     default="kmeans",
     help="Full k-means, or mini-batch k-means.",
 )
@@ -285,11 +289,12 @@ class FiniteFloatRange(click.FloatRange):
     default="json",
     metavar="LIST",
     help="Comma-separated palette files to write beside the image, replacing the default: "
-    "json (the report), gpl, css, ase, txt. --no-report drops json from the list.",
+    f"json (the report), {', '.join(f for f in PALETTE_FORMATS if f != 'json')}. "
+    "--no-report drops json from the list.",
 )
 @click.option(
     "--sort",
-    type=click.Choice(["count", "hue", "lightness"]),
+    type=click.Choice(SORT_KEYS),
     default="count",
     help="Palette order in the report, every palette file, the swatch and the image's palette.",
 )
@@ -353,7 +358,7 @@ class FiniteFloatRange(click.FloatRange):
 @click.version_option(__version__, "--version", prog_name="quantize")
 def quantize_command(
     inputs: tuple[Path, ...],
-    colors: int | str,
+    colors: int | Literal["auto"],
     target_psnr: float | None,
     target_delta_e: float | None,
     space: str,
@@ -362,8 +367,8 @@ def quantize_command(
     dither_strength: float | None,
     output: str | None,
     fmt: str,
-    algorithm: str,
-    n_init: int | str,
+    algorithm: Algorithm,
+    n_init: int | Literal["auto"],
     max_iter: int,
     seed: int,
     max_pixels: int,
@@ -371,7 +376,7 @@ def quantize_command(
     background: tuple[int, int, int],
     no_report: bool,
     palette_formats: tuple[str, ...],
-    sort: str,
+    sort: SortKey,
     swatch: bool,
     plot: bool,
     no_image: bool,
@@ -420,20 +425,20 @@ def quantize_command(
             _echo(f"quantize: note: -k {colors} ignored: {palette_file} has {palette.size} colors")
         colors = palette.size  # output names say how many colors there are
     opts = RunOptions(
-        colors=colors,  # type: ignore[arg-type]
+        colors=colors,
         space=space,
         **_perceptual_options(
             colors, target_psnr, target_delta_e, dither, dither_method, dither_strength
         ),
-        algorithm=algorithm,  # type: ignore[arg-type]
-        n_init=n_init,  # type: ignore[arg-type]
+        algorithm=algorithm,
+        n_init=n_init,
         max_iter=max_iter,
         seed=seed,
         fmt=fmt,
         report=report,
         force=force,
         palette_formats=extra_formats,
-        sort=sort,  # type: ignore[arg-type]
+        sort=sort,
         swatch=swatch,
         plot=plot,
         image=not no_image,

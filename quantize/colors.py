@@ -6,18 +6,29 @@ are gamma-encoded and scaled to ``0..1`` unless stated otherwise.
 
 Inverse conversions never clip: out-of-gamut inputs give sRGB values outside
 ``0..1`` and it is the caller's job to clip and round (see `space_to_rgb8`).
+
+The working spaces of the clustering are the entries of `COLOR_SPACES`, one
+`ColorSpace` each (name, from sRGB, to sRGB, and optionally an exact fast
+path for 8-bit input).  To add a space, write its two conversions, add one
+entry there and its name to `quantize.vocabulary.Space`.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from quantize.vocabulary import SPACES, registry
+
 __all__ = [
+    "COLOR_SPACES",
     "SPACES",
+    "ColorSpace",
     "from_space",
     "lab_to_srgb",
     "linear_to_srgb",
@@ -34,9 +45,6 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
-
-#: Names accepted by `to_space` / `from_space`, in the order the CLI lists them.
-SPACES: Final[tuple[str, ...]] = ("rgb", "lab", "oklab")
 
 # Linear sRGB -> XYZ for the D65 white (IEC 61966-2-1 primaries, 7 decimals).
 _SRGB_TO_XYZ: Final[FloatArray] = np.array(
@@ -267,10 +275,67 @@ def oklab_to_srgb(lab: ArrayLike) -> FloatArray:
     return linear_to_srgb(_apply_matrix(lms_root**3, _OKLAB_M1_INV))
 
 
-def _check_space(space: str) -> None:
-    """Raise ValueError unless ``space`` is one of `SPACES`."""
-    if space not in SPACES:
-        raise ValueError(f"unknown color space {space!r}; expected one of {SPACES}")
+def _copy_triples(x: ArrayLike) -> FloatArray:
+    """The identity conversion of the ``rgb`` space: a float64 copy, shape (..., 3)."""
+    return _as_triples(x).copy()
+
+
+def _rgb8_to_rgb(rgb8: NDArray[np.uint8]) -> FloatArray:
+    """``rgb8 / 255`` as one float64 array, not three (cast, quotient, copy)."""
+    # 33 MB each for the 1.4M colors of a 12 MP photo, all of it fresh memory.
+    return np.divide(rgb8, 255.0, dtype=np.float64)
+
+
+def _rgb8_to_lab(rgb8: NDArray[np.uint8]) -> FloatArray:
+    return _linear_to_lab(_linear_levels()[rgb8])
+
+
+def _rgb8_to_oklab(rgb8: NDArray[np.uint8]) -> FloatArray:
+    return _linear_to_oklab(_linear_levels()[rgb8])
+
+
+@dataclass(frozen=True)
+class ColorSpace:
+    """One working space of the clustering: its name and its conversions.
+
+    Attributes
+    ----------
+    name : str
+        The name ``--space`` and the report use; one of `SPACES`.
+    from_srgb : callable
+        sRGB in ``0..1``, array_like of shape (..., 3) -> float64 (..., 3).
+    to_srgb : callable
+        Its inverse, not clipped: float64 (..., 3) -> sRGB (..., 3).
+    from_rgb8 : callable or None
+        A faster conversion of uint8 sRGB (..., 3) that gives bit for bit
+        what ``from_srgb(rgb8 / 255)`` gives (tested for every entry); None
+        to use that.
+    """
+
+    name: str
+    from_srgb: Callable[[ArrayLike], FloatArray]
+    to_srgb: Callable[[ArrayLike], FloatArray]
+    from_rgb8: Callable[[NDArray[np.uint8]], FloatArray] | None = None
+
+
+#: Every working space by name, in the order of `quantize.vocabulary.SPACES`.
+COLOR_SPACES: Final[Mapping[str, ColorSpace]] = registry(
+    "color space",
+    SPACES,
+    [
+        ColorSpace("rgb", _copy_triples, _copy_triples, _rgb8_to_rgb),
+        ColorSpace("lab", srgb_to_lab, lab_to_srgb, _rgb8_to_lab),
+        ColorSpace("oklab", srgb_to_oklab, oklab_to_srgb, _rgb8_to_oklab),
+    ],
+)
+
+
+def _space(space: str) -> ColorSpace:
+    """The entry of ``space``; ValueError unless it is one of `SPACES`."""
+    try:
+        return COLOR_SPACES[space]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown color space {space!r}; expected one of {SPACES}") from None
 
 
 def to_space(rgb01: ArrayLike, space: str) -> FloatArray:
@@ -281,7 +346,8 @@ def to_space(rgb01: ArrayLike, space: str) -> FloatArray:
     rgb01 : array_like, shape (..., 3)
         sRGB values in ``0..1``.
     space : {"rgb", "lab", "oklab"}
-        Target space; ``"rgb"`` returns a float64 copy of the input.
+        Target space (a key of `COLOR_SPACES`); ``"rgb"`` returns a float64
+        copy of the input.
 
     Returns
     -------
@@ -293,12 +359,7 @@ def to_space(rgb01: ArrayLike, space: str) -> FloatArray:
     ValueError
         If ``space`` is not in `SPACES` or the input is not ``(..., 3)``.
     """
-    _check_space(space)
-    if space == "lab":
-        return srgb_to_lab(rgb01)
-    if space == "oklab":
-        return srgb_to_oklab(rgb01)
-    return _as_triples(rgb01).copy()
+    return _space(space).from_srgb(rgb01)
 
 
 def from_space(points: ArrayLike, space: str) -> FloatArray:
@@ -309,7 +370,7 @@ def from_space(points: ArrayLike, space: str) -> FloatArray:
     points : array_like, shape (..., 3)
         Coordinates in ``space``.
     space : {"rgb", "lab", "oklab"}
-        Space the points are expressed in.
+        Space the points are expressed in (a key of `COLOR_SPACES`).
 
     Returns
     -------
@@ -321,12 +382,7 @@ def from_space(points: ArrayLike, space: str) -> FloatArray:
     ValueError
         If ``space`` is not in `SPACES` or the input is not ``(..., 3)``.
     """
-    _check_space(space)
-    if space == "lab":
-        return lab_to_srgb(points)
-    if space == "oklab":
-        return oklab_to_srgb(points)
-    return _as_triples(points).copy()
+    return _space(space).to_srgb(points)
 
 
 def rgb8_to_space(rgb8: ArrayLike, space: str) -> FloatArray:
@@ -348,15 +404,12 @@ def rgb8_to_space(rgb8: ArrayLike, space: str) -> FloatArray:
     arr = np.asarray(rgb8)
     if arr.dtype != np.uint8:
         return to_space(np.asarray(arr, dtype=np.float64) / 255.0, space)
-    _check_space(space)
+    entry = _space(space)
     if arr.ndim == 0 or arr.shape[-1] != 3:
         raise ValueError(f"expected an array of shape (..., 3), got {arr.shape}")
-    if space == "rgb":
-        # One float64 array, not three (cast, quotient, copy): 33 MB each
-        # for the 1.4M colors of a 12 MP photo, all of it fresh memory.
-        return np.divide(arr, 255.0, dtype=np.float64)
-    lin = _linear_levels()[arr]
-    return _linear_to_lab(lin) if space == "lab" else _linear_to_oklab(lin)
+    if entry.from_rgb8 is None:
+        return entry.from_srgb(np.divide(arr, 255.0, dtype=np.float64))
+    return entry.from_rgb8(arr)
 
 
 def rgb8_to_lab(rgb8: ArrayLike) -> FloatArray:

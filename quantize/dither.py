@@ -18,7 +18,7 @@ output holds exactly the palette's colors:
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,12 +28,10 @@ from quantize import colors as cs
 from quantize.histogram import N_KEYS, color_table, lookup, pack_rgb, unpack_keys
 from quantize.kmeans import nearest_center
 from quantize.reduce import is_huge, nearest_labels
+from quantize.vocabulary import DITHER_METHODS, Dither
 
 __all__ = ["DITHER_METHODS", "Dither", "bayer_matrix", "dither_indices", "palette_spread"]
 
-Dither = Literal["none", "floyd-steinberg", "ordered"]
-#: Accepted values of ``dither``.
-DITHER_METHODS: Final[tuple[str, ...]] = ("none", "floyd-steinberg", "ordered")
 _BAYER_ORDER: Final[int] = 3  # 2**3 = 8 thresholds per side
 # Frames over this many pixels are dithered a band of rows at a time.
 _BAND_PIXELS: Final[int] = 1 << 20

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,31 +27,41 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 from quantize import safeio
 from quantize.errors import InputError, OutputError
 from quantize.limits import DEFAULT_MAX_FRAMES
+from quantize.vocabulary import FORMAT_ALIASES, IMAGE_FORMATS, registry
 
 if TYPE_CHECKING:
     from PIL import ImageCms
 
-#: Output formats the CLI offers, with the Pillow format name and file suffix.
+
+class _ImageFormat(NamedTuple):
+    name: str
+    pillow: str
+    suffix: str
+
+
+#: Output formats the CLI offers (`quantize.vocabulary.IMAGE_FORMATS`), with
+#: the Pillow format name and the suffix of default output names.
 FORMATS: dict[str, tuple[str, str]] = {
-    "png": ("PNG", ".png"),
-    "webp": ("WEBP", ".webp"),
-    "gif": ("GIF", ".gif"),
-    "tiff": ("TIFF", ".tiff"),
-    "bmp": ("BMP", ".bmp"),
-    "jpeg": ("JPEG", ".jpg"),
+    name: (pillow, suffix)
+    for name, pillow, suffix in registry(
+        "image format",
+        IMAGE_FORMATS,
+        [
+            _ImageFormat("png", "PNG", ".png"),
+            _ImageFormat("webp", "WEBP", ".webp"),
+            _ImageFormat("gif", "GIF", ".gif"),
+            _ImageFormat("tiff", "TIFF", ".tiff"),
+            _ImageFormat("bmp", "BMP", ".bmp"),
+            _ImageFormat("jpeg", "JPEG", ".jpg"),
+        ],
+    ).values()
 }
-SUFFIX_FORMATS: dict[str, str] = {
-    ".png": "png",
-    ".webp": "webp",
-    ".gif": "gif",
-    ".tif": "tiff",
-    ".tiff": "tiff",
-    ".bmp": "bmp",
-    ".jpg": "jpeg",
-    ".jpeg": "jpeg",
+#: The format of each image suffix: every format's name and its aliases.
+SUFFIX_FORMATS: dict[str, str] = {f".{name}": name for name in FORMATS} | {
+    f".{alias}": name for alias, name in FORMAT_ALIASES.items()
 }
 #: Formats that store an indexed (mode "P") image, so the palette is exact.
-PALETTE_FORMATS = frozenset({"png", "gif", "tiff", "bmp"})
+INDEXED_FORMATS = frozenset({"png", "gif", "tiff", "bmp"})
 #: Formats whose compression changes the pixels: the file holds more colors than the palette.
 LOSSY_FORMATS = frozenset({"jpeg"})
 #: From this many pixels on, PNGs are written with zlib level 1: on a 12 MP

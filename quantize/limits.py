@@ -1,12 +1,41 @@
 """Limits on what quantize accepts, defined once for the CLI and the library.
 
 This module imports nothing heavy, so the Click layer can build its option
-types from it without loading numpy or Pillow.
+types from it without loading numpy or Pillow.  The numbers are defined here;
+the choice lists (spaces, algorithms, formats ...) in `quantize.vocabulary`,
+re-exported here so that one import gives everything quantize accepts.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from quantize.vocabulary import (
+    ALGORITHMS,
+    DITHER_METHODS,
+    FORMAT_ALIASES,
+    IMAGE_FORMATS,
+    PALETTE_FORMATS,
+    SORT_KEYS,
+    SPACES,
+)
+
+__all__ = [
+    "ALGORITHMS",
+    "DEFAULT_MAX_FRAMES",
+    "DEFAULT_MAX_PIXELS",
+    "DITHER_METHODS",
+    "EXCERPT_CHARS",
+    "FORMAT_ALIASES",
+    "IMAGE_FORMATS",
+    "MAX_COLORS",
+    "MAX_N_INIT",
+    "MAX_PALETTE_FILE_BYTES",
+    "MIN_COLORS",
+    "PALETTE_FORMATS",
+    "SORT_KEYS",
+    "SPACES",
+]
 
 #: Smallest and largest palette size (an 8-bit indexed image holds 256 colors).
 MIN_COLORS: Final[int] = 2

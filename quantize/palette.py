@@ -8,6 +8,12 @@ Exporters return ``str`` (or ``bytes`` for ASE) and never write files: the
 pipeline writes them atomically. Readers take text or bytes (``parse_*``) or a
 path (`read_palette`) and raise `PaletteError` with a one-line message that
 says where the file is wrong.
+
+Each file format is one `PaletteFormat` entry (name, suffix, exporter, parser,
+content sniffer) of `PALETTE_REGISTRY`, in the style of Pillow's format
+plugins: the pipeline writes through it, `read_palette` recognises files
+through it, and `EXPORTERS` / `SUFFIXES` are views of it.  Its names are
+`quantize.vocabulary.PALETTE_FORMATS`, which the CLI offers.
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ import json
 import math
 import re
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -31,6 +37,7 @@ from quantize.colors import srgb_to_lab
 from quantize.errors import InputError, QuantizeError
 from quantize.imageio import read_small_file
 from quantize.limits import EXCERPT_CHARS, MAX_COLORS, MAX_PALETTE_FILE_BYTES
+from quantize.vocabulary import PALETTE_FORMATS, SORT_KEYS, SortKey, registry
 
 if TYPE_CHECKING:
     # Imported by the swatch code only: the font machinery costs ~8 ms of
@@ -40,9 +47,11 @@ if TYPE_CHECKING:
 __all__ = [
     "EXPORTERS",
     "MAX_COLORS",
+    "PALETTE_REGISTRY",
     "SUFFIXES",
     "Palette",
     "PaletteError",
+    "PaletteFormat",
     "export",
     "parse_ase",
     "parse_gpl",
@@ -61,8 +70,6 @@ __all__ = [
 #: uint8 colors cannot have a saturation between 0 and 1/255, so this also
 #: catches near-grays such as (100, 101, 99) whose hue is mere noise.
 GRAY_SATURATION: Final[float] = 0.02
-
-SortKey = Literal["count", "hue", "lightness"]
 
 
 class PaletteError(QuantizeError, ValueError):
@@ -249,7 +256,8 @@ class Palette:
         elif by == "lightness":
             order = np.lexsort((packed, lightness))
         else:
-            raise ValueError(f"unknown sort key {by!r}; use 'count', 'hue' or 'lightness'")
+            known = ", ".join(repr(k) for k in SORT_KEYS[:-1]) + f" or {SORT_KEYS[-1]!r}"
+            raise ValueError(f"unknown sort key {by!r}; use {known}")
         return np.asarray(order, dtype=np.intp)
 
 
@@ -458,20 +466,8 @@ def _txt_exporter(palette: Palette, name: str) -> str:
     return to_txt(palette)
 
 
-#: Exporters by format name; each takes ``(palette, name)``.
-EXPORTERS: Final[dict[str, Callable[[Palette, str], str | bytes]]] = {
-    "gpl": to_gpl,
-    "css": to_css,
-    "ase": to_ase,
-    "txt": _txt_exporter,
-}
-
-#: File suffix for each export format.
-SUFFIXES: Final[dict[str, str]] = {"gpl": ".gpl", "css": ".css", "ase": ".ase", "txt": ".txt"}
-
-
 def export(palette: Palette, fmt: str, name: str = "palette") -> str | bytes:
-    """Render ``palette`` in format ``fmt`` (a key of `EXPORTERS`).
+    """Render ``palette`` in format ``fmt`` (a key of `EXPORTERS`, see `PALETTE_REGISTRY`).
 
     Parameters
     ----------
@@ -865,19 +861,115 @@ def read_palette(path: str | PathLike[str]) -> Palette:
 
 
 def _dispatch(data: bytes, suffix: str) -> Palette:
-    """Pick the parser for a file's bytes."""
-    if data.startswith(b"ASEF") or suffix == ".ase":
-        return parse_ase(data)
+    """Parse a file's bytes with the first reader of `_READ_ORDER` that claims them.
+
+    A reader claims a file by its content (`PaletteFormat.sniff`) or by its
+    suffix; binary formats are asked before the bytes are decoded as UTF-8
+    text for the others, and a file no reader claims is read by the
+    fallback reader.
+    """
+    text: str | None = None
+    for fmt in _READ_ORDER:
+        if fmt.binary:
+            content: str | bytes = data
+        else:
+            text = _decode(data) if text is None else text
+            content = text
+        if fmt.parse is not None and (
+            suffix == fmt.suffix or (fmt.sniff is not None and fmt.sniff(content))
+        ):
+            return fmt.parse(content)
+    assert _FALLBACK.parse is not None  # for mypy: a fallback reads
+    return _FALLBACK.parse(_decode(data) if text is None else text)
+
+
+def _decode(data: bytes) -> str:
+    """A text palette file as text (a UTF-8 byte-order mark dropped)."""
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise PaletteError(f"not UTF-8 text (byte {exc.start}) and not an ASE file") from None
-    head = text.lstrip()
-    if head.startswith("GIMP Palette") or suffix == ".gpl":
-        return parse_gpl(text)
-    if head.startswith(("{", "[")) or suffix == ".json":
-        return parse_json_report(text)
-    return parse_hex_lines(text)
+        binary = " or ".join(f.name.upper() for f in _READ_ORDER if f.binary)
+        raise PaletteError(f"not UTF-8 text (byte {exc.start}) and not an {binary} file") from None
+
+
+# --------------------------------------------------------------------------- #
+# The registry of palette file formats
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class PaletteFormat:
+    """One palette file format: what ``--palette-format`` writes and ``--palette`` reads.
+
+    Attributes
+    ----------
+    name : str
+        Its name in ``--palette-format``; one of `quantize.vocabulary.PALETTE_FORMATS`.
+    suffix : str
+        File suffix of the written file, and a suffix that makes `read_palette` use `parse`.
+    export : callable or None
+        ``(palette, name) -> str | bytes``; None when quantize writes the file
+        itself (``json``, the report).
+    parse : callable or None
+        ``str -> Palette`` (``bytes -> Palette`` when ``binary``), raising
+        `PaletteError`; None for a format quantize does not read.
+    sniff : callable or None
+        Whether a file's content (text, or bytes when ``binary``) is in this
+        format whatever its suffix; None to recognise it by suffix only.
+    binary : bool
+        `parse` and `sniff` take the raw bytes instead of UTF-8 text.
+    fallback : bool
+        The reader of files that no reader claims (exactly one format).
+    """
+
+    name: str
+    suffix: str
+    export: Callable[[Palette, str], str | bytes] | None
+    # Any: str, or bytes when ``binary``.
+    parse: Callable[[Any], Palette] | None
+    sniff: Callable[[Any], bool] | None = None
+    binary: bool = False
+    fallback: bool = False
+
+
+def _sniff_ase(data: bytes) -> bool:
+    return data.startswith(b"ASEF")
+
+
+def _sniff_gpl(text: str) -> bool:
+    return text.lstrip().startswith("GIMP Palette")
+
+
+def _sniff_json(text: str) -> bool:
+    return text.lstrip().startswith(("{", "["))
+
+
+# Declared in the order `read_palette` asks the readers (binary formats first,
+# strict signatures before loose ones), like Pillow's plugin registration order.
+_DECLARED: Final[tuple[PaletteFormat, ...]] = (
+    PaletteFormat("ase", ".ase", to_ase, parse_ase, _sniff_ase, binary=True),
+    PaletteFormat("gpl", ".gpl", to_gpl, parse_gpl, _sniff_gpl),
+    PaletteFormat("json", ".json", None, parse_json_report, _sniff_json),
+    PaletteFormat("css", ".css", to_css, None),
+    PaletteFormat("txt", ".txt", _txt_exporter, parse_hex_lines, fallback=True),
+)
+
+#: Every palette file format by name, in the order of `quantize.vocabulary.PALETTE_FORMATS`.
+PALETTE_REGISTRY: Final[Mapping[str, PaletteFormat]] = registry(
+    "palette format", PALETTE_FORMATS, _DECLARED
+)
+_READ_ORDER: Final[tuple[PaletteFormat, ...]] = tuple(
+    sorted((f for f in _DECLARED if f.parse is not None), key=lambda f: not f.binary)
+)
+(_FALLBACK,) = (f for f in _DECLARED if f.fallback)
+
+#: Exporters by format name; each takes ``(palette, name)``.  A view of `PALETTE_REGISTRY`.
+EXPORTERS: Final[Mapping[str, Callable[[Palette, str], str | bytes]]] = {
+    name: f.export for name, f in PALETTE_REGISTRY.items() if f.export is not None
+}
+
+#: File suffix for each export format.  A view of `PALETTE_REGISTRY`.
+SUFFIXES: Final[Mapping[str, str]] = {name: PALETTE_REGISTRY[name].suffix for name in EXPORTERS}
 
 
 # --------------------------------------------------------------------------- #

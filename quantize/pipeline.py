@@ -39,8 +39,8 @@ from quantize.histogram import (
 from quantize.imageio import (
     ANIMATION_FORMATS,
     FORMATS,
+    INDEXED_FORMATS,
     LOSSY_FORMATS,
-    PALETTE_FORMATS,
     Frame,
     LoadedImage,
     Writer,
@@ -57,7 +57,7 @@ from quantize.imageio import (
 from quantize.kmeans import check_random_state, nearest_center
 from quantize.limits import DEFAULT_MAX_FRAMES, MAX_COLORS, MAX_N_INIT, MIN_COLORS
 from quantize.metrics import MetricsAccumulator, QualityMetrics, palette_metrics, quality_metrics
-from quantize.palette import SUFFIXES, Palette, SortKey, export, render_swatch, to_json_colors
+from quantize.palette import SUFFIXES, Palette, export, render_swatch, to_json_colors
 from quantize.plots import render_pixel_plot, sample_pixels
 from quantize.reduce import (
     ReducedTable,
@@ -68,9 +68,8 @@ from quantize.reduce import (
     table_metrics,
 )
 from quantize.text import json_safe, valid_unicode
+from quantize.vocabulary import ALGORITHMS, SORT_KEYS, Algorithm, SortKey
 
-Algorithm = Literal["kmeans", "minibatch"]
-SORT_KEYS = ("count", "hue", "lightness")
 #: Pixels drawn in the ``--plot`` scatter plot.
 PLOT_SAMPLE_SIZE = 10_000
 
@@ -190,7 +189,7 @@ def _for_format(image: Image.Image, fmt: str) -> Image.Image:
     # PNG stores per-entry alpha, GIF one transparent index, TIFF and BMP none.
     alpha = image.info.get("transparency")
     stored = alpha is None or fmt == "png" or (fmt == "gif" and isinstance(alpha, int))
-    if fmt in PALETTE_FORMATS and stored:
+    if fmt in INDEXED_FORMATS and stored:
         return image
     return image.convert("RGB" if alpha is None else "RGBA")
 
@@ -438,8 +437,9 @@ def _validate(
 ) -> None:
     if colors != "auto" and not (isinstance(colors, int) and MIN_COLORS <= colors <= MAX_COLORS):
         raise ValueError(f"colors must be between {MIN_COLORS} and {MAX_COLORS}, got {colors}")
-    if algorithm not in ("kmeans", "minibatch"):
-        raise ValueError(f"algorithm must be 'kmeans' or 'minibatch', got {algorithm!r}")
+    if algorithm not in ALGORITHMS:
+        known = " or ".join(repr(a) for a in ALGORITHMS)
+        raise ValueError(f"algorithm must be {known}, got {algorithm!r}")
     if n_init != "auto" and (not isinstance(n_init, int) or not 1 <= n_init <= MAX_N_INIT):
         raise ValueError(
             f"n_init must be an integer from 1 to {MAX_N_INIT} or 'auto', got {n_init!r}"
