@@ -1147,12 +1147,13 @@ def run_batch(
         planner.claim("the shared palette", _palette_files(palette_path, options.run))
     if page_path is not None:
         planner.claim("the --html page", [page_path])
-        planner.check([page_path])
     for index, item in enumerate(plan_jobs(sources, options, single, named, planner)):
         if isinstance(item, Job):
             jobs.append((index, item))
         else:
             finished[index] = item
+    if page_path is not None:
+        planner.check([page_path])  # only now is an input named index.html protected
     planner.remove_stale()  # only now: every input is protected
     planned = [finished[i] for i in sorted(finished)]
     total = len(planned) + len(jobs)
