@@ -6,6 +6,7 @@ that ``quantize --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -686,6 +687,44 @@ def _stop_message() -> str:
 _BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+class _StderrWithoutReader:
+    """``sys.stderr``, except that a reader gone away does not stop the run.
+
+    Messages only accompany the files: with ``quantize ... 2>&1 | head -1``
+    the first write would raise EPIPE, which Click turns into exit code 1,
+    stopping the batch half done and hiding the real exit code.  Once the
+    pipe is broken, stderr goes to the null device instead.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._to_null()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_null()
+
+    def _to_null(self) -> None:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, self._stream.fileno())
+        finally:
+            os.close(null)
+        with contextlib.suppress(OSError):
+            self._stream.flush()  # what was buffered goes to the null device too
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main() -> None:
     """Console-script entry point.
 
@@ -695,6 +734,8 @@ def main() -> None:
     summary printed) and exits 143.
     """
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if sys.stderr is not None and not isinstance(sys.stderr, _StderrWithoutReader):
+        sys.stderr = _StderrWithoutReader(sys.stderr)
     # quantize runs images in parallel processes itself (-j); BLAS threads on
     # its n x 3 products only compete with them (measured: same wall time for
     # one image, 40% less CPU).  Set before numpy is imported; a user's own

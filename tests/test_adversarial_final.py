@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,3 +28,37 @@ def test_html_page_never_replaces_an_input_named_index_html_even_with_force(
     with pytest.raises(OutputError, match="refusing to overwrite the input"):
         run_batch([str(page), str(tmp_path / "b.png")], options)
     assert page.read_bytes() == before
+
+
+def _run_with_stderr_closed(*args: str | Path) -> int:
+    """Run quantize with its stderr a pipe nobody reads (`quantize ... 2>&1 | head -c0`)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "quantize", *map(str, args)],
+            stdout=subprocess.DEVNULL,
+            stderr=write_end,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    return proc.returncode
+
+
+def test_a_closed_stderr_neither_stops_the_batch_nor_changes_the_exit_code(
+    tmp_path: Path,
+) -> None:
+    # Click turned the first message into EPIPE -> exit 1 and the batch stopped
+    # after one image; a usage error exited 1 instead of 2.
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        gradient_rgb(16, 12, seed=i).save(src / f"i{i}.png")
+    out = tmp_path / "out"
+    assert _run_with_stderr_closed(src, "-o", f"{out}/", "-k", "3", "-j", "1") == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"i{i}-k3.{ext}" for i in range(3) for ext in ("json", "png")
+    ]
+    assert _run_with_stderr_closed(src, "-k", "1") == 2
