@@ -59,7 +59,13 @@ from quantize.pipeline import (
     visible_table,
 )
 from quantize.reduce import table_metrics
-from quantize.safeio import FileId, OutputPlanner, recording, remove_committed
+from quantize.safeio import (
+    FileId,
+    OutputPlanner,
+    recording,
+    remove_committed,
+    signals_deferred,
+)
 
 if TYPE_CHECKING:
     # Imported where a pool is made: multiprocessing costs ~10 ms of start-up
@@ -830,7 +836,11 @@ class _Pool:
         )
 
     def submit(self, fn: Callable[..., R], index: int, task: Any, *args: Any) -> Future[R]:
-        return self.executor.submit(_tracked, index, fn, task, *args)
+        # submit() forks the workers; a Ctrl-C or SIGTERM handled in fork()'s
+        # at-fork hooks raises there, where Python prints it and drops it: the
+        # run went on to the end and exited 0.  Hold them until it returns.
+        with signals_deferred():
+            return self.executor.submit(_tracked, index, fn, task, *args)
 
     def close(self) -> set[int]:
         """Shut the pool down; the indices of the tasks whose workers died."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +64,26 @@ def test_a_closed_stderr_neither_stops_the_batch_nor_changes_the_exit_code(
         f"i{i}-k3.{ext}" for i in range(3) for ext in ("json", "png")
     ]
     assert _run_with_stderr_closed(src, "-k", "1") == 2
+
+
+def test_a_signal_during_the_fork_of_the_workers_is_not_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # submit() forks; a handler's exception raised in fork()'s at-fork hooks is
+    # printed and dropped by Python ("Exception ignored in _releaseLock"): a
+    # SIGTERM at that moment was lost and the run ended with exit 0.
+    from quantize import batch
+
+    pool = batch._Pool(1)
+
+    def forking_submit(*args: object) -> None:
+        with contextlib.suppress(KeyboardInterrupt):  # what the at-fork hooks do
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(pool.executor, "submit", forking_submit)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pool.submit(print, 0, None)
+    finally:
+        monkeypatch.undo()
+        pool.close()
