@@ -120,6 +120,8 @@ class BatchOptions:
     shared_palette: bool = False
     #: Also write ``index.html`` with every image's thumbnails (quantize.report_html).
     html: bool = False
+    #: Other files the run reads (a ``--keep @FILE``): protected like inputs.
+    read_files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -1149,6 +1151,7 @@ def run_batch(
     named = [Path(p) for p in inputs if not os.path.isdir(p)]
     if options.run.palette_file is not None:
         named.append(Path(options.run.palette_file))
+    named.extend(Path(p) for p in options.read_files)
     planner = OutputPlanner(force=options.run.force, started=started)
     palette_path = None
     if options.shared_palette:

@@ -80,6 +80,10 @@ class FormatList(click.ParamType):
         return tuple(dict.fromkeys(items))
 
 
+#: Where ``--keep @FILE`` leaves FILE in the context's ``meta``.
+KEEP_FILE = "quantize.keep_file"
+
+
 class KeepColors(click.ParamType):
     """``--keep``: comma-separated hex colors or ``@FILE``, as an (n, 3) uint8 array.
 
@@ -97,6 +101,8 @@ class KeepColors(click.ParamType):
         if not isinstance(value, str):
             return value
         if value.startswith("@"):
+            if ctx is not None:  # an input of the run: never to become an output
+                ctx.meta[KEEP_FILE] = value[1:]
             try:
                 return read_palette(value[1:]).colors.copy()
             except PaletteError as exc:
@@ -453,6 +459,9 @@ def quantize_command(
         workers=workers,
         shared_palette=shared_palette,
         html=html,
+        read_files=tuple(
+            p for p in [click.get_current_context().meta.get(KEEP_FILE)] if p is not None
+        ),
     )
     lossy = _lossy_output(inputs, output, fmt)
     if lossy is not None and not no_image and not quiet:

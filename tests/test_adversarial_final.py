@@ -14,7 +14,7 @@ import pytest
 from quantize.batch import BatchOptions, run_batch
 from quantize.errors import OutputError
 from quantize.pipeline import RunOptions
-from tests.conftest import gradient_rgb
+from tests.conftest import gradient_rgb, run_cli
 
 
 def test_html_page_never_replaces_an_input_named_index_html_even_with_force(
@@ -87,3 +87,19 @@ def test_a_signal_during_the_fork_of_the_workers_is_not_lost(
     finally:
         monkeypatch.undo()
         pool.close()
+
+
+def test_a_keep_file_is_an_input_never_overwritten_even_with_force(tmp_path: Path) -> None:
+    # `--keep @out/im-k4.txt --palette-format json,txt --force` replaced the
+    # user's kept-colors file with the image's palette (a --palette file was
+    # protected, a --keep @FILE was not).
+    gradient_rgb(16, 12, seed=1).save(tmp_path / "im.png")
+    keep = tmp_path / "im-k4.txt"
+    keep.write_text("#123456\n#abcdef\n")
+    code, out = run_cli(
+        tmp_path / "im.png", "-k", "4", "--keep", f"@{keep}", "--force",
+        "--palette-format", "json,txt",
+    )  # fmt: skip
+    assert code == 1
+    assert "refusing to overwrite the input" in out
+    assert keep.read_text() == "#123456\n#abcdef\n"
