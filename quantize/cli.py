@@ -701,8 +701,8 @@ class _StderrWithoutReader:
 
     Messages only accompany the files: with ``quantize ... 2>&1 | head -1``
     the first write would raise EPIPE, which Click turns into exit code 1,
-    stopping the batch half done and hiding the real exit code.  Once the
-    pipe is broken, stderr goes to the null device instead.
+    stopping the batch half done and hiding the real exit code (``2>/dev/full``
+    the same with ENOSPC).  Once a write fails, stderr goes to the null device.
     """
 
     def __init__(self, stream: Any) -> None:
@@ -711,14 +711,14 @@ class _StderrWithoutReader:
     def write(self, text: str) -> int:
         try:
             return int(self._stream.write(text))
-        except BrokenPipeError:
+        except OSError:
             self._to_null()
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
-        except BrokenPipeError:
+        except OSError:
             self._to_null()
 
     def _to_null(self) -> None:
@@ -734,6 +734,26 @@ class _StderrWithoutReader:
         return getattr(self._stream, name)
 
 
+def _open_std_streams() -> None:
+    """Give a closed stdin, stdout or stderr (``quantize ... 2>&-``) the null device.
+
+    Else the first file quantize opens takes that descriptor, and whatever
+    writes to "stderr" (a library's warning, a worker) writes into that file.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - for the whole run
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - for the whole run
+
+
 def main() -> None:
     """Console-script entry point.
 
@@ -743,7 +763,8 @@ def main() -> None:
     summary printed) and exits 143.
     """
     signal.signal(signal.SIGTERM, _on_sigterm)
-    if sys.stderr is not None and not isinstance(sys.stderr, _StderrWithoutReader):
+    _open_std_streams()
+    if not isinstance(sys.stderr, _StderrWithoutReader):
         sys.stderr = _StderrWithoutReader(sys.stderr)
     # quantize runs images in parallel processes itself (-j); BLAS threads on
     # its n x 3 products only compete with them (measured: same wall time for

@@ -32,38 +32,45 @@ def test_html_page_never_replaces_an_input_named_index_html_even_with_force(
     assert page.read_bytes() == before
 
 
-def _run_with_stderr_closed(*args: str | Path) -> int:
-    """Run quantize with its stderr a pipe nobody reads (`quantize ... 2>&1 | head -c0`)."""
+def _run_with_stderr(how: str, *args: str | Path) -> int:
+    """Run quantize with a stderr that cannot be written: a pipe nobody reads
+    (`quantize ... 2>&1 | head -c0`), a full device, or no stderr at all (`2>&-`)."""
     read_end, write_end = os.pipe()
     os.close(read_end)
+    full = os.open("/dev/full", os.O_WRONLY)
+    stderr = {"pipe": write_end, "full": full, "closed": None}[how]
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "quantize", *map(str, args)],
             stdout=subprocess.DEVNULL,
-            stderr=write_end,
+            stderr=stderr,
+            preexec_fn=(lambda: os.close(2)) if how == "closed" else None,
             timeout=120,
             check=False,
         )
     finally:
         os.close(write_end)
+        os.close(full)
     return proc.returncode
 
 
-def test_a_closed_stderr_neither_stops_the_batch_nor_changes_the_exit_code(
-    tmp_path: Path,
+@pytest.mark.parametrize("how", ["pipe", "full", "closed"])
+def test_an_unwritable_stderr_neither_stops_the_batch_nor_changes_the_exit_code(
+    tmp_path: Path, how: str
 ) -> None:
     # Click turned the first message into EPIPE -> exit 1 and the batch stopped
-    # after one image; a usage error exited 1 instead of 2.
+    # after one image; a usage error exited 1 instead of 2.  ENOSPC and a
+    # closed stderr (sys.stderr is None) stopped it before any image.
     src = tmp_path / "src"
     src.mkdir()
     for i in range(3):
         gradient_rgb(16, 12, seed=i).save(src / f"i{i}.png")
     out = tmp_path / "out"
-    assert _run_with_stderr_closed(src, "-o", f"{out}/", "-k", "3", "-j", "1") == 0
+    assert _run_with_stderr(how, src, "-o", f"{out}/", "-k", "3", "-j", "1") == 0
     assert sorted(p.name for p in out.iterdir()) == [
         f"i{i}-k3.{ext}" for i in range(3) for ext in ("json", "png")
     ]
-    assert _run_with_stderr_closed(src, "-k", "1") == 2
+    assert _run_with_stderr(how, src, "-k", "1") == 2
 
 
 def test_a_signal_during_the_fork_of_the_workers_is_not_lost(
