@@ -110,3 +110,22 @@ def test_a_keep_file_is_an_input_never_overwritten_even_with_force(tmp_path: Pat
     assert code == 1
     assert "refusing to overwrite the input" in out
     assert keep.read_text() == "#123456\n#abcdef\n"
+
+
+def test_an_unknown_mplbackend_does_not_crash_plot(tmp_path: Path) -> None:
+    # matplotlib's import raised ValueError on MPLBACKEND=nonsense: a traceback
+    # before any image.  quantize draws with the Agg canvas alone.
+    gradient_rgb(16, 12, seed=1).save(tmp_path / "im.png")
+    env = {**os.environ, "MPLBACKEND": "nonsense", "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "quantize", str(tmp_path / "im.png"), "-k", "3", "--plot"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "im-k3.pixels.png").exists()
+    assert "MPLBACKEND" in proc.stderr  # said, as one warning line
