@@ -422,6 +422,8 @@ def quantize_command(
         raise click.BadParameter(
             f"{len(keep)} kept colors do not fit in -k {colors}", param_hint="'--keep'"
         )
+    if palette is not None and keep is not None:
+        _check_keep_fits(palette, keep)
     if palette is not None:
         if _given(click.get_current_context(), "colors") and colors != palette.size and not quiet:
             _echo(f"quantize: note: -k {colors} ignored: {palette_file} has {palette.size} colors")
@@ -545,6 +547,19 @@ def _perceptual_options(
         "dither": dither_method if dither else "none",
         "dither_strength": 1.0 if dither_strength is None else dither_strength,
     }
+
+
+def _check_keep_fits(palette: Palette, keep: Any) -> None:
+    """The kept colors are added to a --palette: the two together must fit in a palette."""
+    import numpy as np
+
+    total = len(np.unique(np.concatenate([keep, palette.colors]), axis=0))
+    if total > MAX_COLORS:
+        raise click.BadParameter(
+            f"the --palette file's {palette.size} colors and the kept ones make {total}, "
+            f"more than {MAX_COLORS}",
+            param_hint="'--keep'",
+        )
 
 
 def _given(ctx: click.Context, name: str) -> bool:

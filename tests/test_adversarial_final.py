@@ -129,3 +129,21 @@ def test_an_unknown_mplbackend_does_not_crash_plot(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "im-k3.pixels.png").exists()
     assert "MPLBACKEND" in proc.stderr  # said, as one warning line
+
+
+def test_keep_that_overflows_a_given_palette_is_a_usage_error(tmp_path: Path) -> None:
+    # --palette (200 colors) + --keep (100 others) failed every image, exit 1,
+    # with "a palette needs 1 to 256 colors, got 300": a usage error found late.
+    gradient_rgb(16, 12, seed=1).save(tmp_path / "im.png")
+    palette = tmp_path / "p.txt"
+    palette.write_text("".join(f"#{i:06x}\n" for i in range(200)))
+    keep = tmp_path / "k.txt"
+    keep.write_text("".join(f"#{i:06x}\n" for i in range(150, 250)))  # 50 new colors
+    assert run_cli(tmp_path / "im.png", "--palette", palette, "--keep", f"@{keep}")[0] == 0
+    for written in tmp_path.glob("im-k*"):
+        written.unlink()
+    keep.write_text("".join(f"#{i:06x}\n" for i in range(150, 350)))  # 150 new colors
+    code, out = run_cli(tmp_path / "im.png", "--palette", palette, "--keep", f"@{keep}")
+    assert code == 2
+    assert "--keep" in out and "256" in out
+    assert not list(tmp_path.glob("im-k*"))
