@@ -872,11 +872,13 @@ def _execute_pool(
             broken = False
             while pending and len(running) < 2 * workers:
                 try:
-                    future = pool.submit(fn, pending[0], tasks[pending[0]], *args)
+                    # A Ctrl-C comes after the task is noted as running, so it is stopped.
+                    with signals_deferred():
+                        future = pool.submit(fn, pending[0], tasks[pending[0]], *args)
+                        running[future] = pending.popleft()
                 except BrokenProcessPool:
                     broken = True
                     break
-                running[future] = pending.popleft()
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             lost = _collect(done, running, on_done)
             finished = len(done) - len(lost)
