@@ -59,7 +59,13 @@ from quantize.pipeline import (
     visible_table,
 )
 from quantize.reduce import table_metrics
-from quantize.safeio import FileId, OutputPlanner, recording, remove_committed
+from quantize.safeio import (
+    FileId,
+    OutputPlanner,
+    recording,
+    remove_committed,
+    signals_deferred,
+)
 
 if TYPE_CHECKING:
     # Imported where a pool is made: multiprocessing costs ~10 ms of start-up
@@ -114,6 +120,8 @@ class BatchOptions:
     shared_palette: bool = False
     #: Also write ``index.html`` with every image's thumbnails (quantize.report_html).
     html: bool = False
+    #: Other files the run reads (a ``--keep @FILE``): protected like inputs.
+    read_files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -830,7 +838,11 @@ class _Pool:
         )
 
     def submit(self, fn: Callable[..., R], index: int, task: Any, *args: Any) -> Future[R]:
-        return self.executor.submit(_tracked, index, fn, task, *args)
+        # submit() forks the workers; a Ctrl-C or SIGTERM handled in fork()'s
+        # at-fork hooks raises there, where Python prints it and drops it: the
+        # run went on to the end and exited 0.  Hold them until it returns.
+        with signals_deferred():
+            return self.executor.submit(_tracked, index, fn, task, *args)
 
     def close(self) -> set[int]:
         """Shut the pool down; the indices of the tasks whose workers died."""
@@ -860,11 +872,13 @@ def _execute_pool(
             broken = False
             while pending and len(running) < 2 * workers:
                 try:
-                    future = pool.submit(fn, pending[0], tasks[pending[0]], *args)
+                    # A Ctrl-C comes after the task is noted as running, so it is stopped.
+                    with signals_deferred():
+                        future = pool.submit(fn, pending[0], tasks[pending[0]], *args)
+                        running[future] = pending.popleft()
                 except BrokenProcessPool:
                     broken = True
                     break
-                running[future] = pending.popleft()
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             lost = _collect(done, running, on_done)
             finished = len(done) - len(lost)
@@ -1139,6 +1153,7 @@ def run_batch(
     named = [Path(p) for p in inputs if not os.path.isdir(p)]
     if options.run.palette_file is not None:
         named.append(Path(options.run.palette_file))
+    named.extend(Path(p) for p in options.read_files)
     planner = OutputPlanner(force=options.run.force, started=started)
     palette_path = None
     if options.shared_palette:
@@ -1147,12 +1162,13 @@ def run_batch(
         planner.claim("the shared palette", _palette_files(palette_path, options.run))
     if page_path is not None:
         planner.claim("the --html page", [page_path])
-        planner.check([page_path])
     for index, item in enumerate(plan_jobs(sources, options, single, named, planner)):
         if isinstance(item, Job):
             jobs.append((index, item))
         else:
             finished[index] = item
+    if page_path is not None:
+        planner.check([page_path])  # only now is an input named index.html protected
     planner.remove_stale()  # only now: every input is protected
     planned = [finished[i] for i in sorted(finished)]
     total = len(planned) + len(jobs)

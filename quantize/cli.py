@@ -6,6 +6,7 @@ that ``quantize --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -86,6 +87,10 @@ class FormatList(click.ParamType):
         return tuple(dict.fromkeys(items))
 
 
+#: Where ``--keep @FILE`` leaves FILE in the context's ``meta``.
+KEEP_FILE = "quantize.keep_file"
+
+
 class KeepColors(click.ParamType):
     """``--keep``: comma-separated hex colors or ``@FILE``, as an (n, 3) uint8 array.
 
@@ -103,6 +108,8 @@ class KeepColors(click.ParamType):
         if not isinstance(value, str):
             return value
         if value.startswith("@"):
+            if ctx is not None:  # an input of the run: never to become an output
+                ctx.meta[KEEP_FILE] = value[1:]
             try:
                 return read_palette(value[1:]).colors.copy()
             except PaletteError as exc:
@@ -420,6 +427,8 @@ def quantize_command(
         raise click.BadParameter(
             f"{len(keep)} kept colors do not fit in -k {colors}", param_hint="'--keep'"
         )
+    if palette is not None and keep is not None:
+        _check_keep_fits(palette, keep)
     if palette is not None:
         if _given(click.get_current_context(), "colors") and colors != palette.size and not quiet:
             _echo(f"quantize: note: -k {colors} ignored: {palette_file} has {palette.size} colors")
@@ -457,6 +466,9 @@ def quantize_command(
         workers=workers,
         shared_palette=shared_palette,
         html=html,
+        read_files=tuple(
+            p for p in [click.get_current_context().meta.get(KEEP_FILE)] if p is not None
+        ),
     )
     lossy = _lossy_output(inputs, output, fmt)
     if lossy is not None and not no_image and not quiet:
@@ -540,6 +552,19 @@ def _perceptual_options(
         "dither": dither_method if dither else "none",
         "dither_strength": 1.0 if dither_strength is None else dither_strength,
     }
+
+
+def _check_keep_fits(palette: Palette, keep: Any) -> None:
+    """The kept colors are added to a --palette: the two together must fit in a palette."""
+    import numpy as np
+
+    total = len(np.unique(np.concatenate([keep, palette.colors]), axis=0))
+    if total > MAX_COLORS:
+        raise click.BadParameter(
+            f"the --palette file's {palette.size} colors and the kept ones make {total}, "
+            f"more than {MAX_COLORS}",
+            param_hint="'--keep'",
+        )
 
 
 def _given(ctx: click.Context, name: str) -> bool:
@@ -691,6 +716,64 @@ def _stop_message() -> str:
 _BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+class _StderrWithoutReader:
+    """``sys.stderr``, except that a reader gone away does not stop the run.
+
+    Messages only accompany the files: with ``quantize ... 2>&1 | head -1``
+    the first write would raise EPIPE, which Click turns into exit code 1,
+    stopping the batch half done and hiding the real exit code (``2>/dev/full``
+    the same with ENOSPC).  Once a write fails, stderr goes to the null device.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except OSError:
+            self._to_null()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            self._to_null()
+
+    def _to_null(self) -> None:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, self._stream.fileno())
+        finally:
+            os.close(null)
+        with contextlib.suppress(OSError):
+            self._stream.flush()  # what was buffered goes to the null device too
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _open_std_streams() -> None:
+    """Give a closed stdin, stdout or stderr (``quantize ... 2>&-``) the null device.
+
+    Else the first file quantize opens takes that descriptor, and whatever
+    writes to "stderr" (a library's warning, a worker) writes into that file.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - for the whole run
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - for the whole run
+
+
 def main() -> None:
     """Console-script entry point.
 
@@ -700,6 +783,9 @@ def main() -> None:
     summary printed) and exits 143.
     """
     signal.signal(signal.SIGTERM, _on_sigterm)
+    _open_std_streams()
+    if not isinstance(sys.stderr, _StderrWithoutReader):
+        sys.stderr = _StderrWithoutReader(sys.stderr)
     # quantize runs images in parallel processes itself (-j); BLAS threads on
     # its n x 3 products only compete with them (measured: same wall time for
     # one image, 40% less CPU).  Set before numpy is imported; a user's own

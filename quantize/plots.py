@@ -10,6 +10,8 @@ that needs no global backend switch.  One figure is reused per process
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -235,7 +237,27 @@ def _figure() -> _Plot:
     return _PLOT
 
 
+def _import_matplotlib() -> None:
+    """Import matplotlib, whatever ``MPLBACKEND`` says.
+
+    Its import rejects an unknown ``MPLBACKEND`` (the pyplot backend) with a
+    ValueError; quantize never uses pyplot, only the Agg canvas, so such a
+    value is dropped with a warning and the import tried again.
+    """
+    try:
+        import matplotlib
+    except ValueError:
+        value = os.environ.pop("MPLBACKEND", None)
+        if value is None:
+            raise
+        for name in [m for m in sys.modules if m.split(".")[0] == "matplotlib"]:
+            del sys.modules[name]  # the half-imported package
+        warnings.warn(f"ignored MPLBACKEND={value!r}: not a matplotlib backend", stacklevel=2)
+        import matplotlib  # noqa: F401
+
+
 def _build() -> _Plot:
+    _import_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.font_manager import FontProperties, findfont, get_font

@@ -492,6 +492,10 @@ def _signals_deferred() -> Iterator[None]:
             signal.raise_signal(signum)
 
 
+#: For other steps that a signal handler must not interrupt (forking the workers).
+signals_deferred = _signals_deferred
+
+
 def _place(temp: Path, target: Path, force: bool) -> _Placed:
     file = _file_id(os.lstat(temp))
     try:
