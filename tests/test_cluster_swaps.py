@@ -1,0 +1,96 @@
+"""Swap search where restarts alone were not enough: small tables above 32
+clusters, the 6-bit bins at k = 33..64, and coarse seed bins below."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from PIL import Image
+
+from quantize import cluster
+from quantize.histogram import ColorTable, color_table, pack_rgb
+from quantize.kmeans import _best_of, _LloydResult, _Prepared, check_random_state
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+
+
+def table_of(pixels: NDArray[np.uint8]) -> ColorTable:
+    return color_table(pack_rgb(pixels.reshape(-1, 3)))
+
+
+def lumps(n_lumps: int, rows: int, seed: int) -> NDArray[np.uint8]:
+    """Pixels in ``n_lumps`` tight lumps of color of very different sizes."""
+    rng = np.random.default_rng(seed)
+    centers = rng.integers(20, 236, size=(n_lumps, 3))
+    sizes = rng.integers(1, 40, size=n_lumps)
+    which = rng.choice(n_lumps, size=rows, p=sizes / sizes.sum())
+    noise = rng.normal(0, 6, size=(rows, 3))
+    return np.clip(np.rint(centers[which] + noise), 0, 255).astype(np.uint8)
+
+
+def spy_swaps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the number of rows of every swap search."""
+    rows: list[int] = []
+    original = cluster._swap_search
+
+    def spy(prep: _Prepared, start: _LloydResult, *args: object) -> _LloydResult:
+        rows.append(prep.X.shape[0])
+        return original(prep, start, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cluster, "_swap_search", spy)
+    return rows
+
+
+def test_small_table_gets_swaps_at_64_clusters(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = table_of(lumps(90, 6000, seed=3))
+    assert table.n_colors < cluster._MIN_ROWS_TO_BIN  # clustered without bins
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    swaps = spy_swaps(monkeypatch)
+    fit = cluster.cluster_table(x, w, table.keys, 64, random_state=0)
+    assert swaps == [table.n_colors]
+    # The swaps start from exactly the restarts' result and keep only gains.
+    runs = cluster.resolve_n_init("auto", 64)
+    alone = _best_of(x, w, 64, "k-means++", runs, 300, cluster.TOL, check_random_state(0))
+    assert fit.inertia < alone.inertia
+
+
+def test_binned_table_gets_swaps_on_the_fine_bins_at_64_clusters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    table = table_of(lumps(120, 200_000, seed=5))
+    assert table.n_colors >= cluster._MIN_ROWS_TO_BIN
+    swaps = spy_swaps(monkeypatch)
+    cluster.cluster_centers(
+        table.colors / 255.0, table.counts.astype(np.float64), table.keys, 64, random_state=0
+    )
+    assert len(swaps) == 1  # on the 6-bit bins: more rows than the 5-bit seed bins
+    assert cluster._bin(table.colors / 255.0, table.counts.astype(float), table.keys, 64)
+    assert swaps[0] > 4 * 64
+
+
+def test_coarse_seed_bins_tell_dark_tables_from_photos() -> None:
+    china = np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB"))
+    # The same photo, darkened to a night scene: its pixels pile into few bins.
+    night = (china * 0.2).astype(np.uint8)
+    for pixels, coarse in ((china, False), (night, True)):
+        table = table_of(pixels)
+        bins = cluster._bin(table.colors / 255.0, table.counts.astype(float), table.keys, 16)
+        assert bins is not None
+        _, seed_w = cluster._seed_set(bins, 16)
+        assert cluster._coarse_seed_bins(seed_w, 16) is coarse
+
+
+def test_coarse_table_gets_swaps_on_the_fine_bins_at_16_clusters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    china = np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB"))
+    for pixels, searches in ((china, 1), ((china * 0.2).astype(np.uint8), 2)):
+        table = table_of(pixels)
+        swaps = spy_swaps(monkeypatch)
+        x, w = table.colors / 255.0, table.counts.astype(np.float64)
+        fit = cluster.cluster_table(x, w, table.keys, 16, random_state=0)
+        assert len(swaps) == searches
+        assert fit.centers.shape == (16, 3)
