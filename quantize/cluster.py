@@ -799,9 +799,14 @@ def _swap_search(
     """
     best = start
     k = start.centers.shape[0]
+    # A rejected try leaves ``best`` as it was: its distances are reused
+    # (the same function of the same centers) instead of recomputed.
+    nearest = None
     for _ in range(tries):
-        labels, _, near, others = _nearest_three(prep.X, best.centers - prep.shift, prep.x_sq)
-        d1, d2 = near**2, others[:, 0] ** 2
+        if nearest is None:
+            labels, _, near, others = _nearest_three(prep.X, best.centers - prep.shift, prep.x_sq)
+            nearest = labels, near**2, others[:, 0] ** 2
+        labels, d1, d2 = nearest
         pick = int(_draw(rng, prep.w * d1, 1)[0])
         offset = prep.X - prep.X[pick]
         d_new = np.einsum("ij,ij->i", offset, offset)
@@ -815,6 +820,7 @@ def _swap_search(
         if run.inertia < best.inertia:
             n_iter = best.n_iter + run.n_iter
             best = _LloydResult(run.centers, run.labels, run.inertia, n_iter, run.state)
+            nearest = None
     return best
 
 

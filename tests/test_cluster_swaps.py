@@ -12,7 +12,17 @@ from PIL import Image
 
 from quantize import cluster
 from quantize.histogram import ColorTable, color_table, pack_rgb
-from quantize.kmeans import _best_of, _LloydResult, _Prepared, check_random_state
+from quantize.kmeans import (
+    _best_of,
+    _draw,
+    _lloyd,
+    _LloydResult,
+    _nearest_three,
+    _prepare,
+    _Prepared,
+    _weighted_count,
+    check_random_state,
+)
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 
@@ -94,3 +104,56 @@ def test_coarse_table_gets_swaps_on_the_fine_bins_at_16_clusters(
         fit = cluster.cluster_table(x, w, table.keys, 16, random_state=0)
         assert len(swaps) == searches
         assert fit.centers.shape == (16, 3)
+
+
+def swap_search_recomputing(
+    prep: _Prepared, start: _LloydResult, max_iter: int, rng: np.random.Generator, tries: int
+) -> tuple[_LloydResult, int]:
+    """The swap search with every try's distances computed afresh, and how
+    many tries it kept."""
+    best, accepted = start, 0
+    k = start.centers.shape[0]
+    for _ in range(tries):
+        labels, _, near, others = _nearest_three(prep.X, best.centers - prep.shift, prep.x_sq)
+        d1, d2 = near**2, others[:, 0] ** 2
+        pick = int(_draw(rng, prep.w * d1, 1)[0])
+        offset = prep.X - prep.X[pick]
+        d_new = np.einsum("ij,ij->i", offset, offset)
+        kept = np.minimum(d1, d_new)
+        cost = _weighted_count(labels, prep.w * (np.minimum(d2, d_new) - kept), k)
+        centers = best.centers.copy()
+        centers[int(np.argmin(cost))] = prep.X[pick] + prep.shift
+        run = _lloyd(prep, centers, max_iter, cluster.TOL)
+        if run.inertia < best.inertia:
+            n_iter = best.n_iter + run.n_iter
+            best = _LloydResult(run.centers, run.labels, run.inertia, n_iter, run.state)
+            accepted += 1
+    return best, accepted
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_swaps_reuse_the_distances_of_a_kept_center_set(
+    monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    table = table_of(lumps(40, 3000, seed=seed))
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    prep = _prepare(x, w)
+    start = _best_of(x, w, 12, "k-means++", 1, 300, cluster.TOL, check_random_state(seed))
+    oracle_rng = check_random_state(seed + 10)
+    expected, accepted = swap_search_recomputing(prep, start, 300, oracle_rng, 20)
+    passes: list[int] = []
+
+    def counted(*args: NDArray[np.float64]) -> object:
+        passes.append(1)
+        return _nearest_three(*args)
+
+    monkeypatch.setattr(cluster, "_nearest_three", counted)
+    rng = check_random_state(seed + 10)
+    got = cluster._swap_search(prep, start, 300, rng, 20)
+    np.testing.assert_array_equal(got.centers, expected.centers)
+    np.testing.assert_array_equal(got.labels, expected.labels)
+    assert (got.inertia, got.n_iter) == (expected.inertia, expected.n_iter)
+    np.testing.assert_array_equal(rng.random(4), oracle_rng.random(4))  # same draws
+    # One pass for the start and one per kept try, not one per try.
+    assert accepted < 19
+    assert len(passes) == 1 + accepted
