@@ -708,21 +708,6 @@ def check_outputs(outputs: Iterable[Path], inputs: Iterable[Path], *, force: boo
 Writer = Callable[[IO[bytes]], None]
 
 
-def atomic_write(path: Path, write: Writer) -> None:
-    """Write a file so that readers see the old file or the whole new one, never a part.
-
-    The data goes to a hidden temporary file in the same folder, which is
-    flushed, synced and renamed over ``path`` (an existing file is replaced);
-    on any error it is removed.
-
-    Raises
-    ------
-    OutputError
-        The folder cannot be written, or ``write`` fails with OSError or ValueError.
-    """
-    write_files([(path, write)], force=True)
-
-
 def write_files(files: Sequence[tuple[Path, Writer]], *, force: bool = False) -> None:
     """Write several files so that either all of them are in place or none is.
 
@@ -788,16 +773,6 @@ def _read_umask() -> int:
 # Read once at import: os.umask can only be read by setting it, which is not
 # thread-safe while other threads create files.
 _UMASK = _read_umask()
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    """Atomically write ``data`` to ``path``."""
-    atomic_write(path, bytes_writer(data))
-
-
-def write_text(path: Path, text: str) -> None:
-    """Atomically write UTF-8 ``text`` to ``path``."""
-    write_bytes(path, text.encode("utf-8"))
 
 
 def bytes_writer(data: bytes) -> Writer:
