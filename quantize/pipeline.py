@@ -689,14 +689,7 @@ def _dithered(
     indices: list[NDArray[np.uint8]] = []
     pairs: list[NDArray[np.uint32]] = []
     for frame, frame_keys in zip(frames, keys, strict=True):
-        visible = None if frame.alpha is None else frame.alpha > 0
-        rgb = frame.rgb
-        if visible is not None:
-            # A transparent pixel holding a palette color adds no error of its own
-            # to diffuse into its visible neighbors.
-            rgb = rgb.copy()
-            rgb[~visible] = fit.palette.colors[0]
-        idx = dither_indices(rgb, fit.palette.colors, method, strength=strength, space=space)
+        visible, idx = _dither_frame(frame, fit.palette.colors, method, strength, space)
         vis_keys = frame_keys if visible is None else frame_keys[visible]
         vis_idx = idx if visible is None else idx[visible]
         # 24-bit color key and 8-bit index fit one uint32 pair code.
@@ -722,18 +715,26 @@ def _dithered_bounded(
     acc = MetricsAccumulator(fit.palette.colors)
     indices: list[NDArray[np.uint8]] = []
     for frame in frames:
-        visible = None if frame.alpha is None else frame.alpha > 0
-        rgb = frame.rgb
-        if visible is not None:
-            rgb = rgb.copy()
-            rgb[~visible] = fit.palette.colors[0]
-        idx = dither_indices(rgb, fit.palette.colors, method, strength=strength, space=space)
-        del rgb
+        visible, idx = _dither_frame(frame, fit.palette.colors, method, strength, space)
         add_pixel_pairs(acc, frame.rgb, visible, idx)
         indices.append(idx)
     palette, remap = _trim_and_sort(fit.palette.colors, acc.counts)
     remap8 = np.maximum(remap, 0).astype(np.uint8)
     return _Attempt(fit, palette, acc.result(), [remap8[idx] for idx in indices])
+
+
+def _dither_frame(
+    frame: Frame, colors: NDArray[np.uint8], method: Dither, strength: float, space: str
+) -> tuple[NDArray[np.bool_] | None, NDArray[np.uint8]]:
+    """The visible-pixel mask of ``frame`` (None: all visible) and its dithered indices."""
+    visible = None if frame.alpha is None else frame.alpha > 0
+    rgb = frame.rgb
+    if visible is not None:
+        # A transparent pixel holding a palette color adds no error of its own
+        # to diffuse into its visible neighbors.
+        rgb = rgb.copy()
+        rgb[~visible] = colors[0]
+    return visible, dither_indices(rgb, colors, method, strength=strength, space=space)
 
 
 def _in_order(
