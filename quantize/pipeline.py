@@ -8,7 +8,6 @@ table (:func:`quantize.histogram.recolor`).  Nothing here prints; files are writ
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
@@ -39,7 +38,6 @@ from quantize.histogram import (
 from quantize.imageio import (
     ANIMATION_FORMATS,
     FORMATS,
-    INDEXED_FORMATS,
     LOSSY_FORMATS,
     Frame,
     LoadedImage,
@@ -57,8 +55,7 @@ from quantize.imageio import (
 from quantize.kmeans import check_random_state, nearest_center
 from quantize.limits import DEFAULT_MAX_FRAMES, MAX_COLORS, MAX_N_INIT, MIN_COLORS
 from quantize.metrics import MetricsAccumulator, QualityMetrics, palette_metrics, quality_metrics
-from quantize.palette import SUFFIXES, Palette, export, render_swatch, to_json_colors
-from quantize.plots import render_pixel_plot, sample_pixels
+from quantize.palette import SUFFIXES, Palette, export, to_json_colors
 from quantize.reduce import (
     ReducedTable,
     add_pixel_pairs,
@@ -67,11 +64,9 @@ from quantize.reduce import (
     reduce_table,
     table_metrics,
 )
+from quantize.render import for_format, pixel_plot_png, render_frames, render_swatch
 from quantize.text import json_safe, valid_unicode
 from quantize.vocabulary import ALGORITHMS, SORT_KEYS, Algorithm, SortKey
-
-#: Pixels drawn in the ``--plot`` scatter plot.
-PLOT_SAMPLE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -152,14 +147,14 @@ class QuantizeResult:
 
     def image_for_format(self, fmt: str) -> Image.Image:
         """The image to save in ``fmt``: indexed where the format can hold a palette."""
-        return _for_format(self.image, fmt)
+        return for_format(self.image, fmt)
 
     def frames_for_format(self, fmt: str) -> list[Image.Image]:
         """Every frame as :meth:`image_for_format` gives it, or only the first
         when ``fmt`` cannot hold an animation."""
         frames = self.frames or [self.image]
         keep = frames if fmt in ANIMATION_FORMATS else frames[:1]
-        return [_for_format(frame, fmt) for frame in keep]
+        return [for_format(frame, fmt) for frame in keep]
 
     def report(self, source: str | None, image_path: str | None) -> dict[str, Any]:
         """The palette report as a JSON-ready dict (schema in the README)."""
@@ -181,17 +176,6 @@ class QuantizeResult:
             "colors": mark_kept(to_json_colors(self.palette), self.kept),
             "warnings": list(self.warnings),
         }
-
-
-def _for_format(image: Image.Image, fmt: str) -> Image.Image:
-    if image.mode != "P":
-        return image
-    # PNG stores per-entry alpha, GIF one transparent index, TIFF and BMP none.
-    alpha = image.info.get("transparency")
-    stored = alpha is None or fmt == "png" or (fmt == "gif" and isinstance(alpha, int))
-    if fmt in INDEXED_FORMATS and stored:
-        return image
-    return image.convert("RGB" if alpha is None else "RGBA")
 
 
 def quantize_image(
@@ -593,85 +577,6 @@ def _unique_rows(colors: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return colors[np.sort(first)]
 
 
-def render_frames(
-    frames: list[Frame], indices: list[NDArray[np.uint8]], palette: Palette
-) -> list[Image.Image]:
-    """Build the output frames from the palette index of every pixel.
-
-    All frames share one indexed palette: the ``palette`` colors (index i is
-    ``palette.colors[i]``), then one entry per (color, alpha) pair of the
-    semi-transparent pixels, then one fully transparent entry (RGB 0, 0, 0)
-    that every alpha-0 pixel uses, whatever color was hidden under it.  When
-    that needs more than 256 entries the frames come back as RGBA instead.
-
-    Parameters
-    ----------
-    frames : list of Frame
-        The input frames, for their alpha.
-    indices : list of ndarray of uint8, shape (h, w)
-        Palette index of every pixel of each frame (the value under alpha 0
-        does not matter).
-    palette : Palette
-
-    Returns
-    -------
-    list of PIL.Image.Image
-        Mode "P" (with ``info["transparency"]`` an index, or per-entry
-        alpha bytes when some pixel is semi-transparent), or "RGBA".
-    """
-    alphas = [f.alpha for f in frames]
-    if all(a is None for a in alphas):
-        return [_indexed(idx, palette.colors.ravel().tolist(), None) for idx in indices]
-    # Code each pixel as index * 256 + alpha; every alpha-0 pixel shares one code.
-    clear = 256 * 256
-    codes = [_pair_codes(idx, a, clear) for idx, a in zip(indices, alphas, strict=True)]
-    opaque = np.arange(palette.size, dtype=np.int32) * 256 + 255
-    extra = np.unique(np.concatenate([c[(c & 255) != 255] for c in codes]))
-    if extra.size == 0:
-        return [_indexed(idx, palette.colors.ravel().tolist(), None) for idx in indices]
-    if palette.size + extra.size > 256:
-        return [_rgba(idx, a, palette) for idx, a in zip(indices, alphas, strict=True)]
-    entries = np.concatenate([opaque, extra])  # sorted: opaque codes, then extra ascending
-    order = np.argsort(entries, kind="stable")
-    entry_index = [order[np.searchsorted(entries[order], c)].astype(np.uint8) for c in codes]
-    colors = palette.colors[np.minimum(entries >> 8, palette.size - 1)]
-    colors[entries == clear] = 0
-    alpha = np.where(entries == clear, 0, entries & 255).astype(np.uint8)
-    only_clear = extra.size == 1 and extra[0] == clear
-    transparency: int | bytes = palette.size if only_clear else alpha.tobytes()
-    return [_indexed(idx, colors.ravel().tolist(), transparency) for idx in entry_index]
-
-
-def _pair_codes(
-    indices: NDArray[np.uint8], alpha: NDArray[np.uint8] | None, clear: int
-) -> NDArray[np.int32]:
-    codes = indices.astype(np.int32) * 256
-    codes += 255 if alpha is None else alpha
-    if alpha is not None:
-        codes[alpha == 0] = clear
-    return codes
-
-
-def _indexed(
-    indices: NDArray[np.uint8], flat_palette: list[int], transparency: int | bytes | None
-) -> Image.Image:
-    img = Image.frombytes("P", (indices.shape[1], indices.shape[0]), indices.tobytes())
-    img.putpalette(flat_palette, "RGB")
-    if transparency is not None:
-        img.info["transparency"] = transparency
-    return img
-
-
-def _rgba(
-    indices: NDArray[np.uint8], alpha: NDArray[np.uint8] | None, palette: Palette
-) -> Image.Image:
-    rgba = np.empty((*indices.shape, 4), dtype=np.uint8)
-    rgba[..., :3] = palette.colors[indices]
-    rgba[..., 3] = 255 if alpha is None else alpha
-    rgba[rgba[..., 3] == 0, :3] = 0
-    return Image.fromarray(rgba, "RGBA")
-
-
 def _dithered(
     frames: list[Frame],
     keys: list[NDArray[np.uint32]],
@@ -1012,11 +917,17 @@ def write_outputs(
     """
     files: list[tuple[Path, Writer]] = []
     # Drawn first: its warnings belong in the report.
-    plot = (
-        None
-        if plan.plot is None
-        else pixel_plot_png(valid_unicode(source.name), frame, result, seed=seed)
-    )
+    plot = None
+    if plan.plot is not None:
+        plot, caught = pixel_plot_png(
+            valid_unicode(source.name),
+            frame,
+            result.image,
+            result.palette,
+            result.distinct_colors,
+            seed=seed,
+        )
+        result.warnings.extend(caught)
     indexed = None
     if plan.write_image:
         frames = result.frames_for_format(plan.fmt)
@@ -1049,67 +960,6 @@ def write_outputs(
 
         files.extend(thumbnail_writers(plan.thumbs, frame, result.image))
     write_files(files, force=force)
-
-
-def pixel_plot_png(name: str, frame: Frame, result: QuantizeResult, *, seed: int = 0) -> bytes:
-    """The ``--plot`` figure of a result as PNG bytes (see `quantize.plots`).
-
-    Warnings matplotlib gives while drawing (a glyph the font lacks ...) are
-    added to ``result.warnings``, one line each, for the report and the command.
-
-    Parameters
-    ----------
-    name : str
-        Image name for the title.
-    frame : Frame
-        The decoded input the result was computed from.
-    result : QuantizeResult
-    seed : int
-        Seed of the sample of `PLOT_SAMPLE_SIZE` visible pixels.
-    """
-    original, mapped = sample_visible_pixels(frame, result.image, PLOT_SAMPLE_SIZE, seed)
-    title = f"{name} — {result.distinct_colors:,} distinct colors → k={result.palette.size}"
-    buffer = io.BytesIO()
-    caught = render_pixel_plot(
-        original, mapped, result.palette.colors, title=title, path_or_buffer=buffer
-    )
-    result.warnings.extend(f"--plot: {line}" for line in dict.fromkeys(caught))
-    return buffer.getvalue()
-
-
-def sample_visible_pixels(
-    frame: Frame, image: Image.Image, n: int, seed: int
-) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-    """A seeded sample of visible pixels with their input and output colors.
-
-    Parameters
-    ----------
-    frame : Frame
-        The input; pixels with alpha 0 are not visible and never sampled.
-    image : PIL.Image.Image
-        The recolored image of the same size (mode "P", "RGB" or "RGBA").
-    n : int
-        Sample size; every visible pixel when there are fewer.
-    seed : int
-
-    Returns
-    -------
-    original, mapped : ndarray of uint8, shape (min(n, visible), 3)
-        Input colors, and the colors the same pixels have in ``image``.
-    """
-    visible = None if frame.alpha is None else np.flatnonzero(frame.alpha.ravel() > 0)
-    n_visible = frame.rgb.shape[0] * frame.rgb.shape[1] if visible is None else visible.size
-    where = sample_pixels(n_visible, n, seed)
-    if visible is not None:
-        where = visible[where]
-    original = frame.rgb.reshape(-1, 3)[where]
-    if image.mode == "P":
-        # Read the indices the image holds, so the colors are the written ones.
-        lut = np.asarray(image.getpalette("RGB"), dtype=np.uint8).reshape(-1, 3)
-        mapped = lut[np.asarray(image).ravel()[where]]
-    else:
-        mapped = np.asarray(image.convert("RGB")).reshape(-1, 3)[where]
-    return original, mapped
 
 
 # --------------------------------------------------------------------------
