@@ -3,7 +3,7 @@
 :func:`run_batch` is the library entry point behind the ``quantize`` command.
 It expands files and folders into a list of paths (never of decoded images,
 so memory stays flat), decides every output path before any work, then hands
-one image at a time to :func:`quantize.pipeline.process_file` in a pool of
+one image at a time to :func:`quantize.outputs.process_file` in a pool of
 worker processes.  Each worker writes its own outputs atomically; the parent
 only collects small :class:`ImageResult` records and calls the progress
 callback.  Every image is processed by the same deterministic code whatever
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import sys
 import threading
@@ -46,16 +45,13 @@ from quantize.imageio import (
     load_image,
     write_files,
 )
+from quantize.outputs import OutputPlan, is_folder_spec, is_own_output, plan_outputs, process_file
 from quantize.palette import SUFFIXES, Palette, export, read_palette, to_json_colors
 from quantize.pipeline import (
     MAX_COLORS,
-    OutputPlan,
     RunOptions,
     fit_palette,
-    is_folder_spec,
     mark_kept,
-    plan_outputs,
-    process_file,
     visible_table,
 )
 from quantize.reduce import table_metrics
@@ -80,9 +76,6 @@ IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
 #: Name of the shared palette file written with ``shared_palette``.
 SHARED_PALETTE_NAME = "palette.json"
 
-# quantize's own output names: STEM-kK followed by one or more suffixes
-# (photo-k16.png, photo-k16.json, photo-k16.swatch.png ...).
-_OUTPUT_NAME = re.compile(r"(?P<stem>.+)-k(?:[0-9]+|auto)(?:\.[^.]+)+")
 # Merge buffered color tables once they hold this many rows in total.
 _MERGE_ROWS = 1 << 22
 
@@ -329,27 +322,6 @@ def _page_thumbnails(folder: Path) -> bool:
     from quantize.report_html import PAGE_NAME, THUMB_DIR
 
     return folder.name == THUMB_DIR and (folder.parent / PAGE_NAME).is_file()
-
-
-def is_own_output(name: str, sibling_stems: set[str]) -> bool:
-    """True when file ``name`` looks like a quantize output of a sibling image.
-
-    Parameters
-    ----------
-    name : str
-        A file name such as ``photo-k16.png``.
-    sibling_stems : set of str
-        Stems of the image files in the same folder.
-
-    Examples
-    --------
-    >>> is_own_output("photo-k16.png", {"photo", "photo-k16"})
-    True
-    >>> is_own_output("photo-k16.png", {"photo-k16"})
-    False
-    """
-    match = _OUTPUT_NAME.fullmatch(name)
-    return match is not None and match.group("stem") in sibling_stems
 
 
 # --------------------------------------------------------------------------- #

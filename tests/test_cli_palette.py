@@ -21,7 +21,7 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from quantize import pipeline, render
+from quantize import outputs, pipeline, render
 from quantize.colors import srgb_to_lab
 from quantize.imageio import Frame
 from quantize.metrics import ciede2000
@@ -396,13 +396,13 @@ def test_plan_names_every_output_beside_the_image(tmp_path: Path) -> None:
     opts = pipeline.RunOptions(
         colors=8, palette_formats=("ase", "gpl"), swatch=True, plot=True, image=False
     )
-    plan = pipeline.plan_outputs(tmp_path / "a.b.jpg", None, opts)
+    plan = outputs.plan_outputs(tmp_path / "a.b.jpg", None, opts)
     # A dotted input stem must survive in every name.
     assert plan.image == tmp_path / "a.b-k8.png" and not plan.write_image
     suffixes = [".json", ".ase", ".gpl", ".swatch.png", ".pixels.png"]
     assert plan.paths == [tmp_path / f"a.b-k8{s}" for s in suffixes]
     with pytest.raises(ValueError, match="unknown palette formats"):
-        pipeline.plan_outputs(tmp_path / "a.jpg", None, pipeline.RunOptions(palette_formats=("x",)))
+        outputs.plan_outputs(tmp_path / "a.jpg", None, pipeline.RunOptions(palette_formats=("x",)))
 
 
 def test_quantize_image_sort_reorders_palette_and_image_together() -> None:
