@@ -2,12 +2,18 @@
 
 The pipeline never clusters raw pixels: it counts the distinct visible colors,
 fits the palette to that weighted table, and recolors every pixel through the
-table (:func:`quantize.histogram.recolor`).  Nothing here prints or writes a
-file: naming, planning and writing the outputs is `quantize.outputs`.
+table (:func:`quantize.histogram.recolor`).  Arrays and `Palette` go in and
+out: `fit_palette` and `apply_palette` work on a color table, and
+`ImageQuantizer` is the one-image algorithm (one method per mode: fixed k,
+``-k auto``, a given palette; each with kept colors).  `quantize_image`
+decodes the input, runs it and has `quantize.render` assemble the result's
+images.  Nothing here prints or writes a file: naming, planning and writing
+outputs is `quantize.outputs`.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -33,12 +39,7 @@ from quantize.histogram import (
     recolor,
     unpack_keys,
 )
-from quantize.imageio import (
-    ANIMATION_FORMATS,
-    Frame,
-    LoadedImage,
-    load_image,
-)
+from quantize.imageio import ANIMATION_FORMATS, Frame, LoadedImage, load_image
 from quantize.kmeans import check_random_state, nearest_center
 from quantize.limits import DEFAULT_MAX_FRAMES, MAX_COLORS, MAX_N_INIT, MIN_COLORS
 from quantize.metrics import MetricsAccumulator, QualityMetrics, palette_metrics
@@ -243,79 +244,28 @@ def quantize_image(
     kept = check_keep(keep, colors if palette is None else "auto")
     start = time.perf_counter()
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
-    table = count_pixels(_sources(loaded.frames))
-    if table.n_colors == 0:
+    one = ImageQuantizer(
+        loaded,
+        algorithm=algorithm,
+        n_init=n_init,
+        max_iter=max_iter,
+        seed=seed,
+        space=space,
+        dither=dither,
+        dither_strength=dither_strength,
+        keep=kept,
+    )
+    if one.table.n_colors == 0:
         path = image if isinstance(image, str | os.PathLike) else None
         raise InputError("every pixel is fully transparent: nothing to quantize", path)
-    warnings = list(loaded.notes)
-    transparent = _transparent_count(loaded.frames)
-    k_max = MAX_COLORS - 1 if transparent else MAX_COLORS
-    huge = is_huge(table.n_colors)
-    fit_options: dict[str, Any] = {
-        "algorithm": algorithm,
-        "n_init": n_init,
-        "max_iter": max_iter,
-        "seed": seed,
-        "space": space,
-        # Converted once: every palette size tried reuses it.
-        "points": None if huge else cs.rgb8_to_space(table.colors, space),
-    }
-    if kept is not None:
-        fit_options["keep"] = kept
-    if huge and colors == "auto" and palette is None:
-        # Kept for every size tried; for one k, fit_palette makes and drops it.
-        fit_options["reduced"] = reduce_table(table.keys, table.counts, space)
-
-    # Clustering in Lab has converted the table already: ΔE reuses it.
-    table_lab = fit_options["points"] if space == "lab" else None
-
-    # Packed keys of every frame, for dithered attempts only: made by the
-    # first one and reused by the others (-k auto tries several).
-    keys: list[NDArray[np.uint32]] = []
-
-    def judge(fit: PaletteFit) -> _Attempt:
-        if dither == "none":
-            return _Attempt(fit, fit.palette, _metrics(table, fit, table_lab), None)
-        if huge or table.n_pixels > reduce.PAIRS_IN_BANDS_MIN_PIXELS:
-            return _dithered_bounded(loaded.frames, fit, dither, dither_strength, space)
-        if not keys:
-            keys.extend(pack_rgb(frame.rgb) for frame in loaded.frames)
-        return _dithered(loaded.frames, keys, fit, dither, dither_strength, space)
-
-    def attempt(k: int) -> _Attempt:
-        return judge(fit_palette(table, k, **fit_options))
-
     auto: AutoK | None = None
     if palette is not None:
-        given = palette if kept is None else _union(kept, palette)
-        best = judge(_fit_given(table, given, space, transparent > 0))
+        best = one.given_palette(palette)
     elif colors == "auto":
-        goal = target or Target("psnr", DEFAULT_PSNR)
-        seen: dict[int, QualityMetrics] = {}
-
-        def judged(k: int) -> _Attempt:
-            seen[k] = (result := attempt(k)).metrics
-            return result
-
-        # More colors than the image has cannot improve on its exact copy.
-        n_kept = 0 if kept is None else len(kept)
-        lo = max(MIN_COLORS, n_kept)
-        hi = max(lo, min(k_max, table.n_colors + n_kept))
-        search = smallest_k(judged, lambda a: goal.met_by(a.metrics), lo, hi)
-        best = search.result
-        tried = [(k, met, seen[k]) for k, met in search.tried]
-        auto = AutoK(goal, search.chosen, search.met, tried)
+        best, auto = one.auto_k(target)
     else:
-        k = min(colors, k_max)
-        if kept is not None and len(kept) > k:
-            raise ValueError(f"{len(kept)} kept colors do not fit in {k} palette colors")
-        if table.n_colors < k:
-            warnings.append(f"requested {colors} colors, image has {table.n_colors}")
-        best = attempt(k)
-    if kept is not None:
-        best = _with_kept(best, kept)
-        warnings.extend(_unused_kept(best.palette, kept))
-    ordered, indices = _in_order(best, sort, table, loaded.frames)
+        best = one.fixed_k(colors)
+    ordered, indices = one.in_order(best, sort)
     out = render_frames(loaded.frames, indices, ordered)
     settings: dict[str, Any] = {
         "colors_requested": colors,
@@ -338,10 +288,10 @@ def quantize_image(
         width=loaded.width,
         height=loaded.height,
         n_iter=best.fit.n_iter,
-        distinct_colors=table.n_colors,
-        transparent_pixels=transparent,
+        distinct_colors=one.table.n_colors,
+        transparent_pixels=one.transparent,
         seconds=time.perf_counter() - start,
-        warnings=warnings,
+        warnings=[*loaded.notes, *one.warnings],
         frames=out,
         durations=[frame.duration for frame in loaded.frames],
         loop=loaded.loop,
@@ -349,6 +299,148 @@ def quantize_image(
         k_auto=auto,
         kept=kept,
     )
+
+
+class ImageQuantizer:
+    """The one-image algorithm, one method per mode.
+
+    Made once per decoded image: it counts the distinct visible colors of
+    every frame (the weighted table everything is fitted to).  Then
+    `fixed_k`, `auto_k` or `given_palette` picks the palette and maps the
+    pixels to it (plainly, or dithered), each honouring the kept colors;
+    `in_order` gives the palette in the order asked and the palette index
+    of every pixel, which `quantize.render.render_frames` turns into images.
+
+    Arguments are assumed valid (`quantize_image` validates them).
+
+    Parameters
+    ----------
+    loaded : LoadedImage
+    algorithm, n_init, max_iter, seed, space, dither, dither_strength
+        As for `quantize_image`.
+    keep : ndarray of uint8, shape (n, 3), optional
+        Colors that must stay in the palette (see `check_keep`).
+
+    Attributes
+    ----------
+    table : ColorTable
+        Distinct visible colors (m of them) with their pixel counts.
+    transparent : int
+        Fully transparent pixels over all frames.
+    warnings : list of str
+        What the mode run found worth saying (fewer colors than asked,
+        unused kept colors).
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedImage,
+        *,
+        algorithm: Algorithm = "kmeans",
+        n_init: int | Literal["auto"] = "auto",
+        max_iter: int = 300,
+        seed: int = 0,
+        space: str = "rgb",
+        dither: Dither = "none",
+        dither_strength: float = 1.0,
+        keep: NDArray[np.uint8] | None = None,
+    ) -> None:
+        self.frames = loaded.frames
+        self.algorithm, self.n_init, self.max_iter, self.seed = algorithm, n_init, max_iter, seed
+        self.space, self.dither, self.dither_strength = space, dither, dither_strength
+        self.keep = keep
+        self.table = count_pixels(_sources(self.frames))
+        self.transparent = _transparent_count(self.frames)
+        self.warnings: list[str] = []
+        # An index must stay free for the transparent pixels.
+        self._k_max = MAX_COLORS - 1 if self.transparent else MAX_COLORS
+        self._huge = is_huge(self.table.n_colors)
+        self._reduced: ReducedTable | None = None
+        # Packed keys of every frame, for dithered attempts only: made by the
+        # first one and reused by the others (-k auto tries several).
+        self._keys: list[NDArray[np.uint32]] = []
+
+    @functools.cached_property
+    def _points(self) -> NDArray[np.float64] | None:
+        """The table's colors in ``space``, converted once for every palette
+        size tried; None for a huge table (clustered reduced instead)."""
+        return None if self._huge else cs.rgb8_to_space(self.table.colors, self.space)
+
+    def fixed_k(self, colors: int) -> _Attempt:
+        """A palette of at most ``colors`` colors (fewer when the image has fewer)."""
+        k = min(colors, self._k_max)
+        if self.keep is not None and len(self.keep) > k:
+            raise ValueError(f"{len(self.keep)} kept colors do not fit in {k} palette colors")
+        if self.table.n_colors < k:
+            self.warnings.append(f"requested {colors} colors, image has {self.table.n_colors}")
+        return self._with_kept(self._attempt(k))
+
+    def auto_k(self, target: Target | None = None) -> tuple[_Attempt, AutoK]:
+        """The smallest palette that meets ``target`` (PSNR >= 32 dB when None)."""
+        if self._huge:
+            # Kept for every size tried; for one k, fit_palette makes and drops it.
+            self._reduced = reduce_table(self.table.keys, self.table.counts, self.space)
+        goal = target or Target("psnr", DEFAULT_PSNR)
+        seen: dict[int, QualityMetrics] = {}
+
+        def judged(k: int) -> _Attempt:
+            seen[k] = (result := self._attempt(k)).metrics
+            return result
+
+        # More colors than the image has cannot improve on its exact copy.
+        n_kept = 0 if self.keep is None else len(self.keep)
+        lo = max(MIN_COLORS, n_kept)
+        hi = max(lo, min(self._k_max, self.table.n_colors + n_kept))
+        search = smallest_k(judged, lambda a: goal.met_by(a.metrics), lo, hi)
+        tried = [(k, met, seen[k]) for k, met in search.tried]
+        auto = AutoK(goal, search.chosen, search.met, tried)
+        return self._with_kept(search.result), auto
+
+    def given_palette(self, palette: Palette) -> _Attempt:
+        """Every color mapped to its nearest color of ``palette`` (plus the kept ones)."""
+        given = palette if self.keep is None else _union(self.keep, palette)
+        fit = _fit_given(self.table, given, self.space, self.transparent > 0)
+        return self._with_kept(self._judge(fit))
+
+    def in_order(self, best: _Attempt, sort: SortKey) -> tuple[Palette, list[NDArray[np.uint8]]]:
+        """The palette of ``best`` in ``sort`` order and the palette index of every pixel."""
+        return _in_order(best, sort, self.table, self.frames)
+
+    def _attempt(self, k: int) -> _Attempt:
+        fit = fit_palette(
+            self.table,
+            k,
+            algorithm=self.algorithm,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            seed=self.seed,
+            space=self.space,
+            points=self._points,
+            keep=self.keep,
+            reduced=self._reduced,
+        )
+        return self._judge(fit)
+
+    def _judge(self, fit: PaletteFit) -> _Attempt:
+        """The fit mapped to the pixels as the output will be, with its metrics."""
+        frames, dither, strength, space = self.frames, self.dither, self.dither_strength, self.space
+        if dither == "none":
+            # Clustering in Lab has converted the table already: ΔE reuses it.
+            table_lab = self._points if space == "lab" else None
+            return _Attempt(fit, fit.palette, _metrics(self.table, fit, table_lab), None)
+        if self._huge or self.table.n_pixels > reduce.PAIRS_IN_BANDS_MIN_PIXELS:
+            return _dithered_bounded(frames, fit, dither, strength, space)
+        if not self._keys:
+            self._keys.extend(pack_rgb(frame.rgb) for frame in frames)
+        return _dithered(frames, self._keys, fit, dither, strength, space)
+
+    def _with_kept(self, best: _Attempt) -> _Attempt:
+        """``best`` with its unused kept colors back in the palette, with a warning each."""
+        if self.keep is None:
+            return best
+        best = _with_kept(best, self.keep)
+        self.warnings.extend(_unused_kept(best.palette, self.keep))
+        return best
 
 
 @dataclass(frozen=True)
