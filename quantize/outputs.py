@@ -6,7 +6,9 @@ so the two cannot drift apart.  `plan_outputs` decides every path of one
 input before any work; `process_file` runs the one-image algorithm
 (`quantize.pipeline.quantize_image`) and `write_outputs` writes the image,
 its JSON report, palette files, swatch, plot and thumbnails through the
-atomic writers of `quantize.imageio`.
+atomic writers of `quantize.imageio`.  The shared palette of a batch
+(`write_shared_palette`) and the ``--html`` page (`write_page`) are written
+here too, so `quantize.batch` only plans, runs and collects.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,6 +47,10 @@ from quantize.palette import SUFFIXES, Palette, export
 from quantize.pipeline import QuantizeResult, RunOptions, quantize_image
 from quantize.render import pixel_plot_png, render_swatch
 from quantize.text import json_safe, valid_unicode
+
+if TYPE_CHECKING:
+    from quantize.batch import BatchResult
+
 
 # --------------------------------------------------------------------------- #
 # Names
@@ -351,3 +358,65 @@ def write_outputs(
 def _palette_writer(palette: Palette, fmt: str, name: str) -> Writer:
     data = export(palette, fmt, name)
     return bytes_writer(data if isinstance(data, bytes) else data.encode())
+
+
+# --------------------------------------------------------------------------- #
+# A batch's own files: the shared palette and the --html page
+# --------------------------------------------------------------------------- #
+
+
+def shared_palette_files(path: Path, formats: Sequence[str]) -> list[Path]:
+    """``palette.json`` at ``path`` and the other palette files written beside it.
+
+    Parameters
+    ----------
+    path : Path
+        Where ``palette.json`` goes.
+    formats : sequence of str
+        Palette formats besides the report (``RunOptions.palette_formats``).
+    """
+    return [path, *(path.with_suffix(SUFFIXES[fmt]) for fmt in formats)]
+
+
+def write_shared_palette(
+    path: Path,
+    palette: Palette,
+    report: dict[str, Any],
+    images: int,
+    formats: Sequence[str],
+    *,
+    force: bool = False,
+) -> None:
+    """Write a batch's shared palette: its report and palette files, all or none.
+
+    Parameters
+    ----------
+    path : Path
+        Where ``palette.json`` goes; the files of ``formats`` go beside it.
+    palette : Palette
+        The shared palette, in the order the files list it.
+    report : dict
+        Its report (`quantize.pipeline.learn_shared_palette`).
+    images : int
+        Number of images it was learned from, the report's ``images``.
+    formats : sequence of str
+        Palette formats besides the report.
+    force : bool
+        Replace existing files.
+    """
+    text = json.dumps({"images": images, **report}, indent=2) + "\n"
+    files = [(path, bytes_writer(text.encode()))]
+    for fmt in dict.fromkeys(formats):
+        files.append((path.with_suffix(SUFFIXES[fmt]), _palette_writer(palette, fmt, path.stem)))
+    write_files(files, force=force)
+
+
+def write_page(result: BatchResult, path: Path, *, force: bool = False) -> None:
+    """Write the ``--html`` page of a finished batch (atomically) and note it in ``result``."""
+    from quantize.report_html import batch_summary, build_page
+
+    page = build_page(
+        result.results, path.parent, palette=result.palette, summary=batch_summary(result)
+    )
+    write_files([(path, bytes_writer(page.encode()))], force=force)
+    result.page_path = path

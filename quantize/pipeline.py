@@ -7,7 +7,8 @@ out: `fit_palette` and `apply_palette` work on a color table, and
 `ImageQuantizer` is the one-image algorithm (one method per mode: fixed k,
 ``-k auto``, a given palette; each with kept colors).  `quantize_image`
 decodes the input, runs it and has `quantize.render` assemble the result's
-images.  Nothing here prints or writes a file: naming, planning and writing
+images; `learn_shared_palette` fits a batch's shared palette and describes
+it.  Nothing here prints or writes a file: naming, planning and writing
 outputs is `quantize.outputs`.
 """
 
@@ -635,6 +636,53 @@ def apply_palette(
     counts = np.bincount(labels, weights=table.counts, minlength=palette.size).astype(np.int64)
     ordered, remap = _trim_and_sort(palette.colors, counts)
     return PaletteFit(ordered, remap[labels], 0)
+
+
+def learn_shared_palette(
+    table: ColorTable, opts: RunOptions, transparent: bool
+) -> tuple[Palette, dict[str, Any]]:
+    """Fit one palette to the merged color table of all images.
+
+    Returns
+    -------
+    palette : Palette
+        In ``opts.sort`` order, with pixel counts over all images.
+    report : dict
+        The content of ``palette.json`` (the palette report schema without
+        the per-image fields, plus ``images``).
+    """
+    if opts.colors == "auto":
+        raise ValueError("a shared palette needs a fixed number of colors, not 'auto'")
+    k = min(opts.colors, MAX_COLORS - 1) if transparent else opts.colors
+    fit = fit_palette(
+        table,
+        k,
+        algorithm=opts.algorithm,
+        n_init=opts.n_init,
+        max_iter=opts.max_iter,
+        seed=opts.seed,
+        space=opts.space,
+        keep=opts.keep,
+    )
+    ordered = fit.palette.sorted(opts.sort)
+    report = {
+        "pixels": table.n_pixels,
+        "distinct_colors": table.n_colors,
+        "color_profile": "sRGB",
+        "colors_requested": opts.colors,
+        "algorithm": opts.algorithm,
+        "space": opts.space,
+        "seed": opts.seed,
+        "n_init": fit.n_init,
+        "max_iter": opts.max_iter,
+        "n_iter": fit.n_iter,
+        "metrics": table_metrics(table, fit.palette.colors, fit.labels).to_dict(),
+        "sort": opts.sort,
+        "colors": mark_kept(to_json_colors(ordered), opts.keep),
+    }
+    if opts.keep is not None:
+        report["keep"] = Palette.from_colors(opts.keep).hex
+    return ordered, report
 
 
 def _trim_and_sort(

@@ -351,7 +351,7 @@ def _rows_at_most(convert: Any, limit: int) -> Any:
 
 
 def test_keep_on_noise_with_auto_k_and_a_shared_palette(low_threshold: None) -> None:
-    from quantize.batch import learn_shared_palette
+    from quantize.pipeline import learn_shared_palette
 
     rgb = _noise((90, 80), seed=23)
     auto = pipeline.quantize_image(Image.fromarray(rgb), "auto", seed=0, keep=_KEEP)
