@@ -3,13 +3,13 @@
 The pipeline never clusters raw pixels: it counts the distinct visible colors,
 fits the palette to that weighted table, and recolors every pixel through the
 table (:func:`quantize.histogram.recolor`).  Arrays and `Palette` go in and
-out: `fit_palette` and `apply_palette` work on a color table, and
-`ImageQuantizer` is the one-image algorithm (one method per mode: fixed k,
-``-k auto``, a given palette; each with kept colors).  `quantize_image`
-decodes the input, runs it and has `quantize.render` assemble the result's
-images; `learn_shared_palette` fits a batch's shared palette and describes
-it.  Nothing here prints or writes a file: naming, planning and writing
-outputs is `quantize.outputs`.
+out: `fit_palette` and `apply_palette` (from `quantize.fitting`) work on a
+color table, and `ImageQuantizer` is the one-image algorithm (one method per
+mode: fixed k, ``-k auto``, a given palette; each with kept colors).
+`quantize_image` decodes the input, runs it and has `quantize.render`
+assemble the result's images; `learn_shared_palette` fits a batch's shared
+palette and describes it.  Nothing here prints or writes a file: naming,
+planning and writing outputs is `quantize.outputs`.
 """
 
 from __future__ import annotations
@@ -28,20 +28,28 @@ from PIL import Image
 from quantize import colors as cs
 from quantize import reduce
 from quantize.autok import DEFAULT_PSNR, AutoK, Target, smallest_k
-from quantize.cluster import cluster_centers, resolve_n_init
 from quantize.dither import DITHER_METHODS, Dither, dither_indices
 from quantize.errors import InputError
+from quantize.fitting import (
+    PaletteFit,
+    apply_palette,
+    check_keep,
+    fit_palette,
+    mark_kept,
+    restore_kept,
+    trim_and_sort,
+    union_kept,
+    unused_kept,
+)
 from quantize.histogram import (
     ColorTable,
     PixelSource,
     count_pixels,
-    nearest_rgb8,
     pack_rgb,
     recolor,
     unpack_keys,
 )
 from quantize.imageio import ANIMATION_FORMATS, Frame, LoadedImage, load_image
-from quantize.kmeans import check_random_state, nearest_center
 from quantize.limits import DEFAULT_MAX_FRAMES, MAX_COLORS, MAX_N_INIT, MIN_COLORS
 from quantize.metrics import MetricsAccumulator, QualityMetrics, palette_metrics
 from quantize.palette import Palette, to_json_colors
@@ -49,36 +57,11 @@ from quantize.reduce import (
     ReducedTable,
     add_pixel_pairs,
     is_huge,
-    nearest_labels,
     reduce_table,
     table_metrics,
 )
 from quantize.render import for_format, render_frames
 from quantize.vocabulary import ALGORITHMS, SORT_KEYS, Algorithm, SortKey
-
-
-@dataclass(frozen=True)
-class PaletteFit:
-    """A palette fitted to a color table, and where each table row went.
-
-    Attributes
-    ----------
-    palette : Palette
-        Exact sRGB colors sorted by pixel count, with counts.
-    labels : ndarray of int, shape (m,)
-        Palette index of each table row: intp, or uint8 for a table too
-        large for 8 bytes a row (see :mod:`quantize.reduce`).
-    n_iter : int
-        Iterations the clustering ran (0 when the palette was given).
-    n_init : int
-        Seeding runs the clustering made (0 when the palette was given or
-        the table had no more colors than asked for).
-    """
-
-    palette: Palette
-    labels: NDArray[np.intp] | NDArray[np.uint8]
-    n_iter: int
-    n_init: int = 0
 
 
 @dataclass
@@ -399,7 +382,7 @@ class ImageQuantizer:
 
     def given_palette(self, palette: Palette) -> _Attempt:
         """Every color mapped to its nearest color of ``palette`` (plus the kept ones)."""
-        given = palette if self.keep is None else _union(self.keep, palette)
+        given = palette if self.keep is None else union_kept(self.keep, palette)
         fit = _fit_given(self.table, given, self.space, self.transparent > 0)
         return self._with_kept(self._judge(fit))
 
@@ -440,7 +423,7 @@ class ImageQuantizer:
         if self.keep is None:
             return best
         best = _with_kept(best, self.keep)
-        self.warnings.extend(_unused_kept(best.palette, self.keep))
+        self.warnings.extend(unused_kept(best.palette, self.keep))
         return best
 
 
@@ -522,122 +505,6 @@ def _transparent_count(frames: list[Frame]) -> int:
     return sum(int(np.count_nonzero(f.alpha == 0)) for f in frames if f.alpha is not None)
 
 
-def fit_palette(
-    table: ColorTable,
-    n_colors: int,
-    *,
-    algorithm: Algorithm = "kmeans",
-    n_init: int | Literal["auto"] = "auto",
-    max_iter: int = 300,
-    seed: int = 0,
-    space: str = "rgb",
-    points: NDArray[np.float64] | None = None,
-    keep: NDArray[np.uint8] | None = None,
-    reduced: ReducedTable | None = None,
-) -> PaletteFit:
-    """Cluster a color table and turn the centers into an exact sRGB palette.
-
-    Centers are rounded to 8-bit sRGB, duplicates after rounding are merged,
-    and every table row is then assigned to its nearest *rounded* color, so
-    the labels agree with the palette the image is written with.
-
-    Parameters
-    ----------
-    table : ColorTable
-        Distinct colors (m of them) with pixel counts.
-    n_colors : int
-        Upper bound on the palette size.
-    points : ndarray of float64, shape (m, 3), optional
-        ``table.colors`` already converted to ``space``, to save converting
-        them again when several palettes are fitted to one table.
-    keep : ndarray of uint8, shape (n, 3), optional
-        Colors the palette must hold exactly (see `check_keep`): fixed
-        centers of the clustering, never rounded, kept with count 0 when no
-        row is nearest to them.  They count toward ``n_colors``.
-    reduced : ReducedTable, optional
-        The reduced table of a huge ``table`` (over
-        :data:`quantize.reduce.REDUCE_MIN_COLORS` colors), which is what
-        gets clustered; made here when not given.
-
-    Returns
-    -------
-    PaletteFit
-    """
-    if keep is not None:
-        if is_huge(table.n_colors):
-            # Fixed centers on the reduced table too; no float copy of every color.
-            if reduced is None:
-                reduced = reduce_table(table.keys, table.counts, space)
-            points = None
-        elif points is None:
-            points = cs.rgb8_to_space(table.colors, space)
-        return _fit_keeping(
-            table, n_colors, keep, algorithm, n_init, max_iter, seed, space, points, reduced
-        )
-    if is_huge(table.n_colors):
-        # Clustered on the reduced table, assigned exactly in chunks.
-        if reduced is None:
-            reduced = reduce_table(table.keys, table.counts, space)
-        x, w, keys = reduced.points, reduced.weights, reduced.keys
-        points = None
-    else:
-        if points is None:
-            points = cs.rgb8_to_space(table.colors, space)
-        x, w, keys = points, table.counts.astype(np.float64), table.keys
-    centers, n_iter = cluster_centers(
-        x,
-        w,
-        keys,
-        n_colors,
-        algorithm=algorithm,
-        n_init=n_init,
-        max_iter=max_iter,
-        random_state=seed,
-    )
-    del x, w, keys, reduced
-    rounded = _unique_rows(cs.space_to_rgb8(centers, space))
-    palette = Palette(rounded, np.zeros(len(rounded), np.int64))
-    palette_fit = apply_palette(table, palette, space, points=points)
-    # cluster_centers returns every color as its own center, with no run,
-    # when there are no more colors than asked for.
-    runs = resolve_n_init(n_init, n_colors, algorithm) if table.n_colors > n_colors else 0
-    return PaletteFit(palette_fit.palette, palette_fit.labels, n_iter, runs)
-
-
-def apply_palette(
-    table: ColorTable,
-    palette: Palette,
-    space: str = "rgb",
-    *,
-    points: NDArray[np.float64] | None = None,
-) -> PaletteFit:
-    """Assign every table color to its nearest palette color in ``space``.
-
-    Palette entries that no pixel uses are dropped; the result is sorted by
-    pixel count with deterministic ties.  ``points`` may hold the table
-    colors already converted to ``space``.
-
-    Returns
-    -------
-    PaletteFit
-        With ``n_iter`` 0.
-    """
-    if is_huge(table.n_colors):
-        small, pixels = nearest_labels(table.keys, table.counts, palette.colors, space)
-        ordered, remap = _trim_and_sort(palette.colors, pixels)
-        # Only dropped colors map to -1, and no row has one.
-        return PaletteFit(ordered, np.maximum(remap, 0).astype(np.uint8)[small], 0)
-    if space == "rgb":
-        labels = nearest_rgb8(table.colors, palette.colors)
-    else:
-        if points is None:
-            points = cs.rgb8_to_space(table.colors, space)
-        labels = nearest_center(points, cs.rgb8_to_space(palette.colors, space))
-    counts = np.bincount(labels, weights=table.counts, minlength=palette.size).astype(np.int64)
-    ordered, remap = _trim_and_sort(palette.colors, counts)
-    return PaletteFit(ordered, remap[labels], 0)
-
-
 def learn_shared_palette(
     table: ColorTable, opts: RunOptions, transparent: bool
 ) -> tuple[Palette, dict[str, Any]]:
@@ -685,24 +552,6 @@ def learn_shared_palette(
     return ordered, report
 
 
-def _trim_and_sort(
-    colors: NDArray[np.uint8], counts: NDArray[np.int64]
-) -> tuple[Palette, NDArray[np.intp]]:
-    """Drop colors with no pixel, sort by count, and map old indices to new ones (-1: dropped)."""
-    used = np.flatnonzero(counts)
-    trimmed = Palette(colors[used], counts[used])
-    order = trimmed.order("count")
-    remap = np.full(len(colors), -1, dtype=np.intp)
-    remap[used[order]] = np.arange(order.size)
-    return Palette(trimmed.colors[order], trimmed.counts[order]), remap
-
-
-def _unique_rows(colors: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    keys = pack_rgb(colors)
-    _, first = np.unique(keys, return_index=True)
-    return colors[np.sort(first)]
-
-
 def _dithered(
     frames: list[Frame],
     keys: list[NDArray[np.uint32]],
@@ -730,7 +579,7 @@ def _dithered(
     source = unpack_keys(uniq & np.uint32(0xFFFFFF))
     out_index = (uniq >> 24).astype(np.intp)
     counts = np.bincount(out_index, weights=pair_counts, minlength=fit.palette.size)
-    palette, remap = _trim_and_sort(fit.palette.colors, counts.astype(np.int64))
+    palette, remap = trim_and_sort(fit.palette.colors, counts.astype(np.int64))
     metrics = palette_metrics(source, pair_counts, palette.colors, remap[out_index])
     # Transparent pixels may map to a dropped color (-1); render_frames overwrites them.
     remap8 = np.maximum(remap, 0).astype(np.uint8)
@@ -749,7 +598,7 @@ def _dithered_bounded(
         visible, idx = _dither_frame(frame, fit.palette.colors, method, strength, space)
         add_pixel_pairs(acc, frame.rgb, visible, idx)
         indices.append(idx)
-    palette, remap = _trim_and_sort(fit.palette.colors, acc.counts)
+    palette, remap = trim_and_sort(fit.palette.colors, acc.counts)
     remap8 = np.maximum(remap, 0).astype(np.uint8)
     return _Attempt(fit, palette, acc.result(), [remap8[idx] for idx in indices])
 
@@ -833,146 +682,10 @@ class RunOptions:
 # Kept colors (``keep``): fixed centers of the clustering.
 
 
-def check_keep(keep: ArrayLike | None, colors: int | str) -> NDArray[np.uint8] | None:
-    """Validate colors that must stay in the palette.
-
-    Parameters
-    ----------
-    keep : array_like of int, shape (n, 3), or None
-        sRGB colors, 0..255.
-    colors : int or "auto"
-        The palette size they must fit in (every size is checked later for "auto").
-
-    Returns
-    -------
-    ndarray of uint8, shape (n, 3), or None
-        None when nothing is kept.
-
-    Raises
-    ------
-    ValueError
-        Not (n, 3) integers in 0..255, a color given twice, or more colors than ``colors``.
-    """
-    if keep is None:
-        return None
-    arr = np.asarray(keep)
-    if arr.size == 0:
-        return None
-    if arr.ndim != 2 or arr.shape[1] != 3 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"keep must be integer sRGB colors of shape (n, 3), got {arr.shape}")
-    if arr.min() < 0 or arr.max() > 255:
-        raise ValueError("kept colors must be in 0..255")
-    kept = arr.astype(np.uint8)
-    if np.unique(pack_rgb(kept)).size != len(kept):
-        raise ValueError("a kept color is given twice")
-    limit = MAX_COLORS if colors == "auto" else int(colors)
-    if len(kept) > limit:
-        raise ValueError(f"{len(kept)} kept colors but only {limit} palette colors")
-    return kept
-
-
-def mark_kept(
-    entries: list[dict[str, Any]], kept: NDArray[np.uint8] | None
-) -> list[dict[str, Any]]:
-    """Add ``"kept": true/false`` to the report's color entries; unchanged when nothing is kept."""
-    if kept is None:
-        return entries
-    hexes = set(Palette.from_colors(kept).hex)
-    return [{**entry, "kept": entry["hex"] in hexes} for entry in entries]
-
-
-def _fit_keeping(
-    table: ColorTable,
-    n_colors: int,
-    keep: NDArray[np.uint8],
-    algorithm: Algorithm,
-    n_init: int | Literal["auto"],
-    max_iter: int,
-    seed: int,
-    space: str,
-    points: NDArray[np.float64] | None,
-    reduced: ReducedTable | None = None,
-) -> PaletteFit:
-    """`fit_palette` with kept colors as fixed centers: they go into the
-    palette as given (a round trip through ``space`` could move them by a
-    level), the learned centers rounded after them.
-
-    The fixed-center fit starts once from the kept colors plus an
-    unconstrained fit of the rest (the baseline); after rounding to 8 bits,
-    that baseline palette competes again, so the palette's error in
-    ``space`` is never above the baseline's even by a rounding.
-
-    ``points`` holds every table color in ``space``; for a huge table it is
-    None and ``reduced`` is clustered instead (both fits, as `fit_palette`
-    does without kept colors), while the candidates are still compared by
-    their exact error over every color, computed in chunks.
-    """
-    from quantize.fixed import baseline_centers, fit_table
-
-    rng = check_random_state(seed)
-    if reduced is None:
-        assert points is not None
-        x, w, keys = points, table.counts.astype(np.float64), table.keys
-    else:
-        x, w, keys = reduced.points, reduced.weights, reduced.keys
-    runs = None if n_init == "auto" else n_init
-    n_free = n_colors - len(keep)
-    clustered = 0 < n_free < x.shape[0]
-    baseline = None
-    if clustered:
-        baseline = baseline_centers(x, w, keys, n_free, algorithm, runs, max_iter, rng)
-    fixed = cs.rgb8_to_space(keep, space)
-    fit = fit_table(
-        x, w, keys, n_colors, fixed,
-        algorithm=algorithm, n_init=runs, max_iter=max_iter, rng=rng, baseline=baseline,
-        chunked=reduced is not None,
-    )  # fmt: skip
-    del x, keys
-    best: tuple[float, PaletteFit] | None = None
-    for learned in (fit.centers[len(keep) :], baseline):
-        if learned is None:
-            continue
-        rounded = _unique_rows(np.concatenate([keep, cs.space_to_rgb8(learned, space)]))
-        palette = Palette(rounded, np.zeros(len(rounded), np.int64))
-        candidate = apply_palette(table, palette, space, points=points)
-        if points is None:
-            sse = reduce.table_sse(
-                table.keys, table.counts, candidate.palette.colors, candidate.labels, space
-            )
-        else:
-            offset = points - cs.rgb8_to_space(candidate.palette.colors, space)[candidate.labels]
-            sse = float(w @ np.einsum("ij,ij->i", offset, offset))
-        if best is None or sse < best[0]:
-            best = (sse, candidate)
-    assert best is not None
-    chosen = best[1]
-    made = resolve_n_init(n_init, n_colors, swaps=False) if clustered else 0
-    return PaletteFit(_restore_kept(chosen.palette, keep), chosen.labels, fit.n_iter, made)
-
-
-def _union(keep: NDArray[np.uint8], palette: Palette) -> Palette:
-    """A given palette with the kept colors added (first, where missing)."""
-    colors = _unique_rows(np.concatenate([keep, palette.colors]))
-    return Palette(colors, np.zeros(len(colors), np.int64))
-
-
-def _restore_kept(palette: Palette, keep: NDArray[np.uint8]) -> Palette:
-    """``palette`` with the kept colors no pixel uses appended, count 0.
-
-    Appending leaves every existing index valid.
-    """
-    missing = keep[~np.isin(pack_rgb(keep), pack_rgb(palette.colors))]
-    if missing.size == 0:
-        return palette
-    colors = np.concatenate([palette.colors, missing])
-    counts = np.concatenate([palette.counts, np.zeros(len(missing), np.int64)])
-    return Palette(colors, counts)
-
-
 def _with_kept(best: _Attempt, keep: NDArray[np.uint8]) -> _Attempt:
     """The attempt with unused kept colors back in its palette (dithering and
     given palettes drop colors no pixel uses)."""
-    palette = _restore_kept(best.palette, keep)
+    palette = restore_kept(best.palette, keep)
     if palette.size == best.palette.size:
         return best
     fit = best.fit
@@ -980,8 +693,3 @@ def _with_kept(best: _Attempt, keep: NDArray[np.uint8]) -> _Attempt:
         # The plain mapping's labels index fit.palette, which is best.palette.
         fit = PaletteFit(palette, fit.labels, fit.n_iter)
     return _Attempt(fit, palette, best.metrics, best.indices)
-
-
-def _unused_kept(palette: Palette, keep: NDArray[np.uint8]) -> list[str]:
-    unused = np.isin(pack_rgb(palette.colors), pack_rgb(keep)) & (palette.counts == 0)
-    return [f"kept color {h} is used by no pixel" for h in np.asarray(palette.hex)[unused]]
