@@ -4,8 +4,8 @@ A palette is an ordered list of 1..256 sRGB colors, each with the number of
 pixels that were mapped to it (all zeros for a palette read from a file that
 carries no counts).
 
-Exporters return ``str`` (or ``bytes`` for ASE) and never write files: the
-pipeline writes them atomically. Readers take text or bytes (``parse_*``) or a
+Exporters return ``str`` (or ``bytes`` for ASE) and never write files:
+`quantize.outputs` writes them atomically. Readers take text or bytes (``parse_*``) or a
 path (`read_palette`) and raise `PaletteError` with a one-line message that
 says where the file is wrong.  Nothing here imports Pillow: the swatch image
 is drawn by :func:`quantize.render.render_swatch`.
