@@ -3,7 +3,7 @@
 :func:`run_batch` is the library entry point behind the ``quantize`` command.
 It expands files and folders into a list of paths (never of decoded images,
 so memory stays flat), decides every output path before any work, then hands
-one image at a time to :func:`quantize.pipeline.process_file` in a pool of
+one image at a time to :func:`quantize.outputs.process_file` in a pool of
 worker processes.  Each worker writes its own outputs atomically; the parent
 only collects small :class:`ImageResult` records and calls the progress
 callback.  Every image is processed by the same deterministic code whatever
@@ -17,9 +17,7 @@ pass recolors every image with it.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,7 +25,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,24 +36,21 @@ from quantize.histogram import N_KEYS, ColorTable, histogram_table
 from quantize.imageio import (
     ANIMATION_FORMATS,
     SUFFIX_FORMATS,
-    bytes_writer,
     captured_warnings,
     load_image,
-    write_files,
 )
-from quantize.palette import SUFFIXES, Palette, export, read_palette, to_json_colors
-from quantize.pipeline import (
-    MAX_COLORS,
+from quantize.outputs import (
     OutputPlan,
-    RunOptions,
-    fit_palette,
     is_folder_spec,
-    mark_kept,
+    is_own_output,
     plan_outputs,
     process_file,
-    visible_table,
+    shared_palette_files,
+    write_page,
+    write_shared_palette,
 )
-from quantize.reduce import table_metrics
+from quantize.palette import Palette, read_palette
+from quantize.pipeline import RunOptions, learn_shared_palette, visible_table
 from quantize.safeio import (
     FileId,
     OutputPlanner,
@@ -73,9 +68,6 @@ IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
 #: Name of the shared palette file written with ``shared_palette``.
 SHARED_PALETTE_NAME = "palette.json"
 
-# quantize's own output names: STEM-kK followed by one or more suffixes
-# (photo-k16.png, photo-k16.json, photo-k16.swatch.png ...).
-_OUTPUT_NAME = re.compile(r"(?P<stem>.+)-k(?:[0-9]+|auto)(?:\.[^.]+)+")
 # Merge buffered color tables once they hold this many rows in total.
 _MERGE_ROWS = 1 << 22
 
@@ -321,27 +313,6 @@ def _page_thumbnails(folder: Path) -> bool:
     from quantize.report_html import PAGE_NAME, THUMB_DIR
 
     return folder.name == THUMB_DIR and (folder.parent / PAGE_NAME).is_file()
-
-
-def is_own_output(name: str, sibling_stems: set[str]) -> bool:
-    """True when file ``name`` looks like a quantize output of a sibling image.
-
-    Parameters
-    ----------
-    name : str
-        A file name such as ``photo-k16.png``.
-    sibling_stems : set of str
-        Stems of the image files in the same folder.
-
-    Examples
-    --------
-    >>> is_own_output("photo-k16.png", {"photo", "photo-k16"})
-    True
-    >>> is_own_output("photo-k16.png", {"photo-k16"})
-    False
-    """
-    match = _OUTPUT_NAME.fullmatch(name)
-    return match is not None and match.group("stem") in sibling_stems
 
 
 # --------------------------------------------------------------------------- #
@@ -674,53 +645,6 @@ class TableMerger:
         return table
 
 
-def learn_shared_palette(
-    table: ColorTable, opts: RunOptions, transparent: bool
-) -> tuple[Palette, dict[str, Any]]:
-    """Fit one palette to the merged color table of all images.
-
-    Returns
-    -------
-    palette : Palette
-        In ``opts.sort`` order, with pixel counts over all images.
-    report : dict
-        The content of ``palette.json`` (the palette report schema without
-        the per-image fields, plus ``images``).
-    """
-    if opts.colors == "auto":
-        raise ValueError("a shared palette needs a fixed number of colors, not 'auto'")
-    k = min(opts.colors, MAX_COLORS - 1) if transparent else opts.colors
-    fit = fit_palette(
-        table,
-        k,
-        algorithm=opts.algorithm,
-        n_init=opts.n_init,
-        max_iter=opts.max_iter,
-        seed=opts.seed,
-        space=opts.space,
-        keep=opts.keep,
-    )
-    ordered = fit.palette.sorted(opts.sort)
-    report = {
-        "pixels": table.n_pixels,
-        "distinct_colors": table.n_colors,
-        "color_profile": "sRGB",
-        "colors_requested": opts.colors,
-        "algorithm": opts.algorithm,
-        "space": opts.space,
-        "seed": opts.seed,
-        "n_init": fit.n_init,
-        "max_iter": opts.max_iter,
-        "n_iter": fit.n_iter,
-        "metrics": table_metrics(table, fit.palette.colors, fit.labels).to_dict(),
-        "sort": opts.sort,
-        "colors": mark_kept(to_json_colors(ordered), opts.keep),
-    }
-    if opts.keep is not None:
-        report["keep"] = Palette.from_colors(opts.keep).hex
-    return ordered, report
-
-
 # --------------------------------------------------------------------------- #
 # The runner
 # --------------------------------------------------------------------------- #
@@ -817,7 +741,9 @@ def run_batch(
     if options.shared_palette:
         # Claimed first: no image output may land on the shared palette.
         palette_path = shared_palette_path(inputs, options.output)
-        planner.claim("the shared palette", _palette_files(palette_path, options.run))
+        planner.claim(
+            "the shared palette", shared_palette_files(palette_path, options.run.palette_formats)
+        )
     if page_path is not None:
         planner.claim("the --html page", [page_path])
     for index, item in enumerate(plan_jobs(sources, options, single, named, planner)):
@@ -860,17 +786,6 @@ def html_page_path(inputs: Sequence[str | os.PathLike[str]], output: str | None)
     return shared_palette_path(inputs, output).with_name(PAGE_NAME)
 
 
-def write_page(result: BatchResult, path: Path, *, force: bool = False) -> None:
-    """Write the ``--html`` page of a finished batch (atomically) and note it in ``result``."""
-    from quantize.report_html import batch_summary, build_page
-
-    page = build_page(
-        result.results, path.parent, palette=result.palette, summary=batch_summary(result)
-    )
-    write_files([(path, bytes_writer(page.encode()))], force=force)
-    result.page_path = path
-
-
 def _run_jobs(
     jobs: list[tuple[int, Job]],
     planned: list[ImageResult],
@@ -901,11 +816,6 @@ def _settled_table(job: Job, status: Status, reason: str | None) -> _TableResult
     return _TableResult(_settled(job, status, reason))
 
 
-def _palette_files(path: Path, opts: RunOptions) -> list[Path]:
-    """``palette.json`` and the other palette files written beside it."""
-    return [path, *(path.with_suffix(SUFFIXES[fmt]) for fmt in opts.palette_formats)]
-
-
 def _shared_palette(
     jobs: list[tuple[int, Job]],
     options: BatchOptions,
@@ -927,8 +837,7 @@ def _shared_palette(
     """
     if options.skip_existing and path.exists():
         return False, read_palette(path)
-    extras = {fmt: path.with_suffix(SUFFIXES[fmt]) for fmt in options.run.palette_formats}
-    planner.check(_palette_files(path, options.run))
+    planner.check(shared_palette_files(path, options.run.palette_formats))
     merger = TableMerger()
     transparent = False
     readable = 0
@@ -950,10 +859,6 @@ def _shared_palette(
     if readable == 0:
         return False, None
     palette, report = learn_shared_palette(merger.table(), options.run, transparent)
-    text = json.dumps({"images": readable, **report}, indent=2) + "\n"
-    files = [(path, bytes_writer(text.encode()))]
-    for fmt, extra in extras.items():
-        data = export(palette, fmt, path.stem)
-        files.append((extra, bytes_writer(data if isinstance(data, bytes) else data.encode())))
-    write_files(files, force=options.run.force)
+    formats = options.run.palette_formats
+    write_shared_palette(path, palette, report, readable, formats, force=options.run.force)
     return False, palette

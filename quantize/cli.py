@@ -512,7 +512,7 @@ def _lossy_output(inputs: tuple[Path, ...], output: str | None, fmt: str) -> str
     """The output format when it is lossy (JPEG), else None."""
     from quantize.batch import single_file_mode
     from quantize.imageio import LOSSY_FORMATS, SUFFIX_FORMATS
-    from quantize.pipeline import is_folder_spec
+    from quantize.outputs import is_folder_spec
 
     if output is not None and single_file_mode(inputs) and not is_folder_spec(output):
         fmt = SUFFIX_FORMATS.get(Path(output).suffix.lower(), fmt)

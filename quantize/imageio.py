@@ -1,7 +1,10 @@
 """Reading images into arrays and writing results safely.
 
-Everything that touches Pillow's file handling or the file system lives here,
-so the pipeline only sees arrays and the core only sees numbers.
+Pillow's file handling (decoding, encoding) and the atomic file writers live
+here, so the pipeline only sees arrays and the core only sees numbers.  The
+I/O layer has two more modules: `quantize.render` assembles PIL images from
+arrays, and `quantize.outputs` names, plans and writes outputs through the
+writers here.
 """
 
 from __future__ import annotations

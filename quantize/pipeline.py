@@ -2,18 +2,22 @@
 
 The pipeline never clusters raw pixels: it counts the distinct visible colors,
 fits the palette to that weighted table, and recolors every pixel through the
-table (:func:`quantize.histogram.recolor`).  Nothing here prints; files are written only by
-`process_file` / `write_outputs`, through the atomic writers of `quantize.imageio`.
+table (:func:`quantize.histogram.recolor`).  Arrays and `Palette` go in and
+out: `fit_palette` and `apply_palette` (from `quantize.fitting`) work on a
+color table, and `ImageQuantizer` is the one-image algorithm (one method per
+mode: fixed k, ``-k auto``, a given palette; each with kept colors).
+`quantize_image` decodes the input, runs it and has `quantize.render`
+assemble the result's images; `learn_shared_palette` fits a batch's shared
+palette and describes it.  Nothing here prints or writes a file: naming,
+planning and writing outputs is `quantize.outputs`.
 """
 
 from __future__ import annotations
 
-import io
-import json
+import functools
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,9 +28,19 @@ from PIL import Image
 from quantize import colors as cs
 from quantize import reduce
 from quantize.autok import DEFAULT_PSNR, AutoK, Target, smallest_k
-from quantize.cluster import cluster_centers, resolve_n_init
 from quantize.dither import DITHER_METHODS, Dither, dither_indices
 from quantize.errors import InputError
+from quantize.fitting import (
+    PaletteFit,
+    apply_palette,
+    check_keep,
+    fit_palette,
+    mark_kept,
+    restore_kept,
+    trim_and_sort,
+    union_kept,
+    unused_kept,
+)
 from quantize.histogram import (
     ColorTable,
     PixelSource,
@@ -35,67 +49,19 @@ from quantize.histogram import (
     recolor,
     unpack_keys,
 )
-from quantize.imageio import (
-    ANIMATION_FORMATS,
-    FORMATS,
-    INDEXED_FORMATS,
-    LOSSY_FORMATS,
-    Frame,
-    LoadedImage,
-    Writer,
-    bytes_writer,
-    check_outputs,
-    decode_rgb,
-    encode_image,
-    fit_to_format,
-    image_writer,
-    load_image,
-    output_format,
-    write_files,
-)
-from quantize.kmeans import check_random_state
+from quantize.imageio import ANIMATION_FORMATS, Frame, LoadedImage, load_image
 from quantize.limits import DEFAULT_MAX_FRAMES, MAX_COLORS, MAX_N_INIT, MIN_COLORS
-from quantize.metrics import MetricsAccumulator, QualityMetrics, palette_metrics, quality_metrics
-from quantize.palette import SUFFIXES, Palette, export, render_swatch, to_json_colors
-from quantize.plots import render_pixel_plot, sample_pixels
+from quantize.metrics import MetricsAccumulator, QualityMetrics, palette_metrics
+from quantize.palette import Palette, to_json_colors
 from quantize.reduce import (
     ReducedTable,
     add_pixel_pairs,
     is_huge,
-    nearest_labels,
-    nearest_palette,
     reduce_table,
     table_metrics,
 )
-from quantize.text import json_safe, valid_unicode
+from quantize.render import for_format, render_frames
 from quantize.vocabulary import ALGORITHMS, SORT_KEYS, Algorithm, SortKey
-
-#: Pixels drawn in the ``--plot`` scatter plot.
-PLOT_SAMPLE_SIZE = 10_000
-
-
-@dataclass(frozen=True)
-class PaletteFit:
-    """A palette fitted to a color table, and where each table row went.
-
-    Attributes
-    ----------
-    palette : Palette
-        Exact sRGB colors sorted by pixel count, with counts.
-    labels : ndarray of int, shape (m,)
-        Palette index of each table row: intp, or uint8 for a table too
-        large for 8 bytes a row (see :mod:`quantize.reduce`).
-    n_iter : int
-        Iterations the clustering ran (0 when the palette was given).
-    n_init : int
-        Seeding runs the clustering made (0 when the palette was given or
-        the table had no more colors than asked for).
-    """
-
-    palette: Palette
-    labels: NDArray[np.intp] | NDArray[np.uint8]
-    n_iter: int
-    n_init: int = 0
 
 
 @dataclass
@@ -152,14 +118,14 @@ class QuantizeResult:
 
     def image_for_format(self, fmt: str) -> Image.Image:
         """The image to save in ``fmt``: indexed where the format can hold a palette."""
-        return _for_format(self.image, fmt)
+        return for_format(self.image, fmt)
 
     def frames_for_format(self, fmt: str) -> list[Image.Image]:
         """Every frame as :meth:`image_for_format` gives it, or only the first
         when ``fmt`` cannot hold an animation."""
         frames = self.frames or [self.image]
         keep = frames if fmt in ANIMATION_FORMATS else frames[:1]
-        return [_for_format(frame, fmt) for frame in keep]
+        return [for_format(frame, fmt) for frame in keep]
 
     def report(self, source: str | None, image_path: str | None) -> dict[str, Any]:
         """The palette report as a JSON-ready dict (schema in the README)."""
@@ -181,17 +147,6 @@ class QuantizeResult:
             "colors": mark_kept(to_json_colors(self.palette), self.kept),
             "warnings": list(self.warnings),
         }
-
-
-def _for_format(image: Image.Image, fmt: str) -> Image.Image:
-    if image.mode != "P":
-        return image
-    # PNG stores per-entry alpha, GIF one transparent index, TIFF and BMP none.
-    alpha = image.info.get("transparency")
-    stored = alpha is None or fmt == "png" or (fmt == "gif" and isinstance(alpha, int))
-    if fmt in INDEXED_FORMATS and stored:
-        return image
-    return image.convert("RGB" if alpha is None else "RGBA")
 
 
 def quantize_image(
@@ -273,79 +228,28 @@ def quantize_image(
     kept = check_keep(keep, colors if palette is None else "auto")
     start = time.perf_counter()
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
-    table = count_pixels(_sources(loaded.frames))
-    if table.n_colors == 0:
+    one = ImageQuantizer(
+        loaded,
+        algorithm=algorithm,
+        n_init=n_init,
+        max_iter=max_iter,
+        seed=seed,
+        space=space,
+        dither=dither,
+        dither_strength=dither_strength,
+        keep=kept,
+    )
+    if one.table.n_colors == 0:
         path = image if isinstance(image, str | os.PathLike) else None
         raise InputError("every pixel is fully transparent: nothing to quantize", path)
-    warnings = list(loaded.notes)
-    transparent = _transparent_count(loaded.frames)
-    k_max = MAX_COLORS - 1 if transparent else MAX_COLORS
-    huge = is_huge(table.n_colors)
-    fit_options: dict[str, Any] = {
-        "algorithm": algorithm,
-        "n_init": n_init,
-        "max_iter": max_iter,
-        "seed": seed,
-        "space": space,
-        # Converted once: every palette size tried reuses it.
-        "points": None if huge else cs.rgb8_to_space(table.colors, space),
-    }
-    if kept is not None:
-        fit_options["keep"] = kept
-    if huge and colors == "auto" and palette is None:
-        # Kept for every size tried; for one k, fit_palette makes and drops it.
-        fit_options["reduced"] = reduce_table(table.keys, table.counts, space)
-
-    # Clustering in Lab has converted the table already: ΔE reuses it.
-    table_lab = fit_options["points"] if space == "lab" else None
-
-    # Packed keys of every frame, for dithered attempts only: made by the
-    # first one and reused by the others (-k auto tries several).
-    keys: list[NDArray[np.uint32]] = []
-
-    def judge(fit: PaletteFit) -> _Attempt:
-        if dither == "none":
-            return _Attempt(fit, fit.palette, _metrics(table, fit, table_lab), None)
-        if huge or table.n_pixels > reduce.PAIRS_IN_BANDS_MIN_PIXELS:
-            return _dithered_bounded(loaded.frames, fit, dither, dither_strength, space)
-        if not keys:
-            keys.extend(pack_rgb(frame.rgb) for frame in loaded.frames)
-        return _dithered(loaded.frames, keys, fit, dither, dither_strength, space)
-
-    def attempt(k: int) -> _Attempt:
-        return judge(fit_palette(table, k, **fit_options))
-
     auto: AutoK | None = None
     if palette is not None:
-        given = palette if kept is None else _union(kept, palette)
-        best = judge(_fit_given(table, given, space, transparent > 0))
+        best = one.given_palette(palette)
     elif colors == "auto":
-        goal = target or Target("psnr", DEFAULT_PSNR)
-        seen: dict[int, QualityMetrics] = {}
-
-        def judged(k: int) -> _Attempt:
-            seen[k] = (result := attempt(k)).metrics
-            return result
-
-        # More colors than the image has cannot improve on its exact copy.
-        n_kept = 0 if kept is None else len(kept)
-        lo = max(MIN_COLORS, n_kept)
-        hi = max(lo, min(k_max, table.n_colors + n_kept))
-        search = smallest_k(judged, lambda a: goal.met_by(a.metrics), lo, hi)
-        best = search.result
-        tried = [(k, met, seen[k]) for k, met in search.tried]
-        auto = AutoK(goal, search.chosen, search.met, tried)
+        best, auto = one.auto_k(target)
     else:
-        k = min(colors, k_max)
-        if kept is not None and len(kept) > k:
-            raise ValueError(f"{len(kept)} kept colors do not fit in {k} palette colors")
-        if table.n_colors < k:
-            warnings.append(f"requested {colors} colors, image has {table.n_colors}")
-        best = attempt(k)
-    if kept is not None:
-        best = _with_kept(best, kept)
-        warnings.extend(_unused_kept(best.palette, kept))
-    ordered, indices = _in_order(best, sort, table, loaded.frames)
+        best = one.fixed_k(colors)
+    ordered, indices = one.in_order(best, sort)
     out = render_frames(loaded.frames, indices, ordered)
     settings: dict[str, Any] = {
         "colors_requested": colors,
@@ -368,10 +272,10 @@ def quantize_image(
         width=loaded.width,
         height=loaded.height,
         n_iter=best.fit.n_iter,
-        distinct_colors=table.n_colors,
-        transparent_pixels=transparent,
+        distinct_colors=one.table.n_colors,
+        transparent_pixels=one.transparent,
         seconds=time.perf_counter() - start,
-        warnings=warnings,
+        warnings=[*loaded.notes, *one.warnings],
         frames=out,
         durations=[frame.duration for frame in loaded.frames],
         loop=loaded.loop,
@@ -379,6 +283,148 @@ def quantize_image(
         k_auto=auto,
         kept=kept,
     )
+
+
+class ImageQuantizer:
+    """The one-image algorithm, one method per mode.
+
+    Made once per decoded image: it counts the distinct visible colors of
+    every frame (the weighted table everything is fitted to).  Then
+    `fixed_k`, `auto_k` or `given_palette` picks the palette and maps the
+    pixels to it (plainly, or dithered), each honouring the kept colors;
+    `in_order` gives the palette in the order asked and the palette index
+    of every pixel, which `quantize.render.render_frames` turns into images.
+
+    Arguments are assumed valid (`quantize_image` validates them).
+
+    Parameters
+    ----------
+    loaded : LoadedImage
+    algorithm, n_init, max_iter, seed, space, dither, dither_strength
+        As for `quantize_image`.
+    keep : ndarray of uint8, shape (n, 3), optional
+        Colors that must stay in the palette (see `check_keep`).
+
+    Attributes
+    ----------
+    table : ColorTable
+        Distinct visible colors (m of them) with their pixel counts.
+    transparent : int
+        Fully transparent pixels over all frames.
+    warnings : list of str
+        What the mode run found worth saying (fewer colors than asked,
+        unused kept colors).
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedImage,
+        *,
+        algorithm: Algorithm = "kmeans",
+        n_init: int | Literal["auto"] = "auto",
+        max_iter: int = 300,
+        seed: int = 0,
+        space: str = "rgb",
+        dither: Dither = "none",
+        dither_strength: float = 1.0,
+        keep: NDArray[np.uint8] | None = None,
+    ) -> None:
+        self.frames = loaded.frames
+        self.algorithm, self.n_init, self.max_iter, self.seed = algorithm, n_init, max_iter, seed
+        self.space, self.dither, self.dither_strength = space, dither, dither_strength
+        self.keep = keep
+        self.table = count_pixels(_sources(self.frames))
+        self.transparent = _transparent_count(self.frames)
+        self.warnings: list[str] = []
+        # An index must stay free for the transparent pixels.
+        self._k_max = MAX_COLORS - 1 if self.transparent else MAX_COLORS
+        self._huge = is_huge(self.table.n_colors)
+        self._reduced: ReducedTable | None = None
+        # Packed keys of every frame, for dithered attempts only: made by the
+        # first one and reused by the others (-k auto tries several).
+        self._keys: list[NDArray[np.uint32]] = []
+
+    @functools.cached_property
+    def _points(self) -> NDArray[np.float64] | None:
+        """The table's colors in ``space``, converted once for every palette
+        size tried; None for a huge table (clustered reduced instead)."""
+        return None if self._huge else cs.rgb8_to_space(self.table.colors, self.space)
+
+    def fixed_k(self, colors: int) -> _Attempt:
+        """A palette of at most ``colors`` colors (fewer when the image has fewer)."""
+        k = min(colors, self._k_max)
+        if self.keep is not None and len(self.keep) > k:
+            raise ValueError(f"{len(self.keep)} kept colors do not fit in {k} palette colors")
+        if self.table.n_colors < k:
+            self.warnings.append(f"requested {colors} colors, image has {self.table.n_colors}")
+        return self._with_kept(self._attempt(k))
+
+    def auto_k(self, target: Target | None = None) -> tuple[_Attempt, AutoK]:
+        """The smallest palette that meets ``target`` (PSNR >= 32 dB when None)."""
+        if self._huge:
+            # Kept for every size tried; for one k, fit_palette makes and drops it.
+            self._reduced = reduce_table(self.table.keys, self.table.counts, self.space)
+        goal = target or Target("psnr", DEFAULT_PSNR)
+        seen: dict[int, QualityMetrics] = {}
+
+        def judged(k: int) -> _Attempt:
+            seen[k] = (result := self._attempt(k)).metrics
+            return result
+
+        # More colors than the image has cannot improve on its exact copy.
+        n_kept = 0 if self.keep is None else len(self.keep)
+        lo = max(MIN_COLORS, n_kept)
+        hi = max(lo, min(self._k_max, self.table.n_colors + n_kept))
+        search = smallest_k(judged, lambda a: goal.met_by(a.metrics), lo, hi)
+        tried = [(k, met, seen[k]) for k, met in search.tried]
+        auto = AutoK(goal, search.chosen, search.met, tried)
+        return self._with_kept(search.result), auto
+
+    def given_palette(self, palette: Palette) -> _Attempt:
+        """Every color mapped to its nearest color of ``palette`` (plus the kept ones)."""
+        given = palette if self.keep is None else union_kept(self.keep, palette)
+        fit = _fit_given(self.table, given, self.space, self.transparent > 0)
+        return self._with_kept(self._judge(fit))
+
+    def in_order(self, best: _Attempt, sort: SortKey) -> tuple[Palette, list[NDArray[np.uint8]]]:
+        """The palette of ``best`` in ``sort`` order and the palette index of every pixel."""
+        return _in_order(best, sort, self.table, self.frames)
+
+    def _attempt(self, k: int) -> _Attempt:
+        fit = fit_palette(
+            self.table,
+            k,
+            algorithm=self.algorithm,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            seed=self.seed,
+            space=self.space,
+            points=self._points,
+            keep=self.keep,
+            reduced=self._reduced,
+        )
+        return self._judge(fit)
+
+    def _judge(self, fit: PaletteFit) -> _Attempt:
+        """The fit mapped to the pixels as the output will be, with its metrics."""
+        frames, dither, strength, space = self.frames, self.dither, self.dither_strength, self.space
+        if dither == "none":
+            # Clustering in Lab has converted the table already: ΔE reuses it.
+            table_lab = self._points if space == "lab" else None
+            return _Attempt(fit, fit.palette, _metrics(self.table, fit, table_lab), None)
+        if self._huge or self.table.n_pixels > reduce.PAIRS_IN_BANDS_MIN_PIXELS:
+            return _dithered_bounded(frames, fit, dither, strength, space)
+        if not self._keys:
+            self._keys.extend(pack_rgb(frame.rgb) for frame in frames)
+        return _dithered(frames, self._keys, fit, dither, strength, space)
+
+    def _with_kept(self, best: _Attempt) -> _Attempt:
+        """``best`` with its unused kept colors back in the palette, with a warning each."""
+        if self.keep is None:
+            return best
+        best = _with_kept(best, self.keep)
+        self.warnings.extend(unused_kept(best.palette, self.keep))
+        return best
 
 
 @dataclass(frozen=True)
@@ -459,212 +505,51 @@ def _transparent_count(frames: list[Frame]) -> int:
     return sum(int(np.count_nonzero(f.alpha == 0)) for f in frames if f.alpha is not None)
 
 
-def fit_palette(
-    table: ColorTable,
-    n_colors: int,
-    *,
-    algorithm: Algorithm = "kmeans",
-    n_init: int | Literal["auto"] = "auto",
-    max_iter: int = 300,
-    seed: int = 0,
-    space: str = "rgb",
-    points: NDArray[np.float64] | None = None,
-    keep: NDArray[np.uint8] | None = None,
-    reduced: ReducedTable | None = None,
-) -> PaletteFit:
-    """Cluster a color table and turn the centers into an exact sRGB palette.
-
-    Centers are rounded to 8-bit sRGB, duplicates after rounding are merged,
-    and every table row is then assigned to its nearest *rounded* color, so
-    the labels agree with the palette the image is written with.
-
-    Parameters
-    ----------
-    table : ColorTable
-        Distinct colors (m of them) with pixel counts.
-    n_colors : int
-        Upper bound on the palette size.
-    points : ndarray of float64, shape (m, 3), optional
-        ``table.colors`` already converted to ``space``, to save converting
-        them again when several palettes are fitted to one table.
-    keep : ndarray of uint8, shape (n, 3), optional
-        Colors the palette must hold exactly (see `check_keep`): fixed
-        centers of the clustering, never rounded, kept with count 0 when no
-        row is nearest to them.  They count toward ``n_colors``.
-    reduced : ReducedTable, optional
-        The reduced table of a huge ``table`` (over
-        :data:`quantize.reduce.REDUCE_MIN_COLORS` colors), which is what
-        gets clustered; made here when not given.
+def learn_shared_palette(
+    table: ColorTable, opts: RunOptions, transparent: bool
+) -> tuple[Palette, dict[str, Any]]:
+    """Fit one palette to the merged color table of all images.
 
     Returns
     -------
-    PaletteFit
-    """
-    if keep is not None:
-        if is_huge(table.n_colors):
-            # Fixed centers on the reduced table too; no float copy of every color.
-            if reduced is None:
-                reduced = reduce_table(table.keys, table.counts, space)
-            points = None
-        elif points is None:
-            points = cs.rgb8_to_space(table.colors, space)
-        return _fit_keeping(
-            table, n_colors, keep, algorithm, n_init, max_iter, seed, space, points, reduced
-        )
-    if is_huge(table.n_colors):
-        # Clustered on the reduced table, assigned exactly in chunks.
-        if reduced is None:
-            reduced = reduce_table(table.keys, table.counts, space)
-        x, w, keys = reduced.points, reduced.weights, reduced.keys
-        points = None
-    else:
-        if points is None:
-            points = cs.rgb8_to_space(table.colors, space)
-        x, w, keys = points, table.counts.astype(np.float64), table.keys
-    centers, n_iter = cluster_centers(
-        x,
-        w,
-        keys,
-        n_colors,
-        algorithm=algorithm,
-        n_init=n_init,
-        max_iter=max_iter,
-        random_state=seed,
-    )
-    del x, w, keys, reduced
-    rounded = _unique_rows(cs.space_to_rgb8(centers, space))
-    palette = Palette(rounded, np.zeros(len(rounded), np.int64))
-    palette_fit = apply_palette(table, palette, space, points=points)
-    # cluster_centers returns every color as its own center, with no run,
-    # when there are no more colors than asked for.
-    runs = resolve_n_init(n_init, n_colors, algorithm) if table.n_colors > n_colors else 0
-    return PaletteFit(palette_fit.palette, palette_fit.labels, n_iter, runs)
-
-
-def apply_palette(
-    table: ColorTable,
-    palette: Palette,
-    space: str = "rgb",
-    *,
-    points: NDArray[np.float64] | None = None,
-) -> PaletteFit:
-    """Assign every table color to its nearest palette color in ``space``.
-
-    Palette entries that no pixel uses are dropped; the result is sorted by
-    pixel count with deterministic ties.  ``points`` may hold the table
-    colors already converted to ``space``.
-
-    Returns
-    -------
-    PaletteFit
-        With ``n_iter`` 0.
-    """
-    if is_huge(table.n_colors):
-        small, pixels = nearest_labels(table.keys, table.counts, palette.colors, space)
-        ordered, remap = _trim_and_sort(palette.colors, pixels)
-        # Only dropped colors map to -1, and no row has one.
-        return PaletteFit(ordered, np.maximum(remap, 0).astype(np.uint8)[small], 0)
-    labels = nearest_palette(table.colors, palette.colors, space, points=points)
-    counts = np.bincount(labels, weights=table.counts, minlength=palette.size).astype(np.int64)
-    ordered, remap = _trim_and_sort(palette.colors, counts)
-    return PaletteFit(ordered, remap[labels], 0)
-
-
-def _trim_and_sort(
-    colors: NDArray[np.uint8], counts: NDArray[np.int64]
-) -> tuple[Palette, NDArray[np.intp]]:
-    """Drop colors with no pixel, sort by count, and map old indices to new ones (-1: dropped)."""
-    used = np.flatnonzero(counts)
-    trimmed = Palette(colors[used], counts[used])
-    order = trimmed.order("count")
-    remap = np.full(len(colors), -1, dtype=np.intp)
-    remap[used[order]] = np.arange(order.size)
-    return Palette(trimmed.colors[order], trimmed.counts[order]), remap
-
-
-def _unique_rows(colors: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    keys = pack_rgb(colors)
-    _, first = np.unique(keys, return_index=True)
-    return colors[np.sort(first)]
-
-
-def render_frames(
-    frames: list[Frame], indices: list[NDArray[np.uint8]], palette: Palette
-) -> list[Image.Image]:
-    """Build the output frames from the palette index of every pixel.
-
-    All frames share one indexed palette: the ``palette`` colors (index i is
-    ``palette.colors[i]``), then one entry per (color, alpha) pair of the
-    semi-transparent pixels, then one fully transparent entry (RGB 0, 0, 0)
-    that every alpha-0 pixel uses, whatever color was hidden under it.  When
-    that needs more than 256 entries the frames come back as RGBA instead.
-
-    Parameters
-    ----------
-    frames : list of Frame
-        The input frames, for their alpha.
-    indices : list of ndarray of uint8, shape (h, w)
-        Palette index of every pixel of each frame (the value under alpha 0
-        does not matter).
     palette : Palette
-
-    Returns
-    -------
-    list of PIL.Image.Image
-        Mode "P" (with ``info["transparency"]`` an index, or per-entry
-        alpha bytes when some pixel is semi-transparent), or "RGBA".
+        In ``opts.sort`` order, with pixel counts over all images.
+    report : dict
+        The content of ``palette.json`` (the palette report schema without
+        the per-image fields, plus ``images``).
     """
-    alphas = [f.alpha for f in frames]
-    if all(a is None for a in alphas):
-        return [_indexed(idx, palette.colors.ravel().tolist(), None) for idx in indices]
-    # Code each pixel as index * 256 + alpha; every alpha-0 pixel shares one code.
-    clear = 256 * 256
-    codes = [_pair_codes(idx, a, clear) for idx, a in zip(indices, alphas, strict=True)]
-    opaque = np.arange(palette.size, dtype=np.int32) * 256 + 255
-    extra = np.unique(np.concatenate([c[(c & 255) != 255] for c in codes]))
-    if extra.size == 0:
-        return [_indexed(idx, palette.colors.ravel().tolist(), None) for idx in indices]
-    if palette.size + extra.size > 256:
-        return [_rgba(idx, a, palette) for idx, a in zip(indices, alphas, strict=True)]
-    entries = np.concatenate([opaque, extra])  # sorted: opaque codes, then extra ascending
-    order = np.argsort(entries, kind="stable")
-    entry_index = [order[np.searchsorted(entries[order], c)].astype(np.uint8) for c in codes]
-    colors = palette.colors[np.minimum(entries >> 8, palette.size - 1)]
-    colors[entries == clear] = 0
-    alpha = np.where(entries == clear, 0, entries & 255).astype(np.uint8)
-    only_clear = extra.size == 1 and extra[0] == clear
-    transparency: int | bytes = palette.size if only_clear else alpha.tobytes()
-    return [_indexed(idx, colors.ravel().tolist(), transparency) for idx in entry_index]
-
-
-def _pair_codes(
-    indices: NDArray[np.uint8], alpha: NDArray[np.uint8] | None, clear: int
-) -> NDArray[np.int32]:
-    codes = indices.astype(np.int32) * 256
-    codes += 255 if alpha is None else alpha
-    if alpha is not None:
-        codes[alpha == 0] = clear
-    return codes
-
-
-def _indexed(
-    indices: NDArray[np.uint8], flat_palette: list[int], transparency: int | bytes | None
-) -> Image.Image:
-    img = Image.frombytes("P", (indices.shape[1], indices.shape[0]), indices.tobytes())
-    img.putpalette(flat_palette, "RGB")
-    if transparency is not None:
-        img.info["transparency"] = transparency
-    return img
-
-
-def _rgba(
-    indices: NDArray[np.uint8], alpha: NDArray[np.uint8] | None, palette: Palette
-) -> Image.Image:
-    rgba = np.empty((*indices.shape, 4), dtype=np.uint8)
-    rgba[..., :3] = palette.colors[indices]
-    rgba[..., 3] = 255 if alpha is None else alpha
-    rgba[rgba[..., 3] == 0, :3] = 0
-    return Image.fromarray(rgba, "RGBA")
+    if opts.colors == "auto":
+        raise ValueError("a shared palette needs a fixed number of colors, not 'auto'")
+    k = min(opts.colors, MAX_COLORS - 1) if transparent else opts.colors
+    fit = fit_palette(
+        table,
+        k,
+        algorithm=opts.algorithm,
+        n_init=opts.n_init,
+        max_iter=opts.max_iter,
+        seed=opts.seed,
+        space=opts.space,
+        keep=opts.keep,
+    )
+    ordered = fit.palette.sorted(opts.sort)
+    report = {
+        "pixels": table.n_pixels,
+        "distinct_colors": table.n_colors,
+        "color_profile": "sRGB",
+        "colors_requested": opts.colors,
+        "algorithm": opts.algorithm,
+        "space": opts.space,
+        "seed": opts.seed,
+        "n_init": fit.n_init,
+        "max_iter": opts.max_iter,
+        "n_iter": fit.n_iter,
+        "metrics": table_metrics(table, fit.palette.colors, fit.labels).to_dict(),
+        "sort": opts.sort,
+        "colors": mark_kept(to_json_colors(ordered), opts.keep),
+    }
+    if opts.keep is not None:
+        report["keep"] = Palette.from_colors(opts.keep).hex
+    return ordered, report
 
 
 def _dithered(
@@ -694,7 +579,7 @@ def _dithered(
     source = unpack_keys(uniq & np.uint32(0xFFFFFF))
     out_index = (uniq >> 24).astype(np.intp)
     counts = np.bincount(out_index, weights=pair_counts, minlength=fit.palette.size)
-    palette, remap = _trim_and_sort(fit.palette.colors, counts.astype(np.int64))
+    palette, remap = trim_and_sort(fit.palette.colors, counts.astype(np.int64))
     metrics = palette_metrics(source, pair_counts, palette.colors, remap[out_index])
     # Transparent pixels may map to a dropped color (-1); render_frames overwrites them.
     remap8 = np.maximum(remap, 0).astype(np.uint8)
@@ -713,7 +598,7 @@ def _dithered_bounded(
         visible, idx = _dither_frame(frame, fit.palette.colors, method, strength, space)
         add_pixel_pairs(acc, frame.rgb, visible, idx)
         indices.append(idx)
-    palette, remap = _trim_and_sort(fit.palette.colors, acc.counts)
+    palette, remap = trim_and_sort(fit.palette.colors, acc.counts)
     remap8 = np.maximum(remap, 0).astype(np.uint8)
     return _Attempt(fit, palette, acc.result(), [remap8[idx] for idx in indices])
 
@@ -793,464 +678,14 @@ class RunOptions:
     page_dir: Path | None = None
 
 
-@dataclass(frozen=True)
-class OutputPlan:
-    """Where the outputs of one input go, and in which image format.
-
-    ``image`` is also the base every other name derives from, so it is set
-    even when ``write_image`` is False (``--no-image``).
-    """
-
-    image: Path
-    report: Path | None
-    fmt: str
-    palettes: dict[str, Path] = field(default_factory=dict)
-    swatch: Path | None = None
-    plot: Path | None = None
-    write_image: bool = True
-    #: Thumbnails of the input and the output for the ``--html`` page.
-    thumbs: tuple[Path, Path] | None = None
-
-    @property
-    def paths(self) -> list[Path]:
-        """Every file this plan writes."""
-        image = self.image if self.write_image else None
-        extra = [*self.palettes.values(), self.swatch, self.plot, *(self.thumbs or ())]
-        return [p for p in (image, self.report, *extra) if p is not None]
-
-
-def default_stem(source: Path, colors: int | str) -> str:
-    """The output file stem for an input: ``photo.jpg`` -> ``photo-k16`` (``photo-kauto``)."""
-    return f"{source.stem}-k{colors}"
-
-
-def is_folder_spec(output: str) -> bool:
-    """True when ``output`` names a folder: an existing one, or spelled with a trailing slash."""
-    # os.path.isdir: a name the file system refuses (too long, a loop) is no folder.
-    return output.endswith(("/", os.sep)) or os.path.isdir(output)
-
-
-def plan_outputs(source: Path, output: str | None, opts: RunOptions) -> OutputPlan:
-    """Decide the output paths for ``source``.
-
-    ``output`` may be None (next to the input), a folder (existing, or spelled
-    with a trailing slash) or an image file name whose suffix picks the format.
-
-    Raises
-    ------
-    OutputError
-        ``output`` names a file with an unknown suffix.
-    """
-    if output is None or is_folder_spec(output):
-        folder = source.parent if output is None else Path(output)
-        image = folder / (default_stem(source, opts.colors) + FORMATS[opts.fmt][1])
-        fmt = opts.fmt
-    else:
-        image = Path(output)
-        fmt = output_format(image)
-    report = image.with_suffix(".json") if opts.report else None
-    unknown = [f for f in opts.palette_formats if f not in SUFFIXES]
-    if unknown:
-        raise ValueError(f"unknown palette formats {unknown}; use {', '.join(SUFFIXES)}")
-    palettes = {f: image.with_suffix(SUFFIXES[f]) for f in opts.palette_formats}
-    swatch = image.with_suffix(".swatch.png") if opts.swatch else None
-    plot = image.with_suffix(".pixels.png") if opts.plot else None
-    thumbs = None
-    if opts.page_dir is not None:
-        from quantize.report_html import thumbnail_paths
-
-        thumbs = thumbnail_paths(image, opts.page_dir)
-    return OutputPlan(
-        image, report, fmt, palettes, swatch, plot, write_image=opts.image, thumbs=thumbs
-    )
-
-
-def process_file(
-    source: Path, plan: OutputPlan, opts: RunOptions, inputs: Sequence[Path] = ()
-) -> QuantizeResult:
-    """Quantize one file and write its outputs atomically.
-
-    Outputs are checked before any work is done: an input (``source`` or any
-    of ``inputs``) is never overwritten, and an existing output only with
-    ``opts.force``.  What the output format cannot store (animation,
-    transparency) is removed before clustering, with a warning.  The image
-    and its report are written together: both or neither.
-
-    Raises
-    ------
-    QuantizeError
-        The input cannot be read or an output cannot be written.
-    """
-    check_outputs(plan.paths, [source, *inputs], force=opts.force)
-    start = time.perf_counter()
-    # An output that cannot animate needs only the first frame decoded.
-    animation = plan.fmt in ANIMATION_FORMATS
-    loaded = fit_to_format(
-        load_image(
-            source, max_pixels=opts.max_pixels, max_frames=opts.max_frames, animation=animation
-        ),
-        plan.fmt,
-        opts.background,
-    )
-    load_seconds = time.perf_counter() - start
-    result = quantize_image(
-        loaded,
-        opts.colors,
-        algorithm=opts.algorithm,
-        n_init=opts.n_init,
-        max_iter=opts.max_iter,
-        seed=opts.seed,
-        space=opts.space,
-        sort=opts.sort,
-        dither=opts.dither,
-        dither_strength=opts.dither_strength,
-        target=opts.target,
-        palette=opts.palette,
-        keep=opts.keep,
-    )
-    result.seconds += load_seconds  # the summary times decode + quantize
-    encoded = None
-    if plan.write_image and plan.fmt in LOSSY_FORMATS:
-        encoded = _measure_as_written(result, loaded.frames[0], plan.fmt)
-    write_outputs(
-        source,
-        plan,
-        result,
-        loaded.frames[0],
-        seed=opts.seed,
-        palette_file=opts.palette_file,
-        force=opts.force,
-        encoded=encoded,
-    )
-    return result
-
-
-def _measure_as_written(result: QuantizeResult, frame: Frame, fmt: str) -> bytes:
-    """Encode the image for a lossy ``fmt``; set the result's metrics to what the file holds.
-
-    The palette stays what was clustered (and ``colors_used`` counts its
-    colors); MSE, PSNR and ΔE compare the input with the decoded file, and
-    ``result.image_colors`` becomes the number of distinct colors in it.
-
-    Returns
-    -------
-    bytes
-        The encoded image, to be written as it was measured.
-    """
-    data = encode_image(result.frames_for_format(fmt), fmt)
-    written = decode_rgb(data)
-    metrics, distinct = written_metrics(frame.rgb, written)
-    result.metrics = replace(metrics, colors_used=result.metrics.colors_used)
-    result.image_colors = distinct
-    return data
-
-
-def written_metrics(
-    original: NDArray[np.uint8], written: NDArray[np.uint8]
-) -> tuple[QualityMetrics, int]:
-    """Quality of an image as written against its input, pixel by pixel.
-
-    Computed on the table of distinct (input color, written color) pairs,
-    which gives the same numbers as comparing every pixel.
-
-    Parameters
-    ----------
-    original, written : ndarray of uint8, shape (h, w, 3)
-
-    Returns
-    -------
-    metrics : QualityMetrics
-        ``colors_used`` is the number of distinct written colors.
-    distinct : int
-        The same number: colors in the written image.
-    """
-    pairs = pack_rgb(original).ravel().astype(np.uint64) << np.uint64(24)
-    pairs |= pack_rgb(written).ravel()
-    pairs, counts = np.unique(pairs, return_counts=True)
-    source = unpack_keys((pairs >> np.uint64(24)).astype(np.uint32))
-    out_keys = (pairs & np.uint64(0xFFFFFF)).astype(np.uint32)
-    distinct = int(np.unique(out_keys).size)
-    return quality_metrics(source, unpack_keys(out_keys), counts, distinct), distinct
-
-
-def write_outputs(
-    source: Path,
-    plan: OutputPlan,
-    result: QuantizeResult,
-    frame: Frame,
-    *,
-    seed: int = 0,
-    palette_file: str | None = None,
-    force: bool = False,
-    encoded: bytes | None = None,
-) -> None:
-    """Write every output of ``plan``: all of them are in place, or none is.
-
-    Parameters
-    ----------
-    source : Path
-        The input, named in the report and the plot title.
-    plan : OutputPlan
-    result : QuantizeResult
-    frame : Frame
-        The decoded input (its first frame), for the pixel plot.
-    seed : int
-        Seed of the plot's pixel sample.
-    palette_file : str, optional
-        The palette file the colors came from, for the report.
-    force : bool
-        Replace existing outputs; without it an output that exists when the
-        files are moved into place fails the image (another run wrote it).
-    encoded : bytes, optional
-        The image already encoded for ``plan.fmt`` (a lossy format, measured
-        as written): written as it is.
-    """
-    files: list[tuple[Path, Writer]] = []
-    # Drawn first: its warnings belong in the report.
-    plot = (
-        None
-        if plan.plot is None
-        else pixel_plot_png(valid_unicode(source.name), frame, result, seed=seed)
-    )
-    indexed = None
-    if plan.write_image:
-        frames = result.frames_for_format(plan.fmt)
-        indexed = frames[0].mode == "P"
-        durations = result.durations[: len(frames)]
-        writer = (
-            image_writer(frames, plan.fmt, durations=durations, loop=result.loop)
-            if encoded is None
-            else bytes_writer(encoded)
-        )
-        files.append((plan.image, writer))
-    if plan.report is not None:
-        report = result.report(str(source), str(plan.image) if plan.write_image else None)
-        report["palette_file"] = palette_file
-        report["image_indexed"] = indexed
-        report["image_colors"] = (
-            None if indexed is None else result.image_colors or report["metrics"]["colors_used"]
-        )
-        text = json.dumps(json_safe(report), indent=2) + "\n"  # valid UTF-8 for any file name
-        files.append((plan.report, bytes_writer(text.encode())))
-    for fmt, path in plan.palettes.items():
-        data = export(result.palette, fmt, valid_unicode(plan.image.stem))
-        files.append((path, bytes_writer(data if isinstance(data, bytes) else data.encode())))
-    if plan.swatch is not None:
-        files.append((plan.swatch, image_writer([render_swatch(result.palette)], "png")))
-    if plan.plot is not None and plot is not None:
-        files.append((plan.plot, bytes_writer(plot)))
-    if plan.thumbs is not None:
-        from quantize.report_html import thumbnail_writers
-
-        files.extend(thumbnail_writers(plan.thumbs, frame, result.image))
-    write_files(files, force=force)
-
-
-def pixel_plot_png(name: str, frame: Frame, result: QuantizeResult, *, seed: int = 0) -> bytes:
-    """The ``--plot`` figure of a result as PNG bytes (see `quantize.plots`).
-
-    Warnings matplotlib gives while drawing (a glyph the font lacks ...) are
-    added to ``result.warnings``, one line each, for the report and the command.
-
-    Parameters
-    ----------
-    name : str
-        Image name for the title.
-    frame : Frame
-        The decoded input the result was computed from.
-    result : QuantizeResult
-    seed : int
-        Seed of the sample of `PLOT_SAMPLE_SIZE` visible pixels.
-    """
-    original, mapped = sample_visible_pixels(frame, result.image, PLOT_SAMPLE_SIZE, seed)
-    title = f"{name} — {result.distinct_colors:,} distinct colors → k={result.palette.size}"
-    buffer = io.BytesIO()
-    caught = render_pixel_plot(
-        original, mapped, result.palette.colors, title=title, path_or_buffer=buffer
-    )
-    result.warnings.extend(f"--plot: {line}" for line in dict.fromkeys(caught))
-    return buffer.getvalue()
-
-
-def sample_visible_pixels(
-    frame: Frame, image: Image.Image, n: int, seed: int
-) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-    """A seeded sample of visible pixels with their input and output colors.
-
-    Parameters
-    ----------
-    frame : Frame
-        The input; pixels with alpha 0 are not visible and never sampled.
-    image : PIL.Image.Image
-        The recolored image of the same size (mode "P", "RGB" or "RGBA").
-    n : int
-        Sample size; every visible pixel when there are fewer.
-    seed : int
-
-    Returns
-    -------
-    original, mapped : ndarray of uint8, shape (min(n, visible), 3)
-        Input colors, and the colors the same pixels have in ``image``.
-    """
-    visible = None if frame.alpha is None else np.flatnonzero(frame.alpha.ravel() > 0)
-    n_visible = frame.rgb.shape[0] * frame.rgb.shape[1] if visible is None else visible.size
-    where = sample_pixels(n_visible, n, seed)
-    if visible is not None:
-        where = visible[where]
-    original = frame.rgb.reshape(-1, 3)[where]
-    if image.mode == "P":
-        # Read the indices the image holds, so the colors are the written ones.
-        lut = np.asarray(image.getpalette("RGB"), dtype=np.uint8).reshape(-1, 3)
-        mapped = lut[np.asarray(image).ravel()[where]]
-    else:
-        mapped = np.asarray(image.convert("RGB")).reshape(-1, 3)[where]
-    return original, mapped
-
-
 # --------------------------------------------------------------------------
 # Kept colors (``keep``): fixed centers of the clustering.
-
-
-def check_keep(keep: ArrayLike | None, colors: int | str) -> NDArray[np.uint8] | None:
-    """Validate colors that must stay in the palette.
-
-    Parameters
-    ----------
-    keep : array_like of int, shape (n, 3), or None
-        sRGB colors, 0..255.
-    colors : int or "auto"
-        The palette size they must fit in (every size is checked later for "auto").
-
-    Returns
-    -------
-    ndarray of uint8, shape (n, 3), or None
-        None when nothing is kept.
-
-    Raises
-    ------
-    ValueError
-        Not (n, 3) integers in 0..255, a color given twice, or more colors than ``colors``.
-    """
-    if keep is None:
-        return None
-    arr = np.asarray(keep)
-    if arr.size == 0:
-        return None
-    if arr.ndim != 2 or arr.shape[1] != 3 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"keep must be integer sRGB colors of shape (n, 3), got {arr.shape}")
-    if arr.min() < 0 or arr.max() > 255:
-        raise ValueError("kept colors must be in 0..255")
-    kept = arr.astype(np.uint8)
-    if np.unique(pack_rgb(kept)).size != len(kept):
-        raise ValueError("a kept color is given twice")
-    limit = MAX_COLORS if colors == "auto" else int(colors)
-    if len(kept) > limit:
-        raise ValueError(f"{len(kept)} kept colors but only {limit} palette colors")
-    return kept
-
-
-def mark_kept(
-    entries: list[dict[str, Any]], kept: NDArray[np.uint8] | None
-) -> list[dict[str, Any]]:
-    """Add ``"kept": true/false`` to the report's color entries; unchanged when nothing is kept."""
-    if kept is None:
-        return entries
-    hexes = set(Palette.from_colors(kept).hex)
-    return [{**entry, "kept": entry["hex"] in hexes} for entry in entries]
-
-
-def _fit_keeping(
-    table: ColorTable,
-    n_colors: int,
-    keep: NDArray[np.uint8],
-    algorithm: Algorithm,
-    n_init: int | Literal["auto"],
-    max_iter: int,
-    seed: int,
-    space: str,
-    points: NDArray[np.float64] | None,
-    reduced: ReducedTable | None = None,
-) -> PaletteFit:
-    """`fit_palette` with kept colors as fixed centers: they go into the
-    palette as given (a round trip through ``space`` could move them by a
-    level), the learned centers rounded after them.
-
-    The fixed-center fit starts once from the kept colors plus an
-    unconstrained fit of the rest (the baseline); after rounding to 8 bits,
-    that baseline palette competes again, so the palette's error in
-    ``space`` is never above the baseline's even by a rounding.
-
-    ``points`` holds every table color in ``space``; for a huge table it is
-    None and ``reduced`` is clustered instead (both fits, as `fit_palette`
-    does without kept colors), while the candidates are still compared by
-    their exact error over every color, computed in chunks.
-    """
-    from quantize.fixed import baseline_centers, fit_table
-
-    rng = check_random_state(seed)
-    if reduced is None:
-        assert points is not None
-        x, w, keys = points, table.counts.astype(np.float64), table.keys
-    else:
-        x, w, keys = reduced.points, reduced.weights, reduced.keys
-    runs = None if n_init == "auto" else n_init
-    n_free = n_colors - len(keep)
-    clustered = 0 < n_free < x.shape[0]
-    baseline = None
-    if clustered:
-        baseline = baseline_centers(x, w, keys, n_free, algorithm, runs, max_iter, rng)
-    fixed = cs.rgb8_to_space(keep, space)
-    fit = fit_table(
-        x, w, keys, n_colors, fixed,
-        algorithm=algorithm, n_init=runs, max_iter=max_iter, rng=rng, baseline=baseline,
-        chunked=reduced is not None,
-    )  # fmt: skip
-    del x, keys
-    best: tuple[float, PaletteFit] | None = None
-    for learned in (fit.centers[len(keep) :], baseline):
-        if learned is None:
-            continue
-        rounded = _unique_rows(np.concatenate([keep, cs.space_to_rgb8(learned, space)]))
-        palette = Palette(rounded, np.zeros(len(rounded), np.int64))
-        candidate = apply_palette(table, palette, space, points=points)
-        if points is None:
-            sse = reduce.table_sse(
-                table.keys, table.counts, candidate.palette.colors, candidate.labels, space
-            )
-        else:
-            offset = points - cs.rgb8_to_space(candidate.palette.colors, space)[candidate.labels]
-            sse = float(w @ np.einsum("ij,ij->i", offset, offset))
-        if best is None or sse < best[0]:
-            best = (sse, candidate)
-    assert best is not None
-    chosen = best[1]
-    made = resolve_n_init(n_init, n_colors, swaps=False) if clustered else 0
-    return PaletteFit(_restore_kept(chosen.palette, keep), chosen.labels, fit.n_iter, made)
-
-
-def _union(keep: NDArray[np.uint8], palette: Palette) -> Palette:
-    """A given palette with the kept colors added (first, where missing)."""
-    colors = _unique_rows(np.concatenate([keep, palette.colors]))
-    return Palette(colors, np.zeros(len(colors), np.int64))
-
-
-def _restore_kept(palette: Palette, keep: NDArray[np.uint8]) -> Palette:
-    """``palette`` with the kept colors no pixel uses appended, count 0.
-
-    Appending leaves every existing index valid.
-    """
-    missing = keep[~np.isin(pack_rgb(keep), pack_rgb(palette.colors))]
-    if missing.size == 0:
-        return palette
-    colors = np.concatenate([palette.colors, missing])
-    counts = np.concatenate([palette.counts, np.zeros(len(missing), np.int64)])
-    return Palette(colors, counts)
 
 
 def _with_kept(best: _Attempt, keep: NDArray[np.uint8]) -> _Attempt:
     """The attempt with unused kept colors back in its palette (dithering and
     given palettes drop colors no pixel uses)."""
-    palette = _restore_kept(best.palette, keep)
+    palette = restore_kept(best.palette, keep)
     if palette.size == best.palette.size:
         return best
     fit = best.fit
@@ -1258,8 +693,3 @@ def _with_kept(best: _Attempt, keep: NDArray[np.uint8]) -> _Attempt:
         # The plain mapping's labels index fit.palette, which is best.palette.
         fit = PaletteFit(palette, fit.labels, fit.n_iter)
     return _Attempt(fit, palette, best.metrics, best.indices)
-
-
-def _unused_kept(palette: Palette, keep: NDArray[np.uint8]) -> list[str]:
-    unused = np.isin(pack_rgb(palette.colors), pack_rgb(keep)) & (palette.counts == 0)
-    return [f"kept color {h} is used by no pixel" for h in np.asarray(palette.hex)[unused]]

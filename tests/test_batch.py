@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import quantize.pipeline
+import quantize.outputs
 from quantize import batch
 from quantize.batch import BatchOptions, Progress, TableMerger, find_images, run_batch
 from quantize.errors import OutputError
@@ -275,7 +275,7 @@ def test_table_merger_matches_one_big_table(monkeypatch: pytest.MonkeyPatch) -> 
 def test_interrupt_removes_the_unfinished_image(
     tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_write = quantize.pipeline.write_files
+    real_write = quantize.outputs.write_files
     calls = 0
 
     def write_then_interrupt(files: Any, **kwargs: Any) -> None:
@@ -285,7 +285,7 @@ def test_interrupt_removes_the_unfinished_image(
         if calls == 2:  # Ctrl-C right after the second image's files landed
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(quantize.pipeline, "write_files", write_then_interrupt)
+    monkeypatch.setattr(quantize.outputs, "write_files", write_then_interrupt)
     out = tmp_path / "out"
     result = run_batch([tree], opts(output=str(out), workers=1))
     assert result.interrupted

@@ -21,7 +21,7 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from quantize import pipeline
+from quantize import outputs, pipeline, render
 from quantize.colors import srgb_to_lab
 from quantize.imageio import Frame
 from quantize.metrics import ciede2000
@@ -227,13 +227,13 @@ def test_plot_is_a_png_with_every_palette_color_and_a_titled_sample(
     china: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: dict[str, Any] = {}
-    real_render = pipeline.render_pixel_plot
+    real_render = render.render_pixel_plot
 
     def spy(original: NDArray[np.uint8], mapped: NDArray[np.uint8], *a: Any, **kw: Any) -> Any:
         seen.update(original=original, mapped=mapped, title=kw["title"])
         return real_render(original, mapped, *a, **kw)
 
-    monkeypatch.setattr(pipeline, "render_pixel_plot", spy)
+    monkeypatch.setattr(render, "render_pixel_plot", spy)
     code, out = run(china, "-k", "8", "--plot", "--seed", "3")
     assert code == 0, out
     plot = china.with_name("china-k8.pixels.png")
@@ -263,12 +263,12 @@ def test_plot_samples_only_visible_pixels_with_their_output_colors() -> None:
     # Partial alpha is kept with per-entry tRNS: an indexed image with pair entries.
     assert result.image.mode == "P"
     frame = Frame(rgb, alpha)
-    original, mapped = pipeline.sample_visible_pixels(frame, result.image, 10_000, seed=0)
+    original, mapped = render.sample_visible_pixels(frame, result.image, 10_000, seed=0)
     visible = alpha > 0
     assert len(original) == visible.sum() == 40 * 30
     assert np.array_equal(original, rgb[visible])
     assert np.array_equal(mapped, np.asarray(result.image.convert("RGBA"))[..., :3][visible])
-    few, few_mapped = pipeline.sample_visible_pixels(frame, result.image, 100, seed=1)
+    few, few_mapped = render.sample_visible_pixels(frame, result.image, 100, seed=1)
     assert len(few) == len(few_mapped) == 100
     assert not np.any(np.all(few == (255, 0, 255), axis=1))
     palette = {tuple(c) for c in result.palette.colors.tolist()}
@@ -396,13 +396,13 @@ def test_plan_names_every_output_beside_the_image(tmp_path: Path) -> None:
     opts = pipeline.RunOptions(
         colors=8, palette_formats=("ase", "gpl"), swatch=True, plot=True, image=False
     )
-    plan = pipeline.plan_outputs(tmp_path / "a.b.jpg", None, opts)
+    plan = outputs.plan_outputs(tmp_path / "a.b.jpg", None, opts)
     # A dotted input stem must survive in every name.
     assert plan.image == tmp_path / "a.b-k8.png" and not plan.write_image
     suffixes = [".json", ".ase", ".gpl", ".swatch.png", ".pixels.png"]
     assert plan.paths == [tmp_path / f"a.b-k8{s}" for s in suffixes]
     with pytest.raises(ValueError, match="unknown palette formats"):
-        pipeline.plan_outputs(tmp_path / "a.jpg", None, pipeline.RunOptions(palette_formats=("x",)))
+        outputs.plan_outputs(tmp_path / "a.jpg", None, pipeline.RunOptions(palette_formats=("x",)))
 
 
 def test_quantize_image_sort_reorders_palette_and_image_together() -> None:

@@ -25,7 +25,7 @@ from quantize.imageio import (
     write_files,
 )
 from quantize.palette import Palette
-from quantize.pipeline import render_frames
+from quantize.render import render_frames
 from tests.odd_images import (
     DURATIONS,
     FRAME_COLORS,

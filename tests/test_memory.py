@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quantize import cluster, dither, pipeline, reduce
+from quantize import cluster, dither, fitting, pipeline, reduce
 from quantize import colors as cs
 from quantize.batch import TableMerger
 from quantize.histogram import color_table, count_pixels, pack_rgb, unpack_keys
@@ -84,13 +84,13 @@ def test_huge_table_clusters_the_reduced_table_and_assigns_exactly(
     table = count_pixels([(rgb, None)])
     assert reduce.is_huge(table.n_colors)
     seen: list[int] = []
-    real = pipeline.cluster_centers
+    real = fitting.cluster_centers
 
     def spy(x: Any, w: Any, keys: Any, k: int, **kw: Any) -> Any:
         seen.append(x.shape[0])
         return real(x, w, keys, k, **kw)
 
-    monkeypatch.setattr(pipeline, "cluster_centers", spy)
+    monkeypatch.setattr(fitting, "cluster_centers", spy)
     fit = pipeline.fit_palette(table, 12, space=space, seed=3)
     red = reduce.reduce_table(table.keys, table.counts, space)
     assert seen == [red.points.shape[0]]
@@ -351,7 +351,7 @@ def _rows_at_most(convert: Any, limit: int) -> Any:
 
 
 def test_keep_on_noise_with_auto_k_and_a_shared_palette(low_threshold: None) -> None:
-    from quantize.batch import learn_shared_palette
+    from quantize.pipeline import learn_shared_palette
 
     rgb = _noise((90, 80), seed=23)
     auto = pipeline.quantize_image(Image.fromarray(rgb), "auto", seed=0, keep=_KEEP)

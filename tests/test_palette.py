@@ -22,13 +22,13 @@ from quantize.palette import (
     parse_hex_lines,
     parse_json_report,
     read_palette,
-    render_swatch,
     to_ase,
     to_css,
     to_gpl,
     to_json_colors,
     to_txt,
 )
+from quantize.render import render_swatch
 
 # --------------------------------------------------------------------------- #
 # Helpers
@@ -602,7 +602,7 @@ def test_swatch_tiny_and_zero_fractions_still_get_one_pixel() -> None:
 
 
 def test_swatch_band_edges_random_counts() -> None:
-    from quantize.palette import _band_edges
+    from quantize.render import _band_edges
 
     rng = np.random.default_rng(5)
     for _ in range(200):

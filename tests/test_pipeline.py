@@ -12,8 +12,9 @@ from PIL import Image
 from quantize import QuantizeResult, quantize_image
 from quantize.histogram import color_table, pack_rgb
 from quantize.imageio import Frame, LoadedImage
+from quantize.outputs import plan_outputs
 from quantize.palette import Palette
-from quantize.pipeline import RunOptions, apply_palette, fit_palette, plan_outputs
+from quantize.pipeline import RunOptions, apply_palette, fit_palette
 from tests.conftest import gradient_rgb
 
 

@@ -12,7 +12,8 @@ from PIL import Image
 
 from quantize import cli
 from quantize.batch import ImageResult, Progress
-from quantize.palette import Palette, render_swatch
+from quantize.palette import Palette
+from quantize.render import render_swatch
 from tests.conftest import gradient_rgb
 from tests.conftest import run_cli as run
 
