@@ -46,19 +46,19 @@ from quantize.imageio import (
     load_image,
     write_files,
 )
-from quantize.palette import SUFFIXES, Palette, export, read_palette, to_json_colors
+from quantize.palette import SUFFIXES, Palette, export, read_palette
 from quantize.pipeline import (
     MAX_COLORS,
     OutputPlan,
     RunOptions,
     fit_palette,
     is_folder_spec,
-    mark_kept,
     plan_outputs,
     process_file,
     visible_table,
 )
 from quantize.reduce import table_metrics
+from quantize.report import palette_report
 from quantize.safeio import (
     FileId,
     OutputPlanner,
@@ -1048,26 +1048,17 @@ def learn_shared_palette(
         max_iter=opts.max_iter,
         seed=opts.seed,
         space=opts.space,
-        keep=opts.keep,
+        keep=opts.kept_colors(),
     )
     ordered = fit.palette.sorted(opts.sort)
-    report = {
-        "pixels": table.n_pixels,
-        "distinct_colors": table.n_colors,
-        "color_profile": "sRGB",
-        "colors_requested": opts.colors,
-        "algorithm": opts.algorithm,
-        "space": opts.space,
-        "seed": opts.seed,
-        "n_init": fit.n_init,
-        "max_iter": opts.max_iter,
-        "n_iter": fit.n_iter,
-        "metrics": table_metrics(table, fit.palette.colors, fit.labels).to_dict(),
-        "sort": opts.sort,
-        "colors": mark_kept(to_json_colors(ordered), opts.keep),
-    }
-    if opts.keep is not None:
-        report["keep"] = Palette.from_colors(opts.keep).hex
+    report = palette_report(
+        opts.report_fields(fit.n_init),
+        palette=ordered,
+        metrics=table_metrics(table, fit.palette.colors, fit.labels),
+        n_iter=fit.n_iter,
+        pixels=table.n_pixels,
+        distinct_colors=table.n_colors,
+    )
     return ordered, report
 
 

@@ -25,7 +25,7 @@ from quantize import colors as cs
 from quantize import reduce
 from quantize.autok import DEFAULT_PSNR, AutoK, Target, smallest_k
 from quantize.cluster import cluster_centers, resolve_n_init
-from quantize.dither import DITHER_METHODS, Dither, dither_indices
+from quantize.dither import Dither, dither_indices
 from quantize.errors import InputError
 from quantize.histogram import (
     ColorTable,
@@ -55,9 +55,10 @@ from quantize.imageio import (
     write_files,
 )
 from quantize.kmeans import check_random_state, nearest_center
-from quantize.limits import DEFAULT_MAX_FRAMES, MAX_COLORS, MAX_N_INIT, MIN_COLORS
+from quantize.limits import DEFAULT_MAX_FRAMES, MAX_COLORS, MIN_COLORS
 from quantize.metrics import MetricsAccumulator, QualityMetrics, palette_metrics, quality_metrics
-from quantize.palette import SUFFIXES, Palette, export, render_swatch, to_json_colors
+from quantize.options import QuantizeOptions
+from quantize.palette import SUFFIXES, Palette, export, render_swatch
 from quantize.plots import render_pixel_plot, sample_pixels
 from quantize.reduce import (
     ReducedTable,
@@ -67,8 +68,9 @@ from quantize.reduce import (
     reduce_table,
     table_metrics,
 )
+from quantize.report import ImageFacts, palette_report
 from quantize.text import json_safe, valid_unicode
-from quantize.vocabulary import ALGORITHMS, SORT_KEYS, Algorithm, SortKey
+from quantize.vocabulary import Algorithm, SortKey, Space
 
 #: Pixels drawn in the ``--plot`` scatter plot.
 PLOT_SAMPLE_SIZE = 10_000
@@ -163,24 +165,26 @@ class QuantizeResult:
 
     def report(self, source: str | None, image_path: str | None) -> dict[str, Any]:
         """The palette report as a JSON-ready dict (schema in the README)."""
-        return {
-            "source": source,
-            "image": image_path,
-            "width": self.width,
-            "height": self.height,
-            "pixels": int(self.palette.counts.sum()),
-            "transparent_pixels": self.transparent_pixels,
-            "distinct_colors": self.distinct_colors,
-            "color_profile": "sRGB",
-            "input_profile": self.profile,
-            "frames": len(self.frames) or 1,
-            **self.settings,
-            "n_iter": self.n_iter,
-            "k_auto": None if self.k_auto is None else self.k_auto.to_dict(),
-            "metrics": self.metrics.to_dict(),
-            "colors": mark_kept(to_json_colors(self.palette), self.kept),
-            "warnings": list(self.warnings),
-        }
+        facts = ImageFacts(
+            source=source,
+            image=image_path,
+            width=self.width,
+            height=self.height,
+            transparent_pixels=self.transparent_pixels,
+            input_profile=self.profile,
+            frames=len(self.frames) or 1,
+            k_auto=None if self.k_auto is None else self.k_auto.to_dict(),
+            warnings=self.warnings,
+        )
+        return palette_report(
+            self.settings,
+            palette=self.palette,
+            metrics=self.metrics,
+            n_iter=self.n_iter,
+            pixels=int(self.palette.counts.sum()),
+            distinct_colors=self.distinct_colors,
+            image=facts,
+        )
 
 
 def _for_format(image: Image.Image, fmt: str) -> Image.Image:
@@ -202,7 +206,7 @@ def quantize_image(
     n_init: int | Literal["auto"] = "auto",
     max_iter: int = 300,
     seed: int = 0,
-    space: str = "rgb",
+    space: Space = "rgb",
     sort: SortKey = "count",
     dither: Dither = "none",
     dither_strength: float = 1.0,
@@ -265,12 +269,22 @@ def quantize_image(
     >>> result.image.mode, result.palette.size
     ('P', 4)
     """
-    # With a palette, colors is ignored (the palette may even have a single color).
-    _validate(colors if palette is None else MIN_COLORS, algorithm, n_init, max_iter, space)
-    if sort not in SORT_KEYS:
-        raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)}, got {sort!r}")
-    _validate_perceptual(colors, dither, dither_strength, target)
-    kept = check_keep(keep, colors if palette is None else "auto")
+    options = QuantizeOptions(
+        colors=colors,
+        algorithm=algorithm,
+        n_init=n_init,
+        max_iter=max_iter,
+        seed=seed,
+        space=space,
+        sort=sort,
+        dither=dither,
+        dither_strength=dither_strength,
+        target=target,
+        palette=palette,
+        keep=keep,
+    )
+    options.validate()
+    kept = options.kept_colors()
     start = time.perf_counter()
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
     table = count_pixels(_sources(loaded.frames))
@@ -347,24 +361,11 @@ def quantize_image(
         warnings.extend(_unused_kept(best.palette, kept))
     ordered, indices = _in_order(best, sort, table, loaded.frames)
     out = render_frames(loaded.frames, indices, ordered)
-    settings: dict[str, Any] = {
-        "colors_requested": colors,
-        "algorithm": algorithm,
-        "space": space,
-        "dither": dither,
-        "dither_strength": None if dither == "none" else dither_strength,
-        "seed": seed,
-        "n_init": best.fit.n_init,
-        "max_iter": max_iter,
-        "sort": sort,
-    }
-    if kept is not None:
-        settings["keep"] = Palette.from_colors(kept).hex
     return QuantizeResult(
         image=out[0],
         palette=ordered,
         metrics=best.metrics,
-        settings=settings,
+        settings=options.report_fields(best.fit.n_init),
         width=loaded.width,
         height=loaded.height,
         n_iter=best.fit.n_iter,
@@ -395,19 +396,6 @@ class _Attempt:
     indices: list[NDArray[np.uint8]] | None
 
 
-def _validate_perceptual(
-    colors: int | str, dither: str, dither_strength: float, target: Target | None
-) -> None:
-    if dither not in DITHER_METHODS:
-        raise ValueError(f"dither must be one of {', '.join(DITHER_METHODS)}, got {dither!r}")
-    if not 0.0 <= dither_strength <= 1.0:
-        raise ValueError(f"dither_strength must be between 0 and 1, got {dither_strength}")
-    if dither == "floyd-steinberg" and dither_strength != 1.0:
-        raise ValueError("Floyd-Steinberg dithering has no strength setting (only 1)")
-    if target is not None and colors != "auto":
-        raise ValueError("a quality target needs colors='auto'")
-
-
 def _fit_given(table: ColorTable, palette: Palette, space: str, transparent: bool) -> PaletteFit:
     fit = apply_palette(table, palette, space)
     if transparent and fit.palette.size >= MAX_COLORS:
@@ -430,24 +418,6 @@ def visible_table(loaded: LoadedImage) -> tuple[ColorTable, int]:
     transparent : int
     """
     return count_pixels(_sources(loaded.frames)), _transparent_count(loaded.frames)
-
-
-def _validate(
-    colors: int | str, algorithm: str, n_init: int | str, max_iter: int, space: str
-) -> None:
-    if colors != "auto" and not (isinstance(colors, int) and MIN_COLORS <= colors <= MAX_COLORS):
-        raise ValueError(f"colors must be between {MIN_COLORS} and {MAX_COLORS}, got {colors}")
-    if algorithm not in ALGORITHMS:
-        known = " or ".join(repr(a) for a in ALGORITHMS)
-        raise ValueError(f"algorithm must be {known}, got {algorithm!r}")
-    if n_init != "auto" and (not isinstance(n_init, int) or not 1 <= n_init <= MAX_N_INIT):
-        raise ValueError(
-            f"n_init must be an integer from 1 to {MAX_N_INIT} or 'auto', got {n_init!r}"
-        )
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be positive, got {max_iter}")
-    if space not in cs.SPACES:
-        raise ValueError(f"space must be one of {', '.join(cs.SPACES)}, got {space!r}")
 
 
 def _sources(frames: list[Frame]) -> list[PixelSource]:
@@ -488,7 +458,7 @@ def fit_palette(
         ``table.colors`` already converted to ``space``, to save converting
         them again when several palettes are fitted to one table.
     keep : ndarray of uint8, shape (n, 3), optional
-        Colors the palette must hold exactly (see `check_keep`): fixed
+        Colors the palette must hold exactly (see `quantize.options.check_keep`): fixed
         centers of the clustering, never rounded, kept with count 0 when no
         row is nearest to them.  They count toward ``n_colors``.
     reduced : ReducedTable, optional
@@ -763,24 +733,18 @@ def _metrics(
 
 
 @dataclass(frozen=True)
-class RunOptions:
-    """Everything that decides how one file is quantized and written."""
+class RunOptions(QuantizeOptions):
+    """Everything that decides how one file is quantized and written.
 
-    colors: int | Literal["auto"] = 16
-    algorithm: Algorithm = "kmeans"
-    n_init: int | Literal["auto"] = "auto"
-    max_iter: int = 300
-    seed: int = 0
-    space: str = "rgb"
-    dither: Dither = "none"
-    dither_strength: float = 1.0
-    target: Target | None = None
+    The quantization settings are those of `QuantizeOptions`; the fields
+    added here say what is written, where, and how the input is read.
+    """
+
     fmt: str = "png"
     report: bool = True
     force: bool = False
     #: Palette files besides the JSON report: keys of `quantize.palette.SUFFIXES`.
     palette_formats: tuple[str, ...] = ()
-    sort: SortKey = "count"
     swatch: bool = False
     plot: bool = False
     #: False for palette-only runs (``--no-image``).
@@ -788,12 +752,8 @@ class RunOptions:
     max_pixels: int | None = None
     max_frames: int = DEFAULT_MAX_FRAMES
     background: tuple[int, int, int] = (255, 255, 255)
-    #: Recolor with this palette instead of clustering (``--palette``, ``--shared-palette``).
-    palette: Palette | None = None
-    #: Where that palette came from, for the report's ``palette_file``.
+    #: Where ``palette`` came from, for the report's ``palette_file``.
     palette_file: str | None = None
-    #: Colors that must stay in the palette (``--keep``), shape (n, 3).
-    keep: NDArray[np.uint8] | None = None
     #: Folder of the ``--html`` page: each image also gets thumbnails under it.
     page_dir: Path | None = None
 
@@ -898,21 +858,7 @@ def process_file(
         opts.background,
     )
     load_seconds = time.perf_counter() - start
-    result = quantize_image(
-        loaded,
-        opts.colors,
-        algorithm=opts.algorithm,
-        n_init=opts.n_init,
-        max_iter=opts.max_iter,
-        seed=opts.seed,
-        space=opts.space,
-        sort=opts.sort,
-        dither=opts.dither,
-        dither_strength=opts.dither_strength,
-        target=opts.target,
-        palette=opts.palette,
-        keep=opts.keep,
-    )
+    result = quantize_image(loaded, **opts.as_kwargs())
     result.seconds += load_seconds  # the summary times decode + quantize
     encoded = None
     if plan.write_image and plan.fmt in LOSSY_FORMATS:
@@ -1114,54 +1060,6 @@ def sample_visible_pixels(
 
 # --------------------------------------------------------------------------
 # Kept colors (``keep``): fixed centers of the clustering.
-
-
-def check_keep(keep: ArrayLike | None, colors: int | str) -> NDArray[np.uint8] | None:
-    """Validate colors that must stay in the palette.
-
-    Parameters
-    ----------
-    keep : array_like of int, shape (n, 3), or None
-        sRGB colors, 0..255.
-    colors : int or "auto"
-        The palette size they must fit in (every size is checked later for "auto").
-
-    Returns
-    -------
-    ndarray of uint8, shape (n, 3), or None
-        None when nothing is kept.
-
-    Raises
-    ------
-    ValueError
-        Not (n, 3) integers in 0..255, a color given twice, or more colors than ``colors``.
-    """
-    if keep is None:
-        return None
-    arr = np.asarray(keep)
-    if arr.size == 0:
-        return None
-    if arr.ndim != 2 or arr.shape[1] != 3 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"keep must be integer sRGB colors of shape (n, 3), got {arr.shape}")
-    if arr.min() < 0 or arr.max() > 255:
-        raise ValueError("kept colors must be in 0..255")
-    kept = arr.astype(np.uint8)
-    if np.unique(pack_rgb(kept)).size != len(kept):
-        raise ValueError("a kept color is given twice")
-    limit = MAX_COLORS if colors == "auto" else int(colors)
-    if len(kept) > limit:
-        raise ValueError(f"{len(kept)} kept colors but only {limit} palette colors")
-    return kept
-
-
-def mark_kept(
-    entries: list[dict[str, Any]], kept: NDArray[np.uint8] | None
-) -> list[dict[str, Any]]:
-    """Add ``"kept": true/false`` to the report's color entries; unchanged when nothing is kept."""
-    if kept is None:
-        return entries
-    hexes = set(Palette.from_colors(kept).hex)
-    return [{**entry, "kept": entry["hex"] in hexes} for entry in entries]
 
 
 def _fit_keeping(
