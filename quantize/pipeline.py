@@ -119,7 +119,8 @@ class QuantizeResult:
     metrics : QualityMetrics
         Error between the visible input pixels and their new colors.
     settings : dict
-        The options that produced the result, for the report.
+        The options that produced the result as the report records them
+        (`quantize.options.QuantizeOptions.report_fields`, with the runs made).
     frames : list of PIL.Image.Image
         Every recolored frame, all with the same palette; ``frames[0] is image``.
     durations : list of int or None
