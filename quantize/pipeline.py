@@ -68,7 +68,7 @@ from quantize.reduce import (
     reduce_table,
     table_metrics,
 )
-from quantize.report import ImageFacts, palette_report
+from quantize.report import ImageFacts, WrittenFacts, palette_report
 from quantize.text import json_safe, valid_unicode
 from quantize.vocabulary import Algorithm, SortKey, Space
 
@@ -164,8 +164,14 @@ class QuantizeResult:
         keep = frames if fmt in ANIMATION_FORMATS else frames[:1]
         return [_for_format(frame, fmt) for frame in keep]
 
-    def report(self, source: str | None, image_path: str | None) -> dict[str, Any]:
-        """The palette report as a JSON-ready dict (schema in the README)."""
+    def report(
+        self, source: str | None, image_path: str | None, written: WrittenFacts | None = None
+    ) -> dict[str, Any]:
+        """The palette report as a JSON-ready dict (schema in the README).
+
+        The keys about the files written (`WrittenFacts`) are there only when
+        ``written`` is given.
+        """
         facts = ImageFacts(
             source=source,
             image=image_path,
@@ -176,6 +182,7 @@ class QuantizeResult:
             frames=len(self.frames) or 1,
             k_auto=None if self.k_auto is None else self.k_auto.to_dict(),
             warnings=self.warnings,
+            written=written,
         )
         return palette_report(
             self.settings,
@@ -976,12 +983,11 @@ def write_outputs(
         )
         files.append((plan.image, writer))
     if plan.report is not None:
-        report = result.report(str(source), str(plan.image) if plan.write_image else None)
-        report["palette_file"] = palette_file
-        report["image_indexed"] = indexed
-        report["image_colors"] = (
-            None if indexed is None else result.image_colors or report["metrics"]["colors_used"]
-        )
+        used = int(result.metrics.colors_used)
+        colors = None if indexed is None else result.image_colors or used
+        written = WrittenFacts(palette_file, indexed, colors)
+        image = str(plan.image) if plan.write_image else None
+        report = result.report(str(source), image, written)
         text = json.dumps(json_safe(report), indent=2) + "\n"  # valid UTF-8 for any file name
         files.append((plan.report, bytes_writer(text.encode())))
     for fmt, path in plan.palettes.items():

@@ -17,7 +17,7 @@ from typing import Any
 from quantize.metrics import QualityMetrics
 from quantize.palette import Palette, to_json_colors
 
-__all__ = ["SHARED_REPORT_KEYS", "ImageFacts", "palette_report"]
+__all__ = ["SHARED_REPORT_KEYS", "ImageFacts", "WrittenFacts", "palette_report"]
 
 #: The keys of a shared palette's ``palette.json``, in the order it has always had.
 SHARED_REPORT_KEYS = (
@@ -39,6 +39,25 @@ SHARED_REPORT_KEYS = (
 
 
 @dataclass(frozen=True)
+class WrittenFacts:
+    """What an image's report says about the files written with it.
+
+    Attributes
+    ----------
+    palette_file : str or None
+        The palette file the colors came from (``--palette``, ``palette.json``).
+    image_indexed : bool or None
+        Whether the image file holds the palette; None without an image file.
+    image_colors : int or None
+        Distinct colors in the image file as written; None without one.
+    """
+
+    palette_file: str | None
+    image_indexed: bool | None
+    image_colors: int | None
+
+
+@dataclass(frozen=True)
 class ImageFacts:
     """What an image's report says about the image itself.
 
@@ -56,6 +75,9 @@ class ImageFacts:
     k_auto : dict or None
         The ``-k auto`` search (`quantize.autok.AutoK.to_dict`).
     warnings : list of str
+    written : WrittenFacts or None
+        The facts of the written files; None for a report of the result
+        alone (`quantize.pipeline.QuantizeResult.report`), which leaves them out.
     """
 
     source: str | None
@@ -67,6 +89,7 @@ class ImageFacts:
     frames: int
     k_auto: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    written: WrittenFacts | None = None
 
 
 #: Stands in for the facts of a shared palette, whose report leaves them out.
@@ -102,9 +125,9 @@ def palette_report(
     Returns
     -------
     dict
-        With ``image``: every key of an image's report but the three that
-        describe the written file (``palette_file``, ``image_indexed``,
-        ``image_colors``); without: the keys of `SHARED_REPORT_KEYS`.
+        With ``image``: every key of an image's report (those of
+        `WrittenFacts` only when ``image.written`` is given); without: the
+        keys of `SHARED_REPORT_KEYS`.
     """
     facts = image or _NO_IMAGE
     colors = to_json_colors(palette)
@@ -131,4 +154,8 @@ def palette_report(
     }
     if image is None:
         return {key: report[key] for key in SHARED_REPORT_KEYS if key in report}
+    if image.written is not None:
+        report["palette_file"] = image.written.palette_file
+        report["image_indexed"] = image.written.image_indexed
+        report["image_colors"] = image.written.image_colors
     return report

@@ -21,7 +21,7 @@ from quantize.batch import BatchOptions, run_batch
 from quantize.options import QuantizeOptions
 from quantize.palette import Palette
 from quantize.pipeline import RunOptions
-from quantize.report import SHARED_REPORT_KEYS
+from quantize.report import SHARED_REPORT_KEYS, WrittenFacts
 
 #: Each bad setting with the exact message quantize_image gave before the
 #: checks moved into QuantizeOptions.validate.
@@ -174,3 +174,14 @@ def test_options_need_neither_numpy_nor_pillow() -> None:
         "assert not {'numpy', 'PIL'} & set(sys.modules), sorted(sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_the_written_files_facts_close_an_image_report() -> None:
+    result = quantize_image(Image.new("RGB", (4, 4), "red"), colors=2)
+    alone = result.report(None, None)
+    written = ("palette_file", "image_indexed", "image_colors")
+    assert not set(written) & set(alone)
+    full = result.report(None, "x.png", WrittenFacts("p.gpl", True, 1))
+    assert list(full)[-3:] == list(written)
+    assert [full[k] for k in written] == ["p.gpl", True, 1]
+    assert {k: v for k, v in full.items() if k not in written} == {**alone, "image": "x.png"}
