@@ -100,6 +100,28 @@ def test_every_option_is_a_keyword_of_quantize_image() -> None:
         assert params[f.name].default == f.default, f.name
 
 
+def test_quantize_image_hands_every_keyword_to_the_options(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A keyword added to quantize_image but not passed on to its options
+    # would silently run with the default.
+    class Seen(Exception):
+        pass
+
+    seen: dict[str, object] = {}
+
+    def capture(options: QuantizeOptions) -> None:
+        seen.update(vars(options))
+        raise Seen
+
+    monkeypatch.setattr(QuantizeOptions, "validate", capture)
+    values = {f.name: object() for f in fields(QuantizeOptions)}
+    with pytest.raises(Seen):
+        quantize_image("never-read.png", **values)
+    assert seen.keys() == values.keys()
+    assert all(seen[name] is value for name, value in values.items())
+
+
 def test_run_and_batch_options_stay_frozen_and_picklable() -> None:
     run = RunOptions(colors=8, space="lab", fmt="gif", keep=np.array([[1, 2, 3]], np.uint8))
     batch = BatchOptions(run=run, workers=2)
