@@ -207,3 +207,48 @@ def test_the_written_files_facts_close_an_image_report() -> None:
     assert list(full)[-3:] == list(written)
     assert [full[k] for k in written] == ["p.gpl", True, 1]
     assert {k: v for k, v in full.items() if k not in written} == {**alone, "image": "x.png"}
+
+
+def test_the_cli_builds_the_options_from_every_value(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    import quantize.batch
+    from quantize.cli import quantize_command
+
+    seen: list[BatchOptions] = []
+
+    def capture(inputs: object, options: BatchOptions, progress: object = None) -> None:
+        seen.append(options)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(quantize.batch, "run_batch", capture)
+    args = [
+        *("-k", "auto", "--target-delta-e", "2.5", "--algorithm", "minibatch"),
+        *("--n-init", "3", "--max-iter", "7", "--seed", "5", "--space", "lab"),
+        *("--sort", "hue", "--dither", "--dither-method", "ordered"),
+        *("--dither-strength", "0.5", "--keep", "#ff0000", "--format", "gif"),
+        *("-o", f"{tmp_path}/out/", "-j", "2", str(gradient(tmp_path / "a.png"))),
+    ]
+    done = CliRunner().invoke(quantize_command, args)
+    assert done.exit_code == 0, done.output
+    (options,) = seen
+    run = options.run
+    run.validate()
+    assert run.as_kwargs() | {"keep": None} == {
+        **QuantizeOptions().as_kwargs(),
+        "colors": "auto",
+        "target": Target("delta_e", 2.5),
+        "algorithm": "minibatch",
+        "n_init": 3,
+        "max_iter": 7,
+        "seed": 5,
+        "space": "lab",
+        "sort": "hue",
+        "dither": "ordered",
+        "dither_strength": 0.5,
+    }
+    kept = run.kept_colors()
+    assert kept is not None and kept.tolist() == [[255, 0, 0]]
+    assert (run.fmt, options.workers) == ("gif", 2)
