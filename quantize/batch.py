@@ -81,7 +81,8 @@ class BatchOptions:
     Attributes
     ----------
     run : RunOptions
-        Per-image settings (colors, format, force, a given palette ...).
+        Per-image settings: the `quantize.options.QuantizeOptions` (colors,
+        clustering, a given palette ...) and the outputs (format, force ...).
     output : str or None
         None: outputs next to their inputs.  With one input file, a file
         name or a folder as for a single image; otherwise a folder, under

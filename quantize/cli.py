@@ -36,10 +36,14 @@ from quantize.vocabulary import (
     SORT_KEYS,
     SPACES,
     Algorithm,
+    Dither,
+    DitherMethod,
     SortKey,
+    Space,
 )
 
 if TYPE_CHECKING:
+    from quantize.autok import Target
     from quantize.batch import BatchResult, ImageResult, Progress
     from quantize.palette import Palette
 
@@ -368,9 +372,9 @@ def quantize_command(
     colors: int | Literal["auto"],
     target_psnr: float | None,
     target_delta_e: float | None,
-    space: str,
+    space: Space,
     dither: bool,
-    dither_method: str,
+    dither_method: DitherMethod,
     dither_strength: float | None,
     output: str | None,
     fmt: str,
@@ -433,12 +437,17 @@ def quantize_command(
         if _given(click.get_current_context(), "colors") and colors != palette.size and not quiet:
             _echo(f"quantize: note: -k {colors} ignored: {palette_file} has {palette.size} colors")
         colors = palette.size  # output names say how many colors there are
+    target, dithering, strength = _perceptual_options(
+        colors, target_psnr, target_delta_e, dither, dither_method, dither_strength
+    )
+    # Every value is typed as its option's click type makes it (click.Choice
+    # returns one of its choices), so RunOptions needs no casts.
     opts = RunOptions(
         colors=colors,
         space=space,
-        **_perceptual_options(
-            colors, target_psnr, target_delta_e, dither, dither_method, dither_strength
-        ),
+        target=target,
+        dither=dithering,
+        dither_strength=strength,
         algorithm=algorithm,
         n_init=n_init,
         max_iter=max_iter,
@@ -524,10 +533,16 @@ def _perceptual_options(
     target_psnr: float | None,
     target_delta_e: float | None,
     dither: bool,
-    dither_method: str,
+    dither_method: DitherMethod,
     dither_strength: float | None,
-) -> dict[str, Any]:
-    """Check how the quality options combine; the RunOptions fields they set."""
+) -> tuple[Target | None, Dither, float]:
+    """Check how the quality options combine.
+
+    Returns
+    -------
+    target, dither, dither_strength
+        The `RunOptions` fields they set.
+    """
     from quantize.autok import Target
 
     if target_psnr is not None and target_delta_e is not None:
@@ -547,11 +562,11 @@ def _perceptual_options(
             "--dither-strength needs --dither-method ordered "
             "(Pillow's Floyd-Steinberg always diffuses the full error)"
         )
-    return {
-        "target": target,
-        "dither": dither_method if dither else "none",
-        "dither_strength": 1.0 if dither_strength is None else dither_strength,
-    }
+    return (
+        target,
+        dither_method if dither else "none",
+        1.0 if dither_strength is None else dither_strength,
+    )
 
 
 def _check_keep_fits(palette: Palette, keep: Any) -> None:

@@ -12,17 +12,16 @@ files.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from quantize import colors as cs
 from quantize import reduce
 from quantize.cluster import cluster_centers, resolve_n_init
 from quantize.histogram import ColorTable, pack_rgb
 from quantize.kmeans import check_random_state
-from quantize.limits import MAX_COLORS
 from quantize.palette import Palette
 from quantize.reduce import ReducedTable, is_huge, nearest_labels, nearest_palette, reduce_table
 from quantize.vocabulary import Algorithm
@@ -81,7 +80,7 @@ def fit_palette(
         ``table.colors`` already converted to ``space``, to save converting
         them again when several palettes are fitted to one table.
     keep : ndarray of uint8, shape (n, 3), optional
-        Colors the palette must hold exactly (see `check_keep`): fixed
+        Colors the palette must hold exactly (see `quantize.options.check_keep`): fixed
         centers of the clustering, never rounded, kept with count 0 when no
         row is nearest to them.  They count toward ``n_colors``.
     reduced : ReducedTable, optional
@@ -183,54 +182,6 @@ def _unique_rows(colors: NDArray[np.uint8]) -> NDArray[np.uint8]:
 
 # --------------------------------------------------------------------------
 # Kept colors (``keep``): fixed centers of the clustering.
-
-
-def check_keep(keep: ArrayLike | None, colors: int | str) -> NDArray[np.uint8] | None:
-    """Validate colors that must stay in the palette.
-
-    Parameters
-    ----------
-    keep : array_like of int, shape (n, 3), or None
-        sRGB colors, 0..255.
-    colors : int or "auto"
-        The palette size they must fit in (every size is checked later for "auto").
-
-    Returns
-    -------
-    ndarray of uint8, shape (n, 3), or None
-        None when nothing is kept.
-
-    Raises
-    ------
-    ValueError
-        Not (n, 3) integers in 0..255, a color given twice, or more colors than ``colors``.
-    """
-    if keep is None:
-        return None
-    arr = np.asarray(keep)
-    if arr.size == 0:
-        return None
-    if arr.ndim != 2 or arr.shape[1] != 3 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"keep must be integer sRGB colors of shape (n, 3), got {arr.shape}")
-    if arr.min() < 0 or arr.max() > 255:
-        raise ValueError("kept colors must be in 0..255")
-    kept = arr.astype(np.uint8)
-    if np.unique(pack_rgb(kept)).size != len(kept):
-        raise ValueError("a kept color is given twice")
-    limit = MAX_COLORS if colors == "auto" else int(colors)
-    if len(kept) > limit:
-        raise ValueError(f"{len(kept)} kept colors but only {limit} palette colors")
-    return kept
-
-
-def mark_kept(
-    entries: list[dict[str, Any]], kept: NDArray[np.uint8] | None
-) -> list[dict[str, Any]]:
-    """Add ``"kept": true/false`` to the report's color entries; unchanged when nothing is kept."""
-    if kept is None:
-        return entries
-    hexes = set(Palette.from_colors(kept).hex)
-    return [{**entry, "kept": entry["hex"] in hexes} for entry in entries]
 
 
 def _fit_keeping(

@@ -46,6 +46,7 @@ from quantize.metrics import QualityMetrics, quality_metrics
 from quantize.palette import SUFFIXES, Palette, export
 from quantize.pipeline import QuantizeResult, RunOptions, quantize_image
 from quantize.render import pixel_plot_png, render_swatch
+from quantize.report import WrittenFacts
 from quantize.text import json_safe, valid_unicode
 
 if TYPE_CHECKING:
@@ -197,21 +198,7 @@ def process_file(
         opts.background,
     )
     load_seconds = time.perf_counter() - start
-    result = quantize_image(
-        loaded,
-        opts.colors,
-        algorithm=opts.algorithm,
-        n_init=opts.n_init,
-        max_iter=opts.max_iter,
-        seed=opts.seed,
-        space=opts.space,
-        sort=opts.sort,
-        dither=opts.dither,
-        dither_strength=opts.dither_strength,
-        target=opts.target,
-        palette=opts.palette,
-        keep=opts.keep,
-    )
+    result = quantize_image(loaded, **opts.as_kwargs())
     result.seconds += load_seconds  # the summary times decode + quantize
     encoded = None
     if plan.write_image and plan.fmt in LOSSY_FORMATS:
@@ -334,12 +321,11 @@ def write_outputs(
         )
         files.append((plan.image, writer))
     if plan.report is not None:
-        report = result.report(str(source), str(plan.image) if plan.write_image else None)
-        report["palette_file"] = palette_file
-        report["image_indexed"] = indexed
-        report["image_colors"] = (
-            None if indexed is None else result.image_colors or report["metrics"]["colors_used"]
-        )
+        used = int(result.metrics.colors_used)
+        colors = None if indexed is None else result.image_colors or used
+        written = WrittenFacts(palette_file, indexed, colors)
+        image = str(plan.image) if plan.write_image else None
+        report = result.report(str(source), image, written)
         text = json.dumps(json_safe(report), indent=2) + "\n"  # valid UTF-8 for any file name
         files.append((plan.report, bytes_writer(text.encode())))
     for fmt, path in plan.palettes.items():

@@ -28,14 +28,12 @@ from PIL import Image
 from quantize import colors as cs
 from quantize import reduce
 from quantize.autok import DEFAULT_PSNR, AutoK, Target, smallest_k
-from quantize.dither import DITHER_METHODS, Dither, dither_indices
+from quantize.dither import Dither, dither_indices
 from quantize.errors import InputError
 from quantize.fitting import (
     PaletteFit,
     apply_palette,
-    check_keep,
     fit_palette,
-    mark_kept,
     restore_kept,
     trim_and_sort,
     union_kept,
@@ -50,9 +48,10 @@ from quantize.histogram import (
     unpack_keys,
 )
 from quantize.imageio import ANIMATION_FORMATS, Frame, LoadedImage, load_image
-from quantize.limits import DEFAULT_MAX_FRAMES, MAX_COLORS, MAX_N_INIT, MIN_COLORS
+from quantize.limits import DEFAULT_MAX_FRAMES, MAX_COLORS, MIN_COLORS
 from quantize.metrics import MetricsAccumulator, QualityMetrics, palette_metrics
-from quantize.palette import Palette, to_json_colors
+from quantize.options import QuantizeOptions
+from quantize.palette import Palette
 from quantize.reduce import (
     ReducedTable,
     add_pixel_pairs,
@@ -61,7 +60,8 @@ from quantize.reduce import (
     table_metrics,
 )
 from quantize.render import for_format, render_frames
-from quantize.vocabulary import ALGORITHMS, SORT_KEYS, Algorithm, SortKey
+from quantize.report import ImageFacts, WrittenFacts, palette_report
+from quantize.vocabulary import Algorithm, SortKey, Space
 
 
 @dataclass
@@ -127,26 +127,35 @@ class QuantizeResult:
         keep = frames if fmt in ANIMATION_FORMATS else frames[:1]
         return [for_format(frame, fmt) for frame in keep]
 
-    def report(self, source: str | None, image_path: str | None) -> dict[str, Any]:
-        """The palette report as a JSON-ready dict (schema in the README)."""
-        return {
-            "source": source,
-            "image": image_path,
-            "width": self.width,
-            "height": self.height,
-            "pixels": int(self.palette.counts.sum()),
-            "transparent_pixels": self.transparent_pixels,
-            "distinct_colors": self.distinct_colors,
-            "color_profile": "sRGB",
-            "input_profile": self.profile,
-            "frames": len(self.frames) or 1,
-            **self.settings,
-            "n_iter": self.n_iter,
-            "k_auto": None if self.k_auto is None else self.k_auto.to_dict(),
-            "metrics": self.metrics.to_dict(),
-            "colors": mark_kept(to_json_colors(self.palette), self.kept),
-            "warnings": list(self.warnings),
-        }
+    def report(
+        self, source: str | None, image_path: str | None, written: WrittenFacts | None = None
+    ) -> dict[str, Any]:
+        """The palette report as a JSON-ready dict (schema in the README).
+
+        The keys about the files written (`WrittenFacts`) are there only when
+        ``written`` is given.
+        """
+        facts = ImageFacts(
+            source=source,
+            image=image_path,
+            width=self.width,
+            height=self.height,
+            transparent_pixels=self.transparent_pixels,
+            input_profile=self.profile,
+            frames=len(self.frames) or 1,
+            k_auto=None if self.k_auto is None else self.k_auto.to_dict(),
+            warnings=self.warnings,
+            written=written,
+        )
+        return palette_report(
+            self.settings,
+            palette=self.palette,
+            metrics=self.metrics,
+            n_iter=self.n_iter,
+            pixels=int(self.palette.counts.sum()),
+            distinct_colors=self.distinct_colors,
+            image=facts,
+        )
 
 
 def quantize_image(
@@ -157,7 +166,7 @@ def quantize_image(
     n_init: int | Literal["auto"] = "auto",
     max_iter: int = 300,
     seed: int = 0,
-    space: str = "rgb",
+    space: Space = "rgb",
     sort: SortKey = "count",
     dither: Dither = "none",
     dither_strength: float = 1.0,
@@ -220,12 +229,22 @@ def quantize_image(
     >>> result.image.mode, result.palette.size
     ('P', 4)
     """
-    # With a palette, colors is ignored (the palette may even have a single color).
-    _validate(colors if palette is None else MIN_COLORS, algorithm, n_init, max_iter, space)
-    if sort not in SORT_KEYS:
-        raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)}, got {sort!r}")
-    _validate_perceptual(colors, dither, dither_strength, target)
-    kept = check_keep(keep, colors if palette is None else "auto")
+    options = QuantizeOptions(
+        colors=colors,
+        algorithm=algorithm,
+        n_init=n_init,
+        max_iter=max_iter,
+        seed=seed,
+        space=space,
+        sort=sort,
+        dither=dither,
+        dither_strength=dither_strength,
+        target=target,
+        palette=palette,
+        keep=keep,
+    )
+    options.validate()
+    kept = options.kept_colors()
     start = time.perf_counter()
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
     one = ImageQuantizer(
@@ -251,24 +270,11 @@ def quantize_image(
         best = one.fixed_k(colors)
     ordered, indices = one.in_order(best, sort)
     out = render_frames(loaded.frames, indices, ordered)
-    settings: dict[str, Any] = {
-        "colors_requested": colors,
-        "algorithm": algorithm,
-        "space": space,
-        "dither": dither,
-        "dither_strength": None if dither == "none" else dither_strength,
-        "seed": seed,
-        "n_init": best.fit.n_init,
-        "max_iter": max_iter,
-        "sort": sort,
-    }
-    if kept is not None:
-        settings["keep"] = Palette.from_colors(kept).hex
     return QuantizeResult(
         image=out[0],
         palette=ordered,
         metrics=best.metrics,
-        settings=settings,
+        settings=options.report_fields(best.fit.n_init),
         width=loaded.width,
         height=loaded.height,
         n_iter=best.fit.n_iter,
@@ -303,7 +309,7 @@ class ImageQuantizer:
     algorithm, n_init, max_iter, seed, space, dither, dither_strength
         As for `quantize_image`.
     keep : ndarray of uint8, shape (n, 3), optional
-        Colors that must stay in the palette (see `check_keep`).
+        Colors that must stay in the palette (see `quantize.options.check_keep`).
 
     Attributes
     ----------
@@ -441,19 +447,6 @@ class _Attempt:
     indices: list[NDArray[np.uint8]] | None
 
 
-def _validate_perceptual(
-    colors: int | str, dither: str, dither_strength: float, target: Target | None
-) -> None:
-    if dither not in DITHER_METHODS:
-        raise ValueError(f"dither must be one of {', '.join(DITHER_METHODS)}, got {dither!r}")
-    if not 0.0 <= dither_strength <= 1.0:
-        raise ValueError(f"dither_strength must be between 0 and 1, got {dither_strength}")
-    if dither == "floyd-steinberg" and dither_strength != 1.0:
-        raise ValueError("Floyd-Steinberg dithering has no strength setting (only 1)")
-    if target is not None and colors != "auto":
-        raise ValueError("a quality target needs colors='auto'")
-
-
 def _fit_given(table: ColorTable, palette: Palette, space: str, transparent: bool) -> PaletteFit:
     fit = apply_palette(table, palette, space)
     if transparent and fit.palette.size >= MAX_COLORS:
@@ -476,24 +469,6 @@ def visible_table(loaded: LoadedImage) -> tuple[ColorTable, int]:
     transparent : int
     """
     return count_pixels(_sources(loaded.frames)), _transparent_count(loaded.frames)
-
-
-def _validate(
-    colors: int | str, algorithm: str, n_init: int | str, max_iter: int, space: str
-) -> None:
-    if colors != "auto" and not (isinstance(colors, int) and MIN_COLORS <= colors <= MAX_COLORS):
-        raise ValueError(f"colors must be between {MIN_COLORS} and {MAX_COLORS}, got {colors}")
-    if algorithm not in ALGORITHMS:
-        known = " or ".join(repr(a) for a in ALGORITHMS)
-        raise ValueError(f"algorithm must be {known}, got {algorithm!r}")
-    if n_init != "auto" and (not isinstance(n_init, int) or not 1 <= n_init <= MAX_N_INIT):
-        raise ValueError(
-            f"n_init must be an integer from 1 to {MAX_N_INIT} or 'auto', got {n_init!r}"
-        )
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be positive, got {max_iter}")
-    if space not in cs.SPACES:
-        raise ValueError(f"space must be one of {', '.join(cs.SPACES)}, got {space!r}")
 
 
 def _sources(frames: list[Frame]) -> list[PixelSource]:
@@ -529,26 +504,17 @@ def learn_shared_palette(
         max_iter=opts.max_iter,
         seed=opts.seed,
         space=opts.space,
-        keep=opts.keep,
+        keep=opts.kept_colors(),
     )
     ordered = fit.palette.sorted(opts.sort)
-    report = {
-        "pixels": table.n_pixels,
-        "distinct_colors": table.n_colors,
-        "color_profile": "sRGB",
-        "colors_requested": opts.colors,
-        "algorithm": opts.algorithm,
-        "space": opts.space,
-        "seed": opts.seed,
-        "n_init": fit.n_init,
-        "max_iter": opts.max_iter,
-        "n_iter": fit.n_iter,
-        "metrics": table_metrics(table, fit.palette.colors, fit.labels).to_dict(),
-        "sort": opts.sort,
-        "colors": mark_kept(to_json_colors(ordered), opts.keep),
-    }
-    if opts.keep is not None:
-        report["keep"] = Palette.from_colors(opts.keep).hex
+    report = palette_report(
+        opts.report_fields(fit.n_init),
+        palette=ordered,
+        metrics=table_metrics(table, fit.palette.colors, fit.labels),
+        n_iter=fit.n_iter,
+        pixels=table.n_pixels,
+        distinct_colors=table.n_colors,
+    )
     return ordered, report
 
 
@@ -643,24 +609,18 @@ def _metrics(
 
 
 @dataclass(frozen=True)
-class RunOptions:
-    """Everything that decides how one file is quantized and written."""
+class RunOptions(QuantizeOptions):
+    """Everything that decides how one file is quantized and written.
 
-    colors: int | Literal["auto"] = 16
-    algorithm: Algorithm = "kmeans"
-    n_init: int | Literal["auto"] = "auto"
-    max_iter: int = 300
-    seed: int = 0
-    space: str = "rgb"
-    dither: Dither = "none"
-    dither_strength: float = 1.0
-    target: Target | None = None
+    The quantization settings are those of `QuantizeOptions`; the fields
+    added here say what is written, where, and how the input is read.
+    """
+
     fmt: str = "png"
     report: bool = True
     force: bool = False
     #: Palette files besides the JSON report: keys of `quantize.palette.SUFFIXES`.
     palette_formats: tuple[str, ...] = ()
-    sort: SortKey = "count"
     swatch: bool = False
     plot: bool = False
     #: False for palette-only runs (``--no-image``).
@@ -668,12 +628,8 @@ class RunOptions:
     max_pixels: int | None = None
     max_frames: int = DEFAULT_MAX_FRAMES
     background: tuple[int, int, int] = (255, 255, 255)
-    #: Recolor with this palette instead of clustering (``--palette``, ``--shared-palette``).
-    palette: Palette | None = None
-    #: Where that palette came from, for the report's ``palette_file``.
+    #: Where ``palette`` came from, for the report's ``palette_file``.
     palette_file: str | None = None
-    #: Colors that must stay in the palette (``--keep``), shape (n, 3).
-    keep: NDArray[np.uint8] | None = None
     #: Folder of the ``--html`` page: each image also gets thumbnails under it.
     page_dir: Path | None = None
 

@@ -11,7 +11,7 @@ import click
 import numpy as np
 import pytest
 
-from quantize import cluster, colors, dither, imageio, limits, palette, pipeline
+from quantize import cluster, colors, dither, imageio, limits, options, palette, pipeline
 from quantize.cli import quantize_command
 from quantize.vocabulary import (
     ALGORITHMS,
@@ -41,7 +41,8 @@ def test_the_core_literals_are_the_vocabulary() -> None:
     # cluster.py keeps its own Literal for now; it must say the same.
     assert get_args(cluster.Algorithm) == get_args(pipeline.Algorithm) == ALGORITHMS
     assert dither.DITHER_METHODS == DITHER_METHODS
-    assert pipeline.SORT_KEYS == SORT_KEYS
+    # The sort check moved from the pipeline to the options.
+    assert options.SORT_KEYS is SORT_KEYS
     assert limits.SPACES is SPACES and limits.PALETTE_FORMATS is PALETTE_FORMATS
 
 
