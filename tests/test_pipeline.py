@@ -14,7 +14,7 @@ from quantize.histogram import color_table, pack_rgb
 from quantize.imageio import Frame, LoadedImage
 from quantize.palette import Palette
 from quantize.pipeline import RunOptions, apply_palette, fit_palette, plan_outputs
-from tests.conftest import gradient_rgb
+from tests.helpers import gradient_rgb
 
 
 def used_colors(result: QuantizeResult) -> NDArray[np.uint8]:
