@@ -68,8 +68,8 @@ from quantize.safeio import (
 )
 
 if TYPE_CHECKING:
-    # Imported where a pool is made: multiprocessing costs ~10 ms of start-up
-    # that a run with -j 1 or a single image never needs.
+    # Imported where a pool is made: multiprocessing is start-up that a run
+    # with -j 1 or a single image never needs.
     from concurrent.futures import Future
 
     from quantize.pipeline import QuantizeResult

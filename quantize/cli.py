@@ -787,9 +787,9 @@ def main() -> None:
     if not isinstance(sys.stderr, _StderrWithoutReader):
         sys.stderr = _StderrWithoutReader(sys.stderr)
     # quantize runs images in parallel processes itself (-j); BLAS threads on
-    # its n x 3 products only compete with them (measured: same wall time for
-    # one image, 40% less CPU).  Set before numpy is imported; a user's own
-    # setting wins.
+    # its n x 3 products are too small to gain from threads and only compete
+    # with those processes for the cores.  Set before numpy is imported; a
+    # user's own setting wins.
     for var in _BLAS_THREAD_VARS:
         os.environ.setdefault(var, "1")
     try:

@@ -40,8 +40,8 @@ from quantize.limits import EXCERPT_CHARS, MAX_COLORS, MAX_PALETTE_FILE_BYTES
 from quantize.vocabulary import PALETTE_FORMATS, SORT_KEYS, SortKey, registry
 
 if TYPE_CHECKING:
-    # Imported by the swatch code only: the font machinery costs ~8 ms of
-    # start-up that runs without --swatch never need.
+    # Imported by the swatch code only: the font machinery is start-up that
+    # runs without --swatch never need.
     from PIL import ImageFont
 
 __all__ = [

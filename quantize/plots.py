@@ -230,7 +230,7 @@ _GRID: Final[dict[str, float]] = {
 
 
 def _figure() -> _Plot:
-    """The process's figure, built on first use (importing matplotlib, ~0.3 s or more)."""
+    """The process's figure, built on first use (importing matplotlib: slow, so lazily)."""
     global _PLOT
     if _PLOT is None:
         _PLOT = _build()
