@@ -103,7 +103,7 @@ class KeepColors(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         import numpy as np
 
-        from quantize.palette import PaletteError, _parse_hex, read_palette
+        from quantize.palette import PaletteError, parse_hex, read_palette
 
         if not isinstance(value, str):
             return value
@@ -116,7 +116,7 @@ class KeepColors(click.ParamType):
                 self.fail(str(exc), param, ctx)
         colors: list[tuple[int, int, int]] = []
         for token in (t.strip() for t in value.split(",")):
-            rgb = _parse_hex(token)
+            rgb = parse_hex(token)
             if rgb is None:
                 self.fail(f"{token!r} is not a color (use #rrggbb)", param, ctx)
             if rgb in colors:
