@@ -121,6 +121,14 @@ class Palette:
     -----
     Equality compares colors and counts element-wise (the generated dataclass
     ``__eq__`` would try to take the truth value of an array).
+
+    Examples
+    --------
+    >>> palette = Palette([[255, 0, 0], [0, 0, 255]], [10, 30])
+    >>> palette.size, palette.hex, palette.fractions.tolist()
+    (2, ['#ff0000', '#0000ff'], [0.25, 0.75])
+    >>> palette.sorted("count").hex
+    ['#0000ff', '#ff0000']
     """
 
     colors: NDArray[np.uint8]
@@ -867,6 +875,16 @@ def read_palette(path: str | PathLike[str]) -> Palette:
         path.  Only a regular file of at most
         `quantize.limits.MAX_PALETTE_FILE_BYTES` (1 MiB) is read: a FIFO,
         device or directory is refused before it is opened.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = Path(folder, "brand.txt")
+    ...     _ = path.write_text("#1d3557\\n#e63946  // accent\\n")
+    ...     read_palette(path).hex
+    ['#1d3557', '#e63946']
     """
     p = Path(path)
     try:
