@@ -26,7 +26,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import resource
 import shutil
@@ -39,28 +38,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from _common import PNGQUANT, PNGQUANT_MISSING, ROOT, SAMPLES, compile_package, decoded, mse
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
 N_IMAGES = 40
 K = 16
 SEED = 0
 
 
-def compile_package() -> None:
-    """Write the package's bytecode, as installing it does.
-
-    A run from the source tree under ``PYTHONDONTWRITEBYTECODE`` would
-    otherwise compile every module on every start (~45 ms on china.jpg),
-    which an installed ``quantize`` never does.
-    """
-    compileall.compile_dir(ROOT / "quantize", quiet=1)
-
-
 def make_images(folder: Path) -> list[Path]:
     """40 PNGs of mixed sizes: each a sample photo scaled by 0.4-2.5 and cropped to 60-100 %."""
     rng = np.random.default_rng(SEED)
-    photos = [Image.open(p).convert("RGB") for p in sorted((ROOT / "sample_images").glob("*.jpg"))]
+    photos = [Image.open(p).convert("RGB") for p in sorted(SAMPLES.glob("*.jpg"))]
     paths = []
     for i in range(N_IMAGES):
         photo = photos[i % len(photos)]
@@ -73,12 +62,6 @@ def make_images(folder: Path) -> list[Path]:
         big.crop((int(x), int(y), int(x) + w, int(y) + h)).save(path)
         paths.append(path)
     return paths
-
-
-def mse(original: Path, quantized: Path) -> float:
-    a = np.asarray(Image.open(original).convert("RGB"), dtype=np.float64)
-    b = np.asarray(Image.open(quantized).convert("RGB"), dtype=np.float64)
-    return float(np.mean((a - b) ** 2))
 
 
 def timed(run: Callable[[], None]) -> tuple[float, float]:
@@ -133,8 +116,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     compile_package()
-    if shutil.which("pngquant") is None:
-        sys.exit("pngquant is not installed")
+    if PNGQUANT is None:
+        sys.exit(PNGQUANT_MISSING)
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "images", Path(tmp) / "out"
         src.mkdir()
@@ -171,7 +154,9 @@ def main() -> None:
                 wall, cpu = timed(run)
                 walls[name].append(wall)
                 cpus[name].append(cpu)
-                errors[name] = statistics.mean(mse(p, out / (p.stem + suffix)) for p in images)
+                errors[name] = statistics.mean(
+                    mse(decoded(p), out / (p.stem + suffix)) for p in images
+                )
     rows = [
         (
             name,

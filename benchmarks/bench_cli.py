@@ -22,85 +22,24 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import compileall
-import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from numpy.typing import NDArray
+from _common import (
+    PNGQUANT,
+    SAMPLES,
+    Timing,
+    big_china,
+    compile_package,
+    decoded,
+    mse,
+    time_command,
+    verdict,
+)
 from PIL import Image
-
-ROOT = Path(__file__).resolve().parent.parent
-BIG_SIZE = (4000, 3000)
-PNGQUANT = shutil.which("pngquant")
-# GNU time measures the child's own peak RSS.  ``ru_maxrss`` from os.wait4
-# is polluted here: a child spawned with vfork from this (large) process
-# inherits the parent's high-water mark at exec.
-GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Median wall seconds and largest peak RSS (MiB) over the runs."""
-
-    seconds: float
-    peak_mib: float
-
-
-def compile_package() -> None:
-    """Write the package's bytecode, as installing it does.
-
-    A run from the source tree under ``PYTHONDONTWRITEBYTECODE`` would
-    otherwise compile every module on every start (~45 ms on china.jpg),
-    which an installed ``quantize`` never does.
-    """
-    compileall.compile_dir(ROOT / "quantize", quiet=1)
-
-
-def run_child(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds from spawn to exit, and the child's peak RSS in MiB."""
-    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
-        full = [GNU_TIME, "-f", "%M", "-o", rss.name, *cmd] if GNU_TIME else cmd
-        start = time.perf_counter()
-        proc = subprocess.Popen(full, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        assert proc.stderr is not None
-        err = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            raise RuntimeError(f"{' '.join(cmd)} exited {code}: {err.decode()[-500:]}")
-        kib = int(rss.read().split()[-1]) if GNU_TIME else usage.ru_maxrss
-    return seconds, kib / 1024
-
-
-def time_command(cmd: list[str], runs: int) -> Timing:
-    results = [run_child(cmd) for _ in range(runs)]
-    return Timing(statistics.median(r[0] for r in results), max(r[1] for r in results))
-
-
-def decoded(path: Path) -> NDArray[np.uint8]:
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))
-
-
-def mse(reference: NDArray[np.uint8], output: Path) -> float:
-    """Mean squared error per channel, in row blocks to stay small on 12 MP."""
-    got = decoded(output)
-    if got.shape != reference.shape:
-        raise RuntimeError(f"{output}: shape {got.shape}, expected {reference.shape}")
-    total = 0
-    for start in range(0, reference.shape[0], 256):
-        diff = got[start : start + 256].astype(np.int32) - reference[start : start + 256]
-        total += int(np.einsum("ijc,ijc->", diff, diff, dtype=np.int64))
-    return total / reference.size
 
 
 def ours_cmd(src: Path, out: Path, k: int) -> list[str]:
@@ -157,8 +96,7 @@ def bench_input(name: str, src: Path, tmp: Path, k: int, runs: int) -> Row:
 def make_big(tmp: Path) -> Path:
     """A 4000x3000 photo: china.jpg upscaled with LANCZOS, saved as JPEG."""
     path = tmp / "china-4000x3000.jpg"
-    with Image.open(ROOT / "sample_images" / "china.jpg") as img:
-        img.convert("RGB").resize(BIG_SIZE, Image.Resampling.LANCZOS).save(path, quality=92)
+    Image.fromarray(big_china()).save(path, quality=92)
     return path
 
 
@@ -175,10 +113,6 @@ def print_rows(rows: list[Row], k: int) -> None:
             line += f"{r.peer.seconds:>12.3f}{r.peer.peak_mib:>7.0f}{r.peer_mse:>9.2f}"
             line += f"{ratio:>11.2f}x"
         print(line, flush=True)
-
-
-def verdict(ok: bool, text: str) -> str:
-    return f"  {'PASS' if ok else 'FAIL'}  {text}"
 
 
 def check_targets(small: Row, big: Row, help_time: Timing) -> list[str]:
@@ -210,7 +144,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         small_src = tmp / "china.jpg"
-        shutil.copyfile(ROOT / "sample_images" / "china.jpg", small_src)
+        shutil.copyfile(SAMPLES / "china.jpg", small_src)
         small = bench_input("china.jpg 640x427", small_src, tmp, args.colors, args.runs)
         big = bench_input("china 4000x3000 jpg", make_big(tmp), tmp, args.colors, args.runs)
         floor = time_command(floor_cmd(small_src, tmp / "floor.png"), args.runs)

@@ -56,6 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _common import mse as image_mse  # noqa: E402
 from corpus import CorpusImage, corpus  # noqa: E402
 
 from quantize import quantize_image  # noqa: E402
@@ -109,12 +110,6 @@ def palette_mse(
         d = ((c[:, None, :] - pal[None, :, :]) ** 2).sum(axis=2).min(axis=1)
         total += float(counts[start : start + 4096] @ d)
     return total / (3.0 * counts.sum())
-
-
-def image_mse(reference: NDArray[np.uint8], written: Image.Image) -> float:
-    got = np.asarray(written.convert("RGB"))
-    diff = got.astype(np.int64) - reference
-    return float(np.einsum("ijc,ijc->", diff, diff)) / reference.size
 
 
 def run_ours(image: CorpusImage, k: int, seeds: int) -> Ours:

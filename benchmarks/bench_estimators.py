@@ -51,6 +51,8 @@ from numpy.typing import NDArray
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import status as verdict  # noqa: E402
+
 from quantize import KMeans, MiniBatchKMeans  # noqa: E402
 
 try:
@@ -186,10 +188,6 @@ def accuracy_at_defaults(seeds: range) -> tuple[list[float], list[float]]:
             )
         )
     return ours, theirs
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def main() -> int:

@@ -34,16 +34,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_cli import (  # noqa: E402
-    PNGQUANT,
-    compile_package,
-    decoded,
-    mse,
-    ours_cmd,
-    pngquant_cmd,
-    run_child,
-    verdict,
-)
+from _common import PNGQUANT, compile_package, decoded, mse, run_child, verdict  # noqa: E402
+from bench_cli import ours_cmd, pngquant_cmd  # noqa: E402
 from corpus import RENDERS, corpus, large  # noqa: E402
 
 K = 256

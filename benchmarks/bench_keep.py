@@ -20,24 +20,18 @@ Usage: python benchmarks/bench_keep.py [--ks 8,16,64] [--seeds 3] [--space rgb]
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
+from _common import SAMPLES
 from corpus import corpus
+from PIL import Image
 
 from quantize import quantize_image
 from quantize.imageio import LoadedImage, load_image
 from quantize.metrics import palette_metrics
 from quantize.palette import Palette
 from quantize.pipeline import apply_palette, fit_palette, visible_table
-
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 
 
 def _images(quick: bool) -> list[tuple[str, LoadedImage]]:

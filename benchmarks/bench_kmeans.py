@@ -41,18 +41,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import BIG_SIZE, ROOT, SAMPLES, big_china, decoded, median_run, verdict
 from numpy.typing import NDArray
-from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from quantize.histogram import PixelSource, count_pixels, recolor  # noqa: E402
-from quantize.pipeline import fit_palette  # noqa: E402
+from quantize.histogram import PixelSource, count_pixels, recolor
+from quantize.pipeline import fit_palette
 
 KS = (8, 16, 32, 64)
 BIG_K = 16
-BIG_SIZE = (4000, 3000)
 SEED = 0
 
 
@@ -91,13 +87,8 @@ def mse(
 
 def time_ours(pixels: NDArray[np.uint8], k: int, repeats: int) -> Run:
     fit_and_map(pixels, k)  # warm-up: first-touch page faults, imports
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fit_and_map(pixels, k)
-        times.append(time.perf_counter() - start)
-    assert result is not None
-    return Run(statistics.median(times), mse(pixels, *result))
+    result, seconds = median_run(lambda: fit_and_map(pixels, k), repeats)
+    return Run(seconds, mse(pixels, *result))
 
 
 def time_sklearn(pixels: NDArray[np.uint8], model: Any) -> Run:
@@ -124,16 +115,11 @@ def peers(quick: bool) -> dict[str, Callable[[int], object]]:
     return makers
 
 
-def load(path: Path) -> NDArray[np.uint8]:
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))
-
-
 def bench_images(quick: bool, repeats: int) -> list[dict[str, object]]:
     rows = []
     makers = peers(quick)
-    for path in sorted((ROOT / "sample_images").glob("*.jpg")):
-        pixels = load(path)
+    for path in sorted(SAMPLES.glob("*.jpg")):
+        pixels = decoded(path)
         for k in KS:
             row: dict[str, object] = {"image": path.name, "k": k}
             row["ours"] = time_ours(pixels, k, repeats)
@@ -165,8 +151,8 @@ def print_row(row: dict[str, object], names: list[str], flush: bool = False) -> 
 CHILD = """
 import json, resource, statistics, sys, time
 import numpy as np
-sys.path.insert(0, sys.argv[1])
-from benchmarks.bench_kmeans import fit_and_map, mse
+sys.path.insert(0, sys.argv[1] + "/benchmarks")
+from bench_kmeans import fit_and_map, mse
 pixels = np.load(sys.argv[2])
 times = []
 for _ in range(int(sys.argv[3])):
@@ -179,16 +165,11 @@ print(json.dumps({"times": times, "peak_kib": peak_kib, "mse": mse(pixels, palet
 """
 
 
-def big_photo() -> NDArray[np.uint8]:
-    with Image.open(ROOT / "sample_images" / "china.jpg") as img:
-        return np.asarray(img.convert("RGB").resize(BIG_SIZE, Image.Resampling.LANCZOS))
-
-
 def bench_big(quick: bool, processes: int) -> dict[str, object]:
     """Ours on 12 MP in ``processes`` fresh child processes, one after the
     other: a first run in each (what one ``quantize`` run pays, first touches
     of memory included) and warm runs after it."""
-    pixels = big_photo()
+    pixels = big_china()
     firsts, warm, peaks, mses = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big.npy"
@@ -253,10 +234,6 @@ def check_targets(rows: list[dict[str, object]], big: dict[str, object]) -> list
     lines.append(verdict(float(big["cold"]) < 0.5, "12 MP k=16 fit+map < 0.5 s (first run)"))  # type: ignore[arg-type]
     lines.append(verdict(float(big["peak_mib"]) < 400, "12 MP peak memory < 400 MB"))  # type: ignore[arg-type]
     return lines
-
-
-def verdict(ok: bool, text: str) -> str:
-    return f"  {'PASS' if ok else 'FAIL'}  {text}"
 
 
 def blas_note() -> str:

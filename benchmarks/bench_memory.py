@@ -43,10 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _common import PNGQUANT, PNGQUANT_MISSING, ROOT
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-PNGQUANT = shutil.which("pngquant")
 #: Width x height of each size in megapixels.
 SIZES = {2: (1732, 1155), 12: (4000, 3000), 50: (8660, 5773)}
 #: Peak RSS bound in MB (1000 KiB) of each size, from issue 11.
@@ -131,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown modes or sizes: {unknown}")
     if PNGQUANT is None:
-        print("pngquant not found: its rows are skipped (apt-get install -y pngquant)")
+        print(f"{PNGQUANT_MISSING}: its rows are skipped")
     failed = 0
     header = f"{'size':>5} {'tool':<10} {'mode':<10} {'colors':>10} {'peak MB':>8} {'s':>7}  bound"
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:

@@ -22,9 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import ROOT, SAMPLES
 from PIL import Image
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(folder: Path, out: Path, workers: int, plot: bool) -> tuple[float, float]:
@@ -48,7 +47,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    with Image.open(ROOT / "sample_images" / "china.jpg") as im:
+    with Image.open(SAMPLES / "china.jpg") as im:
         photo = im.convert("RGB")
     with tempfile.TemporaryDirectory() as tmp_name:
         folder, out = Path(tmp_name) / "in", Path(tmp_name) / "out"

@@ -38,26 +38,21 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _common import PNGQUANT, PNGQUANT_MISSING, SAMPLES, median_run, mse
 from numpy.typing import NDArray
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from quantize import quantize_image  # noqa: E402
-from quantize.colors import rgb8_to_space  # noqa: E402
-from quantize.metrics import ciede2000, psnr  # noqa: E402
+from quantize import quantize_image
+from quantize.colors import rgb8_to_space
+from quantize.metrics import ciede2000, psnr
 
 IMAGES = ("china.jpg", "flower.jpg")
 KS = (16, 64)
@@ -79,22 +74,10 @@ class Score:
 def score(original: NDArray[np.uint8], output: Image.Image, seconds: float) -> Score:
     """Pixelwise MSE, PSNR and mean CIEDE2000 of ``output`` against ``original``."""
     out = np.asarray(output.convert("RGB"))
-    diff = out.astype(np.float64) - original
-    mse = float(np.mean(diff * diff))
+    error = mse(original, out)
     de = ciede2000(rgb8_to_space(original, "lab"), rgb8_to_space(out, "lab"))
     n_colors = len(np.unique(out.reshape(-1, 3), axis=0))
-    return Score(mse, psnr(mse), float(de.mean()), n_colors, seconds)
-
-
-def timed(make: Callable[[], Image.Image], repeats: int) -> tuple[Image.Image, float]:
-    """The output of ``make`` and the median of its run times."""
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = make()
-        times.append(time.perf_counter() - start)
-    assert out is not None
-    return out, statistics.median(times)
+    return Score(error, psnr(error), float(de.mean()), n_colors, seconds)
 
 
 def ours(photo: Image.Image, k: int, space: str, dither: bool) -> Image.Image:
@@ -135,14 +118,14 @@ def run(repeats: int) -> dict[tuple[str, int, str], Score]:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for name in IMAGES:
-            with Image.open(ROOT / "sample_images" / name) as img:
+            with Image.open(SAMPLES / name) as img:
                 photo = img.convert("RGB")
             original = np.asarray(photo)
             png = tmp / (Path(name).stem + ".png")
             photo.save(png)
             for k in KS:
                 for method, make in methods(photo, png, k, tmp).items():
-                    out, seconds = timed(make, repeats)
+                    out, seconds = median_run(make, repeats)
                     s = score(original, out, seconds)
                     results[(name, k, method)] = s
                     print(
@@ -196,8 +179,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per method (median)")
     args = parser.parse_args()
-    if shutil.which("pngquant") is None:
-        sys.exit("pngquant is not installed")
+    if PNGQUANT is None:
+        sys.exit(PNGQUANT_MISSING)
     version = subprocess.run(["pngquant", "--version"], capture_output=True, text=True)
     print(f"pngquant {version.stdout.strip()}, default speed; median of {args.repeats} runs\n")
     results = run(args.repeats)

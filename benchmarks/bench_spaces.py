@@ -22,19 +22,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+import _common  # noqa: F401  (puts the working tree on sys.path)
+from corpus import CorpusImage, corpus, large
+from PIL import Image
 
-from corpus import CorpusImage, corpus, large  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from quantize import quantize_image  # noqa: E402
+from quantize import quantize_image
 
 SPACES = ("rgb", "lab", "oklab")
 KS = (16, 64)

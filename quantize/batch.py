@@ -710,9 +710,21 @@ def run_batch(
 
     Examples
     --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
     >>> from quantize.batch import BatchOptions, run_batch
-    >>> result = run_batch(["photos/"], BatchOptions(output="out/", workers=2))  # doctest: +SKIP
-    >>> result.count("written"), [(r.source, r.reason) for r in result.failures]  # doctest: +SKIP
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> photos = Path(tmp.name, "photos")
+    >>> photos.mkdir()
+    >>> for name in ("a.png", "b.jpg"):
+    ...     Image.radial_gradient("L").convert("RGB").save(photos / name)
+    >>> result = run_batch([photos], BatchOptions(output=f"{tmp.name}/out/", workers=1))
+    >>> result.count("written"), [(r.source, r.reason) for r in result.failures]
+    (2, [])
+    >>> sorted(p.name for p in Path(tmp.name, "out").iterdir())
+    ['a-k16.json', 'a-k16.png', 'b-k16.json', 'b-k16.png']
+    >>> tmp.cleanup()
     """
     options = options or BatchOptions()
     if executor is None:

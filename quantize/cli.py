@@ -107,7 +107,7 @@ class KeepColors(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         import numpy as np
 
-        from quantize.palette import PaletteError, _parse_hex, read_palette
+        from quantize.palette import PaletteError, parse_hex, read_palette
 
         if not isinstance(value, str):
             return value
@@ -120,7 +120,7 @@ class KeepColors(click.ParamType):
                 self.fail(str(exc), param, ctx)
         colors: list[tuple[int, int, int]] = []
         for token in (t.strip() for t in value.split(",")):
-            rgb = _parse_hex(token)
+            rgb = parse_hex(token)
             if rgb is None:
                 self.fail(f"{token!r} is not a color (use #rrggbb)", param, ctx)
             if rgb in colors:
@@ -802,9 +802,9 @@ def main() -> None:
     if not isinstance(sys.stderr, _StderrWithoutReader):
         sys.stderr = _StderrWithoutReader(sys.stderr)
     # quantize runs images in parallel processes itself (-j); BLAS threads on
-    # its n x 3 products only compete with them (measured: same wall time for
-    # one image, 40% less CPU).  Set before numpy is imported; a user's own
-    # setting wins.
+    # its n x 3 products are too small to gain from threads and only compete
+    # with those processes for the cores.  Set before numpy is imported; a
+    # user's own setting wins.
     for var in _BLAS_THREAD_VARS:
         os.environ.setdefault(var, "1")
     try:

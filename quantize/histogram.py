@@ -101,7 +101,7 @@ def pack_rgb(
     keys = np.empty(px.shape[:-1], dtype=np.uint32) if out is None else out
     if _LITTLE_ENDIAN and keys.ndim > 0 and keys.flags.c_contiguous:
         # A little-endian uint32 is the bytes b, g, r, 0: three byte copies
-        # instead of five passes of shifts and ors (~30% faster).
+        # instead of five passes of shifts and ors.
         lanes = keys.view(np.uint8).reshape(*keys.shape, 4)
         lanes[..., 0] = px[..., 2]
         lanes[..., 1] = px[..., 1]
@@ -152,9 +152,8 @@ def color_table(keys: NDArray[np.uint32]) -> ColorTable:
     # np.add.at into small counts rather than np.bincount: bincount copies
     # the keys to intp and counts in int64, touching 224 MB on 12 MP instead
     # of 32 MB, and first touches of memory are what a fresh process pays
-    # for (on a VM about 2 ms per MB of fresh huge pages).  uint16 counts
-    # wrap above 65535 pixels of one color, which the total reveals; only
-    # then is the count redone in wider integers.
+    # for.  uint16 counts wrap above 65535 pixels of one color, which the
+    # total reveals; only then is the count redone in wider integers.
     present, counts = _count(flat, np.uint16)
     if int(counts.sum()) != flat.size:
         wide = np.uint32 if flat.size <= np.iinfo(np.uint32).max else np.int64
@@ -177,7 +176,7 @@ def _count(
 
 #: Pixels packed at a time by count_pixels and recolor above the sorting
 #: threshold: a reused 4 MB key buffer instead of 4 bytes per pixel of fresh
-#: memory (48 MB on 12 MP, ~0.1 s of first touches on a VM).
+#: memory (48 MB on 12 MP), each page of which a fresh process pays to touch.
 _CHUNK_PIXELS = 1 << 20
 
 #: One image frame for counting: its pixels (h, w, 3) and which are visible
@@ -344,8 +343,8 @@ def _radix_sort_24(keys: NDArray[np.uint32]) -> tuple[NDArray[np.uint32], NDArra
     the sorted keys and the permutation (input index of each sorted key).
 
     numpy's stable sort of 16-bit integers is a radix sort, so two stable
-    passes cost about 40% of one comparison sort of the uint32 keys (china.jpg,
-    273k pixels: 3.6 ms instead of 9 ms for ``np.unique``).
+    passes are linear in the pixels and cheaper than the comparison sort of
+    the uint32 keys that ``np.unique`` does.
     """
     first = np.argsort((keys & np.uint32(0xFFF)).astype(np.uint16), kind="stable")
     low_first = keys[first]
@@ -466,8 +465,8 @@ def bin_means(
 # Distances per block of nearest_rgb8: a (block, k) float32 block stays in
 # cache, fresh memory (expensive on first touch) stays small, and each
 # product (4 multiply-adds per distance) stays under the ~10**6 multiply-adds
-# that OpenBLAS runs on its small-matrix path: 1.37M colors at k=16 took
-# 65 ms in blocks of 16384 rows, 25 ms in blocks of 8192.
+# that OpenBLAS runs on its small-matrix path, which larger blocks leave for
+# its much slower general one.
 _NEAREST_BLOCK_ELEMENTS = 1 << 17
 
 

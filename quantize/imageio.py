@@ -67,10 +67,10 @@ SUFFIX_FORMATS: dict[str, str] = {f".{name}": name for name in FORMATS} | {
 INDEXED_FORMATS = frozenset({"png", "gif", "tiff", "bmp"})
 #: Formats whose compression changes the pixels: the file holds more colors than the palette.
 LOSSY_FORMATS = frozenset({"jpeg"})
-#: From this many pixels on, PNGs are written with zlib level 1: on a 12 MP
-#: image it deflates about 5x faster than the default level 6 (0.14 s
-#: instead of 0.76 s) for a file about 20% larger.  Smaller images keep the
-#: default, which costs them only milliseconds.
+#: From this many pixels on, PNGs are written with zlib level 1: on a large
+#: image it deflates several times faster than the default level 6 for a
+#: somewhat larger file, and the deflate would otherwise dominate the run.
+#: Smaller images keep the default, whose cost is small next to the rest.
 FAST_PNG_PIXELS = 1 << 22
 #: Formats that store an alpha channel.
 ALPHA_FORMATS = frozenset({"png", "webp", "gif", "tiff"})
@@ -542,7 +542,7 @@ def _srgb_converter(
 
 
 # Images of one batch (one camera, one editor) usually share their profile:
-# reading it and probing its transform costs ~3 ms, done once per profile.
+# reading it and probing its transform is done once per profile.
 @functools.lru_cache(maxsize=16)
 def _profile_converter(
     mode: str, icc: bytes | None
@@ -550,7 +550,7 @@ def _profile_converter(
     """`_srgb_converter` for one (mode, profile) pair, with its notes as a tuple."""
     notes: list[str] = []
     if icc:
-        # Imported only for images with a profile (~3 ms of start-up).
+        # Imported only for images with a profile: start-up of runs without one.
         from PIL import ImageCms
 
         try:
@@ -846,8 +846,8 @@ def decode_rgb(data: bytes) -> NDArray[np.uint8]:
 
 def _save_options(fmt: str, pixels: int = 0) -> dict[str, object]:
     if fmt == "png":
-        # zlib level 1 writes a 12 MP PNG 5x faster for about 20% more bytes;
-        # small images keep the default level, which costs them little.
+        # Level 1 for large images (see FAST_PNG_PIXELS); small images keep
+        # the default level, which costs them little.
         return {"optimize": False, "compress_level": 1 if pixels >= FAST_PNG_PIXELS else 6}
     if fmt == "jpeg":
         return {"quality": 95}

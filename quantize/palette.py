@@ -49,6 +49,7 @@ __all__ = [
     "export",
     "parse_ase",
     "parse_gpl",
+    "parse_hex",
     "parse_hex_lines",
     "parse_json_report",
     "read_palette",
@@ -113,6 +114,14 @@ class Palette:
     -----
     Equality compares colors and counts element-wise (the generated dataclass
     ``__eq__`` would try to take the truth value of an array).
+
+    Examples
+    --------
+    >>> palette = Palette([[255, 0, 0], [0, 0, 255]], [10, 30])
+    >>> palette.size, palette.hex, palette.fractions.tolist()
+    (2, ['#ff0000', '#0000ff'], [0.25, 0.75])
+    >>> palette.sorted("count").hex
+    ['#0000ff', '#ff0000']
     """
 
     colors: NDArray[np.uint8]
@@ -553,8 +562,26 @@ _HEX6 = re.compile(r"#?([0-9a-fA-F]{6})")
 _HEX3 = re.compile(r"#([0-9a-fA-F]{3})")
 
 
-def _parse_hex(token: str) -> tuple[int, int, int] | None:
-    """Parse ``#rrggbb``, ``rrggbb`` or ``#rgb``; None if ``token`` is none of them."""
+def parse_hex(token: str) -> tuple[int, int, int] | None:
+    """Parse ``#rrggbb``, ``rrggbb`` or ``#rgb``; None if ``token`` is none of them.
+
+    The one reading of a hex color, shared by the palette files and ``--keep``.
+
+    Parameters
+    ----------
+    token : str
+        One color, without surrounding spaces.
+
+    Returns
+    -------
+    tuple of 3 int or None
+        The color's 8-bit red, green and blue.
+
+    Examples
+    --------
+    >>> parse_hex("#ff8000"), parse_hex("0a0b0c"), parse_hex("#f80"), parse_hex("red")
+    ((255, 128, 0), (10, 11, 12), (255, 136, 0), None)
+    """
     if m := _HEX6.fullmatch(token):
         digits = m.group(1)
     elif m := _HEX3.fullmatch(token):
@@ -597,7 +624,7 @@ def parse_hex_lines(text: str) -> Palette:
         line = _strip_comment(raw)
         if not line:
             continue
-        rgb = _parse_hex(line)
+        rgb = parse_hex(line)
         if rgb is None:
             raise PaletteError(
                 f"line {lineno}: expected a hex color like #1a2b3c, rrggbb or #abc, "
@@ -789,7 +816,7 @@ def _parse_json_entry(entry: Any, i: int) -> tuple[tuple[int, int, int], int]:
     where = f"colors[{i}]"
     if not isinstance(entry, dict):
         raise PaletteError(f"{where}: expected an object with 'hex' or 'rgb'")
-    from_hex = _parse_hex(entry["hex"]) if isinstance(entry.get("hex"), str) else None
+    from_hex = parse_hex(entry["hex"]) if isinstance(entry.get("hex"), str) else None
     if "hex" in entry and from_hex is None:
         raise PaletteError(f"{where}: 'hex' must look like #1a2b3c, got {_excerpt(entry['hex'])}")
     from_rgb = _json_rgb(entry["rgb"], where) if "rgb" in entry else None
@@ -841,6 +868,16 @@ def read_palette(path: str | PathLike[str]) -> Palette:
         path.  Only a regular file of at most
         `quantize.limits.MAX_PALETTE_FILE_BYTES` (1 MiB) is read: a FIFO,
         device or directory is refused before it is opened.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = Path(folder, "brand.txt")
+    ...     _ = path.write_text("#1d3557\\n#e63946  // accent\\n")
+    ...     read_palette(path).hex
+    ['#1d3557', '#e63946']
     """
     # Imported here: the file reader lives in the Pillow I/O layer, which
     # the palette value type must not load.

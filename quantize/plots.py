@@ -180,11 +180,11 @@ def preload() -> list[str]:
 
 
 def safe_title(text: str, glyphs: frozenset[int]) -> str:
-    """``text`` with what the font cannot show escaped, for a matplotlib title.
+    r"""``text`` with what the font cannot show escaped, for a matplotlib title.
 
     Characters without a glyph in ``glyphs`` (emoji, CJK in the default
-    font) and control characters become Python escapes (``\\U0001f600``,
-    ``\\n``) instead of empty boxes and a warning; ``$`` is escaped so a
+    font) and control characters become Python escapes (``\U0001f600``,
+    ``\n``) instead of empty boxes and a warning; ``$`` is escaped so a
     file name never switches on math mode.
 
     Examples
@@ -230,7 +230,7 @@ _GRID: Final[dict[str, float]] = {
 
 
 def _figure() -> _Plot:
-    """The process's figure, built on first use (importing matplotlib, ~0.3 s or more)."""
+    """The process's figure, built on first use (importing matplotlib: slow, so lazily)."""
     global _PLOT
     if _PLOT is None:
         _PLOT = _build()

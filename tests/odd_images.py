@@ -79,7 +79,7 @@ def exif_rotated_jpeg(path: Path) -> Path:
 
 def truncated_jpeg(path: Path) -> Path:
     """A JPEG cut off half way through its data."""
-    from tests.conftest import gradient_rgb
+    from tests.helpers import gradient_rgb
 
     gradient_rgb().save(path, "JPEG")
     data = path.read_bytes()

@@ -14,7 +14,7 @@ import pytest
 from quantize.batch import BatchOptions, run_batch
 from quantize.errors import OutputError
 from quantize.pipeline import RunOptions
-from tests.conftest import gradient_rgb, run_cli
+from tests.helpers import gradient_rgb, run_cli
 
 
 def test_html_page_never_replaces_an_input_named_index_html_even_with_force(

@@ -17,7 +17,7 @@ from quantize.errors import OutputError
 from quantize.histogram import color_table
 from quantize.palette import Palette
 from quantize.pipeline import RunOptions, quantize_image
-from tests.conftest import gradient_rgb
+from tests.helpers import gradient_rgb
 
 
 def used_colors(path: Path) -> set[tuple[int, int, int]]:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli as run
+from tests.helpers import run_cli as run
 
 
 def palette_colors(img: Image.Image) -> set[tuple[int, int, int]]:

@@ -17,11 +17,9 @@ from PIL import Image
 from quantize import cli
 from quantize.batch import ImageResult, Progress
 from quantize.palette import Palette, to_ase, to_gpl, to_txt
-from tests.conftest import gradient_rgb
-from tests.conftest import run_cli as run
+from tests.helpers import ROOT, SAMPLES, gradient_rgb
+from tests.helpers import run_cli as run
 from tests.test_batch import json_colors, names, used_colors
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -218,7 +216,7 @@ def test_progress_bar_on_a_terminal_with_messages_above_it(
 def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path: Path) -> None:
     folder = tmp_path / "many"
     folder.mkdir()
-    photo = Image.open(ROOT / "sample_images" / "china.jpg")
+    photo = Image.open(SAMPLES / "china.jpg")
     for i in range(24):
         photo.crop((i, i, 400 + i, 300 + i)).save(folder / f"p{i:02d}.png")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from quantize.cli import DEFAULT_MAX_PIXELS
-from tests.conftest import gradient_rgb
-from tests.conftest import run_cli as run
+from tests.helpers import gradient_rgb
+from tests.helpers import run_cli as run
 from tests.odd_images import (
     DURATIONS,
     exif_rotated_jpeg,

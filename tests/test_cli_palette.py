@@ -27,7 +27,7 @@ from quantize.imageio import Frame
 from quantize.metrics import ciede2000
 from quantize.palette import Palette
 from quantize.plots import PLOT_SIZE_PX
-from tests.conftest import run_cli as run
+from tests.helpers import run_cli as run
 
 RGB = tuple[int, int, int]
 ALL_FORMATS = "json,gpl,css,ase,txt"
@@ -406,7 +406,7 @@ def test_plan_names_every_output_beside_the_image(tmp_path: Path) -> None:
 
 
 def test_quantize_image_sort_reorders_palette_and_image_together() -> None:
-    from tests.conftest import gradient_rgb
+    from tests.helpers import gradient_rgb
 
     by_count = pipeline.quantize_image(gradient_rgb(), colors=6)
     by_hue = pipeline.quantize_image(gradient_rgb(), colors=6, sort="hue")

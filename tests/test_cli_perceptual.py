@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli as run
+from tests.helpers import run_cli as run
 
 
 def rgb(path: Path) -> np.ndarray:

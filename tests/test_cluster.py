@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from PIL import Image
 from sklearn import cluster as skc
 
 from quantize import histogram
@@ -22,14 +19,6 @@ from quantize.histogram import (
     recolor,
 )
 from quantize.kmeans import nearest_center
-
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
-
-
-@pytest.fixture(scope="module")
-def china() -> ColorTable:
-    pixels = np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB"))
-    return color_table(pack_rgb(pixels).ravel())
 
 
 def fit_rgb(table: ColorTable, k: int, **kwargs: object) -> TableFit:
@@ -60,39 +49,39 @@ def check_consistent(
 
 
 @pytest.mark.parametrize("k", [8, 16, 32, 64])
-def test_photo_inertia_no_worse_than_sklearn(china: ColorTable, k: int) -> None:
+def test_photo_inertia_no_worse_than_sklearn(china_table: ColorTable, k: int) -> None:
     # The benchmark target: no worse than scikit-learn's single run.
-    points, weights = china.colors / 255.0, china.counts.astype(np.float64)
-    fit = fit_rgb(china, k, random_state=0)
+    points, weights = china_table.colors / 255.0, china_table.counts.astype(np.float64)
+    fit = fit_rgb(china_table, k, random_state=0)
     theirs = skc.KMeans(k, n_init=1, random_state=0).fit(points, sample_weight=weights)
     assert fit.centers.shape == (k, 3)
     assert fit.inertia <= theirs.inertia_
     check_consistent(points, weights, fit)
 
 
-def test_photo_minibatch_no_worse_than_sklearn(china: ColorTable) -> None:
-    points, weights = china.colors / 255.0, china.counts.astype(np.float64)
-    fit = fit_rgb(china, 16, algorithm="minibatch", random_state=0)
+def test_photo_minibatch_no_worse_than_sklearn(china_table: ColorTable) -> None:
+    points, weights = china_table.colors / 255.0, china_table.counts.astype(np.float64)
+    fit = fit_rgb(china_table, 16, algorithm="minibatch", random_state=0)
     theirs = skc.MiniBatchKMeans(16, random_state=0).fit(points, sample_weight=weights)
     assert fit.inertia <= 1.05 * theirs.inertia_
     check_consistent(points, weights, fit)
 
 
-def test_deterministic(china: ColorTable) -> None:
-    a = fit_rgb(china, 12, random_state=7)
-    b = fit_rgb(china, 12, random_state=7)
+def test_deterministic(china_table: ColorTable) -> None:
+    a = fit_rgb(china_table, 12, random_state=7)
+    b = fit_rgb(china_table, 12, random_state=7)
     np.testing.assert_array_equal(a.centers, b.centers)
     np.testing.assert_array_equal(a.labels, b.labels)
     assert a.n_iter == b.n_iter
 
 
-def test_working_space_range_not_assumed(china: ColorTable) -> None:
+def test_working_space_range_not_assumed(china_table: ColorTable) -> None:
     # A CIELAB-like range: the same colors scaled and shifted give the same
     # partition, since k-means is invariant under such maps.
-    points = china.colors / 255.0
-    weights = china.counts.astype(np.float64)
-    base = cluster_table(points, weights, china.keys, 8, random_state=0)
-    moved = cluster_table(points * 100.0 - 50.0, weights, china.keys, 8, random_state=0)
+    points = china_table.colors / 255.0
+    weights = china_table.counts.astype(np.float64)
+    base = cluster_table(points, weights, china_table.keys, 8, random_state=0)
+    moved = cluster_table(points * 100.0 - 50.0, weights, china_table.keys, 8, random_state=0)
     agree = np.mean(base.labels == moved.labels)
     assert agree > 0.99
     assert moved.inertia == pytest.approx(base.inertia * 100.0**2, rel=1e-3)
@@ -132,9 +121,9 @@ def test_exactly_k_rows() -> None:
     np.testing.assert_array_equal(fit.centers, points)
 
 
-def test_single_cluster(china: ColorTable) -> None:
-    points, weights = china.colors / 255.0, china.counts.astype(np.float64)
-    fit = fit_rgb(china, 1, random_state=0)
+def test_single_cluster(china_table: ColorTable) -> None:
+    points, weights = china_table.colors / 255.0, china_table.counts.astype(np.float64)
+    fit = fit_rgb(china_table, 1, random_state=0)
     np.testing.assert_allclose(fit.centers[0], np.average(points, axis=0, weights=weights))
     assert (fit.labels == 0).all()
 
@@ -179,14 +168,14 @@ def test_validation(kwargs: dict[str, object], match: str) -> None:
 
 
 @pytest.mark.parametrize("bits", range(1, 9))
-def test_coarse_bins_number_cells_in_key_order(china: ColorTable, bits: int) -> None:
+def test_coarse_bins_number_cells_in_key_order(china_table: ColorTable, bits: int) -> None:
     # Dense-grid numbering (few bits) and sorting (many bits) must both give
     # the numbering of the distinct masked keys in increasing order.
     shift = 8 - bits
     mask = (0xFF >> shift) << shift
-    coarse = china.keys & np.uint32((mask << 16) | (mask << 8) | mask)
+    coarse = china_table.keys & np.uint32((mask << 16) | (mask << 8) | mask)
     uniq, inverse = np.unique(coarse, return_inverse=True)
-    index, n_bins = coarse_bins(china.keys, bits)
+    index, n_bins = coarse_bins(china_table.keys, bits)
     assert n_bins == uniq.size
     assert index.dtype == np.intp
     np.testing.assert_array_equal(index, inverse)
@@ -233,14 +222,14 @@ def test_color_table_keys_beyond_24_bits() -> None:
 
 @pytest.mark.parametrize(("k", "algorithm"), [(8, "kmeans"), (48, "kmeans"), (8, "minibatch")])
 def test_cluster_centers_are_cluster_tables_centers(
-    china: ColorTable, k: int, algorithm: str
+    china_table: ColorTable, k: int, algorithm: str
 ) -> None:
     # The pipeline's shortcut skips only the final assignment: same centers
     # (up to the rounding of a differently ordered sum), same iterations.
-    points, weights = china.colors / 255.0, china.counts.astype(np.float64)
+    points, weights = china_table.colors / 255.0, china_table.counts.astype(np.float64)
     options = {"algorithm": algorithm, "random_state": 3}
-    full = cluster_table(points, weights, china.keys, k, **options)  # type: ignore[arg-type]
-    centers, n_iter = cluster_centers(points, weights, china.keys, k, **options)  # type: ignore[arg-type]
+    full = cluster_table(points, weights, china_table.keys, k, **options)  # type: ignore[arg-type]
+    centers, n_iter = cluster_centers(points, weights, china_table.keys, k, **options)  # type: ignore[arg-type]
     np.testing.assert_allclose(centers, full.centers, rtol=0, atol=1e-12)
     assert n_iter == full.n_iter
 

@@ -3,20 +3,16 @@ clusters, the 6-bit bins at k = 33..64, and coarse seed bins below."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from PIL import Image
 
 from quantize import cluster
 from quantize._kernels import draw, nearest_three, weighted_count
 from quantize._lloyd import LloydResult, Prepared, best_of, lloyd, prepare
 from quantize._validation import check_random_state
 from quantize.histogram import ColorTable, color_table, pack_rgb
-
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+from tests.helpers import sample_rgb
 
 
 def table_of(pixels: NDArray[np.uint8]) -> ColorTable:
@@ -74,7 +70,7 @@ def test_binned_table_gets_swaps_on_the_fine_bins_at_64_clusters(
 
 
 def test_coarse_seed_bins_tell_dark_tables_from_photos() -> None:
-    china = np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB"))
+    china = sample_rgb("china.jpg")
     # The same photo, darkened to a night scene: its pixels pile into few bins.
     night = (china * 0.2).astype(np.uint8)
     for pixels, coarse in ((china, False), (night, True)):
@@ -88,7 +84,7 @@ def test_coarse_seed_bins_tell_dark_tables_from_photos() -> None:
 def test_coarse_table_gets_swaps_on_the_fine_bins_at_16_clusters(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    china = np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB"))
+    china = sample_rgb("china.jpg")
     for pixels, searches in ((china, 1), ((china * 0.2).astype(np.uint8), 2)):
         table = table_of(pixels)
         swaps = spy_swaps(monkeypatch)

@@ -12,7 +12,7 @@ import pytest
 from quantize.batch import BatchOptions, run_batch
 from quantize.executors import Executor, InProcess, LocalProcesses, local_executor
 from quantize.vocabulary import Status
-from tests.conftest import gradient_rgb
+from tests.helpers import gradient_rgb
 
 
 @dataclass(frozen=True)

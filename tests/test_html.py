@@ -15,7 +15,7 @@ from quantize.batch import BatchOptions, run_batch
 from quantize.pipeline import RunOptions
 from quantize.report_html import THUMB_SIZE, build_page
 
-from .conftest import SAMPLES, gradient_rgb, run_cli
+from .helpers import SAMPLES, gradient_rgb, run_cli
 
 
 class _Cards(HTMLParser):

@@ -10,7 +10,7 @@ from quantize.imageio import load_image
 from quantize.palette import Palette
 from quantize.pipeline import ImageQuantizer
 from quantize.vocabulary import Dither
-from tests.conftest import gradient_rgb
+from tests.helpers import gradient_rgb
 
 KEEP = np.array([[255, 0, 0], [1, 2, 3]], dtype=np.uint8)
 

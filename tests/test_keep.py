@@ -19,7 +19,7 @@ from quantize.metrics import palette_metrics
 from quantize.palette import Palette, read_palette
 from quantize.pipeline import apply_palette, fit_palette, visible_table
 
-from .conftest import SAMPLES, gradient_rgb, run_cli
+from .helpers import SAMPLES, gradient_rgb, run_cli
 
 KEEP = "#ffffff,#000000,#d01c2c"
 KEEP_RGB = [(255, 255, 255), (0, 0, 0), (0xD0, 0x1C, 0x2C)]

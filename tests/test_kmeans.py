@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import textwrap
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from PIL import Image
 from sklearn import cluster as skc
 from sklearn.datasets import load_digits, make_blobs
 from sklearn.metrics import adjusted_rand_score
 
+from quantize.histogram import ColorTable
 from quantize.kmeans import (
     ConvergenceWarning,
     KMeans,
@@ -23,17 +22,7 @@ from quantize.kmeans import (
     kmeans_plusplus,
     nearest_center,
 )
-from tests.conftest import outputs_by_blas_threads
-
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
-
-
-@pytest.fixture(scope="module")
-def china_table() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Distinct colors of the sample photo (scaled to 0..1) and their counts."""
-    pixels = np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB")).reshape(-1, 3)
-    colors, counts = np.unique(pixels, axis=0, return_counts=True)
-    return colors / 255.0, counts.astype(np.float64)
+from tests.helpers import outputs_by_blas_threads
 
 
 def blobs() -> tuple[NDArray[np.float64], NDArray[np.intp]]:
@@ -75,9 +64,9 @@ def test_inertia_close_to_sklearn_on_random_data(seed: int, k: int) -> None:
 
 
 def test_inertia_close_to_sklearn_on_photo_colors(
-    china_table: tuple[NDArray[np.float64], NDArray[np.float64]],
+    china_table: ColorTable,
 ) -> None:
-    colors, counts = china_table
+    colors, counts = china_table.colors / 255.0, china_table.counts.astype(np.float64)
     ours = KMeans(16, random_state=0).fit(colors, sample_weight=counts).inertia_
     theirs = skc.KMeans(16, n_init=1, random_state=0).fit(colors, sample_weight=counts).inertia_
     assert ours <= 1.01 * theirs
@@ -92,9 +81,9 @@ def test_minibatch_close_to_sklearn_on_random_data(seed: int) -> None:
 
 
 def test_minibatch_close_to_sklearn_on_photo_colors(
-    china_table: tuple[NDArray[np.float64], NDArray[np.float64]],
+    china_table: ColorTable,
 ) -> None:
-    colors, counts = china_table
+    colors, counts = china_table.colors / 255.0, china_table.counts.astype(np.float64)
     ours = MiniBatchKMeans(16, random_state=0).fit(colors, sample_weight=counts).inertia_
     theirs = skc.MiniBatchKMeans(16, random_state=0).fit(colors, sample_weight=counts).inertia_
     assert ours <= 1.05 * theirs

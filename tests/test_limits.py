@@ -33,10 +33,8 @@ from quantize.imageio import (
 from quantize.limits import DEFAULT_MAX_FRAMES, MAX_N_INIT, MAX_PALETTE_FILE_BYTES
 from quantize.palette import PaletteError, parse_json_report, read_palette
 from quantize.pipeline import RunOptions
-from tests.conftest import gradient_rgb
-from tests.conftest import run_cli as run
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, gradient_rgb
+from tests.helpers import run_cli as run
 
 
 def frame_bomb_gif(width: int, height: int, frames: int, *, at: tuple[int, int] = (0, 0)) -> bytes:

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from quantize.text import json_safe, one_line, valid_unicode
-from tests.conftest import gradient_rgb
-from tests.conftest import run_cli as run
+from tests.helpers import gradient_rgb
+from tests.helpers import run_cli as run
 
 
 def test_one_line_escapes_what_would_break_the_line() -> None:

@@ -14,10 +14,9 @@ from pathlib import Path
 from PIL import TiffImagePlugin
 
 from quantize.imageio import captured_warnings, load_image
-from tests.conftest import gradient_rgb
-from tests.conftest import run_cli as run
+from tests.helpers import ROOT, gradient_rgb
+from tests.helpers import run_cli as run
 
-ROOT = Path(__file__).resolve().parent.parent
 PILLOW_NOTE = "Pillow: Tag data larger than file. Skipping tag 270"
 
 

@@ -15,7 +15,7 @@ from quantize.imageio import Frame, LoadedImage
 from quantize.outputs import plan_outputs
 from quantize.palette import Palette
 from quantize.pipeline import RunOptions, apply_palette, fit_palette
-from tests.conftest import gradient_rgb
+from tests.helpers import gradient_rgb
 
 
 def used_colors(result: QuantizeResult) -> NDArray[np.uint8]:

@@ -14,7 +14,7 @@ from quantize.dither import bayer_matrix, dither_indices, palette_spread
 from quantize.histogram import color_table, pack_rgb
 from quantize.metrics import ciede2000
 from quantize.pipeline import fit_palette
-from tests.conftest import SAMPLES, gradient_rgb
+from tests.helpers import SAMPLES, gradient_rgb
 
 
 def pixels(result: QuantizeResult) -> NDArray[np.uint8]:

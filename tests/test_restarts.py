@@ -4,27 +4,24 @@ sequential restarts of quantize.kmeans."""
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from PIL import Image
 
 from quantize import cluster, restarts
 from quantize._kernels import draw, kmeans_plusplus_indices
 from quantize._lloyd import best_of, lloyd_plain, prepare
 from quantize.histogram import color_table, pack_rgb
-from tests.conftest import outputs_by_blas_threads
+from tests.helpers import outputs_by_blas_threads, sample_rgb
 
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 TRIALS = 8
 
 
 @pytest.fixture(scope="module")
 def seed_bins() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The 5-bit bin means of china.jpg that the image path seeds on at k = 16."""
-    pixels = np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB"))
+    pixels = sample_rgb("china.jpg")
     table = color_table(pack_rgb(pixels).ravel())
     x, w = table.colors / 255.0, table.counts.astype(np.float64)
     bins = cluster.make_bins(x, w, table.keys, 16)
@@ -178,7 +175,7 @@ def test_image_path_seeds_in_lockstep_as_in_sequence(
     monkeypatch: pytest.MonkeyPatch, k: int
 ) -> None:
     # k = 48: runs ranked on the 6-bit bins, seeded in lockstep.
-    pixels = np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB"))
+    pixels = sample_rgb("china.jpg")
     table = color_table(pack_rgb(pixels).ravel())
     x, w = table.colors / 255.0, table.counts.astype(np.float64)
     assert cluster.seeds_in_lockstep(5455, k, cluster._auto_n_init(k))

@@ -14,10 +14,8 @@ from quantize import cli
 from quantize.batch import ImageResult, Progress
 from quantize.palette import Palette
 from quantize.render import render_swatch
-from tests.conftest import gradient_rgb
-from tests.conftest import run_cli as run
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, gradient_rgb
+from tests.helpers import run_cli as run
 
 # --------------------------------------------------------------------------- #
 # 1. A folder that yields no images

@@ -20,10 +20,8 @@ from quantize import batch, safeio
 from quantize.batch import BatchOptions, run_batch
 from quantize.imageio import bytes_writer, write_files
 from quantize.pipeline import RunOptions
-from tests.conftest import gradient_rgb
-from tests.conftest import run_cli as run
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, gradient_rgb
+from tests.helpers import run_cli as run
 
 
 def listing(folder: Path) -> list[str]:

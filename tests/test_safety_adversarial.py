@@ -19,7 +19,7 @@ from quantize.batch import BatchOptions, run_batch
 from quantize.errors import OutputError
 from quantize.imageio import bytes_writer, write_files
 from quantize.pipeline import RunOptions
-from tests.conftest import gradient_rgb
+from tests.helpers import gradient_rgb
 from tests.test_safety import dead_pid, listing
 
 

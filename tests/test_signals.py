@@ -17,9 +17,7 @@ from PIL import Image
 
 from quantize import executors
 from quantize.batch import ImageResult, Status
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "sample_images"
+from tests.helpers import ROOT, SAMPLES
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
