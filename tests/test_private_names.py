@@ -47,11 +47,7 @@ def private_uses(path: Path) -> list[str]:
 
 
 def test_no_module_imports_another_modules_private_names() -> None:
-    uses = [
-        use
-        for path in sorted(PACKAGE.glob("*.py"))
-        for use in private_uses(path)
-    ]
+    uses = [use for path in sorted(PACKAGE.glob("*.py")) for use in private_uses(path)]
     assert uses == []
 
 
