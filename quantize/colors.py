@@ -326,6 +326,7 @@ COLOR_SPACES: Final[Mapping[str, ColorSpace]] = registry(
         ColorSpace("rgb", _copy_triples, _copy_triples, _rgb8_to_rgb),
         ColorSpace("lab", srgb_to_lab, lab_to_srgb, _rgb8_to_lab),
         ColorSpace("oklab", srgb_to_oklab, oklab_to_srgb, _rgb8_to_oklab),
+        ColorSpace("linear-rgb", srgb_to_linear, linear_to_srgb),
     ],
 )
 
@@ -345,7 +346,7 @@ def to_space(rgb01: ArrayLike, space: str) -> FloatArray:
     ----------
     rgb01 : array_like, shape (..., 3)
         sRGB values in ``0..1``.
-    space : {"rgb", "lab", "oklab"}
+    space : str
         Target space (a key of `COLOR_SPACES`); ``"rgb"`` returns a float64
         copy of the input.
 
@@ -369,7 +370,7 @@ def from_space(points: ArrayLike, space: str) -> FloatArray:
     ----------
     points : array_like, shape (..., 3)
         Coordinates in ``space``.
-    space : {"rgb", "lab", "oklab"}
+    space : str
         Space the points are expressed in (a key of `COLOR_SPACES`).
 
     Returns
@@ -392,7 +393,7 @@ def rgb8_to_space(rgb8: ArrayLike, space: str) -> FloatArray:
     ----------
     rgb8 : array_like, shape (..., 3)
         8-bit sRGB values, typically ``uint8`` of shape ``(n, 3)``.
-    space : {"rgb", "lab", "oklab"}
+    space : str
         Target space; ``"rgb"`` yields values in ``0..1``.
 
     Returns
@@ -450,7 +451,7 @@ def space_to_rgb8(points: ArrayLike, space: str) -> NDArray[np.uint8]:
     ----------
     points : array_like, shape (..., 3)
         Coordinates in ``space``.
-    space : {"rgb", "lab", "oklab"}
+    space : str
         Space the points are expressed in.
 
     Returns

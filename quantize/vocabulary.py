@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: Color spaces the clustering runs in (``--space``); see `quantize.colors`.
-Space = Literal["rgb", "lab", "oklab"]
+Space = Literal["rgb", "lab", "oklab", "linear-rgb"]
 SPACES: Final[tuple[Space, ...]] = get_args(Space)
 
 #: Clustering algorithms (``--algorithm``).

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,7 +178,7 @@ def test_integer_input_is_converted_to_float() -> None:
 
 
 def test_spaces() -> None:
-    assert SPACES == ("rgb", "lab", "oklab")
+    assert SPACES == ("rgb", "lab", "oklab", "linear-rgb")
 
 
 @pytest.mark.parametrize("space", SPACES)
@@ -274,3 +276,29 @@ def test_rgb8_to_space_rejects_bad_shapes_and_spaces() -> None:
         rgb8_to_space(np.zeros((2, 4), np.uint8), "lab")
     with pytest.raises(ValueError):
         rgb8_to_space(np.zeros((2, 3), np.uint8), "hsv")
+
+
+def test_linear_rgb_is_one_registry_entry_that_round_trips(random_rgb: np.ndarray) -> None:
+    from quantize.colors import COLOR_SPACES, from_space, rgb8_to_space
+
+    space = COLOR_SPACES["linear-rgb"]
+    np.testing.assert_allclose(space.to_srgb(space.from_srgb(random_rgb)), random_rgb, atol=1e-12)
+    # Mid gray is about a fifth of the light of white, not half.
+    np.testing.assert_allclose(
+        rgb8_to_space(np.array([[128, 128, 128]], np.uint8), "linear-rgb"),
+        [[0.2158605] * 3],
+        atol=1e-6,
+    )
+    points = rgb8_to_space(np.array([[0, 64, 255]], np.uint8), "linear-rgb")
+    np.testing.assert_allclose(from_space(points, "linear-rgb") * 255, [[0, 64, 255]], atol=1e-9)
+
+
+def test_the_command_clusters_in_linear_rgb(tmp_path: Path) -> None:
+    from tests.helpers import SAMPLES, run_cli
+
+    code, out = run_cli(
+        SAMPLES / "flower.jpg", "-k", "8", "--space", "linear-rgb", "-o", f"{tmp_path}/"
+    )
+    assert code == 0, out
+    report = json.loads((tmp_path / "flower-k8.json").read_text())
+    assert report["space"] == "linear-rgb" and len(report["colors"]) == 8
