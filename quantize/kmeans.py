@@ -419,12 +419,11 @@ def _on_grid(flat: FloatArray, scale: float) -> NDArray[np.uint8] | None:
 
 def _pack_levels(levels: NDArray[np.uint8], columns: list[int]) -> NDArray[np.uint32]:
     """``c0 << 16 | c1 << 8 | c2`` of up to three columns (missing ones 0)."""
-    keys = np.zeros(levels.shape[0], dtype=np.uint32)
-    for j in columns:
-        keys <<= np.uint32(8)
-        keys |= levels[:, j]
-    keys <<= np.uint32(8 * (3 - len(columns)))
-    return keys
+    from quantize.histogram import pack_rgb
+
+    padded = np.zeros((levels.shape[0], 3), dtype=np.uint8)
+    padded[:, : len(columns)] = levels[:, columns]
+    return pack_rgb(padded)
 
 
 def _varying(levels: NDArray[np.uint8]) -> list[int]:
