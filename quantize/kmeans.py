@@ -37,7 +37,11 @@ Design notes
   :mod:`quantize._lloyd` (Lloyd's iterations, best of several runs,
   mini-batch k-means); :mod:`quantize._validation` holds the checks shared
   with :mod:`quantize.cluster`.  This module keeps the validation of the
-  public boundary and the estimators.
+  public boundary and the estimators.  It is longer than the project's
+  ~700-line guide because each estimator stays next to what it alone uses:
+  scikit-learn's protocol (parameters, repr, tags, column names), the
+  table of distinct rows that sends pixel-like data down the image path,
+  and long numpydoc docstrings with examples.
 * Every random decision draws from one :class:`numpy.random.Generator`
   derived once from ``random_state``.  Nothing depends on the number of
   threads: row blocks have a fixed size and ties break towards the lowest
@@ -421,8 +425,11 @@ def _pack_levels(levels: NDArray[np.uint8], columns: list[int]) -> NDArray[np.ui
     """``c0 << 16 | c1 << 8 | c2`` of up to three columns (missing ones 0)."""
     from quantize.histogram import pack_rgb
 
+    if columns == [0, 1, 2] and levels.shape[1] == 3:
+        return pack_rgb(levels)  # pixels: no copy of the levels
     padded = np.zeros((levels.shape[0], 3), dtype=np.uint8)
-    padded[:, : len(columns)] = levels[:, columns]
+    for i, j in enumerate(columns):
+        padded[:, i] = levels[:, j]
     return pack_rgb(padded)
 
 
