@@ -62,7 +62,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from quantize._kernels import FloatArray, assign_nearest, kmeans_plusplus_indices, row_norms
+from quantize._kernels import (
+    FloatArray,
+    assign_nearest,
+    distances,
+    kmeans_plusplus_indices,
+    row_norms,
+)
 from quantize._lloyd import LloydResult, best_of, lloyd, minibatch_run, minibatch_step, prepare
 from quantize._validation import RandomStateLike, check_int, check_n_init, check_random_state
 
@@ -729,8 +735,8 @@ class _BaseKMeans(_Params):
         data, centers = self._validate_predict_data(X)
         table = _row_table(data, grid_only=True)
         if table is None:
-            return _distances(data, centers)
-        return _distances(table.rows, centers)[table.inverse]
+            return distances(data, centers)
+        return distances(table.rows, centers)[table.inverse]
 
     def fit(
         self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
@@ -807,12 +813,6 @@ class _BaseKMeans(_Params):
         centers = _check_fitted(self)
         prefix = type(self).__name__.lower()
         return np.asarray([f"{prefix}{i}" for i in range(centers.shape[0])], dtype=object)
-
-
-def _distances(X: FloatArray, centers: FloatArray) -> FloatArray:
-    c = centers.astype(X.dtype)
-    sq = row_norms(X)[:, None] - 2.0 * (X @ c.T) + row_norms(c)
-    return np.sqrt(np.maximum(sq, 0, out=sq), out=sq)
 
 
 def _feature_names(X: object) -> NDArray[np.object_] | None:
