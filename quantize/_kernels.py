@@ -13,10 +13,16 @@ kept apart, each module stays short enough to read, and the kernels stay
 free of the iteration state.
 
 Squared distances use ``||x||^2 - 2 x.c + ||c||^2`` on row blocks small
-enough to stay in cache, in the input's precision, clamped at zero;
-:func:`assign_nearest` is the one nearest-center search of the core (the
-lockstep restarts, the per-row bounds and the bin filter have their own
-variants, which need more than the nearest center).
+enough to stay in cache, in the input's precision, clamped at zero.
+:func:`assign_nearest` is the one nearest-center search of the core;
+:func:`nearest_three` (for the per-row bounds of :mod:`quantize._lloyd`)
+and :func:`distances` (the whole matrix) are its variants.  Two more stay
+with the only code that needs them, since they compute more than a
+nearest center: the lockstep restarts of :mod:`quantize.restarts` (several
+runs in one product) and the bin filter of :mod:`quantize.cluster`
+(nearest and second nearest under a rounding bound).  8-bit colors are
+matched to a palette by :func:`quantize.reduce.nearest_palette`, exactly in
+integers in sRGB (:func:`quantize.histogram.nearest_rgb8`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from numpy.typing import NDArray
 __all__ = [
     "FloatArray",
     "assign_nearest",
+    "distances",
     "draw",
     "farthest_distinct",
     "kmeans_plusplus_indices",
@@ -110,6 +117,14 @@ def assign_nearest(
     sq_dist += x_sq
     np.maximum(sq_dist, 0, out=sq_dist)
     return labels, sq_dist
+
+
+def distances(X: FloatArray, centers: FloatArray) -> FloatArray:
+    """Euclidean distance (n, k) from every row of X (n, d) to every center
+    (k, d), in X's precision: the whole matrix, for ``transform``."""
+    c = centers.astype(X.dtype)
+    sq = row_norms(X)[:, None] - 2.0 * (X @ c.T) + row_norms(c)
+    return np.sqrt(np.maximum(sq, 0, out=sq), out=sq)
 
 
 def transpose_weighted(X: FloatArray, w: NDArray[np.float64]) -> NDArray[np.float64]:

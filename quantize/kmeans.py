@@ -37,7 +37,11 @@ Design notes
   :mod:`quantize._lloyd` (Lloyd's iterations, best of several runs,
   mini-batch k-means); :mod:`quantize._validation` holds the checks shared
   with :mod:`quantize.cluster`.  This module keeps the validation of the
-  public boundary and the estimators.
+  public boundary and the estimators.  It is longer than the project's
+  ~700-line guide because each estimator stays next to what it alone uses:
+  scikit-learn's protocol (parameters, repr, tags, column names), the
+  table of distinct rows that sends pixel-like data down the image path,
+  and long numpydoc docstrings with examples.
 * Every random decision draws from one :class:`numpy.random.Generator`
   derived once from ``random_state``.  Nothing depends on the number of
   threads: row blocks have a fixed size and ties break towards the lowest
@@ -58,7 +62,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from quantize._kernels import FloatArray, assign_nearest, kmeans_plusplus_indices, row_norms
+from quantize._kernels import (
+    FloatArray,
+    assign_nearest,
+    distances,
+    kmeans_plusplus_indices,
+    row_norms,
+)
 from quantize._lloyd import LloydResult, best_of, lloyd, minibatch_run, minibatch_step, prepare
 from quantize._validation import RandomStateLike, check_int, check_n_init, check_random_state
 
@@ -419,12 +429,14 @@ def _on_grid(flat: FloatArray, scale: float) -> NDArray[np.uint8] | None:
 
 def _pack_levels(levels: NDArray[np.uint8], columns: list[int]) -> NDArray[np.uint32]:
     """``c0 << 16 | c1 << 8 | c2`` of up to three columns (missing ones 0)."""
-    keys = np.zeros(levels.shape[0], dtype=np.uint32)
-    for j in columns:
-        keys <<= np.uint32(8)
-        keys |= levels[:, j]
-    keys <<= np.uint32(8 * (3 - len(columns)))
-    return keys
+    from quantize.histogram import pack_rgb
+
+    if columns == [0, 1, 2] and levels.shape[1] == 3:
+        return pack_rgb(levels)  # pixels: no copy of the levels
+    padded = np.zeros((levels.shape[0], 3), dtype=np.uint8)
+    for i, j in enumerate(columns):
+        padded[:, i] = levels[:, j]
+    return pack_rgb(padded)
 
 
 def _varying(levels: NDArray[np.uint8]) -> list[int]:
@@ -723,8 +735,8 @@ class _BaseKMeans(_Params):
         data, centers = self._validate_predict_data(X)
         table = _row_table(data, grid_only=True)
         if table is None:
-            return _distances(data, centers)
-        return _distances(table.rows, centers)[table.inverse]
+            return distances(data, centers)
+        return distances(table.rows, centers)[table.inverse]
 
     def fit(
         self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
@@ -801,12 +813,6 @@ class _BaseKMeans(_Params):
         centers = _check_fitted(self)
         prefix = type(self).__name__.lower()
         return np.asarray([f"{prefix}{i}" for i in range(centers.shape[0])], dtype=object)
-
-
-def _distances(X: FloatArray, centers: FloatArray) -> FloatArray:
-    c = centers.astype(X.dtype)
-    sq = row_norms(X)[:, None] - 2.0 * (X @ c.T) + row_norms(c)
-    return np.sqrt(np.maximum(sq, 0, out=sq), out=sq)
 
 
 def _feature_names(X: object) -> NDArray[np.object_] | None:

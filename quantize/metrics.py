@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from quantize.colors import rgb8_to_lab
+from quantize.histogram import pack_rgb
 
 __all__ = [
     "QualityMetrics",
@@ -410,8 +411,7 @@ def _count_used_colors(rgb8: NDArray[np.uint8], weights: FloatArray) -> int:
     """Count distinct rows of an ``(n, 3)`` uint8 array that have positive weight."""
     # Packing each color into one 24-bit integer turns row-uniqueness into a
     # cheap 1-D problem (and filtering 1-D keys is cheaper than filtering rows).
-    c = rgb8.astype(np.uint32)
-    keys = ((c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2])[weights > 0]
+    keys = pack_rgb(rgb8)[weights > 0]
     # Sorted and counted by hand: np.unique would import numpy.ma (start-up
     # that a run never otherwise pays) to check for a masked array.
     keys.sort()

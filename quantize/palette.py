@@ -35,6 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from quantize.colors import srgb_to_lab
 from quantize.errors import InputError, QuantizeError
+from quantize.histogram import pack_rgb
 from quantize.limits import EXCERPT_CHARS, MAX_COLORS, MAX_PALETTE_FILE_BYTES
 from quantize.vocabulary import PALETTE_FORMATS, SORT_KEYS, SortKey, registry
 
@@ -271,8 +272,7 @@ def _hex(rgb: Sequence[int] | NDArray[np.uint8]) -> str:
 
 def _packed(colors: NDArray[np.uint8]) -> NDArray[np.int64]:
     """Colors as ``0xRRGGBB`` integers, shape (n,): a cheap total-order tie-breaker."""
-    c = colors.astype(np.int64)
-    return np.asarray((c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2], dtype=np.int64)
+    return pack_rgb(colors).astype(np.int64)
 
 
 def _lightness(colors: NDArray[np.uint8]) -> NDArray[np.float64]:
