@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "MAX_PRODUCT",
     "FloatArray",
     "assign_nearest",
     "draw",
@@ -54,14 +55,28 @@ _MIN_BLOCK_ROWS = 256
 # (digits: 64 bincounts cost several times the product).
 _BINCOUNT_MAX_FEATURES = 8
 
+#: Multiply-adds per matrix product: row blocks are cut so that each
+#: product stays under this.  OpenBLAS multiplies products of up to 10**6
+#: without packing or threads (its small-matrix kernels); larger ones took
+#: 2-3 times longer per element on the reference machine, and far longer
+#: while other processes kept the second core busy (its threads wait for
+#: each other): digits at k = 10 took 15-30 ms in blocks and 130-300 ms in
+#: one product under such load.  Cutting a product by rows gives the same
+#: numbers (every element sums over the same features in the same order).
+MAX_PRODUCT = 900_000
+
 
 def row_norms(X: FloatArray) -> FloatArray:
     """Squared Euclidean norm of each row, in X's precision."""
     return np.einsum("ij,ij->i", X, X)
 
 
-def _block_rows(n_centers: int) -> int:
-    return max(_MIN_BLOCK_ROWS, _BLOCK_ELEMENTS // max(n_centers, 1))
+def _block_rows(n_centers: int, n_features: int) -> int:
+    """Rows per block of a (rows, n_centers) distance matrix computed from
+    ``n_features`` coordinates: within the cache and under ``MAX_PRODUCT``."""
+    per_row = max(n_centers, 1)
+    by_product = MAX_PRODUCT // (per_row * max(n_features, 1))
+    return max(_MIN_BLOCK_ROWS, min(_BLOCK_ELEMENTS // per_row, by_product))
 
 
 def assign_nearest(
@@ -94,7 +109,7 @@ def assign_nearest(
     c_sq = row_norms(c)
     labels = np.empty(n, dtype=np.intp)
     sq_dist = np.empty(n, dtype=X.dtype)
-    rows = _block_rows(k)
+    rows = _block_rows(k, X.shape[1])
     block = np.empty((min(rows, n), k), dtype=X.dtype)
     # Flat positions of each row's first entry: a gather several times
     # faster than take_along_axis.
@@ -132,11 +147,19 @@ def weighted_sums(
     """Per-cluster weighted coordinate sums (k, d) and total weights (k,)."""
     d, n = wxt.shape
     if d > _BINCOUNT_MAX_FEATURES and k * n <= _BLOCK_ELEMENTS * 16:
-        # Many features: one product with the (k, n) indicator matrix
-        # instead of a pass of bincount per feature.
-        indicator = np.zeros((k, n))
-        indicator[labels, np.arange(n)] = 1.0
-        return indicator @ wxt.T, weighted_count(labels, w, k)
+        # Many features: products with the (k, rows) indicator matrix of
+        # blocks of rows instead of a pass of bincount per feature.
+        rows = _block_rows(k, d)
+        sums = np.zeros((k, d), dtype=np.float64)
+        indicator = np.empty((k, min(rows, n)))
+        columns = np.arange(min(rows, n))
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            part = indicator[:, : stop - start]
+            part.fill(0.0)
+            part[labels[start:stop], columns[: stop - start]] = 1.0
+            sums += part @ wxt[:, start:stop].T
+        return sums, weighted_count(labels, w, k)
     sums = np.empty((k, d), dtype=np.float64)
     for j, column in enumerate(wxt):
         sums[:, j] = np.bincount(labels, weights=column, minlength=k)
@@ -197,6 +220,10 @@ def kmeans_plusplus_indices(
     # contiguous rows, about 3x faster than the rows x candidates layout.
     xt = np.ascontiguousarray(X.T)
     x_sq = row_norms(X)
+    n, d = X.shape
+    # Columns per product (candidates, d) x (d, columns), see MAX_PRODUCT.
+    columns = max(_MIN_BLOCK_ROWS, MAX_PRODUCT // (n_local_trials * d))
+    dist = np.empty((n_local_trials, n), dtype=X.dtype)
     chosen: list[int] = []
     if existing is None or existing.shape[0] == 0:
         first = int(draw(rng, w, 1)[0])
@@ -215,7 +242,10 @@ def kmeans_plusplus_indices(
                 break
         candidates = draw(rng, potential, n_local_trials)
         rows = X[candidates]
-        dist = (-2.0 * rows) @ xt
+        minus_two_rows = -2.0 * rows
+        for start in range(0, n, columns):
+            part = slice(start, start + columns)
+            np.matmul(minus_two_rows, xt[:, part], out=dist[:, part])
         dist += x_sq
         dist += row_norms(rows)[:, None]
         np.minimum(dist, closest, out=dist)
@@ -322,7 +352,7 @@ def nearest_three(
     first_label = np.zeros(n, dtype=np.intp)
     second_label = np.zeros(n, dtype=np.intp)
     dist = np.full((3, n), np.inf)
-    rows = _block_rows(k)
+    rows = _block_rows(k, x_aug.shape[1])
     offsets = np.arange(min(rows, n)) * k
     for start in range(0, n, rows):
         stop = min(start + rows, n)

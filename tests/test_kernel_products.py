@@ -1,0 +1,76 @@
+"""The kernels keep every matrix product under ``MAX_PRODUCT`` multiply-adds.
+
+Larger products leave OpenBLAS's small-matrix kernels for its packed,
+threaded ones: slower per element, and on a busy machine many times slower
+(digits at k = 10: 15-30 ms per fit in blocks, 130-300 ms in one product).
+A recording ndarray subclass sees every product a kernel computes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from quantize import _kernels
+
+# Digits-like data: 64 features, as in the estimators' benchmark.
+N, D, K = 1797, 64, 10
+
+
+class Recording(np.ndarray):
+    """An array that records the multiply-adds of each matmul it enters."""
+
+    products: ClassVar[list[int]] = []
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        plain = [np.asarray(x) if isinstance(x, Recording) else x for x in inputs]
+        if "out" in kwargs:
+            kwargs["out"] = tuple(np.asarray(x) for x in kwargs["out"])
+        if ufunc is np.matmul and method == "__call__":
+            a, b = plain
+            columns = b.shape[1] if b.ndim == 2 else 1
+            Recording.products.append(a.shape[0] * a.shape[-1] * columns)
+        return getattr(ufunc, method)(*plain, **kwargs)
+
+
+@pytest.fixture
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    Recording.products = []
+    return rng.normal(size=(N, D)), rng.normal(size=(K, D))
+
+
+def test_assignment_products_stay_small(data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, centers = data
+    labels, sq = _kernels.assign_nearest(X.view(Recording), centers)
+    assert Recording.products and max(Recording.products) <= _kernels.MAX_PRODUCT
+    assert sum(Recording.products) == N * D * K
+    expected = ((X[:, None, :] - centers[None]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(labels, expected.argmin(axis=1))
+    np.testing.assert_allclose(sq, expected.min(axis=1), rtol=1e-9)
+
+
+def test_cluster_sums_products_stay_small(data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, _ = data
+    labels = np.arange(N) % K
+    w = np.ones(N)
+    wxt = _kernels.transpose_weighted(X, w)
+    sums, totals = _kernels.weighted_sums(wxt.view(Recording), w, labels, K)
+    assert Recording.products and max(Recording.products) <= _kernels.MAX_PRODUCT
+    for j in range(K):
+        np.testing.assert_allclose(sums[j], X[labels == j].sum(axis=0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(totals, np.bincount(labels, minlength=K))
+
+
+def test_seeding_products_stay_small(data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, _ = data
+    big = np.concatenate([X] * 8)  # 4 candidates x 64 features x 14k rows: 3.7M
+    chosen = _kernels.kmeans_plusplus_indices(
+        big.view(Recording), np.ones(big.shape[0]), K, np.random.default_rng(0)
+    )
+    assert Recording.products and max(Recording.products) <= _kernels.MAX_PRODUCT
+    w = np.ones(big.shape[0])
+    plain = _kernels.kmeans_plusplus_indices(big, w, K, np.random.default_rng(0))
+    np.testing.assert_array_equal(chosen, plain)
