@@ -13,7 +13,8 @@ kept apart, each module stays short enough to read, and the kernels stay
 free of the iteration state.
 
 Squared distances use ``||x||^2 - 2 x.c + ||c||^2`` on row blocks small
-enough to stay in cache, in the input's precision, clamped at zero;
+enough to stay in cache and to keep every matrix product under
+``MAX_PRODUCT`` multiply-adds, in the input's precision, clamped at zero;
 :func:`assign_nearest` is the one nearest-center search of the core (the
 lockstep restarts, the per-row bounds and the bin filter have their own
 variants, which need more than the nearest center).
@@ -57,12 +58,11 @@ _BINCOUNT_MAX_FEATURES = 8
 
 #: Multiply-adds per matrix product: row blocks are cut so that each
 #: product stays under this.  OpenBLAS multiplies products of up to 10**6
-#: without packing or threads (its small-matrix kernels); larger ones took
-#: 2-3 times longer per element on the reference machine, and far longer
-#: while other processes kept the second core busy (its threads wait for
-#: each other): digits at k = 10 took 15-30 ms in blocks and 130-300 ms in
-#: one product under such load.  Cutting a product by rows gives the same
-#: numbers (every element sums over the same features in the same order).
+#: without packing or threads (its small-matrix kernels); larger ones cost
+#: more per element, and many times more while other processes keep the
+#: cores busy, because its threads wait for each other.  Cutting a product
+#: by rows gives the same numbers (every element sums over the same
+#: features in the same order); sums over rows change only by rounding.
 MAX_PRODUCT = 900_000
 
 

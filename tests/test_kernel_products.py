@@ -1,8 +1,7 @@
 """The kernels keep every matrix product under ``MAX_PRODUCT`` multiply-adds.
 
 Larger products leave OpenBLAS's small-matrix kernels for its packed,
-threaded ones: slower per element, and on a busy machine many times slower
-(digits at k = 10: 15-30 ms per fit in blocks, 130-300 ms in one product).
+threaded ones: slower per element, and on a busy machine many times slower.
 A recording ndarray subclass sees every product a kernel computes.
 """
 
