@@ -55,6 +55,9 @@ _MIN_BLOCK_ROWS = 256
 # feature (pixels: 3); above, a product with the cluster indicator matrix
 # (digits: 64 bincounts cost several times the product).
 _BINCOUNT_MAX_FEATURES = 8
+# Elements of the difference buffer of sq_dist_exact (128 KiB of float64:
+# small enough to be reused from the heap rather than mapped afresh).
+_EXACT_BLOCK_ELEMENTS = 1 << 14
 
 #: Multiply-adds per matrix product: row blocks are cut so that each
 #: product stays under this.  OpenBLAS multiplies products of up to 10**6
@@ -128,7 +131,17 @@ def assign_nearest(
 
 
 def transpose_weighted(X: FloatArray, w: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``(w * X).T`` in float64, one contiguous row per feature for bincount."""
+    """``(w * X).T`` in float64, one contiguous row per feature for bincount.
+
+    Above ``_BINCOUNT_MAX_FEATURES`` features :func:`weighted_sums` reads it
+    by rows instead: then it is the transposed view of ``w * X``, or of X
+    itself for float64 X and unit weights (read-only: it may share X's
+    memory).  A fresh copy of the data is mostly page faults on small data.
+    """
+    if X.shape[1] > _BINCOUNT_MAX_FEATURES:
+        if X.dtype == np.float64 and bool((w == 1).all()):
+            return np.asarray(X, dtype=np.float64).T
+        return np.multiply(X, w[:, None], dtype=np.float64).T
     out = np.empty((X.shape[1], X.shape[0]), dtype=np.float64)
     np.multiply(X.T, w, out=out)
     return out
@@ -172,10 +185,18 @@ def sq_dist_exact(A: FloatArray, B: FloatArray) -> NDArray[np.float64]:
     Slower than the expansion in :func:`assign_nearest` but exactly zero for equal
     rows, which is what duplicate detection needs.
     """
-    out = np.empty((A.shape[0], B.shape[0]), dtype=np.float64)
-    for j, row in enumerate(B):
-        diff = A - row
-        out[:, j] = np.einsum("ij,ij->i", diff, diff)
+    n, d = A.shape
+    out = np.empty((n, B.shape[0]), dtype=np.float64)
+    # Differences of a block of rows at a time, in one reused buffer: a
+    # fresh (n, d) temporary per center is mostly page faults on large A.
+    rows = max(1, _EXACT_BLOCK_ELEMENTS // max(d, 1))
+    diff = np.empty((min(rows, n), d), dtype=np.result_type(A, B))
+    for start in range(0, n, rows):
+        part = A[start : start + rows]
+        buffer = diff[: part.shape[0]]
+        for j, row in enumerate(B):
+            np.subtract(part, row, out=buffer)
+            out[start : start + part.shape[0], j] = np.einsum("ij,ij->i", buffer, buffer)
     return out
 
 

@@ -7,6 +7,7 @@ A recording ndarray subclass sees every product a kernel computes.
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any, ClassVar
 
 import numpy as np
@@ -73,3 +74,27 @@ def test_seeding_products_stay_small(data: tuple[np.ndarray, np.ndarray]) -> Non
     w = np.ones(big.shape[0])
     plain = _kernels.kmeans_plusplus_indices(big, w, K, np.random.default_rng(0))
     np.testing.assert_array_equal(chosen, plain)
+
+
+def _peak_bytes(func: Any) -> int:
+    tracemalloc.start()
+    try:
+        func()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_temporaries_stay_small_on_many_features(data: tuple[np.ndarray, np.ndarray]) -> None:
+    """No fresh copy of the data for the weighted transpose (unit weights)
+    or the exact distances: on small data such copies are mostly page
+    faults, a sizeable part of a fit on digits."""
+    X, centers = data
+    w = np.ones(N)
+    assert _peak_bytes(lambda: _kernels.transpose_weighted(X, w)) < X.nbytes // 8
+    np.testing.assert_array_equal(_kernels.transpose_weighted(X, w), X.T)
+    weighted = _kernels.transpose_weighted(X, np.full(N, 2.0))
+    np.testing.assert_array_equal(weighted, 2.0 * X.T)
+    assert _peak_bytes(lambda: _kernels.sq_dist_exact(X, centers)) < X.nbytes // 2
+    expected = ((X[:, None, :] - centers[None]) ** 2).sum(axis=2)
+    np.testing.assert_allclose(_kernels.sq_dist_exact(X, centers), expected, rtol=1e-12)
