@@ -13,7 +13,8 @@ kept apart, each module stays short enough to read, and the kernels stay
 free of the iteration state.
 
 Squared distances use ``||x||^2 - 2 x.c + ||c||^2`` on row blocks small
-enough to stay in cache, in the input's precision, clamped at zero.
+enough to stay in cache and to keep every matrix product under
+``MAX_PRODUCT`` multiply-adds, in the input's precision, clamped at zero.
 :func:`assign_nearest` is the one nearest-center search of the core;
 :func:`nearest_three` (for the per-row bounds of :mod:`quantize._lloyd`)
 and :func:`distances` (the whole matrix) are its variants.  Two more stay
@@ -34,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "MAX_PRODUCT",
     "FloatArray",
     "assign_nearest",
     "distances",
@@ -60,6 +62,18 @@ _MIN_BLOCK_ROWS = 256
 # feature (pixels: 3); above, a product with the cluster indicator matrix
 # (digits: 64 bincounts cost several times the product).
 _BINCOUNT_MAX_FEATURES = 8
+# Elements of the difference buffer of sq_dist_exact (128 KiB of float64:
+# small enough to be reused from the heap rather than mapped afresh).
+_EXACT_BLOCK_ELEMENTS = 1 << 14
+
+#: Multiply-adds per matrix product: row blocks are cut so that each
+#: product stays under this.  OpenBLAS multiplies products of up to 10**6
+#: without packing or threads (its small-matrix kernels); larger ones cost
+#: more per element, and many times more while other processes keep the
+#: cores busy, because its threads wait for each other.  Cutting a product
+#: by rows gives the same numbers (every element sums over the same
+#: features in the same order); sums over rows change only by rounding.
+MAX_PRODUCT = 900_000
 
 
 def row_norms(X: FloatArray) -> FloatArray:
@@ -67,8 +81,12 @@ def row_norms(X: FloatArray) -> FloatArray:
     return np.einsum("ij,ij->i", X, X)
 
 
-def _block_rows(n_centers: int) -> int:
-    return max(_MIN_BLOCK_ROWS, _BLOCK_ELEMENTS // max(n_centers, 1))
+def _block_rows(n_centers: int, n_features: int) -> int:
+    """Rows per block of a (rows, n_centers) distance matrix computed from
+    ``n_features`` coordinates: within the cache and under ``MAX_PRODUCT``."""
+    per_row = max(n_centers, 1)
+    by_product = MAX_PRODUCT // (per_row * max(n_features, 1))
+    return max(_MIN_BLOCK_ROWS, min(_BLOCK_ELEMENTS // per_row, by_product))
 
 
 def assign_nearest(
@@ -101,7 +119,7 @@ def assign_nearest(
     c_sq = row_norms(c)
     labels = np.empty(n, dtype=np.intp)
     sq_dist = np.empty(n, dtype=X.dtype)
-    rows = _block_rows(k)
+    rows = _block_rows(k, X.shape[1])
     block = np.empty((min(rows, n), k), dtype=X.dtype)
     # Flat positions of each row's first entry: a gather several times
     # faster than take_along_axis.
@@ -128,7 +146,17 @@ def distances(X: FloatArray, centers: FloatArray) -> FloatArray:
 
 
 def transpose_weighted(X: FloatArray, w: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``(w * X).T`` in float64, one contiguous row per feature for bincount."""
+    """``(w * X).T`` in float64, one contiguous row per feature for bincount.
+
+    Above ``_BINCOUNT_MAX_FEATURES`` features :func:`weighted_sums` reads it
+    by rows instead: then it is the transposed view of ``w * X``, or of X
+    itself for float64 X and unit weights (read-only: it may share X's
+    memory).  A fresh copy of the data is mostly page faults on small data.
+    """
+    if X.shape[1] > _BINCOUNT_MAX_FEATURES:
+        if X.dtype == np.float64 and bool((w == 1).all()):
+            return np.asarray(X, dtype=np.float64).T
+        return np.multiply(X, w[:, None], dtype=np.float64).T
     out = np.empty((X.shape[1], X.shape[0]), dtype=np.float64)
     np.multiply(X.T, w, out=out)
     return out
@@ -147,11 +175,19 @@ def weighted_sums(
     """Per-cluster weighted coordinate sums (k, d) and total weights (k,)."""
     d, n = wxt.shape
     if d > _BINCOUNT_MAX_FEATURES and k * n <= _BLOCK_ELEMENTS * 16:
-        # Many features: one product with the (k, n) indicator matrix
-        # instead of a pass of bincount per feature.
-        indicator = np.zeros((k, n))
-        indicator[labels, np.arange(n)] = 1.0
-        return indicator @ wxt.T, weighted_count(labels, w, k)
+        # Many features: products with the (k, rows) indicator matrix of
+        # blocks of rows instead of a pass of bincount per feature.
+        rows = _block_rows(k, d)
+        sums = np.zeros((k, d), dtype=np.float64)
+        indicator = np.empty((k, min(rows, n)))
+        columns = np.arange(min(rows, n))
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            part = indicator[:, : stop - start]
+            part.fill(0.0)
+            part[labels[start:stop], columns[: stop - start]] = 1.0
+            sums += part @ wxt[:, start:stop].T
+        return sums, weighted_count(labels, w, k)
     sums = np.empty((k, d), dtype=np.float64)
     for j, column in enumerate(wxt):
         sums[:, j] = np.bincount(labels, weights=column, minlength=k)
@@ -164,10 +200,18 @@ def sq_dist_exact(A: FloatArray, B: FloatArray) -> NDArray[np.float64]:
     Slower than the expansion in :func:`assign_nearest` but exactly zero for equal
     rows, which is what duplicate detection needs.
     """
-    out = np.empty((A.shape[0], B.shape[0]), dtype=np.float64)
-    for j, row in enumerate(B):
-        diff = A - row
-        out[:, j] = np.einsum("ij,ij->i", diff, diff)
+    n, d = A.shape
+    out = np.empty((n, B.shape[0]), dtype=np.float64)
+    # Differences of a block of rows at a time, in one reused buffer: a
+    # fresh (n, d) temporary per center is mostly page faults on large A.
+    rows = max(1, _EXACT_BLOCK_ELEMENTS // max(d, 1))
+    diff = np.empty((min(rows, n), d), dtype=np.result_type(A, B))
+    for start in range(0, n, rows):
+        part = A[start : start + rows]
+        buffer = diff[: part.shape[0]]
+        for j, row in enumerate(B):
+            np.subtract(part, row, out=buffer)
+            out[start : start + part.shape[0], j] = np.einsum("ij,ij->i", buffer, buffer)
     return out
 
 
@@ -212,6 +256,10 @@ def kmeans_plusplus_indices(
     # contiguous rows, about 3x faster than the rows x candidates layout.
     xt = np.ascontiguousarray(X.T)
     x_sq = row_norms(X)
+    n, d = X.shape
+    # Columns per product (candidates, d) x (d, columns), see MAX_PRODUCT.
+    columns = max(_MIN_BLOCK_ROWS, MAX_PRODUCT // (n_local_trials * d))
+    dist = np.empty((n_local_trials, n), dtype=X.dtype)
     chosen: list[int] = []
     if existing is None or existing.shape[0] == 0:
         first = int(draw(rng, w, 1)[0])
@@ -230,7 +278,10 @@ def kmeans_plusplus_indices(
                 break
         candidates = draw(rng, potential, n_local_trials)
         rows = X[candidates]
-        dist = (-2.0 * rows) @ xt
+        minus_two_rows = -2.0 * rows
+        for start in range(0, n, columns):
+            part = slice(start, start + columns)
+            np.matmul(minus_two_rows, xt[:, part], out=dist[:, part])
         dist += x_sq
         dist += row_norms(rows)[:, None]
         np.minimum(dist, closest, out=dist)
@@ -337,7 +388,7 @@ def nearest_three(
     first_label = np.zeros(n, dtype=np.intp)
     second_label = np.zeros(n, dtype=np.intp)
     dist = np.full((3, n), np.inf)
-    rows = _block_rows(k)
+    rows = _block_rows(k, x_aug.shape[1])
     offsets = np.arange(min(rows, n)) * k
     for start in range(0, n, rows):
         stop = min(start + rows, n)

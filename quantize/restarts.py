@@ -33,7 +33,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from quantize._kernels import assign_nearest, row_norms, sq_dist_exact, update_centers
+from quantize._kernels import (
+    MAX_PRODUCT,
+    assign_nearest,
+    row_norms,
+    sq_dist_exact,
+    update_centers,
+)
 from quantize._lloyd import (
     LloydResult,
     Prepared,
@@ -43,12 +49,8 @@ from quantize._lloyd import (
     prepare,
 )
 
-# Multiply-adds per matrix product: restarts are grouped so that each
-# product stays under this.  OpenBLAS multiplies products of up to 10**6
-# without packing or threads (its "small matrix" kernels on SkylakeX); on
-# the reference machine larger ones took 2-3 times longer per element, and
-# much longer while another process kept the second core busy.
-MAX_PRODUCT = 900_000
+# Restarts are grouped so that each matrix product stays under
+# MAX_PRODUCT multiply-adds (see quantize._kernels).
 # Lloyd's iterations run in lockstep up to this many clusters.  The one-hot
 # assignment costs a few passes over (centers x rows) where numpy's argmin
 # costs a fixed amount per row: on china.jpg's seed bins lockstep runs took

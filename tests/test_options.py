@@ -22,6 +22,7 @@ from quantize.options import QuantizeOptions
 from quantize.palette import Palette
 from quantize.pipeline import RunOptions
 from quantize.report import SHARED_REPORT_KEYS, WrittenFacts
+from quantize.vocabulary import SPACES
 
 #: Each bad setting with the exact message quantize_image gave before the
 #: checks moved into QuantizeOptions.validate.
@@ -34,7 +35,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"n_init": 101}, "n_init must be an integer from 1 to 100 or 'auto', got 101"),
     ({"n_init": 2.5}, "n_init must be an integer from 1 to 100 or 'auto', got 2.5"),
     ({"max_iter": 0}, "max_iter must be positive, got 0"),
-    ({"space": "xyz"}, "space must be one of rgb, lab, oklab, got 'xyz'"),
+    ({"space": "xyz"}, f"space must be one of {', '.join(SPACES)}, got 'xyz'"),
     ({"sort": "name"}, "sort must be one of count, hue, lightness, got 'name'"),
     (
         {"dither": "atkinson"},
