@@ -253,7 +253,7 @@ def kmeans_plusplus_indices(
         total = n_clusters + (0 if existing is None else existing.shape[0])
         n_local_trials = 2 + int(math.log(total))
     # Candidates x rows layout: every elementwise pass runs over long
-    # contiguous rows, about 3x faster than the rows x candidates layout.
+    # contiguous rows, where the rows x candidates layout strides across them.
     xt = np.ascontiguousarray(X.T)
     x_sq = row_norms(X)
     n, d = X.shape

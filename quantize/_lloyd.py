@@ -55,8 +55,8 @@ __all__ = [
 # Below this many point-center pairs, or this many rows, a full assignment
 # pass is cheaper than the per-row bounds that let Lloyd's iterations skip
 # most rows (their setup finds three nearest centers per row, which a few
-# thousand rows do not win back).  On the 25k 6-bit bins of a photo at
-# k = 16 and 32 the bounds save about 40%.
+# thousand rows do not win back); on the tens of thousands of 6-bit bins
+# of a photo they skip most rows after the first few iterations.
 BOUNDS_MIN_WORK = 1 << 18
 BOUNDS_MIN_ROWS = 8192
 

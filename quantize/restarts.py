@@ -53,8 +53,8 @@ from quantize._lloyd import (
 # MAX_PRODUCT multiply-adds (see quantize._kernels).
 # Lloyd's iterations run in lockstep up to this many clusters.  The one-hot
 # assignment costs a few passes over (centers x rows) where numpy's argmin
-# costs a fixed amount per row: on china.jpg's seed bins lockstep runs took
-# half the time at k = 16, 0.8x at k = 32, as long at k = 48.
+# costs a fixed amount per row, so lockstep wins at small k and loses its
+# lead as k grows (bench_kmeans.py measures the crossing).
 LOCKSTEP_LLOYD_MAX_K = 32
 # Fewest data rows per product when one run's products are cut by rows.
 _MIN_BLOCK_ROWS = 256
