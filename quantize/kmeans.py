@@ -27,21 +27,19 @@ Design notes
   (ties by row index), never with a copy of a center.
 * The estimators follow scikit-learn's protocol by duck typing
   (``get_params``/``set_params``, repr, tags, ``fit(X, y, sample_weight)``)
-  without importing it, and pass its conformance checks.  Pixel-like data
-  (at most 4 features, 8-bit values or many repeated rows) is clustered as
-  the weighted table of its distinct rows on the image path's engine
-  (:func:`quantize.cluster.cluster_table`); ``n_init="auto"`` is one rule
-  for both (:func:`quantize.cluster.resolve_n_init`).
+  without importing it, and pass its conformance checks; that protocol,
+  their shared prediction methods and the validation of the public boundary
+  live in :mod:`quantize._estimator_base`.  Pixel-like data (at most 4
+  features, 8-bit values or many repeated rows) is clustered as the weighted
+  table of its distinct rows (:mod:`quantize._distinct_rows`) on the image
+  path's engine (:func:`quantize.cluster.cluster_table`); ``n_init="auto"``
+  is one rule for both (:func:`quantize.cluster.resolve_n_init`).
 * The kernels shared with the image path live in :mod:`quantize._kernels`
   (distances, assignment, center updates, k-means++) and
   :mod:`quantize._lloyd` (Lloyd's iterations, best of several runs,
   mini-batch k-means); :mod:`quantize._validation` holds the checks shared
-  with :mod:`quantize.cluster`.  This module keeps the validation of the
-  public boundary and the estimators.  It is longer than the project's
-  ~700-line guide because each estimator stays next to what it alone uses:
-  scikit-learn's protocol (parameters, repr, tags, column names), the
-  table of distinct rows that sends pixel-like data down the image path,
-  and long numpydoc docstrings with examples.
+  with :mod:`quantize.cluster`.  This module keeps the two estimators and
+  the public functions beside them.
 * Every random decision draws from one :class:`numpy.random.Generator`
   derived once from ``random_state``.  Nothing depends on the number of
   threads: row blocks have a fixed size and ties break towards the lowest
@@ -50,25 +48,24 @@ Design notes
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
-import numbers
-import sys
 import warnings
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from quantize._kernels import (
-    FloatArray,
-    assign_nearest,
-    distances,
-    kmeans_plusplus_indices,
-    row_norms,
+from quantize._distinct_rows import fit_table_kmeans, row_table
+from quantize._estimator_base import (
+    BaseKMeans,
+    ConvergenceWarning,
+    NotFittedError,
+    check_data,
+    check_predict_data,
+    check_sample_weight,
+    check_tol,
 )
+from quantize._kernels import FloatArray, assign_nearest, kmeans_plusplus_indices, row_norms
 from quantize._lloyd import LloydResult, best_of, lloyd, minibatch_run, minibatch_step, prepare
 from quantize._validation import RandomStateLike, check_int, check_n_init, check_random_state
 
@@ -85,130 +82,6 @@ __all__ = [
 # Restarts run in lockstep only while their distances fit in this many
 # floats (quantize.restarts holds them for all runs at once).
 _LOCKSTEP_MAX_WORK = 1 << 23
-
-
-class ConvergenceWarning(UserWarning):
-    """The data cannot support the requested clustering.
-
-    Raised as a warning, for instance, when there are fewer distinct points
-    than clusters: the distinct points are then returned as the centers.
-    """
-
-
-class NotFittedError(ValueError, AttributeError):
-    """An estimator was used before ``fit`` (or ``partial_fit``) was called."""
-
-
-# --------------------------------------------------------------------------
-# Validation, done once at the public boundary.
-
-
-def _check_data(X: ArrayLike, name: str = "X") -> FloatArray:
-    """Validate a data matrix: 2-D, non-empty, finite; float32 stays float32.
-
-    The messages follow scikit-learn's ``check_array`` where its conformance
-    checks look for them (complex data, sparse input, empty arrays).
-    """
-    if _is_sparse(X):
-        raise TypeError(
-            f"{name} is a sparse matrix: sparse input is not supported; densify it with X.toarray()"
-        )
-    arr = np.asarray(X)
-    if arr.dtype.kind == "c":
-        raise ValueError(f"Complex data not supported: {name} has dtype {arr.dtype}")
-    if arr.dtype.kind == "O":
-        # Numbers held as objects (e.g. a mixed table); anything else raises
-        # float()'s own TypeError or ValueError.
-        arr = arr.astype(np.float64)
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D array of shape (n_samples, n_features), got {arr.ndim}-D. "
-            "Reshape your data: X.reshape(-1, 1) for a single feature, "
-            "X.reshape(1, -1) for a single sample"
-        )
-    if arr.shape[0] == 0:
-        raise ValueError(
-            f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required."
-        )
-    if arr.shape[1] == 0:
-        raise ValueError(
-            f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
-        )
-    out: FloatArray
-    if arr.dtype == np.float32:
-        out = np.ascontiguousarray(arr)
-    else:
-        out = np.ascontiguousarray(arr, dtype=np.float64)
-    if not np.isfinite(out).all():
-        raise ValueError(f"{name} contains NaN or infinity")
-    return out
-
-
-def _is_sparse(X: object) -> bool:
-    """Whether X is a scipy.sparse matrix or array, without importing scipy."""
-    return type(X).__module__.startswith("scipy.sparse") and hasattr(X, "toarray")
-
-
-def _check_sample_weight(sample_weight: ArrayLike | None, n_samples: int) -> NDArray[np.float64]:
-    """Validate weights: shape (n_samples,), finite and strictly positive."""
-    if sample_weight is None:
-        return np.ones(n_samples, dtype=np.float64)
-    w = np.asarray(sample_weight)
-    if w.dtype.kind not in "biuf":
-        raise ValueError(f"sample_weight must be numeric, got dtype {w.dtype}")
-    w = np.ascontiguousarray(w, dtype=np.float64)
-    if w.shape != (n_samples,):
-        raise ValueError(f"sample_weight must have shape ({n_samples},), got {w.shape}")
-    if not np.isfinite(w).all():
-        raise ValueError("sample_weight contains NaN or infinity")
-    if not (w > 0).all():
-        raise ValueError(
-            "sample_weight must be strictly positive; drop the samples with zero weight instead"
-        )
-    return w
-
-
-def _check_tol(tol: object) -> float:
-    if not isinstance(tol, numbers.Real) or isinstance(tol, bool | np.bool_):
-        raise ValueError(f"tol must be a real number, got {tol!r}")
-    if not (math.isfinite(float(tol)) and float(tol) >= 0):
-        raise ValueError(f"tol must be finite and >= 0, got {tol}")
-    return float(tol)
-
-
-def _check_fitted(estimator: object) -> NDArray[np.floating[Any]]:
-    centers: FloatArray | None = getattr(estimator, "cluster_centers_", None)
-    if centers is None:
-        raise _not_fitted_error()(
-            f"this {type(estimator).__name__} is not fitted yet; call fit before using it"
-        )
-    return centers
-
-
-@functools.cache
-def _sklearn_not_fitted(base: type) -> type[NotFittedError]:
-    return type("NotFittedError", (NotFittedError, base), {"__module__": __name__})
-
-
-def _not_fitted_error() -> type[NotFittedError]:
-    """:class:`NotFittedError`, which is also scikit-learn's when scikit-learn
-    is loaded already (so ``except`` clauses and checks written for it work)
-    without ever importing scikit-learn here."""
-    exceptions = sys.modules.get("sklearn.exceptions")
-    base = getattr(exceptions, "NotFittedError", None)
-    return NotFittedError if base is None else _sklearn_not_fitted(base)
-
-
-def _check_predict_data(X: ArrayLike, centers: FloatArray, estimator: object) -> FloatArray:
-    arr = _check_data(X)
-    if arr.shape[1] != centers.shape[1]:
-        raise ValueError(
-            f"X has {arr.shape[1]} features, but {type(estimator).__name__} is expecting "
-            f"{centers.shape[1]} features as input"
-        )
-    return arr
 
 
 def nearest_center(X: ArrayLike, centers: ArrayLike) -> NDArray[np.intp]:
@@ -229,8 +102,8 @@ def nearest_center(X: ArrayLike, centers: ArrayLike) -> NDArray[np.intp]:
     >>> nearest_center([[0.0], [0.9], [2.0]], [[0.0], [1.0]]).tolist()
     [0, 1, 1]
     """
-    data = _check_data(X)
-    c = _check_data(centers, "centers")
+    data = check_data(X)
+    c = check_data(centers, "centers")
     if c.shape[1] != data.shape[1]:
         raise ValueError(f"centers have {c.shape[1]} features but X has {data.shape[1]}")
     return assign_nearest(data, c)[0]
@@ -250,7 +123,7 @@ def _resolve_init(init: object, n_clusters: int, n_features: int) -> str | NDArr
         if init not in ("k-means++", "random"):
             raise ValueError(f"init must be 'k-means++', 'random' or an array, got {init!r}")
         return init
-    arr = _check_data(np.asarray(init), "init").astype(np.float64)
+    arr = check_data(np.asarray(init), "init").astype(np.float64)
     if arr.shape != (n_clusters, n_features):
         raise ValueError(
             f"init array must have shape (n_clusters, n_features) = "
@@ -309,9 +182,9 @@ def kmeans_plusplus(
     >>> sorted(centers[:, 0].tolist())
     [0.0, 10.0]
     """
-    data = _check_data(X)
+    data = check_data(X)
     k = check_int(n_clusters, "n_clusters", 1)
-    w = _check_sample_weight(sample_weight, data.shape[0])
+    w = check_sample_weight(sample_weight, data.shape[0])
     rng = check_random_state(random_state)
     indices = kmeans_plusplus_indices(data, w, k, rng)
     if indices.size < k:
@@ -320,513 +193,9 @@ def kmeans_plusplus(
 
 
 # --------------------------------------------------------------------------
-# One engine: low-dimensional data with many repeated rows (pixels) is
-# clustered as a weighted table of its distinct rows, on the image path's
-# coarse-to-fine strategy (quantize.cluster.cluster_table).
 
-# The distinct-row path is tried on at most this many features (RGB, RGBA,
-# gray + alpha ...) and at least this many rows: below it Lloyd's
-# iterations on the rows cost less than building the table.
-_TABLE_MAX_FEATURES = 4
-_TABLE_MIN_ROWS = 1 << 13
-# Off the 8-bit grid, the table must leave at most this fraction of the rows.
-_TABLE_MAX_DISTINCT = 0.5
-# ... and a probe of its first 8192 rows must repeat some (a sample holds
-# fewer repeats than the whole, so this rejects only hopeless data).
-_PROBE_MAX_DISTINCT = 0.95
-# 8-bit levels: pixels given as integers 0..255 or as floats i / 255.
-_GRID_SCALES = (255.0, 1.0)
-_GRID_PROBE_ROWS = 256
-_GRID_CHUNK = 1 << 15
-# Rows of the 2**24-entry lookup that maps packed keys back to table rows.
-_N_KEYS = 1 << 24
 
-
-@dataclass(frozen=True)
-class _RowTable:
-    """The distinct rows of X, how many times each occurs, and where.
-
-    ``keys`` group the rows into coarse bins for the coarse-to-fine path:
-    packed 8-bit levels of up to three varying columns, ``r << 16 | g << 8 |
-    b`` as for colors (None when more than three columns vary).
-    """
-
-    rows: FloatArray
-    counts: NDArray[np.float64]
-    inverse: NDArray[np.intp]
-    keys: NDArray[np.uint32] | None
-
-    def weights(self, w: NDArray[np.float64] | None) -> NDArray[np.float64]:
-        """Per-row weight: the count, or the sum of the rows' sample weights."""
-        if w is None:
-            return self.counts
-        return np.asarray(
-            np.bincount(self.inverse, weights=w, minlength=self.rows.shape[0]), dtype=np.float64
-        )
-
-
-def _row_table(X: FloatArray, *, grid_only: bool = False) -> _RowTable | None:
-    """The table of distinct rows when it is the faster way to cluster X:
-    at most 4 features, 8192 rows or more, and either values on an 8-bit
-    grid (pixels) or, unless ``grid_only``, at most half as many distinct
-    rows as rows."""
-    n, d = X.shape
-    if d > _TABLE_MAX_FEATURES or n < _TABLE_MIN_ROWS:
-        return None
-    grid = _grid_levels(X)
-    if grid is not None:
-        return _grid_table(X, *grid)
-    if grid_only or _all_distinct(X[:_TABLE_MIN_ROWS]):
-        return None
-    rows, inverse, counts = np.unique(X, axis=0, return_inverse=True, return_counts=True)
-    if rows.shape[0] > _TABLE_MAX_DISTINCT * n:
-        return None
-    return _RowTable(rows, counts.astype(np.float64), inverse.reshape(-1), _range_keys(rows))
-
-
-def _all_distinct(X: FloatArray) -> bool:
-    """Whether the rows of a probe are (nearly) all distinct: then sorting
-    every row to count the repeats would be wasted."""
-    return bool(np.unique(X, axis=0).shape[0] > _PROBE_MAX_DISTINCT * X.shape[0])
-
-
-def _grid_levels(X: FloatArray) -> tuple[NDArray[np.uint8], float] | None:
-    """X's values as 8-bit levels, and the scale ``s``, when every value is
-    exactly ``level / s`` (255: pixels / 255; 1: pixels as numbers)."""
-    flat = X.reshape(-1)
-    for scale in _GRID_SCALES:
-        if _on_grid(flat[: _GRID_PROBE_ROWS * X.shape[1]], scale) is not None:
-            levels = _on_grid(flat, scale)
-            if levels is not None:
-                return levels.reshape(X.shape), scale
-    return None
-
-
-def _on_grid(flat: FloatArray, scale: float) -> NDArray[np.uint8] | None:
-    """The levels ``rint(flat * scale)`` when they divide back to ``flat``
-    exactly (so equal levels <=> equal values), else None.  In chunks that
-    stay in cache: five passes over the data otherwise cost more than the
-    sort that counts the distinct rows."""
-    s = flat.dtype.type(scale)
-    levels = np.empty(flat.shape, dtype=np.uint8)
-    size = min(flat.size, _GRID_CHUNK)
-    q = np.empty(size, dtype=flat.dtype)
-    back = np.empty(size, dtype=flat.dtype)
-    for start in range(0, flat.size, _GRID_CHUNK):
-        part = flat[start : start + _GRID_CHUNK]
-        n = part.size
-        np.multiply(part, s, out=q[:n])
-        np.rint(q[:n], out=q[:n])
-        # Values off 0..255 cast to some level that cannot divide back to them.
-        with np.errstate(invalid="ignore"):
-            lv = levels[start : start + n]
-            np.copyto(lv, q[:n], casting="unsafe")
-        np.divide(lv, s, out=back[:n], dtype=flat.dtype)
-        if not np.array_equal(back[:n], part):
-            return None
-    return levels
-
-
-def _pack_levels(levels: NDArray[np.uint8], columns: list[int]) -> NDArray[np.uint32]:
-    """``c0 << 16 | c1 << 8 | c2`` of up to three columns (missing ones 0)."""
-    from quantize.histogram import pack_rgb
-
-    if columns == [0, 1, 2] and levels.shape[1] == 3:
-        return pack_rgb(levels)  # pixels: no copy of the levels
-    padded = np.zeros((levels.shape[0], 3), dtype=np.uint8)
-    for i, j in enumerate(columns):
-        padded[:, i] = levels[:, j]
-    return pack_rgb(padded)
-
-
-def _varying(levels: NDArray[np.uint8]) -> list[int]:
-    """Columns that hold more than one level."""
-    lo, hi = levels.min(axis=0), levels.max(axis=0)
-    return [j for j in range(levels.shape[1]) if lo[j] != hi[j]]
-
-
-def _grid_table(X: FloatArray, levels: NDArray[np.uint8], scale: float) -> _RowTable:
-    """Distinct rows of 8-bit data by their packed levels (a radix sort or a
-    histogram, as for an image's colors)."""
-    from quantize.histogram import color_table
-
-    # A constant column adds nothing to a key: drop it from RGBA-like data.
-    varying = list(range(levels.shape[1])) if levels.shape[1] <= 3 else _varying(levels)
-    if len(varying) <= 3:
-        keys = _pack_levels(levels, varying)
-        table = color_table(keys)
-        if table.inverse is not None:
-            inverse = table.inverse
-        else:
-            lookup = np.empty(_N_KEYS, dtype=np.int32)
-            lookup[table.keys] = np.arange(table.n_colors, dtype=np.int32)
-            inverse = lookup[keys].astype(np.intp)
-        rows = _rows_of_keys(X, table.keys, varying, scale)
-        return _RowTable(rows, table.counts.astype(np.float64), inverse, table.keys)
-    packed = np.ascontiguousarray(levels).view(np.uint32).reshape(-1)
-    _, first, inverse, counts = np.unique(
-        packed, return_index=True, return_inverse=True, return_counts=True
-    )
-    return _RowTable(X[first], counts.astype(np.float64), inverse.reshape(-1), None)
-
-
-def _rows_of_keys(
-    X: FloatArray, keys: NDArray[np.uint32], varying: list[int], scale: float
-) -> FloatArray:
-    """The rows of X that packed to ``keys``, rebuilt from them: ``level /
-    scale`` is exactly X's value (checked by :func:`_on_grid`), and the
-    table is a few times shorter than X."""
-    rows = np.empty((keys.shape[0], X.shape[1]), dtype=X.dtype)
-    s = X.dtype.type(scale)
-    for j in range(X.shape[1]):
-        if j in varying:
-            shift = np.uint32(16 - 8 * varying.index(j))
-            np.divide((keys >> shift) & np.uint32(0xFF), s, out=rows[:, j], dtype=X.dtype)
-        else:
-            rows[:, j] = X[0, j]
-    return rows
-
-
-def _range_keys(rows: FloatArray) -> NDArray[np.uint32] | None:
-    """Bin keys of rows off the 8-bit grid: each varying column cut into 256
-    equal steps of its range (None when more than three columns vary)."""
-    lo, hi = rows.min(axis=0), rows.max(axis=0)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    levels = np.minimum((rows - lo) * (256.0 / span), 255).astype(np.uint8)
-    varying = [j for j in range(rows.shape[1]) if hi[j] > lo[j]]
-    return _pack_levels(levels, varying) if len(varying) <= 3 else None
-
-
-def _fit_table_kmeans(
-    table: _RowTable,
-    w: NDArray[np.float64] | None,
-    n_clusters: int,
-    n_init: int,
-    max_iter: int,
-    rng: np.random.Generator,
-) -> LloydResult:
-    """The image path's coarse-to-fine k-means on the distinct rows; labels
-    and inertia of every original row."""
-    from quantize.cluster import cluster_table
-
-    fit = cluster_table(
-        table.rows.astype(np.float64),
-        table.weights(w),
-        table.keys,
-        n_clusters,
-        n_init=n_init,
-        max_iter=max_iter,
-        random_state=rng,
-    )
-    return LloydResult(fit.centers, fit.labels[table.inverse], fit.inertia, fit.n_iter)
-
-
-# --------------------------------------------------------------------------
-# scikit-learn's estimator protocol, without importing scikit-learn.
-
-
-def _same_value(value: object, default: object) -> bool:
-    """Whether a parameter still holds its default (for the repr)."""
-    if value is default:
-        return True
-    if isinstance(value, np.ndarray) or isinstance(default, np.ndarray):
-        return False
-    both_float = isinstance(value, float) and isinstance(default, float)
-    if both_float and math.isnan(value) and math.isnan(default):  # type: ignore[arg-type]
-        return True
-    try:
-        return bool(type(value) is type(default) and value == default)
-    except (TypeError, ValueError):
-        return False
-
-
-class _Params:
-    """``get_params``, ``set_params``, the repr and the tags of a scikit-learn
-    estimator: duck typing, as scikit-learn's developer guide allows, so that
-    ``clone``, ``Pipeline`` and ``GridSearchCV`` work without scikit-learn
-    being a dependency.  Parameters are the keyword arguments of
-    ``__init__``, stored unchanged under the same names."""
-
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        signature = inspect.signature(cls.__init__)
-        return sorted(
-            p.name
-            for p in signature.parameters.values()
-            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-        )
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Parameters of this estimator.
-
-        Parameters
-        ----------
-        deep : bool, default True
-            Also return the parameters of parameters that are estimators,
-            as ``name__parameter``.
-
-        Returns
-        -------
-        dict
-        """
-        out: dict[str, Any] = {}
-        for name in self._get_param_names():
-            value = getattr(self, name)
-            if deep and hasattr(value, "get_params") and not isinstance(value, type):
-                out.update((f"{name}__{key}", v) for key, v in value.get_params().items())
-            out[name] = value
-        return out
-
-    def set_params(self, **params: Any) -> Any:
-        """Set parameters; validated when ``fit`` is called, as in scikit-learn.
-
-        Parameters
-        ----------
-        **params
-            ``name=value``, or ``name__parameter=value`` for a parameter of
-            a nested estimator.
-
-        Returns
-        -------
-        self
-
-        Raises
-        ------
-        ValueError
-            For a name that is not a parameter.
-        """
-        valid = self.get_params(deep=True)
-        nested: dict[str, dict[str, Any]] = {}
-        for key, value in params.items():
-            name, sep, sub = key.partition("__")
-            if name not in valid:
-                raise ValueError(
-                    f"Invalid parameter {name!r} for estimator {self}. "
-                    f"Valid parameters are: {self._get_param_names()!r}."
-                )
-            if sep:
-                nested.setdefault(name, {})[sub] = value
-            else:
-                setattr(self, name, value)
-                valid[name] = value
-        for name, sub_params in nested.items():
-            valid[name].set_params(**sub_params)
-        return self
-
-    def __repr__(self) -> str:
-        signature = inspect.signature(type(self).__init__)
-        changed = []
-        for name in self._get_param_names():
-            value = getattr(self, name)
-            if not _same_value(value, signature.parameters[name].default):
-                changed.append(f"{name}={_short_repr(value)}")
-        return f"{type(self).__name__}({', '.join(changed)})"
-
-    def __sklearn_tags__(self) -> Any:
-        """Tags for scikit-learn (>= 1.6): a clusterer that is also a
-        transformer, dense input only.
-
-        Only scikit-learn calls this, so it imports scikit-learn here and
-        nowhere else: the library never needs it at run time.
-        """
-        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
-
-        return Tags(
-            estimator_type="clusterer",
-            target_tags=TargetTags(required=False),
-            transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"]),
-            input_tags=InputTags(allow_nan=False, sparse=False),
-        )
-
-
-def _short_repr(value: object) -> str:
-    if isinstance(value, np.ndarray):
-        with np.printoptions(threshold=6, edgeitems=2, precision=4):
-            return repr(value)
-    return repr(value)
-
-
-class _BaseKMeans(_Params):
-    """Shared prediction methods; subclasses set ``cluster_centers_``."""
-
-    cluster_centers_: FloatArray
-    labels_: NDArray[np.intp]
-    inertia_: float
-    n_iter_: int
-    n_features_in_: int
-    feature_names_in_: NDArray[np.object_]
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return getattr(self, "cluster_centers_", None) is not None
-
-    def _validate_fit_data(self, X: ArrayLike, reset: bool = True) -> FloatArray:
-        """Validate training data; record its width and column names."""
-        data = _check_data(X)
-        names = _feature_names(X)
-        if reset:
-            self.n_features_in_ = data.shape[1]
-            if names is None:
-                self.__dict__.pop("feature_names_in_", None)
-            else:
-                self.feature_names_in_ = names
-        return data
-
-    def _validate_predict_data(self, X: ArrayLike) -> tuple[FloatArray, FloatArray]:
-        """Fitted centers and validated data of the same width and column names."""
-        centers = _check_fitted(self)
-        self._check_feature_names(X)
-        return _check_predict_data(X, centers, self), centers
-
-    def _check_feature_names(self, X: ArrayLike) -> None:
-        """scikit-learn's rules for column names (DataFrame input)."""
-        fitted = getattr(self, "feature_names_in_", None)
-        names = _feature_names(X)
-        cls = type(self).__name__
-        if fitted is None and names is not None:
-            warnings.warn(
-                f"X has feature names, but {cls} was fitted without feature names",
-                UserWarning,
-                stacklevel=3,
-            )
-        elif fitted is not None and names is None:
-            warnings.warn(
-                f"X does not have valid feature names, but {cls} was fitted with feature names",
-                UserWarning,
-                stacklevel=3,
-            )
-        elif fitted is not None and names is not None and not np.array_equal(fitted, names):
-            raise ValueError(
-                "The feature names should match those that were passed during fit.\n"
-                f"Fitted with {list(fitted)}, got {list(names)}."
-            )
-
-    def predict(self, X: ArrayLike) -> NDArray[np.intp]:
-        """Index of the nearest center for each sample.
-
-        Pixels (8-bit values, see :class:`KMeans`) are mapped through
-        their table of distinct rows, as the image path maps colors.
-
-        Parameters
-        ----------
-        X : array-like, shape (n_samples, n_features)
-
-        Returns
-        -------
-        labels : ndarray of intp, shape (n_samples,)
-        """
-        data, centers = self._validate_predict_data(X)
-        table = _row_table(data, grid_only=True)
-        if table is None:
-            return assign_nearest(data, centers)[0]
-        return assign_nearest(table.rows, centers)[0][table.inverse]
-
-    def transform(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
-        """Euclidean distance from each sample to every center.
-
-        Parameters
-        ----------
-        X : array-like, shape (n_samples, n_features)
-
-        Returns
-        -------
-        distances : ndarray, shape (n_samples, n_clusters_found)
-            In X's precision.
-        """
-        data, centers = self._validate_predict_data(X)
-        table = _row_table(data, grid_only=True)
-        if table is None:
-            return distances(data, centers)
-        return distances(table.rows, centers)[table.inverse]
-
-    def fit(
-        self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
-    ) -> _BaseKMeans:
-        raise NotImplementedError
-
-    def fit_predict(
-        self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
-    ) -> NDArray[np.intp]:
-        """Fit, then return ``labels_``.
-
-        Parameters
-        ----------
-        X : array-like, shape (n_samples, n_features)
-        y : ignored
-            For scikit-learn's API.
-        sample_weight : array-like, shape (n_samples,), default None
-
-        Returns
-        -------
-        labels : ndarray of intp, shape (n_samples,)
-        """
-        return self.fit(X, sample_weight=sample_weight).labels_
-
-    def fit_transform(
-        self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
-    ) -> NDArray[np.floating[Any]]:
-        """Fit, then return the distances of X to the centers (:meth:`transform`).
-
-        Parameters
-        ----------
-        X : array-like, shape (n_samples, n_features)
-        y : ignored
-        sample_weight : array-like, shape (n_samples,), default None
-
-        Returns
-        -------
-        distances : ndarray, shape (n_samples, n_clusters_found)
-        """
-        return self.fit(X, sample_weight=sample_weight).transform(X)
-
-    def score(
-        self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
-    ) -> float:
-        """Opposite of the (weighted) inertia of X on the fitted centers,
-        so that higher is better, as scikit-learn's model selection expects.
-
-        Parameters
-        ----------
-        X : array-like, shape (n_samples, n_features)
-        y : ignored
-        sample_weight : array-like, shape (n_samples,), default None
-
-        Returns
-        -------
-        float
-        """
-        data, centers = self._validate_predict_data(X)
-        w = _check_sample_weight(sample_weight, data.shape[0])
-        return -float(w @ assign_nearest(data, centers)[1])
-
-    def get_feature_names_out(self, input_features: object = None) -> NDArray[np.object_]:
-        """Names of the columns of :meth:`transform`: ``kmeans0``, ``kmeans1`` ...
-
-        Parameters
-        ----------
-        input_features : ignored
-            For scikit-learn's API (the output columns are clusters).
-
-        Returns
-        -------
-        ndarray of str objects, shape (n_clusters_found,)
-        """
-        centers = _check_fitted(self)
-        prefix = type(self).__name__.lower()
-        return np.asarray([f"{prefix}{i}" for i in range(centers.shape[0])], dtype=object)
-
-
-def _feature_names(X: object) -> NDArray[np.object_] | None:
-    """Column names of a DataFrame-like X when they are all strings."""
-    columns = getattr(X, "columns", None)
-    if columns is None or isinstance(X, np.ndarray):
-        return None
-    names = np.asarray(list(columns), dtype=object)
-    if names.size == 0 or not all(isinstance(name, str) for name in names):
-        return None
-    return names
-
-
-class KMeans(_BaseKMeans):
+class KMeans(BaseKMeans):
     """Weighted k-means (Lloyd's algorithm) with greedy k-means++ seeding.
 
     Parameters
@@ -960,10 +329,10 @@ default "k-means++"
         data = self._validate_fit_data(X)
         k = check_int(self.n_clusters, "n_clusters", 1)
         max_iter = check_int(self.max_iter, "max_iter", 1)
-        tol = _check_tol(self.tol)
+        tol = check_tol(self.tol)
         check_n_init(self.n_init)
         init = _resolve_init(self.init, k, data.shape[1])
-        w = None if sample_weight is None else _check_sample_weight(sample_weight, data.shape[0])
+        w = None if sample_weight is None else check_sample_weight(sample_weight, data.shape[0])
         rng = check_random_state(self.random_state)
         n_init = _resolve_n_init(self.n_init, init, k)
         if self.fixed_centers is not None:
@@ -974,8 +343,8 @@ default "k-means++"
                 data, weights, k, self.fixed_centers, init, n_init, max_iter, tol, rng
             )
             found = result.centers.shape[0]
-        elif (table := _row_table(data) if _image_path_settings(init, tol) else None) is not None:
-            result = _fit_table_kmeans(table, w, k, n_init, max_iter, rng)
+        elif (table := row_table(data) if _image_path_settings(init, tol) else None) is not None:
+            result = fit_table_kmeans(table, w, k, n_init, max_iter, rng)
             found = min(k, table.rows.shape[0])
         else:
             weights = np.ones(data.shape[0]) if w is None else w
@@ -1041,7 +410,7 @@ def _resolve_n_init(n_init: object, init: str | NDArray[np.float64], k: int) -> 
     return resolve_n_init(n_init, k)  # type: ignore[arg-type]
 
 
-class MiniBatchKMeans(_BaseKMeans):
+class MiniBatchKMeans(BaseKMeans):
     """Weighted mini-batch k-means (Sculley 2010) with streaming ``partial_fit``.
 
     ``fit`` seeds with the best of ``n_init`` k-means++ + Lloyd runs on a
@@ -1158,9 +527,9 @@ class MiniBatchKMeans(_BaseKMeans):
         data = self._validate_fit_data(X)
         k, batch_size, patience, n_init = self._check_params()
         max_iter = check_int(self.max_iter, "max_iter", 1)
-        w = _check_sample_weight(sample_weight, data.shape[0])
+        w = check_sample_weight(sample_weight, data.shape[0])
         rng = check_random_state(self.random_state)
-        table = _row_table(data)
+        table = row_table(data)
         points = data if table is None else table.rows
         weights = w if table is None else table.weights(w if sample_weight is not None else None)
         result = minibatch_run(points, weights, k, batch_size, max_iter, patience, n_init, rng)
@@ -1208,7 +577,7 @@ class MiniBatchKMeans(_BaseKMeans):
         first = getattr(self, "_centers", None) is None
         data = self._validate_fit_data(X, reset=first)
         k, _, _, n_init = self._check_params()
-        w = _check_sample_weight(sample_weight, data.shape[0])
+        w = check_sample_weight(sample_weight, data.shape[0])
         if first:
             self._rng = check_random_state(self.random_state)
             self._centers = np.empty((0, data.shape[1]))
@@ -1216,7 +585,7 @@ class MiniBatchKMeans(_BaseKMeans):
             self.n_steps_ = 0
         else:
             self._check_feature_names(X)
-            _check_predict_data(data, self._centers, self)
+            check_predict_data(data, self._centers, self)
         self._grow(data, w, k, n_init)
         minibatch_step(data, w, row_norms(data), self._centers, self._counts)
         self.n_steps_ += 1

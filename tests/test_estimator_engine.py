@@ -10,7 +10,7 @@ import pytest
 from numpy.typing import NDArray
 
 import quantize.cluster as cluster
-import quantize.kmeans as km
+from quantize._distinct_rows import row_table
 from quantize._kernels import transpose_weighted, weighted_sums
 from quantize._lloyd import best_of
 from quantize.histogram import color_table, pack_rgb
@@ -112,7 +112,7 @@ def test_float32_pixels_stay_float32() -> None:
     X = (photo_like() / 255.0).astype(np.float32)
     model = KMeans(4, random_state=0).fit(X)
     assert model.cluster_centers_.dtype == np.float32
-    assert km._row_table(X) is not None
+    assert row_table(X) is not None
 
 
 def test_fewer_colors_than_clusters_warns() -> None:
@@ -125,7 +125,7 @@ def test_fewer_colors_than_clusters_warns() -> None:
 
 def test_rgba_with_constant_alpha_bins_on_the_color() -> None:
     rgba = np.concatenate([photo_like(), np.full((30000, 1), 255, np.uint8)], axis=1)
-    table = km._row_table(rgba / 255.0)
+    table = row_table(rgba / 255.0)
     assert table is not None and table.keys is not None
     assert table.rows.shape == (color_table(pack_rgb(rgba[:, :3])).n_colors, 4)
 
@@ -173,7 +173,7 @@ def test_small_data_restarts_in_lockstep_give_the_sequential_result() -> None:
 )
 def test_table_rebuilds_every_row_exactly(make: Any) -> None:
     X = make(photo_like(seed=5))
-    table = km._row_table(X)
+    table = row_table(X)
     assert table is not None
     np.testing.assert_array_equal(table.rows[table.inverse], X)
     assert table.rows.dtype == X.dtype

@@ -20,6 +20,8 @@ CORE = (
     "_kernels",
     "_lloyd",
     "_validation",
+    "_estimator_base",
+    "_distinct_rows",
     "kmeans",
     "cluster",
     "restarts",
@@ -62,7 +64,9 @@ def test_core_modules_use_no_private_name_of_another(module: str) -> None:
     assert private_uses(module) == []
 
 
-@pytest.mark.parametrize("module", ["_kernels", "_lloyd", "_validation"])
+@pytest.mark.parametrize(
+    "module", ["_kernels", "_lloyd", "_validation", "_estimator_base", "_distinct_rows"]
+)
 def test_internal_modules_document_every_declared_name(module: str) -> None:
     mod = importlib.import_module(f"quantize.{module}")
     assert mod.__doc__

@@ -1,0 +1,217 @@
+"""The table of distinct rows: pixel-like data clustered on the image path.
+
+Low-dimensional data with many repeated rows (pixels) is clustered as a
+weighted table of its distinct rows, on the image path's coarse-to-fine
+strategy (:func:`quantize.cluster.cluster_table`), and mapped to its centers
+through that table.  :mod:`quantize.kmeans`'s estimators decide when
+(:func:`row_table` says whether the table is worth building); this module
+builds the table, its coarse bin keys, and runs the fit on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from quantize._kernels import FloatArray
+from quantize._lloyd import LloydResult
+
+__all__ = ["RowTable", "fit_table_kmeans", "row_table"]
+
+# The distinct-row path is tried on at most this many features (RGB, RGBA,
+# gray + alpha ...) and at least this many rows: below it Lloyd's
+# iterations on the rows cost less than building the table.
+_TABLE_MAX_FEATURES = 4
+_TABLE_MIN_ROWS = 1 << 13
+# Off the 8-bit grid, the table must leave at most this fraction of the rows.
+_TABLE_MAX_DISTINCT = 0.5
+# ... and a probe of its first 8192 rows must repeat some (a sample holds
+# fewer repeats than the whole, so this rejects only hopeless data).
+_PROBE_MAX_DISTINCT = 0.95
+# 8-bit levels: pixels given as integers 0..255 or as floats i / 255.
+_GRID_SCALES = (255.0, 1.0)
+_GRID_PROBE_ROWS = 256
+_GRID_CHUNK = 1 << 15
+# Rows of the 2**24-entry lookup that maps packed keys back to table rows.
+_N_KEYS = 1 << 24
+
+
+@dataclass(frozen=True)
+class RowTable:
+    """The distinct rows of X, how many times each occurs, and where.
+
+    ``keys`` group the rows into coarse bins for the coarse-to-fine path:
+    packed 8-bit levels of up to three varying columns, ``r << 16 | g << 8 |
+    b`` as for colors (None when more than three columns vary).
+    """
+
+    rows: FloatArray
+    counts: NDArray[np.float64]
+    inverse: NDArray[np.intp]
+    keys: NDArray[np.uint32] | None
+
+    def weights(self, w: NDArray[np.float64] | None) -> NDArray[np.float64]:
+        """Per-row weight: the count, or the sum of the rows' sample weights."""
+        if w is None:
+            return self.counts
+        return np.asarray(
+            np.bincount(self.inverse, weights=w, minlength=self.rows.shape[0]), dtype=np.float64
+        )
+
+
+def row_table(X: FloatArray, *, grid_only: bool = False) -> RowTable | None:
+    """The table of distinct rows when it is the faster way to cluster X:
+    at most 4 features, 8192 rows or more, and either values on an 8-bit
+    grid (pixels) or, unless ``grid_only``, at most half as many distinct
+    rows as rows."""
+    n, d = X.shape
+    if d > _TABLE_MAX_FEATURES or n < _TABLE_MIN_ROWS:
+        return None
+    grid = _grid_levels(X)
+    if grid is not None:
+        return _grid_table(X, *grid)
+    if grid_only or _all_distinct(X[:_TABLE_MIN_ROWS]):
+        return None
+    rows, inverse, counts = np.unique(X, axis=0, return_inverse=True, return_counts=True)
+    if rows.shape[0] > _TABLE_MAX_DISTINCT * n:
+        return None
+    return RowTable(rows, counts.astype(np.float64), inverse.reshape(-1), _range_keys(rows))
+
+
+def _all_distinct(X: FloatArray) -> bool:
+    """Whether the rows of a probe are (nearly) all distinct: then sorting
+    every row to count the repeats would be wasted."""
+    return bool(np.unique(X, axis=0).shape[0] > _PROBE_MAX_DISTINCT * X.shape[0])
+
+
+def _grid_levels(X: FloatArray) -> tuple[NDArray[np.uint8], float] | None:
+    """X's values as 8-bit levels, and the scale ``s``, when every value is
+    exactly ``level / s`` (255: pixels / 255; 1: pixels as numbers)."""
+    flat = X.reshape(-1)
+    for scale in _GRID_SCALES:
+        if _on_grid(flat[: _GRID_PROBE_ROWS * X.shape[1]], scale) is not None:
+            levels = _on_grid(flat, scale)
+            if levels is not None:
+                return levels.reshape(X.shape), scale
+    return None
+
+
+def _on_grid(flat: FloatArray, scale: float) -> NDArray[np.uint8] | None:
+    """The levels ``rint(flat * scale)`` when they divide back to ``flat``
+    exactly (so equal levels <=> equal values), else None.  In chunks that
+    stay in cache: five passes over the data otherwise cost more than the
+    sort that counts the distinct rows."""
+    s = flat.dtype.type(scale)
+    levels = np.empty(flat.shape, dtype=np.uint8)
+    size = min(flat.size, _GRID_CHUNK)
+    q = np.empty(size, dtype=flat.dtype)
+    back = np.empty(size, dtype=flat.dtype)
+    for start in range(0, flat.size, _GRID_CHUNK):
+        part = flat[start : start + _GRID_CHUNK]
+        n = part.size
+        np.multiply(part, s, out=q[:n])
+        np.rint(q[:n], out=q[:n])
+        # Values off 0..255 cast to some level that cannot divide back to them.
+        with np.errstate(invalid="ignore"):
+            lv = levels[start : start + n]
+            np.copyto(lv, q[:n], casting="unsafe")
+        np.divide(lv, s, out=back[:n], dtype=flat.dtype)
+        if not np.array_equal(back[:n], part):
+            return None
+    return levels
+
+
+def _pack_levels(levels: NDArray[np.uint8], columns: list[int]) -> NDArray[np.uint32]:
+    """``c0 << 16 | c1 << 8 | c2`` of up to three columns (missing ones 0)."""
+    from quantize.histogram import pack_rgb
+
+    if columns == [0, 1, 2] and levels.shape[1] == 3:
+        return pack_rgb(levels)  # pixels: no copy of the levels
+    padded = np.zeros((levels.shape[0], 3), dtype=np.uint8)
+    for i, j in enumerate(columns):
+        padded[:, i] = levels[:, j]
+    return pack_rgb(padded)
+
+
+def _varying(levels: NDArray[np.uint8]) -> list[int]:
+    """Columns that hold more than one level."""
+    lo, hi = levels.min(axis=0), levels.max(axis=0)
+    return [j for j in range(levels.shape[1]) if lo[j] != hi[j]]
+
+
+def _grid_table(X: FloatArray, levels: NDArray[np.uint8], scale: float) -> RowTable:
+    """Distinct rows of 8-bit data by their packed levels (a radix sort or a
+    histogram, as for an image's colors)."""
+    from quantize.histogram import color_table
+
+    # A constant column adds nothing to a key: drop it from RGBA-like data.
+    varying = list(range(levels.shape[1])) if levels.shape[1] <= 3 else _varying(levels)
+    if len(varying) <= 3:
+        keys = _pack_levels(levels, varying)
+        table = color_table(keys)
+        if table.inverse is not None:
+            inverse = table.inverse
+        else:
+            lookup = np.empty(_N_KEYS, dtype=np.int32)
+            lookup[table.keys] = np.arange(table.n_colors, dtype=np.int32)
+            inverse = lookup[keys].astype(np.intp)
+        rows = _rows_of_keys(X, table.keys, varying, scale)
+        return RowTable(rows, table.counts.astype(np.float64), inverse, table.keys)
+    packed = np.ascontiguousarray(levels).view(np.uint32).reshape(-1)
+    _, first, inverse, counts = np.unique(
+        packed, return_index=True, return_inverse=True, return_counts=True
+    )
+    return RowTable(X[first], counts.astype(np.float64), inverse.reshape(-1), None)
+
+
+def _rows_of_keys(
+    X: FloatArray, keys: NDArray[np.uint32], varying: list[int], scale: float
+) -> FloatArray:
+    """The rows of X that packed to ``keys``, rebuilt from them: ``level /
+    scale`` is exactly X's value (checked by :func:`_on_grid`), and the
+    table is a few times shorter than X."""
+    rows = np.empty((keys.shape[0], X.shape[1]), dtype=X.dtype)
+    s = X.dtype.type(scale)
+    for j in range(X.shape[1]):
+        if j in varying:
+            shift = np.uint32(16 - 8 * varying.index(j))
+            np.divide((keys >> shift) & np.uint32(0xFF), s, out=rows[:, j], dtype=X.dtype)
+        else:
+            rows[:, j] = X[0, j]
+    return rows
+
+
+def _range_keys(rows: FloatArray) -> NDArray[np.uint32] | None:
+    """Bin keys of rows off the 8-bit grid: each varying column cut into 256
+    equal steps of its range (None when more than three columns vary)."""
+    lo, hi = rows.min(axis=0), rows.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    levels = np.minimum((rows - lo) * (256.0 / span), 255).astype(np.uint8)
+    varying = [j for j in range(rows.shape[1]) if hi[j] > lo[j]]
+    return _pack_levels(levels, varying) if len(varying) <= 3 else None
+
+
+def fit_table_kmeans(
+    table: RowTable,
+    w: NDArray[np.float64] | None,
+    n_clusters: int,
+    n_init: int,
+    max_iter: int,
+    rng: np.random.Generator,
+) -> LloydResult:
+    """The image path's coarse-to-fine k-means on the distinct rows; labels
+    and inertia of every original row."""
+    from quantize.cluster import cluster_table
+
+    fit = cluster_table(
+        table.rows.astype(np.float64),
+        table.weights(w),
+        table.keys,
+        n_clusters,
+        n_init=n_init,
+        max_iter=max_iter,
+        random_state=rng,
+    )
+    return LloydResult(fit.centers, fit.labels[table.inverse], fit.inertia, fit.n_iter)
