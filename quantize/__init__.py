@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {
     "QuantizeResult": "quantize.pipeline",
     "QuantizeError": "quantize.errors",
     "Palette": "quantize.palette",
-    "read_palette": "quantize.palette",
+    "read_palette": "quantize.palette_formats",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from quantize.kmeans import MiniBatchKMeans as MiniBatchKMeans
     from quantize.kmeans import kmeans_plusplus as kmeans_plusplus
     from quantize.palette import Palette as Palette
-    from quantize.palette import read_palette as read_palette
+    from quantize.palette_formats import read_palette as read_palette
     from quantize.pipeline import QuantizeResult as QuantizeResult
     from quantize.pipeline import quantize_image as quantize_image
 

@@ -49,7 +49,8 @@ from quantize.outputs import (
     write_page,
     write_shared_palette,
 )
-from quantize.palette import Palette, read_palette
+from quantize.palette import Palette
+from quantize.palette_formats import read_palette
 from quantize.pipeline import RunOptions, learn_shared_palette, visible_table
 from quantize.safeio import (
     FileId,

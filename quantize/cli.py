@@ -107,7 +107,8 @@ class KeepColors(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         import numpy as np
 
-        from quantize.palette import PaletteError, parse_hex, read_palette
+        from quantize.palette import parse_hex
+        from quantize.palette_formats import PaletteError, read_palette
 
         if not isinstance(value, str):
             return value
@@ -410,7 +411,7 @@ def quantize_command(
     """
     from quantize.batch import BatchOptions, check_output_file, check_output_folder, run_batch
     from quantize.errors import QuantizeError
-    from quantize.palette import PaletteError
+    from quantize.palette_formats import PaletteError
     from quantize.pipeline import RunOptions
 
     try:
@@ -589,7 +590,7 @@ def _given(ctx: click.Context, name: str) -> bool:
 
 def _read_palette(path: Path) -> Palette:
     """Read --palette before any image work; a bad file is a usage error (exit 2)."""
-    from quantize.palette import PaletteError, read_palette
+    from quantize.palette_formats import PaletteError, read_palette
 
     try:
         return read_palette(path)

@@ -43,7 +43,8 @@ from quantize.imageio import (
     write_files,
 )
 from quantize.metrics import QualityMetrics, quality_metrics
-from quantize.palette import SUFFIXES, Palette, export
+from quantize.palette import Palette
+from quantize.palette_formats import SUFFIXES, export
 from quantize.pipeline import QuantizeResult, RunOptions, quantize_image
 from quantize.render import pixel_plot_png, render_swatch
 from quantize.report import WrittenFacts

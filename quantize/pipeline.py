@@ -619,7 +619,7 @@ class RunOptions(QuantizeOptions):
     fmt: str = "png"
     report: bool = True
     force: bool = False
-    #: Palette files besides the JSON report: keys of `quantize.palette.SUFFIXES`.
+    #: Palette files besides the JSON report: keys of `quantize.palette_formats.SUFFIXES`.
     palette_formats: tuple[str, ...] = ()
     swatch: bool = False
     plot: bool = False

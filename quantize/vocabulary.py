@@ -6,7 +6,7 @@ The Click layer builds its ``click.Choice``s from these tuples, so this module
 imports nothing heavy (no numpy, no Pillow).  The registries that give the
 names a meaning check against the same tuples when they are built
 (`registry`): `quantize.colors.COLOR_SPACES` for spaces and
-`quantize.palette.PALETTE_REGISTRY` for palette file formats, so a name
+`quantize.palette_formats.PALETTE_REGISTRY` for palette file formats, so a name
 missing on either side fails at import, never silently.
 ``tests/test_vocabulary.py`` and ``tests/test_docs.py`` check the rest
 (the core's literals, the image formats, the README).
@@ -69,7 +69,7 @@ Status = Literal["written", "skipped", "failed", "interrupted"]
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
 
 #: Palette file formats (``--palette-format``): ``json`` is the report; the
-#: others are exported by `quantize.palette.PALETTE_REGISTRY`.
+#: others are exported by `quantize.palette_formats.PALETTE_REGISTRY`.
 PaletteFormatName = Literal["json", "gpl", "css", "ase", "txt"]
 PALETTE_FORMATS: Final[tuple[PaletteFormatName, ...]] = get_args(PaletteFormatName)
 

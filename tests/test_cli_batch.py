@@ -16,7 +16,8 @@ from PIL import Image
 
 from quantize import cli
 from quantize.batch import ImageResult, Progress
-from quantize.palette import Palette, to_ase, to_gpl, to_txt
+from quantize.palette import Palette
+from quantize.palette_formats import to_ase, to_gpl, to_txt
 from tests.helpers import ROOT, SAMPLES, gradient_rgb
 from tests.helpers import run_cli as run
 from tests.test_batch import json_colors, names, used_colors

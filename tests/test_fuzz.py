@@ -23,8 +23,8 @@ from PIL import Image
 
 from quantize.errors import QuantizeError
 from quantize.imageio import LoadedImage, load_image
-from quantize.palette import (
-    Palette,
+from quantize.palette import Palette, to_json_colors
+from quantize.palette_formats import (
     PaletteError,
     parse_ase,
     parse_gpl,
@@ -33,7 +33,6 @@ from quantize.palette import (
     read_palette,
     to_ase,
     to_gpl,
-    to_json_colors,
     to_txt,
 )
 

@@ -16,7 +16,8 @@ from quantize.cluster import cluster_table
 from quantize.histogram import pack_rgb
 from quantize.imageio import load_image
 from quantize.metrics import palette_metrics
-from quantize.palette import Palette, read_palette
+from quantize.palette import Palette
+from quantize.palette_formats import read_palette
 from quantize.pipeline import apply_palette, fit_palette, visible_table
 
 from .helpers import SAMPLES, gradient_rgb, run_cli

@@ -30,6 +30,7 @@ def loaded_by(module: str) -> set[str]:
     [
         # The value type and the table-level fit are arrays only.
         ("quantize.palette", {"PIL", "quantize.imageio", "quantize.render"}),
+        ("quantize.palette_formats", {"PIL", "quantize.imageio", "quantize.render"}),
         ("quantize.fitting", {"PIL", "quantize.pipeline", "quantize.render"}),
         # Image assembly sits beside imageio, below the algorithm that uses it.
         ("quantize.render", {"quantize.pipeline", "quantize.outputs", "quantize.batch"}),

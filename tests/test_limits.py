@@ -31,7 +31,7 @@ from quantize.imageio import (
     read_small_file,
 )
 from quantize.limits import DEFAULT_MAX_FRAMES, MAX_N_INIT, MAX_PALETTE_FILE_BYTES
-from quantize.palette import PaletteError, parse_json_report, read_palette
+from quantize.palette_formats import PaletteError, parse_json_report, read_palette
 from quantize.pipeline import RunOptions
 from tests.helpers import ROOT, gradient_rgb
 from tests.helpers import run_cli as run

@@ -9,7 +9,7 @@ import pytest
 
 from quantize.imageio import FORMATS
 from quantize.outputs import default_stem, is_own_output, plan_outputs
-from quantize.palette import SUFFIXES
+from quantize.palette_formats import SUFFIXES
 from quantize.pipeline import RunOptions
 
 SIZES: list[int | Literal["auto"]] = [*range(2, 257), "auto"]

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from quantize.palette import (
+from quantize.palette import Palette, to_json_colors
+from quantize.palette_formats import (
     EXPORTERS,
     SUFFIXES,
-    Palette,
     PaletteError,
     export,
     parse_ase,
@@ -25,7 +25,6 @@ from quantize.palette import (
     to_ase,
     to_css,
     to_gpl,
-    to_json_colors,
     to_txt,
 )
 from quantize.render import render_swatch

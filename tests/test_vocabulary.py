@@ -11,7 +11,17 @@ import click
 import numpy as np
 import pytest
 
-from quantize import cluster, colors, dither, imageio, limits, options, palette, pipeline
+from quantize import (
+    cluster,
+    colors,
+    dither,
+    imageio,
+    limits,
+    options,
+    palette,
+    palette_formats,
+    pipeline,
+)
 from quantize.cli import quantize_command
 from quantize.vocabulary import (
     ALGORITHMS,
@@ -33,7 +43,7 @@ def cli_choices(name: str) -> tuple[str, ...]:
 
 def test_the_registries_name_the_vocabulary_in_its_order() -> None:
     assert tuple(colors.COLOR_SPACES) == colors.SPACES == SPACES
-    assert tuple(palette.PALETTE_REGISTRY) == PALETTE_FORMATS
+    assert tuple(palette_formats.PALETTE_REGISTRY) == PALETTE_FORMATS
     assert tuple(imageio.FORMATS) == IMAGE_FORMATS
 
 
@@ -61,9 +71,9 @@ def test_every_image_format_and_alias_is_a_suffix() -> None:
 
 
 def test_exporters_and_suffixes_are_views_of_the_palette_registry() -> None:
-    registered = palette.PALETTE_REGISTRY
-    assert {n: f.export for n, f in registered.items() if f.export} == palette.EXPORTERS
-    assert {n: registered[n].suffix for n in palette.EXPORTERS} == palette.SUFFIXES
+    registered = palette_formats.PALETTE_REGISTRY
+    assert {n: f.export for n, f in registered.items() if f.export} == palette_formats.EXPORTERS
+    assert {n: registered[n].suffix for n in palette_formats.EXPORTERS} == palette_formats.SUFFIXES
     assert [f.name for f in registered.values() if f.fallback] == ["txt"]
     # json is the report, written by quantize itself, and read back.
     assert registered["json"].export is None and registered["json"].parse is not None
@@ -127,17 +137,17 @@ def test_an_unknown_space_never_falls_through() -> None:
 def test_read_palette_asks_the_readers_in_their_order(
     tmp_path: Path, suffix: str, content: bytes, parsed_as: str
 ) -> None:
-    fmt = palette.PALETTE_REGISTRY[parsed_as]
+    fmt = palette_formats.PALETTE_REGISTRY[parsed_as]
     assert fmt.parse is not None
     path = tmp_path / f"p{suffix}"
     path.write_bytes(content)
     expected = _outcome(lambda: fmt.parse(content if fmt.binary else content.decode()))
-    assert _outcome(lambda: palette.read_palette(path)) == expected
+    assert _outcome(lambda: palette_formats.read_palette(path)) == expected
 
 
 def _outcome(call: Callable[[], palette.Palette]) -> palette.Palette | str:
     """The palette, or the error message without the path that read_palette puts first."""
     try:
         return call()
-    except palette.PaletteError as exc:
+    except palette_formats.PaletteError as exc:
         return str(exc).split(": ", 1)[1] if str(exc).startswith("/") else str(exc)
