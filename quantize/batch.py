@@ -30,15 +30,11 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from quantize.encode import ANIMATION_FORMATS, SUFFIX_FORMATS
 from quantize.errors import InputError, OutputError, QuantizeError
 from quantize.executors import Executor, interruptible, local_executor, stopping
 from quantize.histogram import N_KEYS, ColorTable, histogram_table
-from quantize.imageio import (
-    ANIMATION_FORMATS,
-    SUFFIX_FORMATS,
-    captured_warnings,
-    load_image,
-)
+from quantize.imageio import captured_warnings, load_image
 from quantize.outputs import (
     OutputPlan,
     is_folder_spec,

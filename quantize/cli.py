@@ -521,7 +521,7 @@ def _preload_plots(quiet: bool) -> None:
 def _lossy_output(inputs: tuple[Path, ...], output: str | None, fmt: str) -> str | None:
     """The output format when it is lossy (JPEG), else None."""
     from quantize.batch import single_file_mode
-    from quantize.imageio import LOSSY_FORMATS, SUFFIX_FORMATS
+    from quantize.encode import LOSSY_FORMATS, SUFFIX_FORMATS
     from quantize.outputs import is_folder_spec
 
     if output is not None and single_file_mode(inputs) and not is_folder_spec(output):

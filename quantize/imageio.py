@@ -1,10 +1,13 @@
-"""Reading images into arrays and writing results safely.
+"""Reading images into arrays: decoding with Pillow, safely.
 
-Pillow's file handling (decoding, encoding) and the atomic file writers live
-here, so the pipeline only sees arrays and the core only sees numbers.  The
-I/O layer has two more modules: `quantize.render` assembles PIL images from
-arrays, and `quantize.outputs` names, plans and writes outputs through the
-writers here.
+Every input is opened only when it is a regular file (`open_regular`,
+`read_small_file`), decoded within a pixel and frame budget, turned upright
+(EXIF), converted to sRGB (ICC profiles, wide samples) and handed on as
+arrays (`load_image` -> `LoadedImage`), so the pipeline only sees arrays and
+the core only sees numbers.  The I/O layer has three more modules:
+`quantize.encode` holds the output formats and encodes and writes files
+(all or nothing), `quantize.render` assembles PIL images from arrays, and
+`quantize.outputs` names, plans and writes outputs through those writers.
 """
 
 from __future__ import annotations
@@ -17,65 +20,23 @@ import stat
 import struct
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, NamedTuple
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from quantize import safeio
-from quantize.errors import InputError, OutputError
+from quantize.errors import InputError
 from quantize.limits import DEFAULT_MAX_FRAMES
-from quantize.vocabulary import FORMAT_ALIASES, IMAGE_FORMATS, registry
 
 if TYPE_CHECKING:
     from PIL import ImageCms
 
 
-class _ImageFormat(NamedTuple):
-    name: str
-    pillow: str
-    suffix: str
-
-
-#: Output formats the CLI offers (`quantize.vocabulary.IMAGE_FORMATS`), with
-#: the Pillow format name and the suffix of default output names.
-FORMATS: dict[str, tuple[str, str]] = {
-    name: (pillow, suffix)
-    for name, pillow, suffix in registry(
-        "image format",
-        IMAGE_FORMATS,
-        [
-            _ImageFormat("png", "PNG", ".png"),
-            _ImageFormat("webp", "WEBP", ".webp"),
-            _ImageFormat("gif", "GIF", ".gif"),
-            _ImageFormat("tiff", "TIFF", ".tiff"),
-            _ImageFormat("bmp", "BMP", ".bmp"),
-            _ImageFormat("jpeg", "JPEG", ".jpg"),
-        ],
-    ).values()
-}
-#: The format of each image suffix: every format's name and its aliases.
-SUFFIX_FORMATS: dict[str, str] = {f".{name}": name for name in FORMATS} | {
-    f".{alias}": name for alias, name in FORMAT_ALIASES.items()
-}
-#: Formats that store an indexed (mode "P") image, so the palette is exact.
-INDEXED_FORMATS = frozenset({"png", "gif", "tiff", "bmp"})
-#: Formats whose compression changes the pixels: the file holds more colors than the palette.
-LOSSY_FORMATS = frozenset({"jpeg"})
-#: From this many pixels on, PNGs are written with zlib level 1: on a large
-#: image it deflates several times faster than the default level 6 for a
-#: somewhat larger file, and the deflate would otherwise dominate the run.
-#: Smaller images keep the default, whose cost is small next to the rest.
-FAST_PNG_PIXELS = 1 << 22
-#: Formats that store an alpha channel.
-ALPHA_FORMATS = frozenset({"png", "webp", "gif", "tiff"})
-#: Output formats that store an animation (all frames, durations, loop count).
-ANIMATION_FORMATS = frozenset({"png", "webp", "gif"})
 #: Pillow input formats whose frames are an animation (not pages or sizes).
 ANIMATED_INPUTS = frozenset({"GIF", "PNG", "WEBP"})
 
@@ -608,303 +569,3 @@ def _is_identity(transform: ImageCms.ImageCmsTransform, in_mode: str) -> bool:
         probe = Image.fromarray(expected, "RGB")
     out = np.asarray(ImageCms.applyTransform(probe, transform)).astype(np.int16)
     return bool(np.abs(out - expected).max() <= 1)
-
-
-def fit_to_format(
-    loaded: LoadedImage, fmt: str, background: tuple[int, int, int] = (255, 255, 255)
-) -> LoadedImage:
-    """Drop what ``fmt`` cannot store *before* clustering, so the palette fits the file.
-
-    Formats that cannot animate keep the first frame.  JPEG and BMP have no
-    alpha: every pixel is composited onto ``background``.  GIF has only
-    on/off transparency: semi-transparent pixels are composited onto
-    ``background`` and fully transparent ones stay transparent.  Each change
-    adds a note.
-
-    Parameters
-    ----------
-    loaded : LoadedImage
-    fmt : str
-        A key of :data:`FORMATS`.
-    background : tuple of 3 int
-        sRGB color to flatten onto.
-
-    Returns
-    -------
-    LoadedImage
-        ``loaded`` itself when nothing had to change.
-    """
-    notes = list(loaded.notes)
-    frames = loaded.frames
-    name = FORMATS[fmt][0]
-    in_file = loaded.animation_frames or len(frames)
-    if in_file > 1 and fmt not in ANIMATION_FORMATS:
-        notes.append(f"{name} cannot hold an animation: only the first of {in_file} frames")
-        frames = frames[:1]
-    partial_only = fmt == "gif"
-    if fmt not in ALPHA_FORMATS or partial_only:
-        masks = [_to_flatten(f.alpha, partial_only) for f in frames]
-        count = sum(int(np.count_nonzero(m)) for m in masks if m is not None)
-        if count:
-            what = "semi-transparent" if partial_only else "transparent or semi-transparent"
-            notes.append(
-                f"{name} has no {'partial ' if partial_only else ''}transparency: {count} {what} "
-                "pixels flattened onto #{:02x}{:02x}{:02x}".format(*background)
-            )
-            frames = [_flatten(f, m, background) for f, m in zip(frames, masks, strict=True)]
-    if frames is loaded.frames:
-        return loaded
-    return replace(loaded, frames=frames, notes=notes)
-
-
-def _to_flatten(alpha: NDArray[np.uint8] | None, partial_only: bool) -> NDArray[np.bool_] | None:
-    if alpha is None:
-        return None
-    return (alpha > 0) & (alpha < 255) if partial_only else alpha < 255
-
-
-def _flatten(
-    frame: Frame, mask: NDArray[np.bool_] | None, background: tuple[int, int, int]
-) -> Frame:
-    """Composite the pixels under ``mask`` onto ``background`` and make them opaque."""
-    if mask is None or frame.alpha is None or not mask.any():
-        return frame
-    rgba = Image.fromarray(np.dstack([frame.rgb, frame.alpha]), "RGBA")
-    under = Image.new("RGBA", rgba.size, (*background, 255))
-    flat = np.asarray(Image.alpha_composite(under, rgba).convert("RGB"))
-    rgb = np.where(mask[..., None], flat, frame.rgb)
-    alpha = np.where(mask, np.uint8(255), frame.alpha)
-    return Frame(rgb, None if alpha.min() == 255 else alpha, frame.duration)
-
-
-def output_format(path: Path) -> str:
-    """The output format implied by a file name's suffix.
-
-    Raises
-    ------
-    OutputError
-        The suffix is not one of the supported formats.
-    """
-    fmt = SUFFIX_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        known = ", ".join(sorted(SUFFIX_FORMATS))
-        raise OutputError(f"cannot tell the output format from {path.name!r} (use {known})")
-    return fmt
-
-
-def check_outputs(outputs: Iterable[Path], inputs: Iterable[Path], *, force: bool) -> None:
-    """Refuse before any work is done to overwrite an input or, without force, an output.
-
-    Inputs are recognised under any spelling, through symbolic and hard
-    links (see :class:`quantize.safeio.OutputPlanner`).
-
-    Raises
-    ------
-    OutputError
-        Naming the output: an input, an existing output without ``force``, a
-        folder, or a path that cannot be used (name too long ...).
-    """
-    safeio.OutputPlanner(inputs, force=force).check(outputs)
-
-
-#: Writes a file's bytes to an open binary stream.
-Writer = Callable[[IO[bytes]], None]
-
-
-def write_files(files: Sequence[tuple[Path, Writer]], *, force: bool = False) -> None:
-    """Write several files so that either all of them are in place or none is.
-
-    Every file is first written completely to a temporary file beside it
-    (``.quantize-PID-XXXXXXXX.tmp``); only when all are written are they
-    moved into place together by :func:`quantize.safeio.commit`, so a failure
-    in any write or move (or Ctrl-C) leaves every old file as it was and no
-    temporary file behind.  Missing folders are created.
-
-    Parameters
-    ----------
-    files : sequence of (path, writer)
-    force : bool
-        Replace existing files.  Without it a file that exists when the
-        files are moved into place is never replaced, and nothing is written.
-
-    Raises
-    ------
-    OutputError
-        A folder cannot be written, a writer fails with OSError or
-        ValueError, or (without ``force``) a file exists.
-    """
-    temps: list[Path] = []
-    try:
-        for folder in dict.fromkeys(path.parent for path, _ in files):
-            safeio.ensure_folder(folder)
-        for path, write in files:
-            _stage(path, write, temps)
-        safeio.commit(list(zip(temps, (path for path, _ in files), strict=True)), force=force)
-    finally:
-        # Moved into place, or abandoned: no temporary file stays.
-        for tmp in temps:
-            with suppress(OSError):
-                tmp.unlink()
-
-
-def _stage(path: Path, write: Writer, temps: list[Path]) -> None:
-    """Write one temporary file for ``path``, recording it in ``temps`` for cleanup."""
-    try:
-        # The name is in temps before the file exists (see safeio.make_temp).
-        fd = safeio.make_temp(path.parent, temps)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
-    name = temps[-1]
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(name, 0o666 & ~_UMASK)
-    except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise OutputError(f"{path}: cannot write: {reason}") from exc
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# Temporary files are created 0600; outputs get the usual 0666 & ~umask instead.
-# Read once at import: os.umask can only be read by setting it, which is not
-# thread-safe while other threads create files.
-_UMASK = _read_umask()
-
-
-def bytes_writer(data: bytes) -> Writer:
-    """A :data:`Writer` for fixed bytes, for :func:`write_files`."""
-
-    def write(fh: IO[bytes]) -> None:
-        fh.write(data)
-
-    return write
-
-
-def image_writer(
-    frames: Sequence[Image.Image],
-    fmt: str,
-    *,
-    durations: Sequence[int | None] | None = None,
-    loop: int | None = None,
-) -> Writer:
-    """A :data:`Writer` saving one image, or an animation, in one of :data:`FORMATS`.
-
-    No ICC profile or EXIF is written: the pixels are sRGB and already upright.
-
-    Parameters
-    ----------
-    frames : sequence of PIL.Image.Image
-        One image, or the frames of an animation (only for :data:`ANIMATION_FORMATS`).
-    fmt : str
-        A key of :data:`FORMATS`.
-    durations : sequence of int or None, optional
-        Display time of each frame in milliseconds.
-    loop : int or None
-        Loop count (0 = forever); None plays the animation once.
-    """
-    pil_format = FORMATS[fmt][0]
-    options = _save_options(fmt, frames[0].width * frames[0].height)
-    if len(frames) > 1:
-        if fmt not in ANIMATION_FORMATS:
-            raise ValueError(f"{fmt} cannot hold an animation")
-        options.update(_animation_options(frames, fmt, durations, loop))
-
-    def write(fh: IO[bytes]) -> None:
-        frames[0].save(fh, format=pil_format, **options)
-
-    return write
-
-
-def encode_image(
-    frames: Sequence[Image.Image],
-    fmt: str,
-    *,
-    durations: Sequence[int | None] | None = None,
-    loop: int | None = None,
-) -> bytes:
-    """The bytes :func:`image_writer` would write, in memory (see there for the parameters)."""
-    buffer = io.BytesIO()
-    image_writer(frames, fmt, durations=durations, loop=loop)(buffer)
-    return buffer.getvalue()
-
-
-def decode_rgb(data: bytes) -> NDArray[np.uint8]:
-    """The first frame of an encoded image as RGB pixels, shape (h, w, 3).
-
-    For measuring what a lossy file really holds, decoded as a viewer would.
-    """
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))
-
-
-def _save_options(fmt: str, pixels: int = 0) -> dict[str, object]:
-    if fmt == "png":
-        # Level 1 for large images (see FAST_PNG_PIXELS); small images keep
-        # the default level, which costs them little.
-        return {"optimize": False, "compress_level": 1 if pixels >= FAST_PNG_PIXELS else 6}
-    if fmt == "jpeg":
-        return {"quality": 95}
-    if fmt == "webp":
-        return {"lossless": True}
-    return {}
-
-
-#: Longest display time a GIF frame can store: 65535 hundredths of a second.
-GIF_MAX_DURATION = 655_350
-
-
-def _gif_durations(frames: Sequence[Image.Image], durations: list[int]) -> list[int]:
-    """Durations whose sum over each run of identical frames fits in one GIF frame.
-
-    Pillow's GIF writer merges identical consecutive frames into one and adds
-    their durations; a sum over `GIF_MAX_DURATION` made it fail with an
-    OverflowError.  Each run (or single frame) is shown for at most that long.
-    """
-    capped: list[int] = []
-    shown = 0
-    previous: bytes | None = None
-    for frame, duration in zip(frames, durations, strict=True):
-        data = frame.tobytes()
-        if data != previous:
-            shown = 0
-        previous = data
-        capped.append(max(0, min(duration, GIF_MAX_DURATION - shown)))
-        shown += capped[-1]
-    return capped
-
-
-def _animation_options(
-    frames: Sequence[Image.Image],
-    fmt: str,
-    durations: Sequence[int | None] | None,
-    loop: int | None,
-) -> dict[str, object]:
-    options: dict[str, object] = {"save_all": True, "append_images": list(frames[1:])}
-    if durations is not None and any(d is not None for d in durations):
-        options["duration"] = [d or 0 for d in durations]
-        if fmt == "gif":
-            options["duration"] = _gif_durations(frames, [d or 0 for d in durations])
-    if fmt == "gif":
-        # Keep palette indices as they are, and clear each frame before the
-        # next so transparent pixels do not show the previous frame through.
-        options["optimize"] = False
-        if any("transparency" in f.info for f in frames):
-            options["disposal"] = 2
-        if loop is not None:
-            options["loop"] = loop
-    else:
-        # PNG and WebP default to looping forever; a GIF without a loop count plays once.
-        options["loop"] = 1 if loop is None else loop
-    if fmt == "webp" and any(f.mode == "RGBA" for f in frames):
-        # libwebp crops frames to what differs from its transparent-black canvas;
-        # when every cropped frame is opaque it drops the file's alpha flag and
-        # the transparent parts decode as black.  Key frames are never cropped.
-        options.update(kmin=0, kmax=1)
-    return options

@@ -6,7 +6,7 @@ so the two cannot drift apart.  `plan_outputs` decides every path of one
 input before any work; `process_file` runs the one-image algorithm
 (`quantize.pipeline.quantize_image`) and `write_outputs` writes the image,
 its JSON report, palette files, swatch, plot and thumbnails through the
-atomic writers of `quantize.imageio`.  The shared palette of a batch
+atomic writers of `quantize.encode`.  The shared palette of a batch
 (`write_shared_palette`) and the ``--html`` page (`write_page`) are written
 here too, so `quantize.batch` only plans, runs and collects.
 """
@@ -25,12 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from quantize.histogram import pack_rgb, unpack_keys
-from quantize.imageio import (
+from quantize.encode import (
     ANIMATION_FORMATS,
     FORMATS,
     LOSSY_FORMATS,
-    Frame,
     Writer,
     bytes_writer,
     check_outputs,
@@ -38,10 +36,11 @@ from quantize.imageio import (
     encode_image,
     fit_to_format,
     image_writer,
-    load_image,
     output_format,
     write_files,
 )
+from quantize.histogram import pack_rgb, unpack_keys
+from quantize.imageio import Frame, load_image
 from quantize.metrics import QualityMetrics, quality_metrics
 from quantize.palette import Palette
 from quantize.palette_formats import SUFFIXES, export

@@ -29,6 +29,7 @@ from quantize import colors as cs
 from quantize import reduce
 from quantize.autok import DEFAULT_PSNR, AutoK, Target, smallest_k
 from quantize.dither import Dither, dither_indices
+from quantize.encode import ANIMATION_FORMATS
 from quantize.errors import InputError
 from quantize.fitting import (
     PaletteFit,
@@ -47,7 +48,7 @@ from quantize.histogram import (
     recolor,
     unpack_keys,
 )
-from quantize.imageio import ANIMATION_FORMATS, Frame, LoadedImage, load_image
+from quantize.imageio import Frame, LoadedImage, load_image
 from quantize.limits import DEFAULT_MAX_FRAMES, MAX_COLORS, MIN_COLORS
 from quantize.metrics import MetricsAccumulator, QualityMetrics, palette_metrics
 from quantize.options import QuantizeOptions

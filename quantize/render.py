@@ -26,7 +26,8 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from quantize.colors import srgb_to_lab
-from quantize.imageio import INDEXED_FORMATS, Frame
+from quantize.encode import INDEXED_FORMATS
+from quantize.imageio import Frame
 from quantize.palette import Palette, percent_labels
 from quantize.plots import render_pixel_plot, sample_pixels
 

@@ -135,7 +135,7 @@ def _webp_writer(image: Image.Image) -> Callable[[IO[bytes]], None]:
 def thumbnail_writers(
     paths: tuple[Path, Path], frame: Frame, output: Image.Image
 ) -> list[tuple[Path, Callable[[IO[bytes]], None]]]:
-    """(path, writer) pairs of both thumbnails, for :func:`quantize.imageio.write_files`."""
+    """(path, writer) pairs of both thumbnails, for :func:`quantize.encode.write_files`."""
     before, after = thumbnails(frame, output)
     return [(paths[0], _webp_writer(before)), (paths[1], _webp_writer(after))]
 

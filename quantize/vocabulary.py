@@ -58,7 +58,7 @@ DitherMethod = Literal["floyd-steinberg", "ordered"]
 Dither = Literal["none", DitherMethod]
 DITHER_METHODS: Final[tuple[Dither, ...]] = get_args(Dither)
 
-#: Output image formats (``--format``); `quantize.imageio.FORMATS` says how each is written.
+#: Output image formats (``--format``); `quantize.encode.FORMATS` says how each is written.
 ImageFormat = Literal["png", "webp", "gif", "tiff", "bmp", "jpeg"]
 IMAGE_FORMATS: Final[tuple[ImageFormat, ...]] = get_args(ImageFormat)
 #: Other spellings of image formats, as file suffixes have them (``--format jpg``, ``a.tif``).

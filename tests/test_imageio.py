@@ -12,18 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from quantize import imageio, quantize_image
+from quantize import encode, quantize_image
+from quantize.encode import bytes_writer, check_outputs, fit_to_format, image_writer, write_files
 from quantize.errors import InputError, OutputError
-from quantize.imageio import (
-    Frame,
-    LoadedImage,
-    bytes_writer,
-    check_outputs,
-    fit_to_format,
-    image_writer,
-    load_image,
-    write_files,
-)
+from quantize.imageio import Frame, LoadedImage, load_image
 from quantize.palette import Palette
 from quantize.render import render_frames
 from tests.odd_images import (
@@ -407,7 +399,7 @@ def test_written_files_get_the_usual_permissions_not_the_temp_files(tmp_path: Pa
     mask = os.umask(0o027)
     try:
         # The umask is read once at import, as the writers would see it then.
-        expected = 0o666 & ~imageio._UMASK
+        expected = 0o666 & ~encode._UMASK
         write_files([(tmp_path / "a.json", bytes_writer(b"{}"))])
     finally:
         os.umask(mask)

@@ -32,6 +32,9 @@ def loaded_by(module: str) -> set[str]:
         ("quantize.palette", {"PIL", "quantize.imageio", "quantize.render"}),
         ("quantize.palette_formats", {"PIL", "quantize.imageio", "quantize.render"}),
         ("quantize.fitting", {"PIL", "quantize.pipeline", "quantize.render"}),
+        # Decoding needs none of the writing side; encoding sits below assembly.
+        ("quantize.imageio", {"quantize.encode", "quantize.render", "quantize.pipeline"}),
+        ("quantize.encode", {"quantize.render", "quantize.pipeline", "quantize.outputs"}),
         # Image assembly sits beside imageio, below the algorithm that uses it.
         ("quantize.render", {"quantize.pipeline", "quantize.outputs", "quantize.batch"}),
         # The one-image algorithm neither names nor writes files.

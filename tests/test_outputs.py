@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from quantize.imageio import FORMATS
+from quantize.encode import FORMATS
 from quantize.outputs import default_stem, is_own_output, plan_outputs
 from quantize.palette_formats import SUFFIXES
 from quantize.pipeline import RunOptions

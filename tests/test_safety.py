@@ -18,7 +18,7 @@ from PIL import Image
 
 from quantize import batch, safeio
 from quantize.batch import BatchOptions, run_batch
-from quantize.imageio import bytes_writer, write_files
+from quantize.encode import bytes_writer, write_files
 from quantize.pipeline import RunOptions
 from tests.helpers import ROOT, gradient_rgb
 from tests.helpers import run_cli as run

@@ -16,8 +16,8 @@ from PIL import Image
 
 from quantize import batch, safeio
 from quantize.batch import BatchOptions, run_batch
+from quantize.encode import bytes_writer, write_files
 from quantize.errors import OutputError
-from quantize.imageio import bytes_writer, write_files
 from quantize.pipeline import RunOptions
 from tests.helpers import gradient_rgb
 from tests.test_safety import dead_pid, listing

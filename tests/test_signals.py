@@ -277,7 +277,7 @@ def test_an_interrupt_as_a_temporary_file_is_created_leaves_no_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ctrl-C arrives the moment the file exists, before the call that made it returns."""
-    from quantize.imageio import bytes_writer, write_files
+    from quantize.encode import bytes_writer, write_files
 
     real_open = os.open
 

@@ -15,7 +15,7 @@ from quantize import (
     cluster,
     colors,
     dither,
-    imageio,
+    encode,
     limits,
     options,
     palette,
@@ -44,7 +44,7 @@ def cli_choices(name: str) -> tuple[str, ...]:
 def test_the_registries_name_the_vocabulary_in_its_order() -> None:
     assert tuple(colors.COLOR_SPACES) == colors.SPACES == SPACES
     assert tuple(palette_formats.PALETTE_REGISTRY) == PALETTE_FORMATS
-    assert tuple(imageio.FORMATS) == IMAGE_FORMATS
+    assert tuple(encode.FORMATS) == IMAGE_FORMATS
 
 
 def test_the_core_literals_are_the_vocabulary() -> None:
@@ -66,7 +66,7 @@ def test_the_cli_offers_the_vocabulary() -> None:
 
 def test_every_image_format_and_alias_is_a_suffix() -> None:
     expected = {f".{n}": n for n in IMAGE_FORMATS} | {f".{a}": n for a, n in FORMAT_ALIASES.items()}
-    assert expected == imageio.SUFFIX_FORMATS
+    assert expected == encode.SUFFIX_FORMATS
     assert set(FORMAT_ALIASES.values()) <= set(IMAGE_FORMATS)
 
 
