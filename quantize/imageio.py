@@ -1,7 +1,7 @@
 """Reading images into arrays: decoding with Pillow, safely.
 
-Every input is opened only when it is a regular file (`open_regular`,
-`read_small_file`), decoded within a pixel and frame budget, turned upright
+Every input is opened only when it is a regular file
+(`quantize.safeio.open_regular`), decoded within a pixel and frame budget, turned upright
 (EXIF), converted to sRGB (ICC profiles, wide samples) and handed on as
 arrays (`load_image` -> `LoadedImage`), so the pipeline only sees arrays and
 the core only sees numbers.  The I/O layer has three more modules:
@@ -16,7 +16,6 @@ import functools
 import io
 import os
 import re
-import stat
 import struct
 import threading
 import warnings
@@ -24,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +31,7 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 
 from quantize.errors import InputError
 from quantize.limits import DEFAULT_MAX_FRAMES
+from quantize.safeio import open_regular
 
 if TYPE_CHECKING:
     from PIL import ImageCms
@@ -177,83 +177,6 @@ def _exception_line(exc: BaseException) -> str:
     if isinstance(exc, MemoryError) or not text:
         text = "out of memory" if isinstance(exc, MemoryError) else type(exc).__name__
     return text if len(text) <= 200 else text[:200] + "..."
-
-
-# O_NONBLOCK (POSIX only) keeps the open itself from waiting for a FIFO's writer.
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-_OPEN_FLAGS = os.O_RDONLY | _NONBLOCK | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
-    """Open a file for binary reading, only when it is a regular file.
-
-    A FIFO, device, socket or directory is refused from its ``stat`` before
-    it is opened, so nothing blocks or reads without end; the file is then
-    opened non-blocking and checked again, in case it was swapped meanwhile.
-
-    Raises
-    ------
-    InputError
-        Missing, not a regular file, or unreadable; the reason is one line.
-    """
-    try:
-        _require_regular(os.stat(path).st_mode)
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError as exc:
-        raise InputError(_os_reason(exc)) from exc
-    try:
-        _require_regular(os.fstat(fd).st_mode)
-        if _NONBLOCK:
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def read_small_file(path: str | os.PathLike[str], limit: int) -> bytes:
-    """The whole content of a regular file of at most ``limit`` bytes.
-
-    Raises
-    ------
-    InputError
-        As :func:`open_regular`, or the file is larger than ``limit``.
-    """
-    with open_regular(path) as fh:
-        try:
-            data = fh.read(limit + 1)
-        except OSError as exc:
-            raise InputError(_os_reason(exc)) from exc
-    if len(data) > limit:
-        raise InputError(f"larger than the limit of {limit} bytes")
-    return data
-
-
-def _require_regular(mode: int) -> None:
-    if stat.S_ISREG(mode):
-        return
-    if stat.S_ISDIR(mode):
-        raise InputError("is a directory")
-    kind = (
-        "a FIFO (named pipe)"
-        if stat.S_ISFIFO(mode)
-        else "a socket"
-        if stat.S_ISSOCK(mode)
-        else "a device"
-        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-        else "not a file"
-    )
-    raise InputError(f"is {kind}, not a regular file")
-
-
-def _os_reason(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "no such file"
-    if isinstance(exc, IsADirectoryError):
-        return "is a directory"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    return f"cannot read: {(exc.strerror or str(exc)).lower()}"
 
 
 @dataclass(frozen=True)

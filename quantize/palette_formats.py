@@ -31,6 +31,7 @@ import numpy as np
 from quantize.errors import InputError, QuantizeError
 from quantize.limits import EXCERPT_CHARS, MAX_COLORS, MAX_PALETTE_FILE_BYTES
 from quantize.palette import Palette, parse_hex, percent_labels
+from quantize.safeio import read_small_file
 from quantize.vocabulary import PALETTE_FORMATS, registry
 
 __all__ = [
@@ -574,10 +575,6 @@ def read_palette(path: str | PathLike[str]) -> Palette:
     ...     read_palette(path).hex
     ['#1d3557', '#e63946']
     """
-    # Imported here: the file reader lives in the Pillow I/O layer, which
-    # the palette value type must not load.
-    from quantize.imageio import read_small_file
-
     p = Path(path)
     try:
         data = read_small_file(p, MAX_PALETTE_FILE_BYTES)

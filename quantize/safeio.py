@@ -1,6 +1,6 @@
-"""Writing outputs without losing anything the user had.
+"""Reading and writing files without losing anything the user had.
 
-Part of the I/O layer.  Three mechanisms, each in one place:
+Part of the I/O layer (no Pillow).  Four mechanisms, each in one place:
 
 * :class:`OutputPlanner` resolves every input once (any spelling, symbolic
   links, hard links) and every planned output (by the folder it lands in,
@@ -17,6 +17,9 @@ Part of the I/O layer.  Three mechanisms, each in one place:
 * Temporary files are named ``.quantize-PID-XXXXXXXX.tmp``: short (an output
   name up to the file system's limit still gets one), and recognisable with
   the process that owns them, so a later run can tell stale ones.
+* :func:`open_regular` and :func:`read_small_file` open inputs (images,
+  palette files) only when they are regular files, so a FIFO or device
+  never blocks or reads without end.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from quantize.errors import OutputError
+from quantize.errors import InputError, OutputError
 
 #: Temporary files: ``.quantize-`` + the owner's pid + ``-`` + random + ``.tmp``.
 TEMP_PREFIX = ".quantize-"
@@ -662,3 +666,84 @@ def _lock_folder(folder: Path) -> int | None:
             break
     os.close(fd)
     return None
+
+
+# --------------------------------------------------------------------------- #
+# Reading inputs: regular files only
+# --------------------------------------------------------------------------- #
+
+# O_NONBLOCK (POSIX only) keeps the open itself from waiting for a FIFO's writer.
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_OPEN_FLAGS = os.O_RDONLY | _NONBLOCK | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
+    """Open a file for binary reading, only when it is a regular file.
+
+    A FIFO, device, socket or directory is refused from its ``stat`` before
+    it is opened, so nothing blocks or reads without end; the file is then
+    opened non-blocking and checked again, in case it was swapped meanwhile.
+
+    Raises
+    ------
+    InputError
+        Missing, not a regular file, or unreadable; the reason is one line.
+    """
+    try:
+        _require_regular(os.stat(path).st_mode)
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise InputError(_os_reason(exc)) from exc
+    try:
+        _require_regular(os.fstat(fd).st_mode)
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_small_file(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The whole content of a regular file of at most ``limit`` bytes.
+
+    Raises
+    ------
+    InputError
+        As :func:`open_regular`, or the file is larger than ``limit``.
+    """
+    with open_regular(path) as fh:
+        try:
+            data = fh.read(limit + 1)
+        except OSError as exc:
+            raise InputError(_os_reason(exc)) from exc
+    if len(data) > limit:
+        raise InputError(f"larger than the limit of {limit} bytes")
+    return data
+
+
+def _require_regular(mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise InputError("is a directory")
+    kind = (
+        "a FIFO (named pipe)"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "not a file"
+    )
+    raise InputError(f"is {kind}, not a regular file")
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return f"cannot read: {(exc.strerror or str(exc)).lower()}"

@@ -23,10 +23,11 @@ from quantize import quantize_image
 from quantize.batch import BatchOptions, run_batch
 from quantize.encode import GIF_MAX_DURATION, fit_to_format, image_writer
 from quantize.errors import InputError, QuantizeError
-from quantize.imageio import load_image, open_regular, read_small_file
+from quantize.imageio import load_image
 from quantize.limits import DEFAULT_MAX_FRAMES, MAX_N_INIT, MAX_PALETTE_FILE_BYTES
 from quantize.palette_formats import PaletteError, parse_json_report, read_palette
 from quantize.pipeline import RunOptions
+from quantize.safeio import open_regular, read_small_file
 from tests.helpers import ROOT, gradient_rgb
 from tests.helpers import run_cli as run
 
