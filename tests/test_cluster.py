@@ -319,3 +319,29 @@ def test_pack_rgb_byte_lanes_equal_shifts(monkeypatch: pytest.MonkeyPatch) -> No
         assert pack_rgb(pixels, out=out) is out
         np.testing.assert_array_equal(out, expected)
         assert int(pack_rgb(np.array([1, 2, 3], np.uint8))) == 0x010203
+
+
+@pytest.mark.parametrize("k", [2, 64, 256])
+def test_filtered_assignment_is_the_nearest_center_of_every_row(k: int) -> None:
+    # Bins straddling a boundary: their rows near the bin mean are settled
+    # one by one, the others compared with every center; both must give the
+    # nearest center of every row, its distance and the cluster sums.
+    from quantize import cluster
+    from quantize.kmeans import _assign
+
+    rng = np.random.default_rng(5)
+    pixels = rng.normal(128, 50, size=(60000, 3)).clip(0, 255).astype(np.uint8)
+    table = color_table(pack_rgb(pixels))
+    x, w = table.colors / 255.0, table.counts.astype(float)
+    bins = cluster._bin(x, w, table.keys, k)
+    assert bins is not None
+    f = cluster._Filter.of(x, w, bins)
+    centers = x[rng.choice(len(x), k, replace=False)]
+    got = cluster._filtered_assign(f, centers)
+    labels, sq = _assign(x, centers)
+    np.testing.assert_array_equal(got.labels(bins.index), labels)
+    assert got.inertia == pytest.approx(float(w @ sq), rel=1e-9)
+    totals = np.bincount(labels, weights=w, minlength=k)
+    np.testing.assert_allclose(got.totals, totals)
+    sums = np.stack([np.bincount(labels, weights=w * x[:, j], minlength=k) for j in range(3)], 1)
+    np.testing.assert_allclose(got.sums, sums, rtol=1e-9, atol=1e-9)
