@@ -143,16 +143,19 @@ _MINIBATCH_N_INIT = 3
 # ended 2-3% above scikit-learn's best of 10 at k = 64.
 _SMALL_SWAP_MAX_K = 64
 # Up to this many clusters the fit converged on the 6-bit bins is improved
-# by _FINE_SWAP_TRIES swaps there (see _swaps_on_fine_bins).  Above 32
-# clusters, where the 5-bit bins are too coarse to judge swaps, this took
-# the corpus at k = 64 from 10 of 16 images more than 0.5% above
-# scikit-learn's best of 10 to 6 (the night render from +10% to +3%).
-# Each try costs Lloyd's iterations on the 6-bit bins, several times a
-# try on the seed bins, so below 32 clusters only tables whose seed bins
-# are coarse (_COARSE_SEED_PER_CLUSTER) get them: on the others they
-# roughly doubled the fit for gains that depend on the seed.
+# by swaps there (see _swaps_on_fine_bins).  Above 32 clusters, where the
+# 5-bit bins are too coarse to judge swaps, _RANKED_FINE_SWAP_TRIES of them:
+# 8 took the corpus at k = 64 from 10 of 16 images more than 0.5% above
+# scikit-learn's best of 10 to 6 (the night render from +10% to +3%), 16
+# took it to 4 (seeds 0 and 1: from 12 of 32 cases to 8; color from +1.15%
+# to +0.03%), for about 1.4 times the fit's time.  Each try costs Lloyd's
+# iterations on the 6-bit bins, several times a try on the seed bins, so
+# below 32 clusters only tables whose seed bins are coarse
+# (_COARSE_SEED_PER_CLUSTER) get _FINE_SWAP_TRIES of them: on the others
+# they doubled the fit (china.jpg, k = 16) for gains that depend on the seed.
 _FINE_SWAP_MAX_K = 64
 _FINE_SWAP_TRIES = 8
+_RANKED_FINE_SWAP_TRIES = 16
 # Effective seed bins per cluster below which the seed bins are coarse for
 # a table: the night render and the astronomy photo (about 0.5 and 2 at
 # k = 16) are; the sample photos (about 40 and 20) are not.
@@ -735,7 +738,8 @@ def _fit_kmeans(
         seeded = resume = _ranked_on_bins(seed_x, seed_w, fine_prep, k, n_init, max_iter, rng)
     fine = _lloyd(fine_prep, seeded.centers, max_iter, TOL, resume)
     if _swaps_on_fine_bins(seed_w, k):
-        fine = _swap_search(fine_prep, fine, max_iter, rng, _FINE_SWAP_TRIES)
+        tries = _FINE_SWAP_TRIES if k <= _BINNED_REFINE_MAX_K else _RANKED_FINE_SWAP_TRIES
+        fine = _swap_search(fine_prep, fine, max_iter, rng, tries)
     n_iter = seeded.n_iter + fine.n_iter
     if x.shape[0] >= _LARGE_TABLE:
         return _exact_step(_Filter.of(x, w, bins), fine.centers, n_iter, assign)
