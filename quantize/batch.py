@@ -20,23 +20,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import sys
-import threading
 import time
 import traceback
-from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from quantize.errors import InputError, OutputError, QuantizeError
+from quantize.executors import Executor, interruptible, local_executor, stopping
 from quantize.histogram import N_KEYS, ColorTable, histogram_table
 from quantize.imageio import (
     ANIMATION_FORMATS,
@@ -64,14 +61,10 @@ from quantize.safeio import (
     OutputPlanner,
     recording,
     remove_committed,
-    signals_deferred,
 )
+from quantize.vocabulary import Status
 
 if TYPE_CHECKING:
-    # Imported where a pool is made: multiprocessing costs ~10 ms of start-up
-    # that a run with -j 1 or a single image never needs.
-    from concurrent.futures import Future
-
     from quantize.pipeline import QuantizeResult
     from quantize.report_html import PageEntry
 
@@ -86,7 +79,6 @@ _OUTPUT_NAME = re.compile(r"(?P<stem>.+)-k(?:[0-9]+|auto)(?:\.[^.]+)+")
 # Merge buffered color tables once they hold this many rows in total.
 _MERGE_ROWS = 1 << 22
 
-Status = Literal["written", "skipped", "failed", "interrupted"]
 Phase = Literal["palette", "images"]
 
 
@@ -505,131 +497,6 @@ def shared_palette_path(inputs: Sequence[str | os.PathLike[str]], output: str | 
 # Worker tasks (module level so that they can be pickled)
 # --------------------------------------------------------------------------- #
 
-_busy = False
-_stopping = False
-#: Set by SIGTERM: the worker ends as soon as the image it works on is cleaned up.
-_terminating = False
-#: Inside a task a signal must not end the worker at once: the task cleans up first.
-_in_task = False
-#: Pid of the worker's parent when it started; a change means the parent died.
-_parent_pid: int | None = None
-#: This worker's cell in the pool's shared board (see :class:`_Pool`).
-_slot = -1
-_board: Any = None
-
-#: How often a task may kill its worker: the first death is retried on a fresh
-#: worker (it may have been killed from outside); the second fails the image.
-MAX_WORKER_DEATHS = 2
-#: Exit status of a process ended by SIGTERM, as a shell reports it.
-EXIT_TERMINATED = 128 + signal.SIGTERM
-# prctl(2) option: the signal the kernel sends this process when its parent dies.
-_PR_SET_PDEATHSIG = 1
-
-
-def _worker_init(parent: int | None = None, board: Any = None, counter: Any = None) -> None:
-    """Set up a worker process: signals, its board cell, and dying with its parent.
-
-    Ctrl-C interrupts a worker only while it works on an image.  An idle
-    worker must ignore it: an exception in the pool's own loop kills the
-    process and breaks the pool.  The parent forwards the signal too, for
-    interrupts that do not come from the terminal.  SIGTERM ends the worker
-    (after removing the outputs of its image); the kernel sends it when the
-    parent dies, so no worker is left blocked on the pool's queue forever.
-    """
-    global _parent_pid, _board, _slot
-    signal.signal(signal.SIGINT, _on_sigint)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    if board is not None and counter is not None:
-        with counter.get_lock():
-            _slot = counter.value
-            counter.value += 1
-        _board = board
-    _parent_pid = os.getppid() if parent is None else parent
-    _die_with_parent()
-    if os.getppid() != _parent_pid:
-        os._exit(EXIT_TERMINATED)  # the parent died before the kernel could be told
-
-
-def _die_with_parent() -> None:
-    """Have SIGTERM sent to this process when its parent dies, however it dies.
-
-    Linux does this in the kernel (``PR_SET_PDEATHSIG``); elsewhere a daemon
-    thread checks once a second whether the process was re-parented.
-    """
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) == 0:
-                return
-        except (OSError, AttributeError):
-            pass
-    threading.Thread(target=_watch_parent, name="quantize-parent-watch", daemon=True).start()
-
-
-def _watch_parent(interval: float = 1.0) -> None:
-    while os.getppid() == _parent_pid:
-        time.sleep(interval)
-    if hasattr(signal, "pthread_kill"):
-        # The main thread must take the signal: it may be blocked reading the pool's queue.
-        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
-    else:
-        os.kill(os.getpid(), signal.SIGTERM)  # Windows: ends the process
-
-
-def _on_sigint(signum: int, frame: FrameType | None) -> None:
-    global _busy, _stopping
-    _stopping = True  # tasks already queued to this worker must not start
-    if _busy:
-        _busy = False  # a second signal must not interrupt the clean-up
-        raise KeyboardInterrupt
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """End the worker: its parent died, or the pool (or process group) is being stopped.
-
-    A busy worker is interrupted first so that its image's outputs are
-    removed; a worker inside a task but not busy (removing them already, say
-    after Ctrl-C) finishes that.  :func:`_tracked` then exits.  The worker's
-    board cell is cleared, so the parent does not blame its image for the death.
-    """
-    global _busy, _stopping, _terminating
-    if _terminating:
-        return
-    _terminating = _stopping = True
-    _release_slot()
-    if _busy:
-        _busy = False
-        raise KeyboardInterrupt
-    if not _in_task:
-        os._exit(EXIT_TERMINATED)
-
-
-def _release_slot() -> None:
-    if _board is not None and _slot >= 0:
-        _board[_slot] = -1
-
-
-def _tracked(index: int, fn: Callable[..., R], task: Any, *args: Any) -> R:
-    """Run ``fn(task, *args)`` in a worker with ``index`` on the board while it runs."""
-    global _in_task
-    if _board is not None and _slot >= 0:
-        _board[_slot] = index
-    _in_task = True
-    try:
-        return fn(task, *args)
-    finally:
-        _in_task = False
-        _release_slot()
-        if _terminating:
-            os._exit(EXIT_TERMINATED)
-
-
-def _set_busy(value: bool) -> None:
-    global _busy
-    _busy = value
-
 
 def run_job(job: Job, opts: RunOptions) -> ImageResult:
     """Process one image and describe the outcome; never raises but for Ctrl-C in-process.
@@ -637,17 +504,15 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
     Outputs this call created are removed again when it is interrupted, so an
     image ends up with all its outputs or none.
     """
-    if _stopping:
+    if stopping():
         return ImageResult(job.source, "interrupted")
     start = time.perf_counter()
     committed: list[tuple[Path, FileId]] = []
-    _set_busy(True)
     try:
         # Load warnings are in the result already; these are the ones of later steps.
-        with recording(committed), captured_warnings() as later:
+        with interruptible(), recording(committed), captured_warnings() as later:
             result = process_file(job.source, job.plan, opts)
     except KeyboardInterrupt:
-        _set_busy(False)
         if not opts.force:
             # Only the files this call placed: another run's are never touched.
             # With --force they replaced the old outputs, whose backups are gone:
@@ -659,8 +524,6 @@ def run_job(job: Job, opts: RunOptions) -> ImageResult:
             # Another run wrote this image meanwhile: what --skip-existing asks for.
             return ImageResult(job.source, "skipped", outputs=tuple(job.plan.paths))
         return _failure(job.source, exc)
-    finally:
-        _set_busy(False)
     return ImageResult(
         job.source,
         "written",
@@ -716,6 +579,10 @@ class _TableResult:
     counts: NDArray[np.int64] | None = None
     transparent: int = 0
 
+    @property
+    def status(self) -> Status:
+        return self.result.status
+
 
 def read_table(job: Job, opts: RunOptions) -> _TableResult:
     """Decode one image and return its distinct visible colors (first shared-palette pass).
@@ -723,12 +590,11 @@ def read_table(job: Job, opts: RunOptions) -> _TableResult:
     The image is decoded as for its output, within the same limits: every
     frame of an animation only when its output format can hold one.
     """
-    if _stopping:
+    if stopping():
         return _TableResult(ImageResult(job.source, "interrupted"))
-    _set_busy(True)
     try:
         # The image is loaded again for the second pass, which reports its warnings.
-        with captured_warnings():
+        with interruptible(), captured_warnings():
             loaded = load_image(
                 job.source,
                 max_pixels=opts.max_pixels,
@@ -740,8 +606,6 @@ def read_table(job: Job, opts: RunOptions) -> _TableResult:
         return _TableResult(ImageResult(job.source, "interrupted"))
     except Exception as exc:
         return _TableResult(_failure(job.source, exc))
-    finally:
-        _set_busy(False)
     if table.n_colors == 0:
         return _TableResult(
             ImageResult(job.source, "failed", reason="the image has no visible pixels")
@@ -752,220 +616,6 @@ def read_table(job: Job, opts: RunOptions) -> _TableResult:
 # --------------------------------------------------------------------------- #
 # Running tasks in-process or in a pool
 # --------------------------------------------------------------------------- #
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def _status(outcome: object) -> Status:
-    result = outcome.result if isinstance(outcome, _TableResult) else outcome
-    assert isinstance(result, ImageResult)
-    return result.status
-
-
-def execute(
-    tasks: Sequence[T],
-    fn: Callable[..., R],
-    args: tuple[Any, ...],
-    workers: int,
-    on_done: Callable[[int, R], None],
-    settle: Callable[[T, Status, str | None], R],
-) -> bool:
-    """Run ``fn(task, *args)`` for every task; call ``on_done(index, outcome)`` as each ends.
-
-    With ``workers`` 1 the tasks run in this process, otherwise in a pool
-    with at most ``2 * workers`` tasks submitted at a time (so a huge batch
-    does not queue a huge backlog).  ``settle(task, status, reason)`` makes
-    the outcome of a task that got none from its worker.
-
-    A worker process that dies (killed, out of memory) fails only the task it
-    was running, and only when that task kills a worker
-    :data:`MAX_WORKER_DEATHS` times; the other unfinished tasks are run again
-    on a fresh pool.  Each task's ``on_done`` is called once.
-
-    Returns
-    -------
-    bool
-        True when interrupted by Ctrl-C: remaining tasks were not started and
-        the running ones were told to stop; their outcomes are still reported.
-    """
-    if workers <= 1 or len(tasks) <= 1:
-        return _execute_here(tasks, fn, args, on_done)
-    return _execute_pool(tasks, fn, args, workers, on_done, settle)
-
-
-def _execute_here(
-    tasks: Sequence[T],
-    fn: Callable[..., R],
-    args: tuple[Any, ...],
-    on_done: Callable[[int, R], None],
-) -> bool:
-    try:
-        for index, task in enumerate(tasks):
-            outcome = fn(task, *args)
-            on_done(index, outcome)
-            if _status(outcome) == "interrupted":
-                return True
-    except KeyboardInterrupt:
-        return True
-    return False
-
-
-class _Pool:
-    """A process pool that knows which task each of its workers is running.
-
-    Every worker takes one cell of a shared board at start and writes there
-    the index of the task it runs (-1 when idle).  When a worker dies, the
-    pool breaks; the others are stopped by the pool with SIGTERM and clear
-    their cells on the way out, so the cells still set afterwards name the
-    tasks whose workers died.
-    """
-
-    def __init__(self, workers: int) -> None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        context = multiprocessing.get_context()
-        self.board = context.Array("q", [-1] * workers, lock=False)
-        counter = context.Value("i", 0)
-        # A forked or spawned worker's parent is this process (a forkserver's is not).
-        parent = os.getpid() if context.get_start_method() in ("fork", "spawn") else None
-        self.executor = ProcessPoolExecutor(
-            workers,
-            mp_context=context,
-            initializer=_worker_init,
-            initargs=(parent, self.board, counter),
-        )
-
-    def submit(self, fn: Callable[..., R], index: int, task: Any, *args: Any) -> Future[R]:
-        # submit() forks the workers; a Ctrl-C or SIGTERM handled in fork()'s
-        # at-fork hooks raises there, where Python prints it and drops it: the
-        # run went on to the end and exited 0.  Hold them until it returns.
-        with signals_deferred():
-            return self.executor.submit(_tracked, index, fn, task, *args)
-
-    def close(self) -> set[int]:
-        """Shut the pool down; the indices of the tasks whose workers died."""
-        self.executor.shutdown(wait=True, cancel_futures=True)
-        return {index for index in self.board if index >= 0}
-
-
-def _execute_pool(
-    tasks: Sequence[T],
-    fn: Callable[..., R],
-    args: tuple[Any, ...],
-    workers: int,
-    on_done: Callable[[int, R], None],
-    settle: Callable[[T, Status, str | None], R],
-) -> bool:
-    from concurrent.futures import FIRST_COMPLETED, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    workers = min(workers, len(tasks))
-    pool = _Pool(workers)
-    pending = deque(range(len(tasks)))
-    running: dict[Future[R], int] = {}
-    deaths: Counter[int] = Counter()
-    fruitless = 0  # pool breaks in a row with no task finished or to blame
-    try:
-        while pending or running:
-            broken = False
-            while pending and len(running) < 2 * workers:
-                try:
-                    # A Ctrl-C comes after the task is noted as running, so it is stopped.
-                    with signals_deferred():
-                        future = pool.submit(fn, pending[0], tasks[pending[0]], *args)
-                        running[future] = pending.popleft()
-                except BrokenProcessPool:
-                    broken = True
-                    break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            lost = _collect(done, running, on_done)
-            finished = len(done) - len(lost)
-            if not (lost or broken):
-                continue
-            # A broken pool fails every future it has not completed: wait for all.
-            done, _ = wait(running)
-            lost += _collect(done, running, on_done)
-            culprits = pool.close()
-            pool = _Pool(workers)
-            fruitless = 0 if culprits or finished else fruitless + 1
-            retry = []
-            for index in sorted(lost):
-                deaths[index] += index in culprits
-                if deaths[index] >= MAX_WORKER_DEATHS or fruitless > MAX_WORKER_DEATHS:
-                    reason = _death_reason(max(deaths[index], 1))
-                    on_done(index, settle(tasks[index], "failed", reason))
-                else:
-                    retry.append(index)
-            pending.extendleft(reversed(retry))
-    except KeyboardInterrupt:
-        _stop(pool, running, tasks, on_done, settle)
-        return True
-    finally:
-        pool.executor.shutdown(wait=True, cancel_futures=True)
-    return False
-
-
-def _collect(
-    done: set[Future[R]], running: dict[Future[R], int], on_done: Callable[[int, R], None]
-) -> list[int]:
-    """Report the finished futures in ``done``; the indices of those whose worker died.
-
-    Raises
-    ------
-    KeyboardInterrupt
-        A worker reports its task interrupted (it got Ctrl-C).
-    """
-    from concurrent.futures.process import BrokenProcessPool
-
-    lost = []
-    for future in sorted(done, key=running.__getitem__):
-        index = running.pop(future)
-        try:
-            outcome = future.result()
-        except BrokenProcessPool:
-            lost.append(index)
-            continue
-        on_done(index, outcome)
-        if _status(outcome) == "interrupted":
-            raise KeyboardInterrupt
-    return lost
-
-
-def _death_reason(deaths: int) -> str:
-    times = "once" if deaths == 1 else f"{deaths} times"
-    return f"the worker process died {times} while working on it (killed, or out of memory?)"
-
-
-def _stop(
-    pool: _Pool,
-    running: dict[Future[R], int],
-    tasks: Sequence[T],
-    on_done: Callable[[int, R], None],
-    settle: Callable[[T, Status, str | None], R],
-) -> None:
-    """Cancel what has not started, interrupt what has, and report what still ends."""
-    from concurrent.futures.process import BrokenProcessPool
-
-    for future in running:
-        future.cancel()
-    # A terminal sends SIGINT to the workers as well; `kill -INT` on the parent
-    # does not, so forward it.  The pool has no public list of its processes.
-    processes: dict[int, Any] = getattr(pool.executor, "_processes", None) or {}
-    for pid in list(processes):
-        with suppress(OSError):
-            os.kill(pid, signal.SIGINT)
-    pool.executor.shutdown(wait=True, cancel_futures=True)
-    for future, index in sorted(running.items(), key=lambda item: item[1]):
-        if future.done() and not future.cancelled():
-            try:
-                outcome = future.result()
-            except BrokenProcessPool:
-                # Stopped with the rest (a SIGTERM to the whole process group).
-                outcome = settle(tasks[index], "interrupted", None)
-            on_done(index, outcome)
-
 
 # --------------------------------------------------------------------------- #
 # The shared palette
@@ -1095,6 +745,7 @@ def run_batch(
     inputs: Sequence[str | os.PathLike[str]],
     options: BatchOptions | None = None,
     progress: ProgressCallback | None = None,
+    executor: Executor | None = None,
 ) -> BatchResult:
     """Quantize every image in ``inputs`` (files and folders) and write the outputs.
 
@@ -1110,6 +761,10 @@ def run_batch(
     progress : callable, optional
         Called in this process with a :class:`Progress` at the start of each
         phase and after each image.
+    executor : Executor, optional
+        Where the images are processed (:mod:`quantize.executors`); by
+        default this process for ``options.workers`` 1, else that many local
+        worker processes.  The outputs are the same whichever runs them.
 
     Returns
     -------
@@ -1135,6 +790,9 @@ def run_batch(
     >>> result.count("written"), [(r.source, r.reason) for r in result.failures]  # doctest: +SKIP
     """
     options = options or BatchOptions()
+    if executor is None:
+        with local_executor(options.workers or os.cpu_count() or 1) as local:
+            return run_batch(inputs, options, progress, local)
     start = time.perf_counter()
     started = time.time()  # temporary files of dead runs older than this are removed
     check_output_folder(inputs, options.output)
@@ -1175,19 +833,18 @@ def run_batch(
     if total == 0:
         # Only folders can yield nothing: a file named as an input is always tried.
         raise InputError(no_images_message(inputs, options.recursive))
-    workers = options.workers or os.cpu_count() or 1
     run_opts = options.run
     palette, palette_used, interrupted, reused = None, None, False, False
     if palette_path is not None and jobs:
         palette_used = palette_path
         reused = options.skip_existing and palette_path.exists()
         interrupted, palette = _shared_palette(
-            jobs, options, palette_path, planner, workers, finished, progress
+            jobs, options, palette_path, planner, executor, finished, progress
         )
         jobs = [(i, job) for i, job in jobs if i not in finished]
         run_opts = replace(run_opts, palette=palette, palette_file=str(palette_path))
     if not interrupted:
-        interrupted = _run_jobs(jobs, planned, run_opts, workers, finished, progress)
+        interrupted = _run_jobs(jobs, planned, run_opts, executor, finished, progress)
     results = [finished[i] for i in sorted(finished)]
     seconds = time.perf_counter() - start
     batch = BatchResult(results, seconds, interrupted, palette, palette_used, total, reused)
@@ -1218,7 +875,7 @@ def _run_jobs(
     jobs: list[tuple[int, Job]],
     planned: list[ImageResult],
     opts: RunOptions,
-    workers: int,
+    executor: Executor,
     finished: dict[int, ImageResult],
     progress: ProgressCallback | None,
 ) -> bool:
@@ -1232,7 +889,7 @@ def _run_jobs(
         collector.report(result)
 
     tasks = [job for _, job in jobs]
-    return execute(tasks, run_job, (opts,), workers, on_done, _settled)
+    return executor.run(tasks, partial(run_job, opts=opts), on_done, _settled)
 
 
 def _settled(job: Job, status: Status, reason: str | None) -> ImageResult:
@@ -1254,7 +911,7 @@ def _shared_palette(
     options: BatchOptions,
     path: Path,
     planner: OutputPlanner,
-    workers: int,
+    executor: Executor,
     finished: dict[int, ImageResult],
     progress: ProgressCallback | None,
 ) -> tuple[bool, Palette | None]:
@@ -1288,7 +945,7 @@ def _shared_palette(
         collector.report(outcome.result)
 
     tasks = [job for _, job in jobs]
-    if execute(tasks, read_table, (options.run,), workers, on_done, _settled_table):
+    if executor.run(tasks, partial(read_table, opts=options.run), on_done, _settled_table):
         return True, None
     if readable == 0:
         return False, None

@@ -24,7 +24,7 @@ same k-means objective, and this module makes that fast:
    pixels into a few of them), a few more swaps follow on these bins.
    Only tables of up to ``2**18`` colors with 24 clusters or more
    converge on every distinct color instead,
-   where per-row bounds (:class:`quantize.kmeans._Bounds`) make the late
+   where per-row bounds (:class:`quantize._lloyd._Bounds`) make the late
    iterations revisit only the colors near a boundary.
 3. **Finish exactly.**  After converging on the bins, tables of up to
    ``2**18`` colors get one plain Lloyd step on every color.  Larger
@@ -54,27 +54,27 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quantize import histogram, restarts
-from quantize.kmeans import (
-    _BOUNDS_MIN_ROWS,
-    _BOUNDS_MIN_WORK,
-    _assign,
-    _best_of,
-    _check_int,
-    _check_n_init,
-    _draw,
-    _lloyd,
-    _lloyd_plain,
-    _LloydResult,
-    _minibatch_fit,
-    _nearest_three,
-    _prepare,
-    _Prepared,
-    _row_norms,
-    _transpose_weighted,
-    _update_centers,
-    _weighted_count,
-    check_random_state,
+from quantize._kernels import (
+    assign_nearest,
+    draw,
+    nearest_three,
+    row_norms,
+    transpose_weighted,
+    update_centers,
+    weighted_count,
 )
+from quantize._lloyd import (
+    BOUNDS_MIN_ROWS,
+    BOUNDS_MIN_WORK,
+    LloydResult,
+    Prepared,
+    best_of,
+    lloyd,
+    lloyd_plain,
+    minibatch_fit,
+    prepare,
+)
+from quantize._validation import check_int, check_n_init, check_random_state
 
 __all__ = ["TableFit", "cluster_centers", "cluster_table", "resolve_n_init"]
 
@@ -85,17 +85,17 @@ TOL = 1e-4
 
 # Tables with fewer rows than this are clustered directly: binning would not
 # save anything worth its own cost.
-_MIN_ROWS_TO_BIN = 8192
+MIN_ROWS_TO_BIN = 8192
 # Above this many rows, Lloyd's iterations run on the 6-bit bins and only
 # the finish touches every row.
 _LARGE_TABLE = 1 << 18
 # Smaller tables do the same up to this many clusters, finishing with
-# _EXACT_STEPS exact Lloyd steps: on photos the result is within a few
+# EXACT_STEPS exact Lloyd steps: on photos the result is within a few
 # hundredths of a percent of converging on every row, at a fraction of the
 # cost.  With more clusters the bins' objective drifts further from the
 # exact one, and smaller tables converge on every row.
 _BINNED_REFINE_MAX_K = 32
-_EXACT_STEPS = 1
+EXACT_STEPS = 1
 
 # Bits per channel of the bins the restarts run on, and of the finer bins
 # that large tables converge on and that accelerate their exact finish.
@@ -109,11 +109,11 @@ _SETTLE_MIN_ROWS = 1024
 # A binning is only useful when it leaves several bins per cluster.
 _MIN_BINS_PER_CLUSTER = 4
 # Restarts on the bins only need to be ranked; the refinement goes on.
-_SEED_TOL = 1e-3
+SEED_TOL = 1e-3
 # Candidates per greedy k-means++ step when seeding on bins.  More than the
 # textbook 2 + ln(k): on photos it lands in a good basin about twice as
 # often, for little cost on a few thousand bins.
-_SEED_TRIALS = 8
+SEED_TRIALS = 8
 
 # n_init="auto" restarts on the bins: 64 // k, between 1 and 8.  Local
 # optima of photos differ by several percent at k <= 16, where restarts are
@@ -138,7 +138,7 @@ _SWAP_TRIES = 20
 # several times the whole fit.
 _MINIBATCH_N_INIT = 3
 # Tables too small to bin are improved by swaps up to this many clusters
-# (a try costs Lloyd's iterations on fewer than _MIN_ROWS_TO_BIN rows):
+# (a try costs Lloyd's iterations on fewer than MIN_ROWS_TO_BIN rows):
 # without them the held-out corpus's flat illustrations and grayscale photo
 # ended 2-3% above scikit-learn's best of 10 at k = 64.
 _SMALL_SWAP_MAX_K = 64
@@ -345,7 +345,7 @@ def _cluster(
     if algorithm not in ("kmeans", "minibatch"):
         raise ValueError(f"algorithm must be 'kmeans' or 'minibatch', got {algorithm!r}")
     runs = resolve_n_init(n_init, k, algorithm)
-    max_iter = _check_int(max_iter, "max_iter", 1)
+    max_iter = check_int(max_iter, "max_iter", 1)
     rng = check_random_state(random_state)
     if fixed is not None:
         return _fit_fixed(x, w, keys, k, fixed, algorithm, runs, max_iter, rng, assign)
@@ -388,12 +388,12 @@ def resolve_n_init(
     >>> [resolve_n_init("auto", k) for k in (2, 16, 24, 64, 256)], resolve_n_init(5, 16)
     ([8, 4, 1, 2, 2], 5)
     """
-    runs = _check_n_init(n_init)
+    runs = check_n_init(n_init)
     if runs is not None:
         return runs
     if algorithm == "minibatch":
         return _MINIBATCH_N_INIT
-    return _auto_n_init(_check_int(n_clusters, "n_clusters", 1), swaps)
+    return _auto_n_init(check_int(n_clusters, "n_clusters", 1), swaps)
 
 
 def _fit_fixed(
@@ -445,7 +445,7 @@ def _check_table(
         raise ValueError("weights must be finite and strictly positive")
     if keys is not None and np.shape(keys) != (x.shape[0],):
         raise ValueError(f"keys must have shape ({x.shape[0]},), got {np.shape(keys)}")
-    return x, w, _check_int(n_clusters, "n_clusters", 1)
+    return x, w, check_int(n_clusters, "n_clusters", 1)
 
 
 def _one_per_row(x: NDArray[np.float64]) -> TableFit:
@@ -468,7 +468,7 @@ def _drop_unused(
 
 
 @dataclass(frozen=True)
-class _Bins:
+class Bins:
     """Colors grouped into sRGB cubes, with each bin's exact weighted mean."""
 
     index: NDArray[np.intp]
@@ -483,9 +483,9 @@ class _Bins:
         return histogram.bin_means(self.means, self.totals, index, n_bins)
 
 
-def _bin(
+def make_bins(
     x: NDArray[np.float64], w: NDArray[np.float64], keys: NDArray[np.uint32], n_clusters: int
-) -> _Bins | None:
+) -> Bins | None:
     """6-bit bins (finer if they would leave too few bins per cluster)."""
     for bits in range(_FINE_BITS, 8):
         index, n_bins = histogram.coarse_bins(keys, bits)
@@ -493,11 +493,11 @@ def _bin(
             means, totals = histogram.bin_means(x, w, index, n_bins)
             bin_keys = np.zeros(n_bins, dtype=np.uint32)
             bin_keys[index] = keys  # every key of a bin gives the same coarse key
-            return _Bins(index, bin_keys, means, totals, bits)
+            return Bins(index, bin_keys, means, totals, bits)
     return None
 
 
-def _seed_set(bins: _Bins, n_clusters: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def seed_set(bins: Bins, n_clusters: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """5-bit bin means to seed on, unless too few for ``n_clusters``."""
     for bits in range(_SEED_BITS, bins.bits):
         means, totals = bins.coarser(bits)
@@ -521,12 +521,12 @@ class _Filter:
 
     x: NDArray[np.float64]
     w: NDArray[np.float64]
-    bins: _Bins
+    bins: Bins
     spread: NDArray[np.float64]
     radius: NDArray[np.float64]
 
     @classmethod
-    def of(cls, x: NDArray[np.float64], w: NDArray[np.float64], bins: _Bins) -> _Filter:
+    def of(cls, x: NDArray[np.float64], w: NDArray[np.float64], bins: Bins) -> _Filter:
         n_bins = bins.means.shape[0]
         spread = np.zeros(n_bins)
         radius = np.zeros(n_bins)
@@ -537,7 +537,7 @@ class _Filter:
             index = bins.index[rows]
             offset = x[rows] - np.take(bins.means, index, axis=0)
             sq = np.einsum("ij,ij->i", offset, offset)
-            spread += _weighted_count(index, w[rows] * sq, n_bins)
+            spread += weighted_count(index, w[rows] * sq, n_bins)
             np.maximum.at(radius, index, np.sqrt(sq, out=sq))
         return cls(x, w, bins, spread, radius)
 
@@ -600,7 +600,7 @@ def _gap_block(
     lower bound on how much nearer it is than any other center (``inf``
     with one center): a point within half that distance of the mean has
     the same nearest center, by the triangle inequality."""
-    m_sq, c_sq = _row_norms(means), _row_norms(centers)
+    m_sq, c_sq = row_norms(means), row_norms(centers)
     dist = means @ (-2.0 * centers.T)
     dist += c_sq
     dist += m_sq[:, None]
@@ -624,7 +624,7 @@ def _filtered_assign(f: _Filter, centers: NDArray[np.float64]) -> _Assignment:
     settled = gap > 2.0 * f.radius * (1 + 1e-9)
     lab = bin_labels[settled]
     inertia = float(f.spread[settled].sum() + f.bins.totals[settled] @ d1[settled])
-    totals = _weighted_count(lab, f.bins.totals[settled], k)
+    totals = weighted_count(lab, f.bins.totals[settled], k)
     sums = np.empty((k, d))
     settled_sums = f.bins.means[settled] * f.bins.totals[settled, None]
     for j in range(d):
@@ -633,7 +633,7 @@ def _filtered_assign(f: _Filter, centers: NDArray[np.float64]) -> _Assignment:
     x, w = f.x[rows], f.w[rows]
     row_labels, sq = _assign_unsettled(f, centers, bin_labels, gap, rows, x)
     inertia += float(w @ sq)
-    totals += _weighted_count(row_labels, w, k)
+    totals += weighted_count(row_labels, w, k)
     for j in range(d):
         sums[:, j] += np.bincount(row_labels, weights=w * x[:, j], minlength=k)
     return _Assignment(bin_labels, rows, row_labels, sums, totals, inertia)
@@ -662,7 +662,7 @@ def _assign_unsettled(
     inside = gap[index] > 2.0 * np.sqrt(np.einsum("ij,ij->i", offset, offset)) * (1 + 1e-9)
     del offset
     if not inside.any():
-        every, dist = _assign(x, centers)
+        every, dist = assign_nearest(x, centers)
         return every, dist.astype(np.float64, copy=False)
     labels = np.empty(rows.size, dtype=np.intp)
     sq = np.empty(rows.size)
@@ -673,7 +673,7 @@ def _assign_unsettled(
     sq[near] = np.einsum("ij,ij->i", offset, offset)
     del offset
     far = np.flatnonzero(~inside)
-    labels[far], sq[far] = _assign(x[far], centers)
+    labels[far], sq[far] = assign_nearest(x[far], centers)
     return labels, sq.astype(np.float64, copy=False)
 
 
@@ -688,8 +688,8 @@ def _exact_step(
     else:
         # A center lost every row: a plain pass gives the distances that
         # reseeding with the worst-fitting color needs.
-        labels, sq = _assign(f.x, centers)
-        centers = _update_centers(f.x, f.w, _transpose_weighted(f.x, f.w), labels, sq, centers)
+        labels, sq = assign_nearest(f.x, centers)
+        centers = update_centers(f.x, f.w, transpose_weighted(f.x, f.w), labels, sq, centers)
     if not assign:
         return centers, n_iter + 1
     last = _filtered_assign(f, centers)
@@ -701,8 +701,8 @@ def _exact_means(
 ) -> NDArray[np.float64]:
     """One exact center update: assign every row, then the weighted means
     (empty clusters reseeded as in Lloyd's iterations)."""
-    labels, sq = _assign(x, centers)
-    return _update_centers(x, w, _transpose_weighted(x, w), labels, sq, centers)
+    labels, sq = assign_nearest(x, centers)
+    return update_centers(x, w, transpose_weighted(x, w), labels, sq, centers)
 
 
 # --------------------------------------------------------------------------
@@ -720,23 +720,23 @@ def _fit_kmeans(
     assign: bool = True,
 ) -> TableFit | tuple[NDArray[np.float64], int]:
     bins = None
-    if keys is not None and x.shape[0] >= _MIN_ROWS_TO_BIN:
-        bins = _bin(x, w, np.asarray(keys, dtype=np.uint32), k)
+    if keys is not None and x.shape[0] >= MIN_ROWS_TO_BIN:
+        bins = make_bins(x, w, np.asarray(keys, dtype=np.uint32), k)
     if bins is None:
-        result = _best_of(x, w, k, "k-means++", n_init, max_iter, TOL, rng)
+        result = best_of(x, w, k, "k-means++", n_init, max_iter, TOL, rng)
         if k <= _SMALL_SWAP_MAX_K:
-            result = _swap_search(_prepare(x, w), result, max_iter, rng)
+            result = _swap_search(prepare(x, w), result, max_iter, rng)
         return _drop_unused(result.centers, result.labels, result.inertia, result.n_iter)
-    seed_x, seed_w = _seed_set(bins, k)
-    fine_prep = _prepare(bins.means, bins.totals)
+    seed_x, seed_w = seed_set(bins, k)
+    fine_prep = prepare(bins.means, bins.totals)
     resume = None
     if k <= _BINNED_REFINE_MAX_K:
         seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng)
-        seeded = _swap_search(_prepare(seed_x, seed_w), seeded, max_iter, rng)
+        seeded = _swap_search(prepare(seed_x, seed_w), seeded, max_iter, rng)
     else:
         # Ranked on the 6-bit bins: go on from where the winner stopped.
         seeded = resume = _ranked_on_bins(seed_x, seed_w, fine_prep, k, n_init, max_iter, rng)
-    fine = _lloyd(fine_prep, seeded.centers, max_iter, TOL, resume)
+    fine = lloyd(fine_prep, seeded.centers, max_iter, TOL, resume)
     if _swaps_on_fine_bins(seed_w, k):
         tries = _FINE_SWAP_TRIES if k <= _BINNED_REFINE_MAX_K else _RANKED_FINE_SWAP_TRIES
         fine = _swap_search(fine_prep, fine, max_iter, rng, tries)
@@ -744,14 +744,14 @@ def _fit_kmeans(
     if x.shape[0] >= _LARGE_TABLE:
         return _exact_step(_Filter.of(x, w, bins), fine.centers, n_iter, assign)
     if k >= _SWAP_MIN_K:
-        refined = _lloyd(_prepare(x, w), fine.centers, max_iter, TOL)
+        refined = lloyd(prepare(x, w), fine.centers, max_iter, TOL)
         n_iter += refined.n_iter
         return _drop_unused(refined.centers, refined.labels, refined.inertia, n_iter)
     # Plain passes: on a table this small, at these k, the bin filter of
     # _exact_step costs about as much as it saves.
     if not assign:
         return _exact_means(x, w, fine.centers), n_iter + 1
-    done = _lloyd_plain(_prepare(x, w), fine.centers, _EXACT_STEPS, 0.0)
+    done = lloyd_plain(prepare(x, w), fine.centers, EXACT_STEPS, 0.0)
     return _drop_unused(done.centers, done.labels, done.inertia, n_iter + done.n_iter)
 
 
@@ -784,35 +784,35 @@ def _seed_runs(
     n_init: int,
     max_iter: int,
     rng: np.random.Generator,
-) -> _LloydResult:
+) -> LloydResult:
     """Best of ``n_init`` k-means++ + Lloyd runs on the seed bins.
 
     The runs advance in lockstep (:mod:`quantize.restarts`) where each of
     their steps is mostly numpy overhead: several runs on few bins, which
     Lloyd's iterations would do in plain passes anyway.
     """
-    if _seeds_in_lockstep(seed_x.shape[0], k, n_init):
+    if seeds_in_lockstep(seed_x.shape[0], k, n_init):
         return restarts.best_of_batched(
-            seed_x, seed_w, k, n_init, max_iter, _SEED_TOL, rng, _SEED_TRIALS
+            seed_x, seed_w, k, n_init, max_iter, SEED_TOL, rng, SEED_TRIALS
         )
-    return _best_of(seed_x, seed_w, k, "k-means++", n_init, max_iter, _SEED_TOL, rng, _SEED_TRIALS)
+    return best_of(seed_x, seed_w, k, "k-means++", n_init, max_iter, SEED_TOL, rng, SEED_TRIALS)
 
 
-def _seeds_in_lockstep(n: int, k: int, n_init: int) -> bool:
+def seeds_in_lockstep(n: int, k: int, n_init: int) -> bool:
     """Whether the seeding runs pay to be run in lockstep: several of them,
     on so few bins that Lloyd's iterations would take plain passes."""
-    return n_init > 1 and (n < _BOUNDS_MIN_ROWS or n * k < _BOUNDS_MIN_WORK)
+    return n_init > 1 and (n < BOUNDS_MIN_ROWS or n * k < BOUNDS_MIN_WORK)
 
 
 def _ranked_on_bins(
     seed_x: NDArray[np.float64],
     seed_w: NDArray[np.float64],
-    fine_prep: _Prepared,
+    fine_prep: Prepared,
     k: int,
     n_init: int,
     max_iter: int,
     rng: np.random.Generator,
-) -> _LloydResult:
+) -> LloydResult:
     """Best of ``n_init`` runs seeded on the 5-bit bins, ranked on the 6-bit
     bins: at high k the 5-bit inertia no longer tells which run ends best,
     while the 6-bit one, after a few iterations, does.
@@ -820,32 +820,32 @@ def _ranked_on_bins(
     The result lives on the 6-bit bins; ``n_iter`` counts the winner's
     updates on both binnings.
     """
-    if _seeds_in_lockstep(seed_x.shape[0], k, n_init):
-        seeds: list[restarts.Run | _LloydResult] = list(
-            restarts.seeded_runs(seed_x, seed_w, k, n_init, max_iter, _SEED_TOL, rng, _SEED_TRIALS)
+    if seeds_in_lockstep(seed_x.shape[0], k, n_init):
+        seeds: list[restarts.Run | LloydResult] = list(
+            restarts.seeded_runs(seed_x, seed_w, k, n_init, max_iter, SEED_TOL, rng, SEED_TRIALS)
         )
     else:
         seeds = [
-            _best_of(seed_x, seed_w, k, "k-means++", 1, max_iter, _SEED_TOL, rng, _SEED_TRIALS)
+            best_of(seed_x, seed_w, k, "k-means++", 1, max_iter, SEED_TOL, rng, SEED_TRIALS)
             for _ in range(n_init)
         ]
-    best: _LloydResult | None = None
+    best: LloydResult | None = None
     for seeded in seeds:
-        run = _lloyd(fine_prep, seeded.centers, max_iter, _SEED_TOL)
+        run = lloyd(fine_prep, seeded.centers, max_iter, SEED_TOL)
         if best is None or run.inertia < best.inertia:
             n_iter = seeded.n_iter + run.n_iter
-            best = _LloydResult(run.centers, run.labels, run.inertia, n_iter, run.state)
+            best = LloydResult(run.centers, run.labels, run.inertia, n_iter, run.state)
     assert best is not None
     return best
 
 
 def _swap_search(
-    prep: _Prepared,
-    start: _LloydResult,
+    prep: Prepared,
+    start: LloydResult,
     max_iter: int,
     rng: np.random.Generator,
     tries: int = _SWAP_TRIES,
-) -> _LloydResult:
+) -> LloydResult:
     """Local search by swaps: replace one center by a row drawn in proportion
     to its weighted squared distance, rerun Lloyd's iterations, keep the
     result if its inertia is lower; ``_SWAP_TRIES`` times.
@@ -865,22 +865,22 @@ def _swap_search(
     nearest = None
     for _ in range(tries):
         if nearest is None:
-            labels, _, near, others = _nearest_three(prep.X, best.centers - prep.shift, prep.x_sq)
+            labels, _, near, others = nearest_three(prep.X, best.centers - prep.shift, prep.x_sq)
             nearest = labels, near**2, others[:, 0] ** 2
         labels, d1, d2 = nearest
-        pick = int(_draw(rng, prep.w * d1, 1)[0])
+        pick = int(draw(rng, prep.w * d1, 1)[0])
         offset = prep.X - prep.X[pick]
         d_new = np.einsum("ij,ij->i", offset, offset)
         kept = np.minimum(d1, d_new)
         # Cost of dropping center j: its rows go to their second center or
         # to the new one, whichever is nearer.
-        cost = _weighted_count(labels, prep.w * (np.minimum(d2, d_new) - kept), k)
+        cost = weighted_count(labels, prep.w * (np.minimum(d2, d_new) - kept), k)
         centers = best.centers.copy()
         centers[int(np.argmin(cost))] = prep.X[pick] + prep.shift
-        run = _lloyd(prep, centers, max_iter, TOL)
+        run = lloyd(prep, centers, max_iter, TOL)
         if run.inertia < best.inertia:
             n_iter = best.n_iter + run.n_iter
-            best = _LloydResult(run.centers, run.labels, run.inertia, n_iter, run.state)
+            best = LloydResult(run.centers, run.labels, run.inertia, n_iter, run.state)
             nearest = None
     return best
 
@@ -894,7 +894,7 @@ def _fit_minibatch(
     rng: np.random.Generator,
     assign: bool = True,
 ) -> TableFit | tuple[NDArray[np.float64], int]:
-    centers, n_iter = _minibatch_fit(
+    centers, n_iter = minibatch_fit(
         x,
         w,
         k,
@@ -907,5 +907,5 @@ def _fit_minibatch(
     # Finish exactly: one Lloyd step on the whole table, ending with an assignment.
     if not assign:
         return _exact_means(x, w, centers), n_iter + 1
-    refined = _lloyd(_prepare(x, w), centers, 1, 0.0)
+    refined = lloyd(prepare(x, w), centers, 1, 0.0)
     return _drop_unused(refined.centers, refined.labels, refined.inertia, n_iter + 1)

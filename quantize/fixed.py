@@ -28,16 +28,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quantize import cluster
-from quantize.kmeans import (
-    _assign,
-    _best_of,
-    _farthest_distinct,
-    _kmeans_plusplus,
-    _LloydResult,
-    _row_norms,
-    _transpose_weighted,
-    _weighted_sums,
+from quantize._kernels import (
+    assign_nearest,
+    farthest_distinct,
+    kmeans_plusplus_indices,
+    row_norms,
+    transpose_weighted,
+    weighted_sums,
 )
+from quantize._lloyd import LloydResult, best_of
 
 __all__ = [
     "FixedFit",
@@ -148,7 +147,7 @@ def fit_with_fixed(
     first = coarse[0] if coarse else exact
     best: FixedFit | None = None
     for _ in range(n_init):
-        chosen = _kmeans_plusplus(
+        chosen = kmeans_plusplus_indices(
             first.x, first.w, n_free, rng, existing=fixed, n_local_trials=n_local_trials
         )
         run = pinned_lloyd(first.x, first.w, fixed, first.x[chosen], max_iter, seed_tol)
@@ -205,15 +204,15 @@ def pinned_lloyd(
     shift = x.mean(axis=0)
     xs = x - shift
     cs = centers - shift
-    x_sq = _row_norms(xs)
-    wxt = _transpose_weighted(xs, w)
-    labels, sq = _assign(xs, cs, x_sq)
+    x_sq = row_norms(xs)
+    wxt = transpose_weighted(xs, w)
+    labels, sq = assign_nearest(xs, cs, x_sq)
     inertia = float(w @ sq)
     n_iter = 0
     while n_iter < max_iter:
         cs = _pinned_update(xs, wxt, w, labels, sq, cs, n_fixed)
         n_iter += 1
-        labels, sq = _assign(xs, cs, x_sq)
+        labels, sq = assign_nearest(xs, cs, x_sq)
         previous, inertia = inertia, float(w @ sq)
         if previous - inertia <= tol * previous:
             break
@@ -274,7 +273,7 @@ def _chunked_pass(
     for start in range(0, x.shape[0], _CHUNK_ROWS):
         rows = slice(start, start + _CHUNK_ROWS)
         xs = x[rows] - shift
-        lab, sq = _assign(xs, centers)
+        lab, sq = assign_nearest(xs, centers)
         labels[rows] = lab
         wr = w[rows]
         inertia += float(wr @ sq)
@@ -311,9 +310,9 @@ def _pinned_update_chunked(
     sq = np.empty(x.shape[0])
     for start in range(0, x.shape[0], _CHUNK_ROWS):
         rows = slice(start, start + _CHUNK_ROWS)
-        sq[rows] = _assign(x[rows] - shift, centers)[1]
+        sq[rows] = assign_nearest(x[rows] - shift, centers)[1]
     # Compared unshifted: whether a row equals a center must be exact.
-    picks = _farthest_distinct(x, sq, others + shift, empty.size)
+    picks = farthest_distinct(x, sq, others + shift, empty.size)
     new[empty[: picks.size]] = x[picks] - shift
     return np.delete(new, empty[picks.size :], axis=0)
 
@@ -329,7 +328,7 @@ def _pinned_update(
 ) -> NDArray[np.float64]:
     """Move each learned center to the weighted mean of its points."""
     k = centers.shape[0]
-    sums, totals = _weighted_sums(wxt, w, labels, k)
+    sums, totals = weighted_sums(wxt, w, labels, k)
     learned = np.arange(k) >= n_fixed
     filled = learned & (totals > 0)
     new = centers.copy()
@@ -338,7 +337,7 @@ def _pinned_update(
     if empty.size == 0:
         return new
     others = np.delete(new, empty, axis=0)
-    picks = _farthest_distinct(x, sq, others, empty.size)
+    picks = farthest_distinct(x, sq, others, empty.size)
     new[empty[: picks.size]] = x[picks]
     return np.delete(new, empty[picks.size :], axis=0)
 
@@ -348,7 +347,7 @@ def with_rows(x: NDArray[np.float64], fixed: NDArray[np.float64]) -> FixedFit:
     # Few points here (at most the learned centers): compare them all exactly.
     taken = (x[:, None, :] == fixed[None]).all(axis=2).any(axis=1)
     centers = np.concatenate([fixed, x[~taken]])
-    labels, _ = _assign(x, centers)
+    labels, _ = assign_nearest(x, centers)
     return FixedFit(centers, labels, 0.0, 0)
 
 
@@ -404,10 +403,10 @@ def fit_table(
     if baseline is None:
         baseline = baseline_centers(x, w, keys, n_free, algorithm, n_init, max_iter, rng)
     levels = [(x, w)]
-    if algorithm == "kmeans" and keys is not None and x.shape[0] >= cluster._MIN_ROWS_TO_BIN:
-        bins = cluster._bin(x, w, np.asarray(keys, dtype=np.uint32), n_clusters)
+    if algorithm == "kmeans" and keys is not None and x.shape[0] >= cluster.MIN_ROWS_TO_BIN:
+        bins = cluster.make_bins(x, w, np.asarray(keys, dtype=np.uint32), n_clusters)
         if bins is not None:
-            levels = [cluster._seed_set(bins, n_clusters), (bins.means, bins.totals), (x, w)]
+            levels = [cluster.seed_set(bins, n_clusters), (bins.means, bins.totals), (x, w)]
     if n_init is None:
         # The one rule, for a fit without swap search.
         n_init = cluster.resolve_n_init("auto", n_clusters, swaps=False)
@@ -419,12 +418,12 @@ def fit_table(
         n_init=n_init,
         max_iter=max_iter,
         tol=cluster.TOL,
-        seed_tol=cluster._SEED_TOL,
+        seed_tol=cluster.SEED_TOL,
         rng=rng,
-        n_local_trials=cluster._SEED_TRIALS,
+        n_local_trials=cluster.SEED_TRIALS,
         # Plain passes over every color are what the pinned steps cost; the
         # baseline start has converged on every color already.
-        exact_steps=cluster._EXACT_STEPS,
+        exact_steps=cluster.EXACT_STEPS,
         chunked=chunked,
     )
 
@@ -462,7 +461,7 @@ def fit_points(
     max_iter: int,
     tol: float,
     rng: np.random.Generator,
-) -> _LloydResult:
+) -> LloydResult:
     """``KMeans(fixed_centers=...)``: learn the other centers on any data.
 
     ``X``, ``w`` and the parameters are validated by the estimator; the
@@ -470,7 +469,7 @@ def fit_points(
 
     Returns
     -------
-    _LloydResult
+    LloydResult
         Centers (fixed ones first) in float64, labels, inertia, n_iter.
     """
     if not (isinstance(init, str) and init == "k-means++"):
@@ -483,7 +482,7 @@ def fit_points(
     elif x.shape[0] <= n_free:
         fit = with_rows(x, f)
     else:
-        baseline = _best_of(x, w, n_free, "k-means++", n_init, max_iter, tol, rng).centers
+        baseline = best_of(x, w, n_free, "k-means++", n_init, max_iter, tol, rng).centers
         fit = fit_with_fixed(
             [(x, w)],
             f,
@@ -495,4 +494,4 @@ def fit_points(
             seed_tol=tol,
             rng=rng,
         )
-    return _LloydResult(fit.centers, fit.labels, fit.inertia, fit.n_iter)
+    return LloydResult(fit.centers, fit.labels, fit.inertia, fit.n_iter)

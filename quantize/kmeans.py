@@ -32,6 +32,12 @@ Design notes
   the weighted table of its distinct rows on the image path's engine
   (:func:`quantize.cluster.cluster_table`); ``n_init="auto"`` is one rule
   for both (:func:`quantize.cluster.resolve_n_init`).
+* The kernels shared with the image path live in :mod:`quantize._kernels`
+  (distances, assignment, center updates, k-means++) and
+  :mod:`quantize._lloyd` (Lloyd's iterations, best of several runs,
+  mini-batch k-means); :mod:`quantize._validation` holds the checks shared
+  with :mod:`quantize.cluster`.  This module keeps the validation of the
+  public boundary and the estimators.
 * Every random decision draws from one :class:`numpy.random.Generator`
   derived once from ``random_state``.  Nothing depends on the number of
   threads: row blocks have a fixed size and ties break towards the lowest
@@ -52,6 +58,10 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from quantize._kernels import FloatArray, assign_nearest, kmeans_plusplus_indices, row_norms
+from quantize._lloyd import LloydResult, best_of, lloyd, minibatch_run, minibatch_step, prepare
+from quantize._validation import RandomStateLike, check_int, check_n_init, check_random_state
+
 __all__ = [
     "ConvergenceWarning",
     "KMeans",
@@ -62,29 +72,9 @@ __all__ = [
     "nearest_center",
 ]
 
-#: Anything accepted as ``random_state``.
-RandomStateLike = int | np.integer | np.random.Generator | None
-
-FloatArray = NDArray[np.floating[Any]]
-
-# Elements of one block of the (rows, k) distance matrix: 2**18 floats is
-# 1 MiB in float32, which stays in the L2 cache of current CPUs.
-_BLOCK_ELEMENTS = 1 << 18
-_MIN_BLOCK_ROWS = 256
-# Below this many point-center pairs, or this many rows, a full assignment
-# pass is cheaper than the per-row bounds that let Lloyd's iterations skip
-# most rows (their setup finds three nearest centers per row, which a few
-# thousand rows do not win back).  On the 25k 6-bit bins of a photo at
-# k = 16 and 32 the bounds save about 40%.
-_BOUNDS_MIN_WORK = 1 << 18
-# Up to this many features, weighted sums per cluster are one bincount per
-# feature (pixels: 3); above, a product with the cluster indicator matrix
-# (digits: 64 bincounts cost several times the product).
-_BINCOUNT_MAX_FEATURES = 8
 # Restarts run in lockstep only while their distances fit in this many
 # floats (quantize.restarts holds them for all runs at once).
 _LOCKSTEP_MAX_WORK = 1 << 23
-_BOUNDS_MIN_ROWS = 8192
 
 
 class ConvergenceWarning(UserWarning):
@@ -101,41 +91,6 @@ class NotFittedError(ValueError, AttributeError):
 
 # --------------------------------------------------------------------------
 # Validation, done once at the public boundary.
-
-
-def check_random_state(seed: RandomStateLike) -> np.random.Generator:
-    """Turn ``seed`` into a :class:`numpy.random.Generator`.
-
-    Parameters
-    ----------
-    seed : None, int or numpy.random.Generator
-        ``None`` gives fresh OS entropy, an int a reproducible stream, and a
-        Generator is used as is (so it advances as it is drawn from).
-
-    Returns
-    -------
-    numpy.random.Generator
-
-    Raises
-    ------
-    ValueError
-        For anything else (floats, booleans, legacy ``RandomState`` ...).
-
-    Examples
-    --------
-    >>> rng = check_random_state(0)
-    >>> check_random_state(rng) is rng
-    True
-    """
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None:
-        return np.random.default_rng()
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool | np.bool_):
-        if int(seed) < 0:
-            raise ValueError(f"random_state must be non-negative, got {seed}")
-        return np.random.default_rng(int(seed))
-    raise ValueError(f"random_state must be None, an int or a numpy.random.Generator, got {seed!r}")
 
 
 def _check_data(X: ArrayLike, name: str = "X") -> FloatArray:
@@ -205,23 +160,6 @@ def _check_sample_weight(sample_weight: ArrayLike | None, n_samples: int) -> NDA
     return w
 
 
-def _check_int(value: object, name: str, minimum: int) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool | np.bool_):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if int(value) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_n_init(n_init: object) -> int | None:
-    """Validate ``n_init``; ``None`` stands for "auto"."""
-    if isinstance(n_init, str):
-        if n_init != "auto":
-            raise ValueError(f"n_init must be a positive integer or 'auto', got {n_init!r}")
-        return None
-    return _check_int(n_init, "n_init", 1)
-
-
 def _check_tol(tol: object) -> float:
     if not isinstance(tol, numbers.Real) or isinstance(tol, bool | np.bool_):
         raise ValueError(f"tol must be a real number, got {tol!r}")
@@ -263,67 +201,6 @@ def _check_predict_data(X: ArrayLike, centers: FloatArray, estimator: object) ->
     return arr
 
 
-# --------------------------------------------------------------------------
-# Kernels.  They assume validated, C-contiguous input.
-
-
-def _row_norms(X: FloatArray) -> FloatArray:
-    """Squared Euclidean norm of each row, in X's precision."""
-    return np.einsum("ij,ij->i", X, X)
-
-
-def _block_rows(n_centers: int) -> int:
-    return max(_MIN_BLOCK_ROWS, _BLOCK_ELEMENTS // max(n_centers, 1))
-
-
-def _assign(
-    X: FloatArray, centers: FloatArray, x_sq: FloatArray | None = None
-) -> tuple[NDArray[np.intp], FloatArray]:
-    """Nearest center of every row and the squared distance to it.
-
-    Parameters
-    ----------
-    X : ndarray, shape (n, d)
-    centers : ndarray, shape (k, d)
-        Cast to X's dtype, so float32 data is assigned in float32.
-    x_sq : ndarray, shape (n,), optional
-        Precomputed ``_row_norms(X)``.
-
-    Returns
-    -------
-    labels : ndarray of intp, shape (n,)
-        Ties go to the lowest center index.
-    sq_dist : ndarray, shape (n,), X's dtype
-        Squared distances, clamped at zero.
-    """
-    n = X.shape[0]
-    c = np.asarray(centers, dtype=X.dtype)
-    k = c.shape[0]
-    if x_sq is None:
-        x_sq = _row_norms(X)
-    # argmin only needs ||c||^2 - 2 x.c; ||x||^2 is added to the minimum afterwards.
-    minus_two_ct = np.ascontiguousarray(-2.0 * c.T)
-    c_sq = _row_norms(c)
-    labels = np.empty(n, dtype=np.intp)
-    sq_dist = np.empty(n, dtype=X.dtype)
-    rows = _block_rows(k)
-    block = np.empty((min(rows, n), k), dtype=X.dtype)
-    # Flat positions of each row's first entry: a gather several times
-    # faster than take_along_axis.
-    offsets = np.arange(min(rows, n)) * k
-    for start in range(0, n, rows):
-        stop = min(start + rows, n)
-        part = block[: stop - start]
-        np.matmul(X[start:stop], minus_two_ct, out=part)
-        part += c_sq
-        lab = labels[start:stop]
-        np.argmin(part, axis=1, out=lab)
-        np.take(part.reshape(-1), offsets[: stop - start] + lab, out=sq_dist[start:stop])
-    sq_dist += x_sq
-    np.maximum(sq_dist, 0, out=sq_dist)
-    return labels, sq_dist
-
-
 def nearest_center(X: ArrayLike, centers: ArrayLike) -> NDArray[np.intp]:
     """Index of the nearest center (Euclidean) for every row of ``X``.
 
@@ -346,578 +223,7 @@ def nearest_center(X: ArrayLike, centers: ArrayLike) -> NDArray[np.intp]:
     c = _check_data(centers, "centers")
     if c.shape[1] != data.shape[1]:
         raise ValueError(f"centers have {c.shape[1]} features but X has {data.shape[1]}")
-    return _assign(data, c)[0]
-
-
-def _transpose_weighted(X: FloatArray, w: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``(w * X).T`` in float64, one contiguous row per feature for bincount."""
-    out = np.empty((X.shape[1], X.shape[0]), dtype=np.float64)
-    np.multiply(X.T, w, out=out)
-    return out
-
-
-def _weighted_count(
-    labels: NDArray[np.intp], weights: NDArray[np.floating[Any]], k: int
-) -> NDArray[np.float64]:
-    """Sum of ``weights`` per label, shape (k,)."""
-    return np.asarray(np.bincount(labels, weights=weights, minlength=k), dtype=np.float64)
-
-
-def _weighted_sums(
-    wxt: NDArray[np.float64], w: NDArray[np.float64], labels: NDArray[np.intp], k: int
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Per-cluster weighted coordinate sums (k, d) and total weights (k,)."""
-    d, n = wxt.shape
-    if d > _BINCOUNT_MAX_FEATURES and k * n <= _BLOCK_ELEMENTS * 16:
-        # Many features: one product with the (k, n) indicator matrix
-        # instead of a pass of bincount per feature.
-        indicator = np.zeros((k, n))
-        indicator[labels, np.arange(n)] = 1.0
-        return indicator @ wxt.T, _weighted_count(labels, w, k)
-    sums = np.empty((k, d), dtype=np.float64)
-    for j, column in enumerate(wxt):
-        sums[:, j] = np.bincount(labels, weights=column, minlength=k)
-    return sums, _weighted_count(labels, w, k)
-
-
-def _sq_dist_exact(A: FloatArray, B: FloatArray) -> NDArray[np.float64]:
-    """Squared distances (a, b) from explicit differences.
-
-    Slower than the expansion in :func:`_assign` but exactly zero for equal
-    rows, which is what duplicate detection needs.
-    """
-    out = np.empty((A.shape[0], B.shape[0]), dtype=np.float64)
-    for j, row in enumerate(B):
-        diff = A - row
-        out[:, j] = np.einsum("ij,ij->i", diff, diff)
-    return out
-
-
-def _draw(rng: np.random.Generator, mass: NDArray[np.float64], size: int) -> NDArray[np.intp]:
-    """Draw ``size`` indices with probability proportional to ``mass`` (>= 0).
-
-    Rows of zero mass are never drawn.  The caller ensures ``mass.sum() > 0``.
-    """
-    cdf = np.cumsum(mass)
-    total = cdf[-1]
-    idx = np.searchsorted(cdf, rng.random(size) * total, side="right")
-    # u * total can round up to total: fall back on the last row with mass,
-    # which is the first one whose cumulative sum reaches the total.
-    last = np.searchsorted(cdf, total, side="left")
-    return np.minimum(idx, last).astype(np.intp)
-
-
-def _kmeans_plusplus(
-    X: FloatArray,
-    w: NDArray[np.float64],
-    n_clusters: int,
-    rng: np.random.Generator,
-    existing: NDArray[np.float64] | None = None,
-    n_local_trials: int | None = None,
-) -> NDArray[np.intp]:
-    """Greedy weighted k-means++ seeding; returns the indices of the chosen rows.
-
-    Each step draws ``n_local_trials`` (default ``2 + int(ln k)``) candidates with probability
-    proportional to ``w * D(x)^2`` and keeps the one that lowers the
-    potential most (Arthur & Vassilvitskii 2007).  Rows equal to a chosen
-    center get exactly zero mass, so they are never drawn again: when every
-    row coincides with a center, seeding stops early and the result holds
-    the distinct rows, fewer than ``n_clusters``.
-
-    With ``existing`` centers, seeding continues from them and returns only
-    the ``n_clusters`` new rows.
-    """
-    if n_local_trials is None:
-        total = n_clusters + (0 if existing is None else existing.shape[0])
-        n_local_trials = 2 + int(math.log(total))
-    # Candidates x rows layout: every elementwise pass runs over long
-    # contiguous rows, about 3x faster than the rows x candidates layout.
-    xt = np.ascontiguousarray(X.T)
-    x_sq = _row_norms(X)
-    chosen: list[int] = []
-    if existing is None or existing.shape[0] == 0:
-        first = int(_draw(rng, w, 1)[0])
-        chosen.append(first)
-        closest = _sq_dist_exact(X, X[[first]])[:, 0]
-    else:
-        closest = _sq_dist_exact(X, existing).min(axis=1)
-    potential = w * closest
-    while len(chosen) < n_clusters:
-        if not potential.any():
-            # The expansion can round a tiny distance to zero: confirm with
-            # exact differences before concluding that every row is covered.
-            closest = _sq_dist_exact(X, _stack_centers(X, chosen, existing)).min(axis=1)
-            potential = w * closest
-            if not potential.any():
-                break
-        candidates = _draw(rng, potential, n_local_trials)
-        rows = X[candidates]
-        dist = (-2.0 * rows) @ xt
-        dist += x_sq
-        dist += _row_norms(rows)[:, None]
-        np.minimum(dist, closest, out=dist)
-        np.maximum(dist, 0, out=dist)
-        best = int(np.argmin(dist @ w))
-        chosen.append(int(candidates[best]))
-        closest = dist[best].astype(np.float64)
-        _zero_copies(X, closest, x_sq, rows[best])
-        potential = w * closest
-    return np.asarray(chosen, dtype=np.intp)
-
-
-def _stack_centers(
-    X: FloatArray, chosen: list[int], existing: NDArray[np.float64] | None
-) -> NDArray[np.float64]:
-    parts = [X[chosen].astype(np.float64)]
-    if existing is not None:
-        parts.insert(0, existing)
-    return np.concatenate(parts)
-
-
-def _zero_copies(
-    X: FloatArray, closest: NDArray[np.float64], x_sq: FloatArray, center: FloatArray
-) -> None:
-    """Set ``closest`` to exactly 0 on the rows equal to ``center``.
-
-    The expansion leaves them rounding noise of a few ulps of the norms; only
-    rows under a generous bound on that noise are compared exactly.
-    """
-    eps = float(np.finfo(X.dtype).eps)
-    bound = 64 * eps * (float(x_sq.max()) + float(center @ center))
-    near = np.flatnonzero(closest <= bound)
-    closest[near[(X[near] == center).all(axis=1)]] = 0
-
-
-def _random_init(
-    X: FloatArray, w: NDArray[np.float64], n_clusters: int, rng: np.random.Generator
-) -> NDArray[np.float64]:
-    """``n_clusters`` distinct rows drawn with probability proportional to weight."""
-    n = X.shape[0]
-    idx = rng.choice(n, size=min(n_clusters, n), replace=False, p=w / w.sum())
-    return X[np.sort(idx)].astype(np.float64)
-
-
-def _farthest_distinct(
-    X: FloatArray, sq_dist: FloatArray, centers: NDArray[np.float64], count: int
-) -> NDArray[np.intp]:
-    """Up to ``count`` rows farthest from their centers, distinct from every
-    center and from each other (ties by row index, so deterministic)."""
-    order = np.argsort(-sq_dist, kind="stable")
-    picks = np.empty(0, dtype=np.intp)
-    start, size = 0, max(8 * count, 64)
-    while picks.size < count and start < order.size:
-        cand = order[start : start + size]
-        start += size
-        size *= 2
-        # ``sq_dist`` refers to the previous centers and carries rounding
-        # noise: only exact differences decide whether a row is new.
-        reference = np.concatenate([centers, X[picks].astype(np.float64)])
-        cand = cand[_sq_dist_exact(X[cand], reference).min(axis=1) > 0]
-        _, first = np.unique(X[cand], axis=0, return_index=True)
-        cand = cand[np.sort(first)]
-        picks = np.concatenate([picks, cand[: count - picks.size]])
-    return picks
-
-
-def _update_centers(
-    X: FloatArray,
-    w: NDArray[np.float64],
-    wxt: NDArray[np.float64],
-    labels: NDArray[np.intp],
-    sq_dist: FloatArray,
-    centers: NDArray[np.float64],
-) -> NDArray[np.float64]:
-    """Weighted means of the clusters; empty clusters get the worst-fitting rows.
-
-    If no row is left that differs from every center (fewer distinct rows
-    than clusters), the empty clusters are dropped, so the result may have
-    fewer rows than ``centers`` but never a duplicate or NaN one.
-    """
-    sums, totals = _weighted_sums(wxt, w, labels, centers.shape[0])
-    filled = totals > 0
-    new = centers.copy()
-    new[filled] = sums[filled] / totals[filled, None]
-    if filled.all():
-        return new
-    empty = np.flatnonzero(~filled)
-    picks = _farthest_distinct(X, sq_dist, new[filled], empty.size)
-    new[empty[: picks.size]] = X[picks]
-    return np.delete(new, empty[picks.size :], axis=0)
-
-
-def _nearest_three(
-    X: FloatArray, centers: NDArray[np.float64], x_sq: FloatArray
-) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
-    """Nearest and second-nearest centers of every row, with the distances
-    (not squared) to the nearest, and a (n, 2) array of the distances to the
-    second and third nearest (``inf`` where there are fewer centers)."""
-    n, k = X.shape[0], centers.shape[0]
-    ranks = min(3, k)
-    # ||c||^2 - 2 x.c as one product [x, 1] . [-2 c, ||c||^2]: adding
-    # ||c||^2 to the block separately costs more than the product itself.
-    x_aug, c_aug = _augmented(X, centers)
-    first_label = np.zeros(n, dtype=np.intp)
-    second_label = np.zeros(n, dtype=np.intp)
-    dist = np.full((3, n), np.inf)
-    rows = _block_rows(k)
-    offsets = np.arange(min(rows, n)) * k
-    for start in range(0, n, rows):
-        stop = min(start + rows, n)
-        part = x_aug[start:stop] @ c_aug
-        # Flat indexing: several times faster than take/put_along_axis, and
-        # an argmin plus a gather beats a min along the short axis.
-        flat = part.reshape(-1)
-        for rank in range(ranks):
-            lab = np.argmin(part, axis=1)
-            at = offsets[: stop - start] + lab
-            dist[rank, start:stop] = flat[at]
-            if rank < 2:
-                (first_label, second_label)[rank][start:stop] = lab
-            if rank < ranks - 1:
-                flat[at] = np.inf
-    dist += x_sq
-    np.sqrt(np.maximum(dist, 0, out=dist), out=dist)
-    return first_label, second_label, dist[0], dist[1:].T.copy()
-
-
-def _augmented(X: FloatArray, centers: NDArray[np.float64]) -> tuple[FloatArray, FloatArray]:
-    """``[X, 1]`` (n, d + 1) and ``[-2 centers.T; ||centers||^2]`` (d + 1, k)
-    in X's precision, whose product is ``||c||^2 - 2 x.c``."""
-    n, d = X.shape
-    c = np.asarray(centers, dtype=X.dtype)
-    x_aug = np.empty((n, d + 1), dtype=X.dtype)
-    x_aug[:, :d] = X
-    x_aug[:, d] = 1
-    c_aug = np.empty((d + 1, c.shape[0]), dtype=X.dtype)
-    np.multiply(c.T, -2.0, out=c_aug[:d])
-    c_aug[d] = _row_norms(c)
-    return x_aug, c_aug
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """Data ready for Lloyd's iterations, computed once for all restarts.
-
-    ``X`` is shifted by ``shift`` (its mean): distances do not change, but
-    the norms become small, which keeps the expansion of the distances and
-    the SSE from sufficient statistics accurate far from the origin.
-    """
-
-    X: FloatArray
-    shift: NDArray[np.float64]
-    w: NDArray[np.float64]
-    x_sq: FloatArray
-    wxt: NDArray[np.float64]
-    wx_sq: NDArray[np.float64]
-
-
-def _prepare(X: FloatArray, w: NDArray[np.float64]) -> _Prepared:
-    shift = X.mean(axis=0, dtype=np.float64)
-    centered = X - shift.astype(X.dtype)
-    x_sq = _row_norms(centered)
-    return _Prepared(centered, shift, w, x_sq, _transpose_weighted(centered, w), w * x_sq)
-
-
-@dataclass(frozen=True)
-class _Stats:
-    """Per-cluster row count, weight, weighted coordinate sums and weighted
-    squared norms: everything the center update and the SSE need."""
-
-    counts: NDArray[np.intp]
-    totals: NDArray[np.float64]
-    sums: NDArray[np.float64]
-    sq_sums: NDArray[np.float64]
-
-    @classmethod
-    def of(cls, prep: _Prepared, labels: NDArray[np.intp], k: int) -> _Stats:
-        sums, totals = _weighted_sums(prep.wxt, prep.w, labels, k)
-        sq_sums = _weighted_count(labels, prep.wx_sq, k)
-        return cls(np.bincount(labels, minlength=k), totals, sums, sq_sums)
-
-    def move_rows(
-        self,
-        prep: _Prepared,
-        rows: NDArray[np.intp],
-        old: NDArray[np.intp],
-        new: NDArray[np.intp],
-    ) -> None:
-        """Update in place for ``rows`` changing cluster from ``old`` to ``new``."""
-        k = self.totals.shape[0]
-        w, wx_sq, wxt = prep.w[rows], prep.wx_sq[rows], np.take(prep.wxt, rows, axis=1)
-        for labels, sign in ((old, -1), (new, 1)):
-            self.counts[:] += sign * np.bincount(labels, minlength=k)
-            self.totals[:] += sign * np.bincount(labels, weights=w, minlength=k)
-            self.sq_sums[:] += sign * np.bincount(labels, weights=wx_sq, minlength=k)
-            for j, column in enumerate(wxt):
-                self.sums[:, j] += sign * np.bincount(labels, weights=column, minlength=k)
-
-    def means(self) -> NDArray[np.float64]:
-        return self.sums / self.totals[:, None]
-
-    def inertia(self, centers: NDArray[np.float64]) -> float:
-        """Weighted SSE of the clusters around ``centers``:
-        sum over clusters of ``sum w|x|^2 - 2 c.sum(w x) + W |c|^2``."""
-        per_cluster = self.sq_sums - 2 * np.einsum("ij,ij->i", centers, self.sums)
-        per_cluster += self.totals * _row_norms(centers)
-        return float(np.maximum(per_cluster, 0).sum())
-
-
-class _Bounds:
-    """Per-row bounds that let late Lloyd iterations skip almost every row.
-
-    Each row remembers its nearest center ``a`` and second-nearest ``b``,
-    a lower bound on (distance to any other center) - (distance to ``a``),
-    and a lower bound on the distance to every center other than ``a`` and
-    ``b``.  Centers that move by ``delta`` change a distance by at most
-    ``delta``; the moves are accumulated per center (``drift``) and their
-    per-iteration maximum globally (``max_drift``), so a bound is stored
-    once as a "key" and compared against the current drift, without
-    touching every row at every iteration (Hamerly 2010, with a second
-    center as in Elkan 2003 but only one extra label per row).
-
-    A row whose margin may have vanished is first checked against its two
-    remembered centers (two distances instead of k) and only falls back to
-    a full pass over all centers when a third center might have come
-    closer.  Labels stay the exact nearest-center assignment (up to rounding
-    at exact ties).
-    """
-
-    def __init__(self, prep: _Prepared, centers: NDArray[np.float64]) -> None:
-        n, k = prep.X.shape[0], centers.shape[0]
-        self.drift = np.zeros(k)
-        self.max_drift = 0.0
-        self.labels = np.empty(n, dtype=np.intp)
-        self.second = np.empty(n, dtype=np.intp)
-        # Keys: near_key + drift[label] bounds the distance to the nearest
-        # center from above, second_key - drift[second] the distance to the
-        # second from below, rest_key - max_drift that to any other center.
-        # Bounding the second center by its own drift rather than the
-        # largest one keeps most rows settled while a single center creeps.
-        self.near_key = np.empty(n)
-        self.second_key = np.empty(n)
-        self.rest_key = np.empty(n)
-        self._recompute(prep, np.arange(n), centers)
-
-    def _recompute(
-        self, prep: _Prepared, rows: NDArray[np.intp], centers: NDArray[np.float64]
-    ) -> None:
-        x = np.take(prep.X, rows, axis=0)
-        first, second, d1, d23 = _nearest_three(x, centers, prep.x_sq[rows])
-        self.labels[rows] = first
-        self.second[rows] = second
-        self.near_key[rows] = d1 - self.drift[first]
-        self.second_key[rows] = d23[:, 0] + self.drift[second]
-        self.rest_key[rows] = d23[:, 1] + self.max_drift
-
-    def update(
-        self,
-        prep: _Prepared,
-        old: NDArray[np.float64],
-        new: NDArray[np.float64],
-        stats: _Stats,
-    ) -> None:
-        """Bring the labels up to date with ``new`` centers; keep ``stats`` in step."""
-        moved = np.sqrt(_row_norms(new - old))
-        self.drift += moved
-        self.max_drift += float(moved.max())
-        near = self.near_key + self.drift[self.labels]
-        others = self.second_key - self.drift[self.second]
-        np.minimum(others, self.rest_key - self.max_drift, out=others)
-        rows = np.flatnonzero(near >= others)
-        if rows.size == 0:
-            return
-        before = self.labels[rows]
-        unresolved = self._check_pair(prep, rows, new)
-        if unresolved.size:
-            self._recompute(prep, unresolved, new)
-        after = self.labels[rows]
-        changed = np.flatnonzero(after != before)
-        if changed.size:
-            stats.move_rows(prep, rows[changed], before[changed], after[changed])
-
-    def _check_pair(
-        self, prep: _Prepared, rows: NDArray[np.intp], centers: NDArray[np.float64]
-    ) -> NDArray[np.intp]:
-        """Settle rows whose nearest center is one of their two remembered
-        ones; return the rows that need a full pass."""
-        # np.take: several times faster than fancy indexing of 2-D arrays.
-        x = np.take(prep.X, rows, axis=0)
-        a, b = self.labels[rows], self.second[rows]
-        da = np.sqrt(_row_norms(x - np.take(centers, a, axis=0)))
-        db = np.sqrt(_row_norms(x - np.take(centers, b, axis=0)))
-        rest = self.rest_key[rows] - self.max_drift
-        swap = db < da
-        near = np.where(swap, db, da)
-        settled = near < rest
-        keep = rows[settled]
-        label = np.where(swap, b, a)[settled]
-        other = np.where(swap, a, b)[settled]
-        self.labels[keep] = label
-        self.second[keep] = other
-        self.near_key[keep] = near[settled] - self.drift[label]
-        self.second_key[keep] = np.where(swap, da, db)[settled] + self.drift[other]
-        return rows[~settled]
-
-
-@dataclass(frozen=True)
-class _LloydResult:
-    centers: NDArray[np.float64]
-    labels: NDArray[np.intp]
-    inertia: float
-    n_iter: int
-    # Where bounded iterations left off, to go on without setting the
-    # bounds up again (see _lloyd's ``resume``).
-    state: _BoundedState | None = None
-
-
-@dataclass(frozen=True)
-class _BoundedState:
-    """Bounds, statistics and centered centers of a bounded Lloyd run."""
-
-    bounds: _Bounds
-    stats: _Stats
-    centers: NDArray[np.float64]
-
-
-def _lloyd(
-    prep: _Prepared,
-    centers: NDArray[np.float64],
-    max_iter: int,
-    tol: float,
-    resume: _LloydResult | None = None,
-) -> _LloydResult:
-    """Weighted Lloyd iterations from ``centers`` (in the original coordinates).
-
-    Stops after ``max_iter`` center updates or when an update lowers the
-    weighted SSE by at most ``tol`` times its previous value.  The last step
-    is always an assignment, so the returned labels are the nearest-center
-    assignment of the returned centers and ``inertia`` is their SSE.
-
-    ``resume``, a result of an earlier call on the same ``prep`` ending at
-    ``centers``, lets bounded iterations go on from its state (consumed).
-    """
-    n = prep.X.shape[0]
-    if n < _BOUNDS_MIN_ROWS or n * centers.shape[0] < _BOUNDS_MIN_WORK:
-        return _lloyd_plain(prep, centers, max_iter, tol)
-    state = None if resume is None else resume.state
-    return _lloyd_bounded(prep, centers, max_iter, tol, state)
-
-
-def _lloyd_plain(
-    prep: _Prepared, centers: NDArray[np.float64], max_iter: int, tol: float
-) -> _LloydResult:
-    """Lloyd's iterations with a full assignment pass each time: on small
-    data a pass costs less than the bookkeeping that would skip it."""
-    c = centers - prep.shift
-    labels, sq_dist = _assign(prep.X, c, prep.x_sq)
-    inertia = float(prep.w @ sq_dist)
-    n_iter = 0
-    while n_iter < max_iter:
-        c = _update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, c)
-        n_iter += 1
-        labels, sq_dist = _assign(prep.X, c, prep.x_sq)
-        previous, inertia = inertia, float(prep.w @ sq_dist)
-        if previous - inertia <= tol * previous:
-            break
-    return _LloydResult(c + prep.shift, labels, inertia, n_iter)
-
-
-def _lloyd_bounded(
-    prep: _Prepared,
-    centers: NDArray[np.float64],
-    max_iter: int,
-    tol: float,
-    state: _BoundedState | None = None,
-) -> _LloydResult:
-    """Lloyd's iterations that only revisit the rows :class:`_Bounds` cannot
-    vouch for; same results as :func:`_lloyd_plain` up to rounding.  With
-    ``state`` (left at ``centers``) they go on from there instead of setting
-    the bounds up with a full pass."""
-    if state is None:
-        c = centers - prep.shift
-        bounds = _Bounds(prep, c)
-        stats = _Stats.of(prep, bounds.labels, c.shape[0])
-    else:
-        c, bounds, stats = state.centers, state.bounds, state.stats
-    inertia = stats.inertia(c)
-    n_iter = 0
-    while n_iter < max_iter:
-        if (stats.counts > 0).all():
-            new = stats.means()
-            bounds.update(prep, c, new, stats)
-            c = new
-        else:
-            c = _reseed(prep, bounds.labels, c)
-            bounds = _Bounds(prep, c)
-            stats = _Stats.of(prep, bounds.labels, c.shape[0])
-        n_iter += 1
-        previous, inertia = inertia, stats.inertia(c)
-        if previous - inertia <= tol * previous:
-            break
-    state = _BoundedState(bounds, stats, c)
-    return _LloydResult(c + prep.shift, bounds.labels.copy(), inertia, n_iter, state)
-
-
-def _reseed(
-    prep: _Prepared, labels: NDArray[np.intp], centers: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """Center update when some cluster is empty (rare): needs exact distances."""
-    _, sq_dist = _assign(prep.X, centers, prep.x_sq)
-    return _update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, centers)
-
-
-def _initial_centers(
-    X: FloatArray,
-    w: NDArray[np.float64],
-    n_clusters: int,
-    init: str | NDArray[np.float64],
-    rng: np.random.Generator,
-    n_local_trials: int | None = None,
-) -> NDArray[np.float64]:
-    if isinstance(init, np.ndarray):
-        return init.copy()
-    if init == "random":
-        return _random_init(X, w, n_clusters, rng)
-    chosen = _kmeans_plusplus(X, w, n_clusters, rng, n_local_trials=n_local_trials)
-    return X[chosen].astype(np.float64)
-
-
-def _best_of(
-    X: FloatArray,
-    w: NDArray[np.float64],
-    n_clusters: int,
-    init: str | NDArray[np.float64],
-    n_init: int,
-    max_iter: int,
-    tol: float,
-    rng: np.random.Generator,
-    n_local_trials: int | None = None,
-) -> _LloydResult:
-    """Best of ``n_init`` seeded Lloyd runs by inertia (first one wins ties)."""
-    prep = _prepare(X, w)
-    best: _LloydResult | None = None
-    for _ in range(n_init):
-        start = _initial_centers(X, w, n_clusters, init, rng, n_local_trials)
-        if isinstance(init, str) and init == "k-means++" and start.shape[0] < n_clusters:
-            # Seeding ran out of distinct rows: they are the exact answer.
-            return _distinct_rows_result(X, w, start)
-        result = _lloyd(prep, start, max_iter, tol)
-        if best is None or result.inertia < best.inertia:
-            best = result
-        if result.centers.shape[0] < n_clusters:
-            # Too few distinct rows: this run already returned all of them.
-            break
-    assert best is not None
-    return best
-
-
-def _distinct_rows_result(
-    X: FloatArray, w: NDArray[np.float64], centers: NDArray[np.float64]
-) -> _LloydResult:
-    """Every row equals one of ``centers``: label it exactly, inertia 0."""
-    labels, _ = _assign(X, centers)
-    offset = X - centers[labels]
-    return _LloydResult(centers, labels, float(w @ np.einsum("ij,ij->i", offset, offset)), 0)
+    return assign_nearest(data, c)[0]
 
 
 def _warn_few_distinct(found: int, n_clusters: int) -> None:
@@ -994,10 +300,10 @@ def kmeans_plusplus(
     [0.0, 10.0]
     """
     data = _check_data(X)
-    k = _check_int(n_clusters, "n_clusters", 1)
+    k = check_int(n_clusters, "n_clusters", 1)
     w = _check_sample_weight(sample_weight, data.shape[0])
     rng = check_random_state(random_state)
-    indices = _kmeans_plusplus(data, w, k, rng)
+    indices = kmeans_plusplus_indices(data, w, k, rng)
     if indices.size < k:
         _warn_few_distinct(indices.size, k)
     return data[indices], indices
@@ -1186,7 +492,7 @@ def _fit_table_kmeans(
     n_init: int,
     max_iter: int,
     rng: np.random.Generator,
-) -> _LloydResult:
+) -> LloydResult:
     """The image path's coarse-to-fine k-means on the distinct rows; labels
     and inertia of every original row."""
     from quantize.cluster import cluster_table
@@ -1200,7 +506,7 @@ def _fit_table_kmeans(
         max_iter=max_iter,
         random_state=rng,
     )
-    return _LloydResult(fit.centers, fit.labels[table.inverse], fit.inertia, fit.n_iter)
+    return LloydResult(fit.centers, fit.labels[table.inverse], fit.inertia, fit.n_iter)
 
 
 # --------------------------------------------------------------------------
@@ -1399,8 +705,8 @@ class _BaseKMeans(_Params):
         data, centers = self._validate_predict_data(X)
         table = _row_table(data, grid_only=True)
         if table is None:
-            return _assign(data, centers)[0]
-        return _assign(table.rows, centers)[0][table.inverse]
+            return assign_nearest(data, centers)[0]
+        return assign_nearest(table.rows, centers)[0][table.inverse]
 
     def transform(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
         """Euclidean distance from each sample to every center.
@@ -1478,7 +784,7 @@ class _BaseKMeans(_Params):
         """
         data, centers = self._validate_predict_data(X)
         w = _check_sample_weight(sample_weight, data.shape[0])
-        return -float(w @ _assign(data, centers)[1])
+        return -float(w @ assign_nearest(data, centers)[1])
 
     def get_feature_names_out(self, input_features: object = None) -> NDArray[np.object_]:
         """Names of the columns of :meth:`transform`: ``kmeans0``, ``kmeans1`` ...
@@ -1499,7 +805,7 @@ class _BaseKMeans(_Params):
 
 def _distances(X: FloatArray, centers: FloatArray) -> FloatArray:
     c = centers.astype(X.dtype)
-    sq = _row_norms(X)[:, None] - 2.0 * (X @ c.T) + _row_norms(c)
+    sq = row_norms(X)[:, None] - 2.0 * (X @ c.T) + row_norms(c)
     return np.sqrt(np.maximum(sq, 0, out=sq), out=sq)
 
 
@@ -1646,10 +952,10 @@ default "k-means++"
             On invalid data, weights or parameters.
         """
         data = self._validate_fit_data(X)
-        k = _check_int(self.n_clusters, "n_clusters", 1)
-        max_iter = _check_int(self.max_iter, "max_iter", 1)
+        k = check_int(self.n_clusters, "n_clusters", 1)
+        max_iter = check_int(self.max_iter, "max_iter", 1)
         tol = _check_tol(self.tol)
-        _check_n_init(self.n_init)
+        check_n_init(self.n_init)
         init = _resolve_init(self.init, k, data.shape[1])
         w = None if sample_weight is None else _check_sample_weight(sample_weight, data.shape[0])
         rng = check_random_state(self.random_state)
@@ -1687,14 +993,14 @@ def _general_runs(
     max_iter: int,
     tol: float,
     rng: np.random.Generator,
-) -> _LloydResult:
+) -> LloydResult:
     """Best of ``n_init`` runs on the rows: several k-means++ runs on small
     data advance in lockstep (:mod:`quantize.restarts`, the same runs as one
     after the other, for less numpy overhead), as the image path's seeding."""
     from quantize import cluster, restarts
 
     lockstep = (
-        cluster._seeds_in_lockstep(X.shape[0], k, n_init)
+        cluster.seeds_in_lockstep(X.shape[0], k, n_init)
         and X.shape[0] * k * n_init <= _LOCKSTEP_MAX_WORK
         and isinstance(init, str)
         and init == "k-means++"
@@ -1704,7 +1010,7 @@ def _general_runs(
         trials = 2 + int(math.log(k))
         x64 = np.asarray(X, dtype=np.float64)
         return restarts.best_of_batched(x64, w, k, n_init, max_iter, tol, rng, trials)
-    return _best_of(X, w, k, init, n_init, max_iter, tol, rng)
+    return best_of(X, w, k, init, n_init, max_iter, tol, rng)
 
 
 def _image_path_settings(init: str | NDArray[np.float64], tol: float) -> bool:
@@ -1727,144 +1033,6 @@ def _resolve_n_init(n_init: object, init: str | NDArray[np.float64], k: int) -> 
     from quantize.cluster import resolve_n_init
 
     return resolve_n_init(n_init, k)  # type: ignore[arg-type]
-
-
-# --------------------------------------------------------------------------
-# Mini-batch k-means (Sculley 2010), weighted.
-
-
-def _sample_rows(rng: np.random.Generator, cdf: NDArray[np.float64], size: int) -> NDArray[np.intp]:
-    """Rows drawn with replacement with probability proportional to weight."""
-    idx = np.searchsorted(cdf, rng.random(size) * cdf[-1], side="right")
-    return np.minimum(idx, cdf.size - 1).astype(np.intp)
-
-
-def _minibatch_step(
-    X: FloatArray,
-    w: NDArray[np.float64],
-    x_sq: FloatArray,
-    centers: NDArray[np.float64],
-    counts: NDArray[np.float64],
-) -> float:
-    """One mini-batch update of ``centers`` and ``counts``, in place.
-
-    Each center moves towards the mean of its batch points with learning
-    rate (batch weight) / (accumulated weight), i.e. it stays the running
-    mean of everything it was ever assigned.  Returns the batch's weighted
-    SSE against the centers before the update.
-    """
-    labels, sq = _assign(X, centers, x_sq)
-    sums, batch_w = _weighted_sums(_transpose_weighted(X, w), w, labels, centers.shape[0])
-    counts += batch_w
-    hit = batch_w > 0
-    centers[hit] += (sums[hit] - batch_w[hit, None] * centers[hit]) / counts[hit, None]
-    return float(w @ sq)
-
-
-@dataclass(frozen=True)
-class _MiniBatchResult:
-    centers: NDArray[np.float64]
-    counts: NDArray[np.float64]
-    n_steps: int
-    n_iter: int
-
-
-def _minibatch_seed(
-    X: FloatArray,
-    w: NDArray[np.float64],
-    cdf: NDArray[np.float64],
-    n_clusters: int,
-    init_size: int,
-    n_init: int,
-    rng: np.random.Generator,
-) -> NDArray[np.float64]:
-    """Best of ``n_init`` k-means++ + Lloyd runs on a weight-proportional sample.
-
-    Lloyd's iterations on a few thousand sampled rows are cheap and start
-    the mini-batch phase much closer to a good optimum than raw seeding.
-    """
-    if init_size >= X.shape[0]:
-        sample, sample_w = X, w
-    else:
-        sample = X[_sample_rows(rng, cdf, init_size)]
-        sample_w = np.ones(init_size)
-    best = _best_of(sample, sample_w, n_clusters, "k-means++", n_init, 100, 1e-4, rng)
-    centers = best.centers
-    missing = n_clusters - centers.shape[0]
-    if missing > 0:
-        # The sample may hold fewer distinct rows than the data: top up
-        # from the whole data set, continuing the k-means++ seeding.
-        extra = _kmeans_plusplus(X, w, missing, rng, existing=centers)
-        centers = np.concatenate([centers, X[extra].astype(np.float64)])
-    return centers
-
-
-def _minibatch_fit(
-    X: FloatArray,
-    w: NDArray[np.float64],
-    n_clusters: int,
-    *,
-    batch_size: int,
-    max_iter: int,
-    max_no_improvement: int | None,
-    n_init: int,
-    rng: np.random.Generator,
-) -> tuple[NDArray[np.float64], int]:
-    """Centers from mini-batch k-means, and the number of passes over X."""
-    result = _minibatch_run(X, w, n_clusters, batch_size, max_iter, max_no_improvement, n_init, rng)
-    return result.centers, result.n_iter
-
-
-def _minibatch_run(
-    X: FloatArray,
-    w: NDArray[np.float64],
-    n_clusters: int,
-    batch_size: int,
-    max_iter: int,
-    max_no_improvement: int | None,
-    n_init: int,
-    rng: np.random.Generator,
-) -> _MiniBatchResult:
-    n = X.shape[0]
-    cdf = np.cumsum(w)
-    init_size = max(3 * batch_size, 3 * n_clusters)
-    centers = _minibatch_seed(X, w, cdf, n_clusters, init_size, n_init, rng)
-    counts = np.zeros(centers.shape[0])
-    x_sq = _row_norms(X)
-    n_steps = max(1, max_iter * n // batch_size)
-    # Batches are drawn in proportion to weight, so every point counts once.
-    unit = np.ones(batch_size)
-    stop = _EarlyStop(max_no_improvement, min(1.0, 2.0 * batch_size / (n + 1)))
-    step = 0
-    while step < n_steps:
-        idx = _sample_rows(rng, cdf, batch_size)
-        step += 1
-        sse = _minibatch_step(X[idx], unit, x_sq[idx], centers, counts)
-        if stop.update(sse / batch_size, first=step == 1):
-            break
-    return _MiniBatchResult(centers, counts, step, math.ceil(step * batch_size / n))
-
-
-class _EarlyStop:
-    """Stop when an exponentially weighted average of the batch SSE has not
-    improved for ``patience`` steps (the first batch only measures the seed)."""
-
-    def __init__(self, patience: int | None, alpha: float) -> None:
-        self.patience = patience
-        self.alpha = alpha
-        self.ewa: float | None = None
-        self.best = math.inf
-        self.stale = 0
-
-    def update(self, batch_sse: float, first: bool) -> bool:
-        if first:
-            return False
-        self.ewa = batch_sse if self.ewa is None else self.ewa + self.alpha * (batch_sse - self.ewa)
-        if self.ewa < self.best:
-            self.best, self.stale = self.ewa, 0
-        else:
-            self.stale += 1
-        return self.patience is not None and self.stale >= self.patience
 
 
 class MiniBatchKMeans(_BaseKMeans):
@@ -1950,12 +1118,12 @@ class MiniBatchKMeans(_BaseKMeans):
     def _check_params(self) -> tuple[int, int, int | None, int]:
         from quantize.cluster import resolve_n_init
 
-        k = _check_int(self.n_clusters, "n_clusters", 1)
-        batch_size = _check_int(self.batch_size, "batch_size", 1)
+        k = check_int(self.n_clusters, "n_clusters", 1)
+        batch_size = check_int(self.batch_size, "batch_size", 1)
         patience = (
             None
             if self.max_no_improvement is None
-            else _check_int(self.max_no_improvement, "max_no_improvement", 0)
+            else check_int(self.max_no_improvement, "max_no_improvement", 0)
         )
         n_init = resolve_n_init(self.n_init, k, "minibatch")
         return k, batch_size, patience, n_init
@@ -1983,13 +1151,13 @@ class MiniBatchKMeans(_BaseKMeans):
         """
         data = self._validate_fit_data(X)
         k, batch_size, patience, n_init = self._check_params()
-        max_iter = _check_int(self.max_iter, "max_iter", 1)
+        max_iter = check_int(self.max_iter, "max_iter", 1)
         w = _check_sample_weight(sample_weight, data.shape[0])
         rng = check_random_state(self.random_state)
         table = _row_table(data)
         points = data if table is None else table.rows
         weights = w if table is None else table.weights(w if sample_weight is not None else None)
-        result = _minibatch_run(points, weights, k, batch_size, max_iter, patience, n_init, rng)
+        result = minibatch_run(points, weights, k, batch_size, max_iter, patience, n_init, rng)
         centers = result.centers
         if centers.shape[0] < k:
             _warn_few_distinct(centers.shape[0], k)
@@ -1997,12 +1165,12 @@ class MiniBatchKMeans(_BaseKMeans):
         self._counts = result.counts
         if table is None:
             self.cluster_centers_ = centers.astype(data.dtype)
-            self.labels_, sq = _assign(data, self.cluster_centers_)
+            self.labels_, sq = assign_nearest(data, self.cluster_centers_)
             self.inertia_ = float(w @ sq)
             self.n_iter_ = result.n_iter
         else:
             # One exact Lloyd step on the table, as the image path finishes.
-            done = _lloyd(_prepare(points, weights), centers, 1, 0.0)
+            done = lloyd(prepare(points, weights), centers, 1, 0.0)
             centers = done.centers
             self.cluster_centers_ = centers.astype(data.dtype)
             self.labels_ = done.labels[table.inverse]
@@ -2044,7 +1212,7 @@ class MiniBatchKMeans(_BaseKMeans):
             self._check_feature_names(X)
             _check_predict_data(data, self._centers, self)
         self._grow(data, w, k, n_init)
-        _minibatch_step(data, w, _row_norms(data), self._centers, self._counts)
+        minibatch_step(data, w, row_norms(data), self._centers, self._counts)
         self.n_steps_ += 1
         self.cluster_centers_ = self._centers.astype(data.dtype)
         if self._centers.shape[0] < k:
@@ -2057,9 +1225,9 @@ class MiniBatchKMeans(_BaseKMeans):
         if missing <= 0:
             return
         if self._centers.shape[0] == 0:
-            new = _best_of(X, w, k, "k-means++", n_init, 0, 0.0, self._rng).centers
+            new = best_of(X, w, k, "k-means++", n_init, 0, 0.0, self._rng).centers
         else:
-            chosen = _kmeans_plusplus(X, w, missing, self._rng, existing=self._centers)
+            chosen = kmeans_plusplus_indices(X, w, missing, self._rng, existing=self._centers)
             new = X[chosen].astype(np.float64)
         self._centers = np.concatenate([self._centers, new])
         self._counts = np.concatenate([self._counts, np.zeros(new.shape[0])])

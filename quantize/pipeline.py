@@ -31,7 +31,6 @@ from quantize.histogram import (
     ColorTable,
     PixelSource,
     count_pixels,
-    nearest_rgb8,
     pack_rgb,
     recolor,
     unpack_keys,
@@ -54,7 +53,7 @@ from quantize.imageio import (
     output_format,
     write_files,
 )
-from quantize.kmeans import check_random_state, nearest_center
+from quantize.kmeans import check_random_state
 from quantize.limits import DEFAULT_MAX_FRAMES, MAX_COLORS, MAX_N_INIT, MIN_COLORS
 from quantize.metrics import MetricsAccumulator, QualityMetrics, palette_metrics, quality_metrics
 from quantize.palette import SUFFIXES, Palette, export, render_swatch, to_json_colors
@@ -64,6 +63,7 @@ from quantize.reduce import (
     add_pixel_pairs,
     is_huge,
     nearest_labels,
+    nearest_palette,
     reduce_table,
     table_metrics,
 )
@@ -564,12 +564,7 @@ def apply_palette(
         ordered, remap = _trim_and_sort(palette.colors, pixels)
         # Only dropped colors map to -1, and no row has one.
         return PaletteFit(ordered, np.maximum(remap, 0).astype(np.uint8)[small], 0)
-    if space == "rgb":
-        labels = nearest_rgb8(table.colors, palette.colors)
-    else:
-        if points is None:
-            points = cs.rgb8_to_space(table.colors, space)
-        labels = nearest_center(points, cs.rgb8_to_space(palette.colors, space))
+    labels = nearest_palette(table.colors, palette.colors, space, points=points)
     counts = np.bincount(labels, weights=table.counts, minlength=palette.size).astype(np.int64)
     ordered, remap = _trim_and_sort(palette.colors, counts)
     return PaletteFit(ordered, remap[labels], 0)

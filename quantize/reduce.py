@@ -47,6 +47,7 @@ __all__ = [
     "add_pixel_pairs",
     "is_huge",
     "nearest_labels",
+    "nearest_palette",
     "reduce_table",
     "table_metrics",
     "table_sse",
@@ -163,6 +164,46 @@ def _cell_keys(cells: NDArray[np.intp], bits: int) -> NDArray[np.uint32]:
     return (red << np.uint32(16 + shift)) | (green << np.uint32(8 + shift)) | (blue << shift)
 
 
+def nearest_palette(
+    colors: NDArray[np.uint8],
+    palette: NDArray[np.uint8],
+    space: str,
+    *,
+    points: NDArray[np.float64] | None = None,
+    target: NDArray[np.float64] | None = None,
+) -> NDArray[np.intp]:
+    """Index of the nearest palette color in ``space`` of every 8-bit color.
+
+    The one nearest-color search of the image path: in sRGB it is exact in
+    integers (:func:`quantize.histogram.nearest_rgb8`), in another space
+    the nearest-center kernel runs on the converted colors.  For a huge
+    table, :func:`nearest_labels` calls it a chunk of rows at a time.
+
+    Parameters
+    ----------
+    colors : ndarray of uint8, shape (m, 3)
+    palette : ndarray of uint8, shape (k, 3), k >= 1
+    space : {"rgb", "lab", "oklab"}
+    points : ndarray of float64, shape (m, 3), optional
+        ``colors`` already converted to ``space`` (unused in sRGB).
+    target : ndarray of float64, shape (k, 3), optional
+        ``palette`` already converted to ``space``, for many calls with one
+        palette (unused in sRGB).
+
+    Returns
+    -------
+    ndarray of intp, shape (m,)
+        Ties go to the lowest palette index.
+    """
+    if space == "rgb":
+        return nearest_rgb8(colors, palette)
+    if points is None:
+        points = cs.rgb8_to_space(colors, space)
+    if target is None:
+        target = cs.rgb8_to_space(palette, space)
+    return nearest_center(points, target)
+
+
 def nearest_labels(
     keys: NDArray[np.uint32],
     counts: NDArray[np.int64] | None,
@@ -190,11 +231,7 @@ def nearest_labels(
     target = None if space == "rgb" else cs.rgb8_to_space(palette, space)
     for start in range(0, keys.shape[0], _CHUNK_ROWS):
         rows = slice(start, start + _CHUNK_ROWS)
-        colors = unpack_keys(keys[rows])
-        if target is None:
-            part = nearest_rgb8(colors, palette)
-        else:
-            part = nearest_center(cs.rgb8_to_space(colors, space), target)
+        part = nearest_palette(unpack_keys(keys[rows]), palette, space, target=target)
         labels[rows] = part
         w = None if counts is None else counts[rows].astype(np.float64)
         pixels += np.bincount(part, weights=w, minlength=pixels.size).astype(np.int64)

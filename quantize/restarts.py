@@ -1,6 +1,6 @@
 """Several k-means restarts run in lockstep, for small data.
 
-:func:`quantize.kmeans._best_of` runs its restarts one after the other.  On
+:func:`quantize._lloyd.best_of` runs its restarts one after the other.  On
 the few thousand bin means the image path seeds on, that pays numpy's
 per-call overhead once per restart and step, and its nearest-center search
 is an ``argmin`` along rows of only ``k`` distances, which numpy does one
@@ -14,11 +14,11 @@ short row at a time.  Here the restarts advance together instead:
   long rows, not a per-row ``argmin``), and get every cluster's weighted
   sums from one more product with the one-hot assignment.  A restart stops
   as soon as its own relative SSE improvement is at most ``tol``, exactly
-  as :func:`quantize.kmeans._lloyd_plain` would stop it; the others go on.
+  as :func:`quantize._lloyd.lloyd_plain` would stop it; the others go on.
 
 Each restart reads the generator as it would in sequence and computes what
 a sequential restart computes, up to rounding: the seeds, the result and
-the generator's state afterwards are those of ``_best_of``.  A row exactly
+the generator's state afterwards are those of ``best_of``.  A row exactly
 equidistant from two centers goes to the lower index, as everywhere else,
 and empty clusters are reseeded by the sequential update.  Nothing depends
 on the number of BLAS threads: the products are cut by restart, never
@@ -33,17 +33,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from quantize.kmeans import (
-    _assign,
-    _distinct_rows_result,
-    _lloyd,
-    _lloyd_plain,
-    _LloydResult,
-    _prepare,
-    _Prepared,
-    _row_norms,
-    _sq_dist_exact,
-    _update_centers,
+from quantize._kernels import assign_nearest, row_norms, sq_dist_exact, update_centers
+from quantize._lloyd import (
+    LloydResult,
+    Prepared,
+    distinct_rows_result,
+    lloyd,
+    lloyd_plain,
+    prepare,
 )
 
 # Multiply-adds per matrix product: restarts are grouped so that each
@@ -72,7 +69,7 @@ def best_of_batched(
     tol: float,
     rng: np.random.Generator,
     n_local_trials: int,
-) -> _LloydResult:
+) -> LloydResult:
     """Best of ``n_init`` greedy k-means++ + Lloyd runs, advanced together.
 
     Parameters
@@ -94,17 +91,17 @@ def best_of_batched(
 
     Returns
     -------
-    _LloydResult
-        As :func:`quantize.kmeans._best_of` returns it: the labels are the
+    LloydResult
+        As :func:`quantize._lloyd.best_of` returns it: the labels are the
         nearest-center assignment of the centers and the inertia their SSE;
         with fewer distinct rows than ``n_clusters``, those rows, exactly.
     """
     runs = seeded_runs(X, w, n_clusters, n_init, max_iter, tol, rng, n_local_trials)
     best = runs[int(np.argmin([run.inertia for run in runs]))]
     if best.labels is not None:
-        return _LloydResult(best.centers, best.labels, best.inertia, best.n_iter)
-    labels, sq_dist = _assign(X, best.centers)
-    return _LloydResult(best.centers, labels, float(w @ sq_dist), best.n_iter)
+        return LloydResult(best.centers, best.labels, best.inertia, best.n_iter)
+    labels, sq_dist = assign_nearest(X, best.centers)
+    return LloydResult(best.centers, labels, float(w @ sq_dist), best.n_iter)
 
 
 def seeded_runs(
@@ -120,7 +117,7 @@ def seeded_runs(
     """Where each of ``n_init`` greedy k-means++ + Lloyd runs ends, in order.
 
     Parameters as for :func:`best_of_batched`.  Run ``r`` is what the
-    ``r``-th of ``n_init`` sequential calls of ``_best_of(..., n_init=1,
+    ``r``-th of ``n_init`` sequential calls of ``best_of(..., n_init=1,
     ...)`` returns, up to rounding; with fewer distinct rows than
     ``n_clusters`` the result is one run, those rows exactly.
     """
@@ -128,13 +125,13 @@ def seeded_runs(
     seeds = kmeans_plusplus_runs(X, w, n_clusters, n_init, rng, n_local_trials, work)
     if seeds.shape[1] < n_clusters:
         # Seeding ran out of distinct rows: they are the exact answer.
-        exact = _distinct_rows_result(X, w, X[seeds[0]])
+        exact = distinct_rows_result(X, w, X[seeds[0]])
         return [Run(exact.centers, exact.inertia, 0, exact.labels)]
-    prep = _prepare(X, w)
+    prep = prepare(X, w)
     if n_clusters > LOCKSTEP_LLOYD_MAX_K:
         return [
             Run(run.centers, run.inertia, run.n_iter, run.labels)
-            for run in (_lloyd(prep, X[rows], max_iter, tol) for rows in seeds)
+            for run in (lloyd(prep, X[rows], max_iter, tol) for rows in seeds)
         ]
     runs = lloyd_runs(prep, X[seeds], max_iter, tol, work)
     return [Run(run.centers + prep.shift, run.inertia, run.n_iter, run.labels) for run in runs]
@@ -226,9 +223,9 @@ def kmeans_plusplus_runs(
     mass = np.zeros((n_runs, padded))
     mass[:, :n] = w
     # Each run reads the generator as a sequential run would, one run after
-    # the other, so that the seeds are those of kmeans._best_of (up to
+    # the other, so that the seeds are those of _lloyd.best_of (up to
     # rounding) and so is the generator's state afterwards (unless seeding
-    # runs out of distinct rows, where _best_of stops drawing early).
+    # runs out of distinct rows, where best_of stops drawing early).
     uniform = rng.random((n_runs, 1 + (n_clusters - 1) * n_local_trials))
     chosen = np.empty((n_runs, n_clusters), dtype=np.intp)
     chosen[:, 0] = _draw_runs(uniform[:, :1], mass)[:, 0]
@@ -242,7 +239,7 @@ def kmeans_plusplus_runs(
         for r in np.flatnonzero(~potential.any(axis=1)):
             # The expansion can round a tiny distance to zero: confirm with
             # exact differences before concluding that every row is covered.
-            closest[r] = _sq_dist_exact(X, X[chosen[r, :step]]).min(axis=1)
+            closest[r] = sq_dist_exact(X, X[chosen[r, :step]]).min(axis=1)
             potential[r] = closest[r] * w
             if not potential[r].any():
                 return chosen[r : r + 1, :step].copy()
@@ -251,7 +248,7 @@ def kmeans_plusplus_runs(
         rows = X[candidates]
         rows_aug = np.empty((candidates.size, d + 2))
         np.multiply(rows, -2.0, out=rows_aug[:, :d])
-        rows_aug[:, d] = _row_norms(rows)
+        rows_aug[:, d] = row_norms(rows)
         rows_aug[:, d + 1] = 1
         best = np.empty(n_runs, dtype=np.intp)
         for runs in groups:
@@ -291,12 +288,12 @@ def _draw_runs(uniform: NDArray[np.float64], mass: NDArray[np.float64]) -> NDArr
     """One index per entry of ``uniform`` (runs, size), uniform in [0, 1),
     drawn from its run's row of ``mass`` (runs, m) with probability
     proportional to the mass; ``m`` is a multiple of ``_DRAW_BLOCK``.  The
-    index is the one :func:`quantize.kmeans._draw` maps the same number to,
+    index is the one :func:`quantize._kernels.draw` maps the same number to,
     up to rounding at the boundaries.
 
     Two levels: a block of ``_DRAW_BLOCK`` rows in proportion to its total,
     then a row within it.  A cumulative sum over every row, as
-    :func:`quantize.kmeans._draw` takes, would cost more than the rest of a
+    :func:`quantize._kernels.draw` takes, would cost more than the rest of a
     seeding step.  Rows of zero mass are never drawn.
     """
     n_runs, m = mass.shape
@@ -327,9 +324,9 @@ def _zero_copies_runs(
     centers: NDArray[np.float64],
 ) -> None:
     """Set ``closest[r]`` to exactly 0 on the rows equal to ``centers[r]``
-    (see :func:`quantize.kmeans._zero_copies`)."""
+    (see :func:`quantize._kernels._zero_copies`)."""
     eps = float(np.finfo(X.dtype).eps)
-    bound = 64 * eps * (float(x_sq.max()) + float(_row_norms(centers).max()))
+    bound = 64 * eps * (float(x_sq.max()) + float(row_norms(centers).max()))
     run, row = np.divmod(np.flatnonzero(closest <= bound), closest.shape[1])
     same = (X[row] == centers[run]).all(axis=1)
     closest[run[same], row[same]] = 0
@@ -340,7 +337,7 @@ def _zero_copies_runs(
 
 
 def lloyd_runs(
-    prep: _Prepared,
+    prep: Prepared,
     starts: NDArray[np.float64],
     max_iter: int,
     tol: float,
@@ -350,7 +347,7 @@ def lloyd_runs(
     together; the centers of the result are in ``prep``'s shifted
     coordinates.
 
-    Each run stops as :func:`quantize.kmeans._lloyd_plain` stops it, after
+    Each run stops as :func:`quantize._lloyd.lloyd_plain` stops it, after
     ``max_iter`` updates or when an update lowers its SSE by at most ``tol``
     times the previous value, and its inertia is that of its last
     assignment.  A run with an empty cluster takes the sequential update,
@@ -368,7 +365,7 @@ def lloyd_runs(
         n_iter += 1
         for i, shrunk in alone.items():
             # Fewer distinct rows than clusters: the run goes on by itself.
-            run = _lloyd_plain(prep, shrunk + prep.shift, max_iter - n_iter, tol)
+            run = lloyd_plain(prep, shrunk + prep.shift, max_iter - n_iter, tol)
             centers_i = run.centers - prep.shift
             runs[active[i]] = Run(centers_i, run.inertia, n_iter + run.n_iter, run.labels)
         centers[active] = new
@@ -394,7 +391,7 @@ class _Table:
     weighted coordinate sums, weight and row count.
     """
 
-    def __init__(self, prep: _Prepared, work: _Workspace) -> None:
+    def __init__(self, prep: Prepared, work: _Workspace) -> None:
         n, d = prep.X.shape
         self.prep = prep
         self.work = work
@@ -417,7 +414,7 @@ class _Table:
         n = self.xt_aug.shape[1]
         c_aug = np.empty((n_runs * k, d + 1))
         np.multiply(centers.reshape(-1, d), -2.0, out=c_aug[:, :d])
-        c_aug[:, d] = _row_norms(c_aug[:, :d]) / 4
+        c_aug[:, d] = row_norms(c_aug[:, :d]) / 4
         nearest = np.empty((n_runs, n))
         sums = np.zeros((n_runs, k, d + 2))
         blocks = self.work.row_blocks(k)
@@ -443,7 +440,7 @@ class _Table:
 
 
 def _update_runs(
-    prep: _Prepared, sums: NDArray[np.float64], centers: NDArray[np.float64]
+    prep: Prepared, sums: NDArray[np.float64], centers: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], dict[int, NDArray[np.float64]]]:
     """New centers (runs, k, d) from the per-cluster ``sums`` of
     :meth:`_Table.assign`, and by run the reseeded centers of the runs that
@@ -458,8 +455,8 @@ def _update_runs(
     for i in redo.tolist():
         # Rare (a row exactly as near to two centers, or an empty cluster):
         # the sequential update counts each row once and reseeds.
-        labels, sq_dist = _assign(prep.X, centers[i], prep.x_sq)
-        reseeded = _update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, centers[i])
+        labels, sq_dist = assign_nearest(prep.X, centers[i], prep.x_sq)
+        reseeded = update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, centers[i])
         if reseeded.shape[0] < k:
             alone[i] = reseeded
         else:

@@ -28,6 +28,7 @@ __all__ = [
     "PALETTE_FORMATS",
     "SORT_KEYS",
     "SPACES",
+    "STATUSES",
     "Algorithm",
     "Dither",
     "DitherMethod",
@@ -35,6 +36,7 @@ __all__ = [
     "PaletteFormatName",
     "SortKey",
     "Space",
+    "Status",
     "registry",
 ]
 
@@ -61,6 +63,10 @@ ImageFormat = Literal["png", "webp", "gif", "tiff", "bmp", "jpeg"]
 IMAGE_FORMATS: Final[tuple[ImageFormat, ...]] = get_args(ImageFormat)
 #: Other spellings of image formats, as file suffixes have them (``--format jpg``, ``a.tif``).
 FORMAT_ALIASES: Final[Mapping[str, ImageFormat]] = {"jpg": "jpeg", "tif": "tiff"}
+
+#: What became of one image in a batch.
+Status = Literal["written", "skipped", "failed", "interrupted"]
+STATUSES: Final[tuple[Status, ...]] = get_args(Status)
 
 #: Palette file formats (``--palette-format``): ``json`` is the report; the
 #: others are exported by `quantize.palette.PALETTE_REGISTRY`.

@@ -79,9 +79,9 @@ def test_a_signal_during_the_fork_of_the_workers_is_not_lost(
     # submit() forks; a handler's exception raised in fork()'s at-fork hooks is
     # printed and dropped by Python ("Exception ignored in _releaseLock"): a
     # SIGTERM at that moment was lost and the run ended with exit 0.
-    from quantize import batch
+    from quantize import executors
 
-    pool = batch._Pool(1)
+    pool = executors._Pool(1)
 
     def forking_submit(*args: object) -> None:
         with contextlib.suppress(KeyboardInterrupt):  # what the at-fork hooks do

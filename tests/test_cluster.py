@@ -327,18 +327,18 @@ def test_filtered_assignment_is_the_nearest_center_of_every_row(k: int) -> None:
     # one by one, the others compared with every center; both must give the
     # nearest center of every row, its distance and the cluster sums.
     from quantize import cluster
-    from quantize.kmeans import _assign
+    from quantize._kernels import assign_nearest
 
     rng = np.random.default_rng(5)
     pixels = rng.normal(128, 50, size=(60000, 3)).clip(0, 255).astype(np.uint8)
     table = color_table(pack_rgb(pixels))
     x, w = table.colors / 255.0, table.counts.astype(float)
-    bins = cluster._bin(x, w, table.keys, k)
+    bins = cluster.make_bins(x, w, table.keys, k)
     assert bins is not None
     f = cluster._Filter.of(x, w, bins)
     centers = x[rng.choice(len(x), k, replace=False)]
     got = cluster._filtered_assign(f, centers)
-    labels, sq = _assign(x, centers)
+    labels, sq = assign_nearest(x, centers)
     np.testing.assert_array_equal(got.labels(bins.index), labels)
     assert got.inertia == pytest.approx(float(w @ sq), rel=1e-9)
     totals = np.bincount(labels, weights=w, minlength=k)

@@ -11,18 +11,10 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from quantize import cluster
+from quantize._kernels import draw, nearest_three, weighted_count
+from quantize._lloyd import LloydResult, Prepared, best_of, lloyd, prepare
+from quantize._validation import check_random_state
 from quantize.histogram import ColorTable, color_table, pack_rgb
-from quantize.kmeans import (
-    _best_of,
-    _draw,
-    _lloyd,
-    _LloydResult,
-    _nearest_three,
-    _prepare,
-    _Prepared,
-    _weighted_count,
-    check_random_state,
-)
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 
@@ -46,7 +38,7 @@ def spy_swaps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     rows: list[int] = []
     original = cluster._swap_search
 
-    def spy(prep: _Prepared, start: _LloydResult, *args: object) -> _LloydResult:
+    def spy(prep: Prepared, start: LloydResult, *args: object) -> LloydResult:
         rows.append(prep.X.shape[0])
         return original(prep, start, *args)  # type: ignore[arg-type]
 
@@ -56,14 +48,14 @@ def spy_swaps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 def test_small_table_gets_swaps_at_64_clusters(monkeypatch: pytest.MonkeyPatch) -> None:
     table = table_of(lumps(90, 6000, seed=3))
-    assert table.n_colors < cluster._MIN_ROWS_TO_BIN  # clustered without bins
+    assert table.n_colors < cluster.MIN_ROWS_TO_BIN  # clustered without bins
     x, w = table.colors / 255.0, table.counts.astype(np.float64)
     swaps = spy_swaps(monkeypatch)
     fit = cluster.cluster_table(x, w, table.keys, 64, random_state=0)
     assert swaps == [table.n_colors]
     # The swaps start from exactly the restarts' result and keep only gains.
     runs = cluster.resolve_n_init("auto", 64)
-    alone = _best_of(x, w, 64, "k-means++", runs, 300, cluster.TOL, check_random_state(0))
+    alone = best_of(x, w, 64, "k-means++", runs, 300, cluster.TOL, check_random_state(0))
     assert fit.inertia < alone.inertia
 
 
@@ -71,13 +63,13 @@ def test_binned_table_gets_swaps_on_the_fine_bins_at_64_clusters(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     table = table_of(lumps(120, 200_000, seed=5))
-    assert table.n_colors >= cluster._MIN_ROWS_TO_BIN
+    assert table.n_colors >= cluster.MIN_ROWS_TO_BIN
     swaps = spy_swaps(monkeypatch)
     cluster.cluster_centers(
         table.colors / 255.0, table.counts.astype(np.float64), table.keys, 64, random_state=0
     )
     assert len(swaps) == 1  # on the 6-bit bins: more rows than the 5-bit seed bins
-    assert cluster._bin(table.colors / 255.0, table.counts.astype(float), table.keys, 64)
+    assert cluster.make_bins(table.colors / 255.0, table.counts.astype(float), table.keys, 64)
     assert swaps[0] > 4 * 64
 
 
@@ -87,9 +79,9 @@ def test_coarse_seed_bins_tell_dark_tables_from_photos() -> None:
     night = (china * 0.2).astype(np.uint8)
     for pixels, coarse in ((china, False), (night, True)):
         table = table_of(pixels)
-        bins = cluster._bin(table.colors / 255.0, table.counts.astype(float), table.keys, 16)
+        bins = cluster.make_bins(table.colors / 255.0, table.counts.astype(float), table.keys, 16)
         assert bins is not None
-        _, seed_w = cluster._seed_set(bins, 16)
+        _, seed_w = cluster.seed_set(bins, 16)
         assert cluster._coarse_seed_bins(seed_w, 16) is coarse
 
 
@@ -107,26 +99,26 @@ def test_coarse_table_gets_swaps_on_the_fine_bins_at_16_clusters(
 
 
 def swap_search_recomputing(
-    prep: _Prepared, start: _LloydResult, max_iter: int, rng: np.random.Generator, tries: int
-) -> tuple[_LloydResult, int]:
+    prep: Prepared, start: LloydResult, max_iter: int, rng: np.random.Generator, tries: int
+) -> tuple[LloydResult, int]:
     """The swap search with every try's distances computed afresh, and how
     many tries it kept."""
     best, accepted = start, 0
     k = start.centers.shape[0]
     for _ in range(tries):
-        labels, _, near, others = _nearest_three(prep.X, best.centers - prep.shift, prep.x_sq)
+        labels, _, near, others = nearest_three(prep.X, best.centers - prep.shift, prep.x_sq)
         d1, d2 = near**2, others[:, 0] ** 2
-        pick = int(_draw(rng, prep.w * d1, 1)[0])
+        pick = int(draw(rng, prep.w * d1, 1)[0])
         offset = prep.X - prep.X[pick]
         d_new = np.einsum("ij,ij->i", offset, offset)
         kept = np.minimum(d1, d_new)
-        cost = _weighted_count(labels, prep.w * (np.minimum(d2, d_new) - kept), k)
+        cost = weighted_count(labels, prep.w * (np.minimum(d2, d_new) - kept), k)
         centers = best.centers.copy()
         centers[int(np.argmin(cost))] = prep.X[pick] + prep.shift
-        run = _lloyd(prep, centers, max_iter, cluster.TOL)
+        run = lloyd(prep, centers, max_iter, cluster.TOL)
         if run.inertia < best.inertia:
             n_iter = best.n_iter + run.n_iter
-            best = _LloydResult(run.centers, run.labels, run.inertia, n_iter, run.state)
+            best = LloydResult(run.centers, run.labels, run.inertia, n_iter, run.state)
             accepted += 1
     return best, accepted
 
@@ -137,17 +129,17 @@ def test_swaps_reuse_the_distances_of_a_kept_center_set(
 ) -> None:
     table = table_of(lumps(40, 3000, seed=seed))
     x, w = table.colors / 255.0, table.counts.astype(np.float64)
-    prep = _prepare(x, w)
-    start = _best_of(x, w, 12, "k-means++", 1, 300, cluster.TOL, check_random_state(seed))
+    prep = prepare(x, w)
+    start = best_of(x, w, 12, "k-means++", 1, 300, cluster.TOL, check_random_state(seed))
     oracle_rng = check_random_state(seed + 10)
     expected, accepted = swap_search_recomputing(prep, start, 300, oracle_rng, 20)
     passes: list[int] = []
 
     def counted(*args: NDArray[np.float64]) -> object:
         passes.append(1)
-        return _nearest_three(*args)
+        return nearest_three(*args)
 
-    monkeypatch.setattr(cluster, "_nearest_three", counted)
+    monkeypatch.setattr(cluster, "nearest_three", counted)
     rng = check_random_state(seed + 10)
     got = cluster._swap_search(prep, start, 300, rng, 20)
     np.testing.assert_array_equal(got.centers, expected.centers)

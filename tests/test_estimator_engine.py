@@ -11,6 +11,8 @@ from numpy.typing import NDArray
 
 import quantize.cluster as cluster
 import quantize.kmeans as km
+from quantize._kernels import transpose_weighted, weighted_sums
+from quantize._lloyd import best_of
 from quantize.histogram import color_table, pack_rgb
 from quantize.kmeans import ConvergenceWarning, KMeans, MiniBatchKMeans, nearest_center
 
@@ -143,7 +145,7 @@ def test_weighted_sums_of_many_features_match_bincount() -> None:
     rng = np.random.default_rng(0)
     X, w = rng.random((500, 20)), rng.random(500) + 0.5
     labels = rng.integers(0, 7, 500)
-    sums, totals = km._weighted_sums(km._transpose_weighted(X, w), w, labels, 7)
+    sums, totals = weighted_sums(transpose_weighted(X, w), w, labels, 7)
     expected = np.stack([np.bincount(labels, weights=w * X[:, j], minlength=7) for j in range(20)])
     np.testing.assert_allclose(sums, expected.T, rtol=1e-12)
     np.testing.assert_allclose(totals, np.bincount(labels, weights=w, minlength=7), rtol=1e-12)
@@ -154,7 +156,7 @@ def test_small_data_restarts_in_lockstep_give_the_sequential_result() -> None:
     w = np.ones(600)
     ours = KMeans(6, n_init=5, random_state=3).fit(X)
     rng = np.random.default_rng(3)
-    sequential = km._best_of(X, w, 6, "k-means++", 5, 300, 1e-4, rng)
+    sequential = best_of(X, w, 6, "k-means++", 5, 300, 1e-4, rng)
     np.testing.assert_allclose(ours.cluster_centers_, sequential.centers, rtol=1e-9)
     assert ours.inertia_ == pytest.approx(sequential.inertia, rel=1e-9)
 

@@ -198,7 +198,7 @@ def test_settled_bins_in_blocks_match_one_block(monkeypatch: pytest.MonkeyPatch)
     table = color_table(pack_rgb(_noise((200, 150), seed=11)).ravel())
     x = table.colors / 255.0
     w = table.counts.astype(float)
-    bins = cluster._bin(x, w, table.keys, 16)
+    bins = cluster.make_bins(x, w, table.keys, 16)
     assert bins is not None
     f = cluster._Filter.of(x, w, bins)
     centers = x[np.random.default_rng(12).choice(len(x), 64, replace=False)]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import quantize._lloyd as loops
 import quantize.kmeans as km
 from quantize.cluster import resolve_n_init
 from quantize.pipeline import quantize_image
@@ -46,13 +47,13 @@ def test_kmeans_general_path_uses_the_rule(k: int, monkeypatch: pytest.MonkeyPat
 
 def test_minibatch_uses_the_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     runs: list[int] = []
-    original = km._best_of
+    original = loops.best_of
 
     def spy(X: Any, w: Any, n_clusters: int, init: Any, n_init: int, *args: Any) -> Any:
         runs.append(n_init)
         return original(X, w, n_clusters, init, n_init, *args)
 
-    monkeypatch.setattr(km, "_best_of", spy)
+    monkeypatch.setattr(loops, "best_of", spy)
     km.MiniBatchKMeans(4, random_state=0).fit(np.random.default_rng(0).random((3000, 5)))
     assert runs == [resolve_n_init("auto", 4, "minibatch")]
 

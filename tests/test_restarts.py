@@ -12,8 +12,9 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from quantize import cluster, restarts
+from quantize._kernels import draw, kmeans_plusplus_indices
+from quantize._lloyd import best_of, lloyd_plain, prepare
 from quantize.histogram import color_table, pack_rgb
-from quantize.kmeans import _best_of, _draw, _kmeans_plusplus, _lloyd_plain, _prepare
 from tests.conftest import outputs_by_blas_threads
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
@@ -26,16 +27,16 @@ def seed_bins() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     pixels = np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB"))
     table = color_table(pack_rgb(pixels).ravel())
     x, w = table.colors / 255.0, table.counts.astype(np.float64)
-    bins = cluster._bin(x, w, table.keys, 16)
+    bins = cluster.make_bins(x, w, table.keys, 16)
     assert bins is not None
-    return cluster._seed_set(bins, 16)
+    return cluster.seed_set(bins, 16)
 
 
 def sequential(
     x: NDArray[np.float64], w: NDArray[np.float64], k: int, n_init: int, seed: int
 ) -> object:
     rng = np.random.default_rng(seed)
-    return _best_of(x, w, k, "k-means++", n_init, 300, 1e-3, rng, TRIALS)
+    return best_of(x, w, k, "k-means++", n_init, 300, 1e-3, rng, TRIALS)
 
 
 def batched(
@@ -54,7 +55,8 @@ def test_same_seeds_as_sequential_runs(
         rng, reference = np.random.default_rng(seed), np.random.default_rng(seed)
         seeds = restarts.kmeans_plusplus_runs(x, w, k, n_init, rng, TRIALS)
         expected = [
-            _kmeans_plusplus(x, w, k, reference, n_local_trials=TRIALS) for _ in range(n_init)
+            kmeans_plusplus_indices(x, w, k, reference, n_local_trials=TRIALS)
+            for _ in range(n_init)
         ]
         np.testing.assert_array_equal(seeds, expected)
         # The generator is left where the sequential runs leave it.
@@ -101,11 +103,11 @@ def starts_and_data() -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray
 @pytest.mark.parametrize("max_iter", [0, 1, 2, 300])
 def test_each_run_as_plain_lloyd(max_iter: int) -> None:
     x, w, starts = starts_and_data()
-    prep = _prepare(x, w)
+    prep = prepare(x, w)
     runs = restarts.lloyd_runs(prep, starts, max_iter, 1e-4)
     assert len(runs) == starts.shape[0]
     for run, start in zip(runs, starts, strict=True):
-        expected = _lloyd_plain(prep, start, max_iter, 1e-4)
+        expected = lloyd_plain(prep, start, max_iter, 1e-4)
         np.testing.assert_allclose(run.centers + prep.shift, expected.centers, atol=1e-12)
         assert run.inertia == pytest.approx(expected.inertia, rel=1e-9)
         assert run.n_iter == expected.n_iter
@@ -113,7 +115,7 @@ def test_each_run_as_plain_lloyd(max_iter: int) -> None:
 
 def test_empty_cluster_reseeded_with_the_farthest_row() -> None:
     x, w, starts = starts_and_data()
-    prep = _prepare(x, w)
+    prep = prepare(x, w)
     far = restarts.lloyd_runs(prep, starts[1:2], 1, 0.0)[0]
     assert np.isfinite(far.centers).all()
     # The empty center took the row farthest from its center ...
@@ -128,14 +130,14 @@ def test_rows_halfway_go_to_the_lower_center() -> None:
     # Small integers with an integer mean: the row at 1 is exactly as far
     # from 0 as from 2, also after the shift to the mean and in the product.
     x = np.array([[0.0], [1.0], [2.0], [5.0]])
-    prep = _prepare(x, np.ones(4))
+    prep = prepare(x, np.ones(4))
     starts = np.array([[[0.0], [2.0], [5.0]], [[2.0], [0.0], [5.0]]])
     runs = restarts.lloyd_runs(prep, starts, 1, 0.0)
     centers = [run.centers[:, 0] + prep.shift[0] for run in runs]
     np.testing.assert_array_equal(centers[0], [0.5, 2.0, 5.0])
     np.testing.assert_array_equal(centers[1], [1.5, 0.0, 5.0])
     for run, start in zip(runs, starts, strict=True):
-        expected = _lloyd_plain(prep, start, 1, 0.0)
+        expected = lloyd_plain(prep, start, 1, 0.0)
         np.testing.assert_array_equal(run.centers + prep.shift, expected.centers)
 
 
@@ -162,7 +164,7 @@ def test_draw_maps_uniforms_as_the_sequential_draw() -> None:
     uniform = np.random.default_rng(1).random((3, 500))
     drawn = restarts._draw_runs(uniform, mass)
     for r in range(3):
-        expected = _draw(np.random.default_rng(1), mass[r], 1500)[r * 500 : (r + 1) * 500]
+        expected = draw(np.random.default_rng(1), mass[r], 1500)[r * 500 : (r + 1) * 500]
         np.testing.assert_array_equal(drawn[r], expected)
         assert (mass[r, drawn[r]] > 0).all()
     assert (drawn[2] == n - 1).all()
@@ -179,9 +181,9 @@ def test_image_path_seeds_in_lockstep_as_in_sequence(
     pixels = np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB"))
     table = color_table(pack_rgb(pixels).ravel())
     x, w = table.colors / 255.0, table.counts.astype(np.float64)
-    assert cluster._seeds_in_lockstep(5455, k, cluster._auto_n_init(k))
+    assert cluster.seeds_in_lockstep(5455, k, cluster._auto_n_init(k))
     ours = cluster.cluster_table(x, w, table.keys, k, random_state=1)
-    monkeypatch.setattr(cluster, "_seeds_in_lockstep", lambda *args: False)
+    monkeypatch.setattr(cluster, "seeds_in_lockstep", lambda *args: False)
     theirs = cluster.cluster_table(x, w, table.keys, k, random_state=1)
     np.testing.assert_allclose(ours.centers, theirs.centers, atol=1e-9)
     np.testing.assert_array_equal(ours.labels, theirs.labels)
@@ -189,7 +191,7 @@ def test_image_path_seeds_in_lockstep_as_in_sequence(
 
 def test_products_cut_by_runs_and_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     x, w, starts = starts_and_data()
-    prep = _prepare(x, w)
+    prep = prepare(x, w)
     runs = np.concatenate([starts, starts[:1] + 0.5])
     # Two runs per product at most, then one run per product in row blocks
     # of 100 (the products have k * (d + 2) = 16 columns at most).
@@ -199,7 +201,7 @@ def test_products_cut_by_runs_and_rows(monkeypatch: pytest.MonkeyPatch) -> None:
         work = restarts._Workspace(x.shape, 3, 4)
         assert (len(work.groups(3, 4)), len(work.row_blocks(4))) == (groups, blocks)
         for run, start in zip(restarts.lloyd_runs(prep, runs, 300, 1e-4), runs, strict=True):
-            expected = _lloyd_plain(prep, start, 300, 1e-4)
+            expected = lloyd_plain(prep, start, 300, 1e-4)
             np.testing.assert_allclose(run.centers + prep.shift, expected.centers, atol=1e-12)
             assert run.n_iter == expected.n_iter
 

@@ -8,13 +8,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from quantize import batch
+from quantize import executors
 from quantize.batch import ImageResult, Status
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,7 +228,8 @@ def _run(tasks: list[tuple[int, str]], tmp_path: Path) -> dict[int, list[ImageRe
     def on_done(index: int, result: ImageResult) -> None:
         outcomes.setdefault(index, []).append(result)
 
-    interrupted = batch.execute(tasks, _killer, (str(tmp_path),), 2, on_done, _settle)
+    killer = partial(_killer, marker_dir=str(tmp_path))
+    interrupted = executors.LocalProcesses(2).run(tasks, killer, on_done, _settle)
     assert not interrupted
     return outcomes
 
@@ -253,7 +255,7 @@ def test_without_prctl_a_thread_notices_that_the_parent_died() -> None:
     """The fallback outside Linux: re-parenting is noticed and SIGTERM sent to the main thread."""
     script = """
 import signal, sys, threading, time
-from quantize import batch
+from quantize import executors
 
 def on_term(signum, frame):
     print("SIGTERM in the main thread:", threading.current_thread() is threading.main_thread())
@@ -261,8 +263,8 @@ def on_term(signum, frame):
 
 signal.signal(signal.SIGTERM, on_term)
 sys.platform = "darwin"  # no prctl: the watching thread is the only way
-batch._parent_pid = -1  # a parent that is already gone
-batch._die_with_parent()
+executors._parent_pid = -1  # a parent that is already gone
+executors._die_with_parent()
 time.sleep(60)
 print("never noticed")
 """

@@ -1,0 +1,357 @@
+"""Kernels of the clustering core: distances, assignment, center updates, seeding.
+
+The internal API shared by :mod:`quantize.kmeans`, :mod:`quantize.cluster`,
+:mod:`quantize.restarts` and :mod:`quantize.fixed` (in the manner of
+scikit-learn's ``_k_means_common``): the names are unprefixed and
+documented, but the module is private to the package.  Every function
+assumes validated, C-contiguous input (see :mod:`quantize._validation` and
+the estimators' checks); nothing here validates, prints or reads files.
+
+The loops built on these kernels (Lloyd's iterations plain and bounded,
+the best of several runs, mini-batch k-means) are in :mod:`quantize.lloyd`:
+kept apart, each module stays short enough to read, and the kernels stay
+free of the iteration state.
+
+Squared distances use ``||x||^2 - 2 x.c + ||c||^2`` on row blocks small
+enough to stay in cache, in the input's precision, clamped at zero;
+:func:`assign_nearest` is the one nearest-center search of the core (the
+lockstep restarts, the per-row bounds and the bin filter have their own
+variants, which need more than the nearest center).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "FloatArray",
+    "assign_nearest",
+    "draw",
+    "farthest_distinct",
+    "kmeans_plusplus_indices",
+    "nearest_three",
+    "random_init",
+    "row_norms",
+    "sq_dist_exact",
+    "transpose_weighted",
+    "update_centers",
+    "weighted_count",
+    "weighted_sums",
+]
+
+FloatArray = NDArray[np.floating[Any]]
+
+# Elements of one block of the (rows, k) distance matrix: 2**18 floats is
+# 1 MiB in float32, which stays in the L2 cache of current CPUs.
+_BLOCK_ELEMENTS = 1 << 18
+_MIN_BLOCK_ROWS = 256
+# Up to this many features, weighted sums per cluster are one bincount per
+# feature (pixels: 3); above, a product with the cluster indicator matrix
+# (digits: 64 bincounts cost several times the product).
+_BINCOUNT_MAX_FEATURES = 8
+
+
+def row_norms(X: FloatArray) -> FloatArray:
+    """Squared Euclidean norm of each row, in X's precision."""
+    return np.einsum("ij,ij->i", X, X)
+
+
+def _block_rows(n_centers: int) -> int:
+    return max(_MIN_BLOCK_ROWS, _BLOCK_ELEMENTS // max(n_centers, 1))
+
+
+def assign_nearest(
+    X: FloatArray, centers: FloatArray, x_sq: FloatArray | None = None
+) -> tuple[NDArray[np.intp], FloatArray]:
+    """Nearest center of every row and the squared distance to it.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, d)
+    centers : ndarray, shape (k, d)
+        Cast to X's dtype, so float32 data is assigned in float32.
+    x_sq : ndarray, shape (n,), optional
+        Precomputed ``row_norms(X)``.
+
+    Returns
+    -------
+    labels : ndarray of intp, shape (n,)
+        Ties go to the lowest center index.
+    sq_dist : ndarray, shape (n,), X's dtype
+        Squared distances, clamped at zero.
+    """
+    n = X.shape[0]
+    c = np.asarray(centers, dtype=X.dtype)
+    k = c.shape[0]
+    if x_sq is None:
+        x_sq = row_norms(X)
+    # argmin only needs ||c||^2 - 2 x.c; ||x||^2 is added to the minimum afterwards.
+    minus_two_ct = np.ascontiguousarray(-2.0 * c.T)
+    c_sq = row_norms(c)
+    labels = np.empty(n, dtype=np.intp)
+    sq_dist = np.empty(n, dtype=X.dtype)
+    rows = _block_rows(k)
+    block = np.empty((min(rows, n), k), dtype=X.dtype)
+    # Flat positions of each row's first entry: a gather several times
+    # faster than take_along_axis.
+    offsets = np.arange(min(rows, n)) * k
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        part = block[: stop - start]
+        np.matmul(X[start:stop], minus_two_ct, out=part)
+        part += c_sq
+        lab = labels[start:stop]
+        np.argmin(part, axis=1, out=lab)
+        np.take(part.reshape(-1), offsets[: stop - start] + lab, out=sq_dist[start:stop])
+    sq_dist += x_sq
+    np.maximum(sq_dist, 0, out=sq_dist)
+    return labels, sq_dist
+
+
+def transpose_weighted(X: FloatArray, w: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``(w * X).T`` in float64, one contiguous row per feature for bincount."""
+    out = np.empty((X.shape[1], X.shape[0]), dtype=np.float64)
+    np.multiply(X.T, w, out=out)
+    return out
+
+
+def weighted_count(
+    labels: NDArray[np.intp], weights: NDArray[np.floating[Any]], k: int
+) -> NDArray[np.float64]:
+    """Sum of ``weights`` per label, shape (k,)."""
+    return np.asarray(np.bincount(labels, weights=weights, minlength=k), dtype=np.float64)
+
+
+def weighted_sums(
+    wxt: NDArray[np.float64], w: NDArray[np.float64], labels: NDArray[np.intp], k: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per-cluster weighted coordinate sums (k, d) and total weights (k,)."""
+    d, n = wxt.shape
+    if d > _BINCOUNT_MAX_FEATURES and k * n <= _BLOCK_ELEMENTS * 16:
+        # Many features: one product with the (k, n) indicator matrix
+        # instead of a pass of bincount per feature.
+        indicator = np.zeros((k, n))
+        indicator[labels, np.arange(n)] = 1.0
+        return indicator @ wxt.T, weighted_count(labels, w, k)
+    sums = np.empty((k, d), dtype=np.float64)
+    for j, column in enumerate(wxt):
+        sums[:, j] = np.bincount(labels, weights=column, minlength=k)
+    return sums, weighted_count(labels, w, k)
+
+
+def sq_dist_exact(A: FloatArray, B: FloatArray) -> NDArray[np.float64]:
+    """Squared distances (a, b) from explicit differences.
+
+    Slower than the expansion in :func:`assign_nearest` but exactly zero for equal
+    rows, which is what duplicate detection needs.
+    """
+    out = np.empty((A.shape[0], B.shape[0]), dtype=np.float64)
+    for j, row in enumerate(B):
+        diff = A - row
+        out[:, j] = np.einsum("ij,ij->i", diff, diff)
+    return out
+
+
+def draw(rng: np.random.Generator, mass: NDArray[np.float64], size: int) -> NDArray[np.intp]:
+    """Draw ``size`` indices with probability proportional to ``mass`` (>= 0).
+
+    Rows of zero mass are never drawn.  The caller ensures ``mass.sum() > 0``.
+    """
+    cdf = np.cumsum(mass)
+    total = cdf[-1]
+    idx = np.searchsorted(cdf, rng.random(size) * total, side="right")
+    # u * total can round up to total: fall back on the last row with mass,
+    # which is the first one whose cumulative sum reaches the total.
+    last = np.searchsorted(cdf, total, side="left")
+    return np.minimum(idx, last).astype(np.intp)
+
+
+def kmeans_plusplus_indices(
+    X: FloatArray,
+    w: NDArray[np.float64],
+    n_clusters: int,
+    rng: np.random.Generator,
+    existing: NDArray[np.float64] | None = None,
+    n_local_trials: int | None = None,
+) -> NDArray[np.intp]:
+    """Greedy weighted k-means++ seeding; returns the indices of the chosen rows.
+
+    Each step draws ``n_local_trials`` (default ``2 + int(ln k)``) candidates with probability
+    proportional to ``w * D(x)^2`` and keeps the one that lowers the
+    potential most (Arthur & Vassilvitskii 2007).  Rows equal to a chosen
+    center get exactly zero mass, so they are never drawn again: when every
+    row coincides with a center, seeding stops early and the result holds
+    the distinct rows, fewer than ``n_clusters``.
+
+    With ``existing`` centers, seeding continues from them and returns only
+    the ``n_clusters`` new rows.
+    """
+    if n_local_trials is None:
+        total = n_clusters + (0 if existing is None else existing.shape[0])
+        n_local_trials = 2 + int(math.log(total))
+    # Candidates x rows layout: every elementwise pass runs over long
+    # contiguous rows, about 3x faster than the rows x candidates layout.
+    xt = np.ascontiguousarray(X.T)
+    x_sq = row_norms(X)
+    chosen: list[int] = []
+    if existing is None or existing.shape[0] == 0:
+        first = int(draw(rng, w, 1)[0])
+        chosen.append(first)
+        closest = sq_dist_exact(X, X[[first]])[:, 0]
+    else:
+        closest = sq_dist_exact(X, existing).min(axis=1)
+    potential = w * closest
+    while len(chosen) < n_clusters:
+        if not potential.any():
+            # The expansion can round a tiny distance to zero: confirm with
+            # exact differences before concluding that every row is covered.
+            closest = sq_dist_exact(X, _stack_centers(X, chosen, existing)).min(axis=1)
+            potential = w * closest
+            if not potential.any():
+                break
+        candidates = draw(rng, potential, n_local_trials)
+        rows = X[candidates]
+        dist = (-2.0 * rows) @ xt
+        dist += x_sq
+        dist += row_norms(rows)[:, None]
+        np.minimum(dist, closest, out=dist)
+        np.maximum(dist, 0, out=dist)
+        best = int(np.argmin(dist @ w))
+        chosen.append(int(candidates[best]))
+        closest = dist[best].astype(np.float64)
+        _zero_copies(X, closest, x_sq, rows[best])
+        potential = w * closest
+    return np.asarray(chosen, dtype=np.intp)
+
+
+def _stack_centers(
+    X: FloatArray, chosen: list[int], existing: NDArray[np.float64] | None
+) -> NDArray[np.float64]:
+    parts = [X[chosen].astype(np.float64)]
+    if existing is not None:
+        parts.insert(0, existing)
+    return np.concatenate(parts)
+
+
+def _zero_copies(
+    X: FloatArray, closest: NDArray[np.float64], x_sq: FloatArray, center: FloatArray
+) -> None:
+    """Set ``closest`` to exactly 0 on the rows equal to ``center``.
+
+    The expansion leaves them rounding noise of a few ulps of the norms; only
+    rows under a generous bound on that noise are compared exactly.
+    """
+    eps = float(np.finfo(X.dtype).eps)
+    bound = 64 * eps * (float(x_sq.max()) + float(center @ center))
+    near = np.flatnonzero(closest <= bound)
+    closest[near[(X[near] == center).all(axis=1)]] = 0
+
+
+def random_init(
+    X: FloatArray, w: NDArray[np.float64], n_clusters: int, rng: np.random.Generator
+) -> NDArray[np.float64]:
+    """``n_clusters`` distinct rows drawn with probability proportional to weight."""
+    n = X.shape[0]
+    idx = rng.choice(n, size=min(n_clusters, n), replace=False, p=w / w.sum())
+    return X[np.sort(idx)].astype(np.float64)
+
+
+def farthest_distinct(
+    X: FloatArray, sq_dist: FloatArray, centers: NDArray[np.float64], count: int
+) -> NDArray[np.intp]:
+    """Up to ``count`` rows farthest from their centers, distinct from every
+    center and from each other (ties by row index, so deterministic)."""
+    order = np.argsort(-sq_dist, kind="stable")
+    picks = np.empty(0, dtype=np.intp)
+    start, size = 0, max(8 * count, 64)
+    while picks.size < count and start < order.size:
+        cand = order[start : start + size]
+        start += size
+        size *= 2
+        # ``sq_dist`` refers to the previous centers and carries rounding
+        # noise: only exact differences decide whether a row is new.
+        reference = np.concatenate([centers, X[picks].astype(np.float64)])
+        cand = cand[sq_dist_exact(X[cand], reference).min(axis=1) > 0]
+        _, first = np.unique(X[cand], axis=0, return_index=True)
+        cand = cand[np.sort(first)]
+        picks = np.concatenate([picks, cand[: count - picks.size]])
+    return picks
+
+
+def update_centers(
+    X: FloatArray,
+    w: NDArray[np.float64],
+    wxt: NDArray[np.float64],
+    labels: NDArray[np.intp],
+    sq_dist: FloatArray,
+    centers: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Weighted means of the clusters; empty clusters get the worst-fitting rows.
+
+    If no row is left that differs from every center (fewer distinct rows
+    than clusters), the empty clusters are dropped, so the result may have
+    fewer rows than ``centers`` but never a duplicate or NaN one.
+    """
+    sums, totals = weighted_sums(wxt, w, labels, centers.shape[0])
+    filled = totals > 0
+    new = centers.copy()
+    new[filled] = sums[filled] / totals[filled, None]
+    if filled.all():
+        return new
+    empty = np.flatnonzero(~filled)
+    picks = farthest_distinct(X, sq_dist, new[filled], empty.size)
+    new[empty[: picks.size]] = X[picks]
+    return np.delete(new, empty[picks.size :], axis=0)
+
+
+def nearest_three(
+    X: FloatArray, centers: NDArray[np.float64], x_sq: FloatArray
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
+    """Nearest and second-nearest centers of every row, with the distances
+    (not squared) to the nearest, and a (n, 2) array of the distances to the
+    second and third nearest (``inf`` where there are fewer centers)."""
+    n, k = X.shape[0], centers.shape[0]
+    ranks = min(3, k)
+    # ||c||^2 - 2 x.c as one product [x, 1] . [-2 c, ||c||^2]: adding
+    # ||c||^2 to the block separately costs more than the product itself.
+    x_aug, c_aug = _augmented(X, centers)
+    first_label = np.zeros(n, dtype=np.intp)
+    second_label = np.zeros(n, dtype=np.intp)
+    dist = np.full((3, n), np.inf)
+    rows = _block_rows(k)
+    offsets = np.arange(min(rows, n)) * k
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        part = x_aug[start:stop] @ c_aug
+        # Flat indexing: several times faster than take/put_along_axis, and
+        # an argmin plus a gather beats a min along the short axis.
+        flat = part.reshape(-1)
+        for rank in range(ranks):
+            lab = np.argmin(part, axis=1)
+            at = offsets[: stop - start] + lab
+            dist[rank, start:stop] = flat[at]
+            if rank < 2:
+                (first_label, second_label)[rank][start:stop] = lab
+            if rank < ranks - 1:
+                flat[at] = np.inf
+    dist += x_sq
+    np.sqrt(np.maximum(dist, 0, out=dist), out=dist)
+    return first_label, second_label, dist[0], dist[1:].T.copy()
+
+
+def _augmented(X: FloatArray, centers: NDArray[np.float64]) -> tuple[FloatArray, FloatArray]:
+    """``[X, 1]`` (n, d + 1) and ``[-2 centers.T; ||centers||^2]`` (d + 1, k)
+    in X's precision, whose product is ``||c||^2 - 2 x.c``."""
+    n, d = X.shape
+    c = np.asarray(centers, dtype=X.dtype)
+    x_aug = np.empty((n, d + 1), dtype=X.dtype)
+    x_aug[:, :d] = X
+    x_aug[:, d] = 1
+    c_aug = np.empty((d + 1, c.shape[0]), dtype=X.dtype)
+    np.multiply(c.T, -2.0, out=c_aug[:d])
+    c_aug[d] = row_norms(c)
+    return x_aug, c_aug

@@ -1,0 +1,508 @@
+"""Where a batch's tasks run: in this process, or in local worker processes.
+
+The batch runner (:mod:`quantize.batch`) turns a batch into picklable tasks
+(one image each) and hands them, with a picklable module-level function, to an
+:class:`Executor`.  The executor runs ``fn(task)`` for every task and calls
+``on_done(index, outcome)`` in the calling process exactly once per task, in
+any order; ``index`` is the task's position in the input.  An outcome is
+anything with a ``status`` (one of :data:`quantize.vocabulary.STATUSES`).
+
+Two executors live here:
+
+* :class:`InProcess` runs the tasks one after the other in this process
+  (``-j 1``, and any batch of one image).
+* :class:`LocalProcesses` runs them in a pool of worker processes.  All the
+  bookkeeping of processes lives here: worker signal handlers, workers that
+  die with their parent, a shared board naming the task each worker runs (so
+  a worker that dies fails only its own task, and only after
+  :data:`MAX_WORKER_DEATHS` deaths), bounded submission, and stopping on
+  Ctrl-C or SIGTERM.
+
+A task function cooperates with an executor through :func:`stopping` (a
+stop was asked for: do not start) and :func:`interruptible` (the block a
+Ctrl-C may interrupt; outside it the task cleans up undisturbed).
+
+Other executors (a Dask cluster) implement the same :class:`Executor`
+interface in their own module, imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from itertools import chain, islice
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from quantize.safeio import signals_deferred
+from quantize.vocabulary import Status
+
+if TYPE_CHECKING:
+    # Imported where a pool is made: multiprocessing costs start-up time that
+    # a run with -j 1 or a single image never needs.
+    from concurrent.futures import Future
+
+__all__ = [
+    "EXIT_TERMINATED",
+    "MAX_WORKER_DEATHS",
+    "Executor",
+    "InProcess",
+    "LocalProcesses",
+    "Outcome",
+    "death_reason",
+    "interruptible",
+    "local_executor",
+    "stopping",
+]
+
+
+class Outcome(Protocol):
+    """What a task returns: the executor only needs to know whether it was interrupted."""
+
+    @property
+    def status(self) -> Status: ...
+
+
+T = TypeVar("T")
+R = TypeVar("R", bound=Outcome)
+
+#: ``on_done(index, outcome)``: called in the calling process once per task.
+DoneCallback = Callable[[int, R], None]
+#: ``settle(task, status, reason)``: the outcome of a task that got none from
+#: its worker (the worker died, or the run was stopped before it ended).
+Settle = Callable[[T, Status, "str | None"], R]
+
+#: How often a task may kill its worker: the first death is retried on a fresh
+#: worker (it may have been killed from outside); the second fails the task.
+MAX_WORKER_DEATHS = 2
+#: Exit status of a process ended by SIGTERM, as a shell reports it.
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Executor(ABC):
+    """Runs batch tasks and reports each task's outcome once.
+
+    Use as a context manager (or call :meth:`close`) so that resources an
+    executor holds (processes, a cluster connection) are released.
+    """
+
+    #: How many tasks may run at the same time.
+    workers: int = 1
+
+    @abstractmethod
+    def run(
+        self,
+        tasks: Iterable[T],
+        fn: Callable[[T], R],
+        on_done: DoneCallback[R],
+        settle: Settle[T, R],
+    ) -> bool:
+        """Run ``fn(task)`` for every task; call ``on_done(index, outcome)`` as each ends.
+
+        ``tasks`` is consumed lazily: an executor holds only a bounded number
+        of tasks at a time.  ``fn`` and the tasks must be picklable for
+        executors that run them elsewhere.
+
+        Returns
+        -------
+        bool
+            True when interrupted by Ctrl-C (or SIGTERM): remaining tasks were
+            not started and the running ones were told to stop; the outcomes of
+            those that still ended are reported.
+        """
+
+    def close(self) -> None:  # noqa: B027 (most executors hold nothing)
+        """Release what the executor holds; it cannot run tasks afterwards."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def local_executor(workers: int) -> Executor:
+    """The default executor: this process for one worker, else a local process pool."""
+    return InProcess() if workers <= 1 else LocalProcesses(workers)
+
+
+def death_reason(deaths: int) -> str:
+    """Why a task failed after its worker died ``deaths`` times."""
+    times = "once" if deaths == 1 else f"{deaths} times"
+    return f"the worker process died {times} while working on it (killed, or out of memory?)"
+
+
+class InProcess(Executor):
+    """Runs the tasks one after the other in this process."""
+
+    def run(
+        self,
+        tasks: Iterable[T],
+        fn: Callable[[T], R],
+        on_done: DoneCallback[R],
+        settle: Settle[T, R],
+    ) -> bool:
+        try:
+            for index, task in enumerate(tasks):
+                outcome = fn(task)
+                on_done(index, outcome)
+                if outcome.status == "interrupted":
+                    return True
+        except KeyboardInterrupt:
+            return True
+        return False
+
+
+class LocalProcesses(Executor):
+    """Runs the tasks in a pool of ``workers`` local processes.
+
+    At most ``2 * workers`` tasks are submitted at a time, so a huge batch
+    does not queue a huge backlog.  A worker process that dies (killed, out
+    of memory) fails only the task it was running, and only when that task
+    kills a worker :data:`MAX_WORKER_DEATHS` times; the other unfinished
+    tasks run again on a fresh pool.  A batch of one task runs in this
+    process, which spares the pool's start-up.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+
+    def run(
+        self,
+        tasks: Iterable[T],
+        fn: Callable[[T], R],
+        on_done: DoneCallback[R],
+        settle: Settle[T, R],
+    ) -> bool:
+        tasks = iter(tasks)
+        # No more processes than tasks, and none at all for one task.
+        first = list(islice(tasks, self.workers))
+        if len(first) <= 1:
+            return InProcess().run(chain(first, tasks), fn, on_done, settle)
+        return _run_pool(enumerate(chain(first, tasks)), fn, len(first), on_done, settle)
+
+
+# --------------------------------------------------------------------------- #
+# What a task function sees of its executor
+# --------------------------------------------------------------------------- #
+
+_busy = False
+_stopping = False
+#: Set by SIGTERM: the worker ends as soon as the task it works on is cleaned up.
+_terminating = False
+#: Inside a task a signal must not end the worker at once: the task cleans up first.
+_in_task = False
+#: Pid of the worker's parent when it started; a change means the parent died.
+_parent_pid: int | None = None
+#: This worker's cell in the pool's shared board (see :class:`_Pool`).
+_slot = -1
+_board: Any = None
+# prctl(2) option: the signal the kernel sends this process when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def stopping() -> bool:
+    """Whether this worker was told to stop: a task must not start any more."""
+    return _stopping
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """The part of a task that Ctrl-C may interrupt (raising KeyboardInterrupt).
+
+    Outside it a worker's Ctrl-C only stops later tasks from starting, so
+    that the clean-up after an interrupted block is never itself interrupted.
+    """
+    global _busy
+    _busy = True
+    try:
+        yield
+    finally:
+        _busy = False
+
+
+# --------------------------------------------------------------------------- #
+# Local worker processes
+# --------------------------------------------------------------------------- #
+
+
+def _worker_init(parent: int | None = None, board: Any = None, counter: Any = None) -> None:
+    """Set up a worker process: signals, its board cell, and dying with its parent.
+
+    Ctrl-C interrupts a worker only while it works on an image.  An idle
+    worker must ignore it: an exception in the pool's own loop kills the
+    process and breaks the pool.  The parent forwards the signal too, for
+    interrupts that do not come from the terminal.  SIGTERM ends the worker
+    (after removing the outputs of its image); the kernel sends it when the
+    parent dies, so no worker is left blocked on the pool's queue forever.
+    """
+    global _parent_pid, _board, _slot
+    signal.signal(signal.SIGINT, _on_sigint)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    if board is not None and counter is not None:
+        with counter.get_lock():
+            _slot = counter.value
+            counter.value += 1
+        _board = board
+    _parent_pid = os.getppid() if parent is None else parent
+    _die_with_parent()
+    if os.getppid() != _parent_pid:
+        os._exit(EXIT_TERMINATED)  # the parent died before the kernel could be told
+
+
+def _die_with_parent() -> None:
+    """Have SIGTERM sent to this process when its parent dies, however it dies.
+
+    Linux does this in the kernel (``PR_SET_PDEATHSIG``); elsewhere a daemon
+    thread checks once a second whether the process was re-parented.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) == 0:
+                return
+        except (OSError, AttributeError):
+            pass
+    threading.Thread(target=_watch_parent, name="quantize-parent-watch", daemon=True).start()
+
+
+def _watch_parent(interval: float = 1.0) -> None:
+    while os.getppid() == _parent_pid:
+        time.sleep(interval)
+    if hasattr(signal, "pthread_kill"):
+        # The main thread must take the signal: it may be blocked reading the pool's queue.
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+    else:
+        os.kill(os.getpid(), signal.SIGTERM)  # Windows: ends the process
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    global _busy, _stopping
+    _stopping = True  # tasks already queued to this worker must not start
+    if _busy:
+        _busy = False  # a second signal must not interrupt the clean-up
+        raise KeyboardInterrupt
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """End the worker: its parent died, or the pool (or process group) is being stopped.
+
+    A busy worker is interrupted first so that its task's outputs are
+    removed; a worker inside a task but not busy (removing them already, say
+    after Ctrl-C) finishes that.  :func:`_tracked` then exits.  The worker's
+    board cell is cleared, so the parent does not blame its task for the death.
+    """
+    global _busy, _stopping, _terminating
+    if _terminating:
+        return
+    _terminating = _stopping = True
+    _release_slot()
+    if _busy:
+        _busy = False
+        raise KeyboardInterrupt
+    if not _in_task:
+        os._exit(EXIT_TERMINATED)
+
+
+def _release_slot() -> None:
+    if _board is not None and _slot >= 0:
+        _board[_slot] = -1
+
+
+def _tracked(index: int, fn: Callable[[T], R], task: T) -> R:
+    """Run ``fn(task)`` in a worker with ``index`` on the board while it runs."""
+    global _in_task
+    if _board is not None and _slot >= 0:
+        _board[_slot] = index
+    _in_task = True
+    try:
+        return fn(task)
+    finally:
+        _in_task = False
+        _release_slot()
+        if _terminating:
+            os._exit(EXIT_TERMINATED)
+
+
+class _Pool:
+    """A process pool that knows which task each of its workers is running.
+
+    Every worker takes one cell of a shared board at start and writes there
+    the index of the task it runs (-1 when idle).  When a worker dies, the
+    pool breaks; the others are stopped by the pool with SIGTERM and clear
+    their cells on the way out, so the cells still set afterwards name the
+    tasks whose workers died.
+    """
+
+    def __init__(self, workers: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context()
+        self.board = context.Array("q", [-1] * workers, lock=False)
+        counter = context.Value("i", 0)
+        # A forked or spawned worker's parent is this process (a forkserver's is not).
+        parent = os.getpid() if context.get_start_method() in ("fork", "spawn") else None
+        self.executor = ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=_worker_init,
+            initargs=(parent, self.board, counter),
+        )
+
+    def submit(self, fn: Callable[[T], R], index: int, task: T) -> Future[R]:
+        # submit() forks the workers; a Ctrl-C or SIGTERM handled in fork()'s
+        # at-fork hooks raises there, where Python prints it and drops it: the
+        # run went on to the end and exited 0.  Hold them until it returns.
+        with signals_deferred():
+            return self.executor.submit(_tracked, index, fn, task)
+
+    def close(self) -> set[int]:
+        """Shut the pool down; the indices of the tasks whose workers died."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        return {index for index in self.board if index >= 0}
+
+
+def _run_pool(
+    tasks: Iterator[tuple[int, T]],
+    fn: Callable[[T], R],
+    workers: int,
+    on_done: DoneCallback[R],
+    settle: Settle[T, R],
+) -> bool:
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = _Pool(workers)
+    # Tasks to run again first (their workers died), then the ones not yet taken.
+    retry: deque[int] = deque()
+    held: dict[int, T] = {}  # every task submitted and not yet reported
+    running: dict[Future[R], int] = {}
+    deaths: Counter[int] = Counter()
+    fruitless = 0  # pool breaks in a row with no task finished or to blame
+
+    def next_task() -> int | None:
+        if retry:
+            return retry.popleft()
+        item = next(tasks, None)
+        if item is None:
+            return None
+        held[item[0]] = item[1]
+        return item[0]
+
+    def report(index: int, outcome: R) -> None:
+        del held[index]
+        on_done(index, outcome)
+
+    try:
+        while True:
+            broken = False
+            while len(running) < 2 * workers:
+                index = next_task()
+                if index is None:
+                    break
+                try:
+                    # A Ctrl-C comes after the task is noted as running, so it is stopped.
+                    with signals_deferred():
+                        running[pool.submit(fn, index, held[index])] = index
+                except BrokenProcessPool:
+                    retry.appendleft(index)
+                    broken = True
+                    break
+            if not running and not broken:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            lost = _collect(done, running, report)
+            finished = len(done) - len(lost)
+            if not (lost or broken):
+                continue
+            # A broken pool fails every future it has not completed: wait for all.
+            done, _ = wait(running)
+            lost += _collect(done, running, report)
+            culprits = pool.close()
+            pool = _Pool(workers)
+            fruitless = 0 if culprits or finished else fruitless + 1
+            again = []
+            for index in sorted(lost):
+                deaths[index] += index in culprits
+                if deaths[index] >= MAX_WORKER_DEATHS or fruitless > MAX_WORKER_DEATHS:
+                    reason = death_reason(max(deaths[index], 1))
+                    report(index, settle(held[index], "failed", reason))
+                else:
+                    again.append(index)
+            retry.extendleft(reversed(again))
+    except KeyboardInterrupt:
+        _stop(pool, running, held, report, settle)
+        return True
+    finally:
+        pool.executor.shutdown(wait=True, cancel_futures=True)
+    return False
+
+
+def _collect(
+    done: set[Future[R]], running: dict[Future[R], int], report: Callable[[int, R], None]
+) -> list[int]:
+    """Report the finished futures in ``done``; the indices of those whose worker died.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        A worker reports its task interrupted (it got Ctrl-C).
+    """
+    from concurrent.futures.process import BrokenProcessPool
+
+    lost = []
+    for future in sorted(done, key=running.__getitem__):
+        index = running.pop(future)
+        try:
+            outcome = future.result()
+        except BrokenProcessPool:
+            lost.append(index)
+            continue
+        report(index, outcome)
+        if outcome.status == "interrupted":
+            raise KeyboardInterrupt
+    return lost
+
+
+def _stop(
+    pool: _Pool,
+    running: dict[Future[R], int],
+    held: dict[int, T],
+    report: Callable[[int, R], None],
+    settle: Settle[T, R],
+) -> None:
+    """Cancel what has not started, interrupt what has, and report what still ends."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    for future in running:
+        future.cancel()
+    # A terminal sends SIGINT to the workers as well; `kill -INT` on the parent
+    # does not, so forward it.  The pool has no public list of its processes.
+    processes: dict[int, Any] = getattr(pool.executor, "_processes", None) or {}
+    for pid in list(processes):
+        with suppress(OSError):
+            os.kill(pid, signal.SIGINT)
+    pool.executor.shutdown(wait=True, cancel_futures=True)
+    for future, index in sorted(running.items(), key=lambda item: item[1]):
+        if future.done() and not future.cancelled():
+            try:
+                outcome = future.result()
+            except BrokenProcessPool:
+                # Stopped with the rest (a SIGTERM to the whole process group).
+                outcome = settle(held[index], "interrupted", None)
+            report(index, outcome)
