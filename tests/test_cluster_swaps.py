@@ -149,3 +149,24 @@ def test_swaps_reuse_the_distances_of_a_kept_center_set(
     # One pass for the start and one per kept try, not one per try.
     assert accepted < 19
     assert len(passes) == 1 + accepted
+
+
+def test_few_fine_bins_get_swaps_on_them_at_16_clusters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Seed bins that are not coarse, but few enough 6-bit bins for a try
+    # there to take plain passes: the fit on them gets swaps too.
+    rng = np.random.default_rng(8)
+    # Every color in 0..95: at most 24**3 6-bit bins, spread evenly.
+    table = table_of(rng.integers(0, 96, size=(60_000, 3)).astype(np.uint8))
+    assert table.n_colors >= cluster.MIN_ROWS_TO_BIN
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    bins = cluster.make_bins(x, w, table.keys, 16)
+    assert bins is not None
+    _, seed_w = cluster.seed_set(bins, 16)
+    assert not cluster._coarse_seed_bins(seed_w, 16)
+    assert bins.means.shape[0] * 16 < cluster.BOUNDS_MIN_WORK
+    swaps = spy_swaps(monkeypatch)
+    fit = cluster.cluster_table(x, w, table.keys, 16, random_state=0)
+    assert swaps[1:] == [bins.means.shape[0]]
+    assert fit.centers.shape == (16, 3)
