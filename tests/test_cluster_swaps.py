@@ -170,3 +170,18 @@ def test_few_fine_bins_get_swaps_on_them_at_16_clusters(
     fit = cluster.cluster_table(x, w, table.keys, 16, random_state=0)
     assert swaps[1:] == [bins.means.shape[0]]
     assert fit.centers.shape == (16, 3)
+
+
+def test_exact_rows_get_swaps_when_few_at_64_clusters(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A dark table: its 6-bit bins are coarse, so after converging on every
+    # row the fit gets swaps on the rows themselves, and keeps only gains.
+    night = (np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB")) * 0.3).astype(np.uint8)
+    table = table_of(night)
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    assert table.n_colors >= cluster.MIN_ROWS_TO_BIN
+    assert table.n_colors * 64 <= cluster._EXACT_SWAP_MAX_WORK
+    swaps = spy_swaps(monkeypatch)
+    fit = cluster.cluster_table(x, w, table.keys, 64, random_state=0)
+    assert swaps[-1] == table.n_colors
+    labels = nearest_three(x, fit.centers, np.einsum("ij,ij->i", x, x))[0]
+    np.testing.assert_array_equal(fit.labels, labels)
