@@ -163,6 +163,10 @@ _SMALL_SWAP_MAX_K = 64
 # with many bins (china.jpg at k = 16).
 _FINE_SWAP_MAX_K = 64
 _FINE_SWAP_TRIES = 8
+# Cheap tries only from this many clusters: at k = 8 the restarts alone
+# land within 0.1% of scikit-learn's best of 10 on every corpus image, and
+# the tries doubled the fit (china.jpg).
+_CHEAP_FINE_SWAP_MIN_K = 9
 _RANKED_FINE_SWAP_TRIES = 16
 # Tables that converge on every row (24 to 64 clusters, up to _LARGE_TABLE
 # rows) get _EXACT_SWAP_TRIES swaps there too when rows x clusters is at
@@ -778,11 +782,14 @@ def _swaps_on_fine_bins(seed_w: NDArray[np.float64], k: int, n_fine: int) -> boo
     """Whether the fit on the ``n_fine`` 6-bit bins is improved by swaps
     there too: always from 33 to ``_FINE_SWAP_MAX_K`` clusters (the seed
     bins are too coarse to judge swaps), and below when the seed bins are
-    coarse for this table (see :func:`_coarse_seed_bins`) or a try on the
-    6-bit bins is cheap (Lloyd's iterations there take plain passes)."""
+    coarse for this table (see :func:`_coarse_seed_bins`) or, from
+    ``_CHEAP_FINE_SWAP_MIN_K`` clusters, a try on the 6-bit bins is cheap
+    (Lloyd's iterations there take plain passes)."""
     if k > _FINE_SWAP_MAX_K:
         return False
-    if k > _BINNED_REFINE_MAX_K or n_fine * k < BOUNDS_MIN_WORK:
+    if k > _BINNED_REFINE_MAX_K:
+        return True
+    if k >= _CHEAP_FINE_SWAP_MIN_K and n_fine * k < BOUNDS_MIN_WORK:
         return True
     return _coarse_seed_bins(seed_w, k)
 
