@@ -26,7 +26,8 @@ same k-means objective, and this module makes that fast:
    Only tables of up to ``2**18`` colors with 24 clusters or more
    converge on every distinct color instead,
    where per-row bounds (:class:`quantize._lloyd._Bounds`) make the late
-   iterations revisit only the colors near a boundary.
+   iterations revisit only the colors near a boundary; up to 64 clusters
+   and ``2**22`` colors x clusters a few swaps follow on the colors.
 3. **Finish exactly.**  After converging on the bins, tables of up to
    ``2**18`` colors get one plain Lloyd step on every color.  Larger
    tables get one exact Lloyd step on every
@@ -239,8 +240,9 @@ def cluster_table(
         more on up to ``2**18`` rows, on the exact table.  Up to 32
         clusters the best seeding run is improved by center swaps, and
         up to 64 (below 33 only on coarse seed bins or few 6-bit bins)
-        the fit on the 6-bit bins too; tables too small to bin get swaps
-        up to 64.
+        the fit on the 6-bit bins too, and a fit converged on the exact
+        table of up to ``2**22`` rows x clusters; tables too small to bin
+        get swaps up to 64.
         "minibatch" fits mini-batches sampled in proportion to the
         weights, then finishes with one exact Lloyd step.
     n_init : int or "auto", default "auto"
