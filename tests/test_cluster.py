@@ -345,3 +345,17 @@ def test_filtered_assignment_is_the_nearest_center_of_every_row(k: int) -> None:
     np.testing.assert_allclose(got.totals, totals)
     sums = np.stack([np.bincount(labels, weights=w * x[:, j], minlength=k) for j in range(3)], 1)
     np.testing.assert_allclose(got.sums, sums, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("count", [65536, 131072, 65536 * 3 + 17])
+def test_count_pixels_exact_when_a_count_wraps_to_any_value(count: int) -> None:
+    # A color of a multiple of 65536 pixels wraps its uint16 count to 0; it
+    # must still be in the table, with its count, and so must its neighbors.
+    rng = np.random.default_rng(6)
+    pixels = rng.integers(0, 256, (1100, 1000, 3), dtype=np.uint8).reshape(-1, 3)
+    pixels[:count] = (7, 8, 9)
+    pixels[count : count + 70000] = (7, 8, 10)  # the same cell of keys
+    table = count_pixels([(pixels.reshape(1100, 1000, 3), None)])
+    uniq, counts = np.unique(pack_rgb(pixels), return_counts=True)
+    np.testing.assert_array_equal(table.keys, uniq)
+    np.testing.assert_array_equal(table.counts, counts)
