@@ -185,3 +185,27 @@ def test_exact_rows_get_swaps_when_few_at_64_clusters(monkeypatch: pytest.Monkey
     assert swaps[-1] == table.n_colors
     labels = nearest_three(x, fit.centers, np.einsum("ij,ij->i", x, x))[0]
     np.testing.assert_array_equal(fit.labels, labels)
+
+
+def test_above_64_clusters_coarse_seed_bins_give_way_to_the_fine_bins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No swaps above 64 clusters: a table small enough to converge on every
+    # row is seeded on its 6-bit bins when the 5-bit ones are coarse.
+    table = table_of(np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB")))
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    bins = cluster.make_bins(x, w, table.keys, 128)
+    assert bins is not None
+    _, seed_w = cluster.seed_set(bins, 128)
+    assert cluster._coarse_seed_bins(seed_w, 128)
+    seeded_on: list[int] = []
+    original = cluster._ranked_on_bins
+
+    def spy(seed_x: NDArray[np.float64], *args: object) -> LloydResult:
+        seeded_on.append(seed_x.shape[0])
+        return original(seed_x, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cluster, "_ranked_on_bins", spy)
+    fit = cluster.cluster_table(x, w, table.keys, 128, random_state=0)
+    assert seeded_on == [bins.means.shape[0]]
+    assert fit.centers.shape == (128, 3)
