@@ -209,3 +209,12 @@ def test_above_64_clusters_coarse_seed_bins_give_way_to_the_fine_bins(
     fit = cluster.cluster_table(x, w, table.keys, 128, random_state=0)
     assert seeded_on == [bins.means.shape[0]]
     assert fit.centers.shape == (128, 3)
+
+
+def test_tiny_table_gets_swaps_at_256_clusters(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = table_of(lumps(600, 6000, seed=4))
+    assert table.n_colors < cluster.MIN_ROWS_TO_BIN
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    swaps = spy_swaps(monkeypatch)
+    cluster.cluster_table(x, w, table.keys, 256, random_state=0)
+    assert swaps == [table.n_colors]
