@@ -218,3 +218,20 @@ def test_tiny_table_gets_swaps_at_256_clusters(monkeypatch: pytest.MonkeyPatch) 
     swaps = spy_swaps(monkeypatch)
     cluster.cluster_table(x, w, table.keys, 256, random_state=0)
     assert swaps == [table.n_colors]
+
+
+def test_above_64_clusters_a_table_too_coarse_for_its_bins_is_not_binned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A dark photo: fewer effective 6-bit bins than clusters, so the fit
+    # runs on the distinct colors, never on the bins.
+    night = (np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB")) * 0.3).astype(np.uint8)
+    table = table_of(night)
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    bins = cluster.make_bins(x, w, table.keys, 256)
+    assert bins is not None and cluster._effective_bins(bins.totals) < 256
+    ranked: list[int] = []
+    monkeypatch.setattr(cluster, "_ranked_on_bins", lambda *a: ranked.append(1))
+    fit = cluster.cluster_table(x, w, table.keys, 256, random_state=0)
+    assert ranked == []
+    assert fit.inertia == pytest.approx(float(w @ ((x - fit.centers[fit.labels]) ** 2).sum(1)))
