@@ -15,6 +15,12 @@ medians, the peak RSS of the child and the MSE per channel (0-255) of each
 output against the decoded input.  Target of issue 14: at most 0.5x
 pngquant's whole-command time with a lower MSE, on every input.
 
+It also prints each command's median CPU time (user + system, all threads):
+pngquant runs libimagequant's OpenMP threads on every core while most of
+quantize's work runs on one, so on an idle machine the wall-time ratio is
+above the CPU-time ratio, and on a busy one the CPU times are the steadier
+measure of the work each command does.
+
 Run from the repository root on a quiet machine::
 
     python benchmarks/bench_k256.py [--runs 5]
@@ -24,6 +30,7 @@ Run from the repository root on a quiet machine::
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import tempfile
@@ -60,6 +67,12 @@ def make_inputs(tmp: Path, quick: bool) -> list[Path]:
     return paths
 
 
+def _children_cpu() -> float:
+    """User + system seconds of every waited-for child process so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=None, help="rounds (default 5; 2 quick)")
@@ -73,6 +86,7 @@ def main() -> None:
         tmp = Path(name)
         inputs = make_inputs(tmp, args.quick)
         times: dict[tuple[Path, str], list[float]] = {}
+        cpu: dict[tuple[Path, str], list[float]] = {}
         peaks: dict[tuple[Path, str], float] = {}
         for _ in range(runs):
             for src in inputs:
@@ -80,7 +94,9 @@ def main() -> None:
                 if PNGQUANT is not None:
                     cmds["pngquant"] = pngquant_cmd(src, tmp / f"{src.stem}-pq.png", K)
                 for who, cmd in cmds.items():
+                    before = _children_cpu()
                     seconds, peak = run_child(cmd)
+                    cpu.setdefault((src, who), []).append(_children_cpu() - before)
                     times.setdefault((src, who), []).append(seconds)
                     peaks[src, who] = max(peaks.get((src, who), 0.0), peak)
         print(
@@ -89,6 +105,7 @@ def main() -> None:
         print(
             f"{'input':<28}{'MP':>6}{'ours s':>9}{'MiB':>6}{'MSE':>8}"
             f"{'pngquant s':>12}{'MiB':>6}{'MSE':>8}{'ratio':>8}"
+            f"{'cpu ours':>10}{'cpu pq':>8}{'ratio':>7}"
         )
         checks = []
         for src in inputs:
@@ -105,6 +122,9 @@ def main() -> None:
                 ratio = ours_s / peer_s
                 line += f"{peer_s:>12.3f}{peaks[src, 'pngquant']:>6.0f}{peer_mse:>8.2f}"
                 line += f"{ratio:>7.2f}x"
+                ours_cpu = statistics.median(cpu[src, "ours"])
+                peer_cpu = statistics.median(cpu[src, "pngquant"])
+                line += f"{ours_cpu:>10.3f}{peer_cpu:>8.3f}{ours_cpu / peer_cpu:>6.2f}x"
                 checks.append(verdict(ratio <= 0.5, f"{src.stem}: {ratio:.2f}x pngquant (<= 0.5x)"))
                 checks.append(
                     verdict(ours_mse < peer_mse, f"{src.stem}: MSE {ours_mse:.2f} < {peer_mse:.2f}")

@@ -308,3 +308,43 @@ def test_pack_rgb_byte_lanes_equal_shifts(monkeypatch: pytest.MonkeyPatch) -> No
         assert pack_rgb(pixels, out=out) is out
         np.testing.assert_array_equal(out, expected)
         assert int(pack_rgb(np.array([1, 2, 3], np.uint8))) == 0x010203
+
+
+@pytest.mark.parametrize("k", [2, 64, 256])
+def test_filtered_assignment_is_the_nearest_center_of_every_row(k: int) -> None:
+    # Bins straddling a boundary: their rows near the bin mean are settled
+    # one by one, the others compared with every center; both must give the
+    # nearest center of every row, its distance and the cluster sums.
+    from quantize import cluster
+    from quantize._kernels import assign_nearest
+
+    rng = np.random.default_rng(5)
+    pixels = rng.normal(128, 50, size=(60000, 3)).clip(0, 255).astype(np.uint8)
+    table = color_table(pack_rgb(pixels))
+    x, w = table.colors / 255.0, table.counts.astype(float)
+    bins = cluster.make_bins(x, w, table.keys, k)
+    assert bins is not None
+    f = cluster._Filter.of(x, w, bins)
+    centers = x[rng.choice(len(x), k, replace=False)]
+    got = cluster._filtered_assign(f, centers)
+    labels, sq = assign_nearest(x, centers)
+    np.testing.assert_array_equal(got.labels(bins.index), labels)
+    assert got.inertia == pytest.approx(float(w @ sq), rel=1e-9)
+    totals = np.bincount(labels, weights=w, minlength=k)
+    np.testing.assert_allclose(got.totals, totals)
+    sums = np.stack([np.bincount(labels, weights=w * x[:, j], minlength=k) for j in range(3)], 1)
+    np.testing.assert_allclose(got.sums, sums, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("count", [65536, 131072, 65536 * 3 + 17])
+def test_count_pixels_exact_when_a_count_wraps_to_any_value(count: int) -> None:
+    # A color of a multiple of 65536 pixels wraps its uint16 count to 0; it
+    # must still be in the table, with its count, and so must its neighbors.
+    rng = np.random.default_rng(6)
+    pixels = rng.integers(0, 256, (1100, 1000, 3), dtype=np.uint8).reshape(-1, 3)
+    pixels[:count] = (7, 8, 9)
+    pixels[count : count + 70000] = (7, 8, 10)  # the same cell of keys
+    table = count_pixels([(pixels.reshape(1100, 1000, 3), None)])
+    uniq, counts = np.unique(pack_rgb(pixels), return_counts=True)
+    np.testing.assert_array_equal(table.keys, uniq)
+    np.testing.assert_array_equal(table.counts, counts)

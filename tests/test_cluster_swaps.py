@@ -145,3 +145,89 @@ def test_swaps_reuse_the_distances_of_a_kept_center_set(
     # One pass for the start and one per kept try, not one per try.
     assert accepted < 19
     assert len(passes) == 1 + accepted
+
+
+def test_few_fine_bins_get_swaps_on_them_at_16_clusters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Seed bins that are not coarse, but few enough 6-bit bins for a try
+    # there to take plain passes: the fit on them gets swaps too.
+    rng = np.random.default_rng(8)
+    # Every color in 0..95: at most 24**3 6-bit bins, spread evenly.
+    table = table_of(rng.integers(0, 96, size=(60_000, 3)).astype(np.uint8))
+    assert table.n_colors >= cluster.MIN_ROWS_TO_BIN
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    bins = cluster.make_bins(x, w, table.keys, 16)
+    assert bins is not None
+    _, seed_w = cluster.seed_set(bins, 16)
+    assert not cluster._coarse_seed_bins(seed_w, 16)
+    assert bins.means.shape[0] * 16 < cluster.BOUNDS_MIN_WORK
+    swaps = spy_swaps(monkeypatch)
+    fit = cluster.cluster_table(x, w, table.keys, 16, random_state=0)
+    assert swaps[1:] == [bins.means.shape[0]]
+    assert fit.centers.shape == (16, 3)
+
+
+def test_exact_rows_get_swaps_when_few_at_64_clusters(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A dark table: its 6-bit bins are coarse, so after converging on every
+    # row the fit gets swaps on the rows themselves, and keeps only gains.
+    night = (np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB")) * 0.3).astype(np.uint8)
+    table = table_of(night)
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    assert table.n_colors >= cluster.MIN_ROWS_TO_BIN
+    assert table.n_colors * 64 <= cluster._EXACT_SWAP_MAX_WORK
+    swaps = spy_swaps(monkeypatch)
+    fit = cluster.cluster_table(x, w, table.keys, 64, random_state=0)
+    assert swaps[-1] == table.n_colors
+    labels = nearest_three(x, fit.centers, np.einsum("ij,ij->i", x, x))[0]
+    np.testing.assert_array_equal(fit.labels, labels)
+
+
+def test_above_64_clusters_coarse_seed_bins_give_way_to_the_fine_bins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No swaps above 64 clusters: a table small enough to converge on every
+    # row is seeded on its 6-bit bins when the 5-bit ones are coarse.
+    table = table_of(np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB")))
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    bins = cluster.make_bins(x, w, table.keys, 128)
+    assert bins is not None
+    _, seed_w = cluster.seed_set(bins, 128)
+    assert cluster._coarse_seed_bins(seed_w, 128)
+    seeded_on: list[int] = []
+    original = cluster._ranked_on_bins
+
+    def spy(seed_x: NDArray[np.float64], *args: object) -> LloydResult:
+        seeded_on.append(seed_x.shape[0])
+        return original(seed_x, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cluster, "_ranked_on_bins", spy)
+    fit = cluster.cluster_table(x, w, table.keys, 128, random_state=0)
+    assert seeded_on == [bins.means.shape[0]]
+    assert fit.centers.shape == (128, 3)
+
+
+def test_tiny_table_gets_swaps_at_256_clusters(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = table_of(lumps(600, 6000, seed=4))
+    assert table.n_colors < cluster.MIN_ROWS_TO_BIN
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    swaps = spy_swaps(monkeypatch)
+    cluster.cluster_table(x, w, table.keys, 256, random_state=0)
+    assert swaps == [table.n_colors]
+
+
+def test_above_64_clusters_a_table_too_coarse_for_its_bins_is_not_binned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A dark photo: fewer effective 6-bit bins than clusters, so the fit
+    # runs on the distinct colors, never on the bins.
+    night = (np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB")) * 0.3).astype(np.uint8)
+    table = table_of(night)
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    bins = cluster.make_bins(x, w, table.keys, 256)
+    assert bins is not None and cluster._effective_bins(bins.totals) < 256
+    ranked: list[int] = []
+    monkeypatch.setattr(cluster, "_ranked_on_bins", lambda *a: ranked.append(1))
+    fit = cluster.cluster_table(x, w, table.keys, 256, random_state=0)
+    assert ranked == []
+    assert fit.inertia == pytest.approx(float(w @ ((x - fit.centers[fit.labels]) ** 2).sum(1)))
