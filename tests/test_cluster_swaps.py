@@ -171,7 +171,7 @@ def test_few_fine_bins_get_swaps_on_them_at_16_clusters(
 def test_exact_rows_get_swaps_when_few_at_64_clusters(monkeypatch: pytest.MonkeyPatch) -> None:
     # A dark table: its 6-bit bins are coarse, so after converging on every
     # row the fit gets swaps on the rows themselves, and keeps only gains.
-    night = (np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB")) * 0.3).astype(np.uint8)
+    night = (sample_rgb("china.jpg") * 0.3).astype(np.uint8)
     table = table_of(night)
     x, w = table.colors / 255.0, table.counts.astype(np.float64)
     assert table.n_colors >= cluster.MIN_ROWS_TO_BIN
@@ -188,7 +188,7 @@ def test_above_64_clusters_coarse_seed_bins_give_way_to_the_fine_bins(
 ) -> None:
     # No swaps above 64 clusters: a table small enough to converge on every
     # row is seeded on its 6-bit bins when the 5-bit ones are coarse.
-    table = table_of(np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB")))
+    table = table_of(sample_rgb("china.jpg"))
     x, w = table.colors / 255.0, table.counts.astype(np.float64)
     bins = cluster.make_bins(x, w, table.keys, 128)
     assert bins is not None
@@ -221,7 +221,7 @@ def test_above_64_clusters_a_table_too_coarse_for_its_bins_is_not_binned(
 ) -> None:
     # A dark photo: fewer effective 6-bit bins than clusters, so the fit
     # runs on the distinct colors, never on the bins.
-    night = (np.asarray(Image.open(SAMPLES / "china.jpg").convert("RGB")) * 0.3).astype(np.uint8)
+    night = (sample_rgb("china.jpg") * 0.3).astype(np.uint8)
     table = table_of(night)
     x, w = table.colors / 255.0, table.counts.astype(np.float64)
     bins = cluster.make_bins(x, w, table.keys, 256)
