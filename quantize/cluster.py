@@ -56,14 +56,18 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from quantize import histogram, restarts
+from quantize import restarts
+from quantize._bins import (
+    Filter,
+    exact_means,
+    exact_update,
+    filtered_assign,
+    make_bins,
+    seed_set,
+)
 from quantize._kernels import (
-    assign_nearest,
     draw,
     nearest_three,
-    row_norms,
-    transpose_weighted,
-    update_centers,
     weighted_count,
 )
 from quantize._lloyd import (
@@ -78,10 +82,9 @@ from quantize._lloyd import (
     prepare,
 )
 from quantize._validation import check_int, check_n_init, check_random_state
+from quantize.vocabulary import Algorithm
 
 __all__ = ["TableFit", "cluster_centers", "cluster_table", "resolve_n_init"]
-
-Algorithm = Literal["kmeans", "minibatch"]
 
 #: Relative SSE improvement below which Lloyd's iterations stop.
 TOL = 1e-4
@@ -100,17 +103,6 @@ _LARGE_TABLE = 1 << 18
 _BINNED_REFINE_MAX_K = 32
 EXACT_STEPS = 1
 
-# Bits per channel of the bins the restarts run on, and of the finer bins
-# that large tables converge on and that accelerate their exact finish.
-_SEED_BITS = 5
-_FINE_BITS = 6
-# Rows per chunk when setting up the bin filter of large tables.
-_FILTER_CHUNK = 1 << 16
-# Distances per block when testing which bins are settled (8 MB of float64).
-_SETTLE_BLOCK_ELEMENTS = 1 << 20
-_SETTLE_MIN_ROWS = 1024
-# A binning is only useful when it leaves several bins per cluster.
-_MIN_BINS_PER_CLUSTER = 4
 # Restarts on the bins only need to be ranked; the refinement goes on.
 SEED_TOL = 1e-3
 # Candidates per greedy k-means++ step when seeding on bins.  More than the
@@ -491,246 +483,16 @@ def _drop_unused(
     return TableFit(centers, labels, inertia, n_iter)
 
 
-# --------------------------------------------------------------------------
-# Bins.
-
-
-@dataclass(frozen=True)
-class Bins:
-    """Colors grouped into sRGB cubes, with each bin's exact weighted mean."""
-
-    index: NDArray[np.intp]
-    keys: NDArray[np.uint32]
-    means: NDArray[np.float64]
-    totals: NDArray[np.float64]
-    bits: int
-
-    def coarser(self, bits: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Weighted means of coarser bins, from these bins rather than the rows."""
-        index, n_bins = histogram.coarse_bins(self.keys, bits)
-        return histogram.bin_means(self.means, self.totals, index, n_bins)
-
-
-def make_bins(
-    x: NDArray[np.float64], w: NDArray[np.float64], keys: NDArray[np.uint32], n_clusters: int
-) -> Bins | None:
-    """6-bit bins (finer if they would leave too few bins per cluster)."""
-    for bits in range(_FINE_BITS, 8):
-        index, n_bins = histogram.coarse_bins(keys, bits)
-        if n_bins >= _MIN_BINS_PER_CLUSTER * n_clusters:
-            means, totals = histogram.bin_means(x, w, index, n_bins)
-            bin_keys = np.zeros(n_bins, dtype=np.uint32)
-            bin_keys[index] = keys  # every key of a bin gives the same coarse key
-            return Bins(index, bin_keys, means, totals, bits)
-    return None
-
-
-def seed_set(bins: Bins, n_clusters: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """5-bit bin means to seed on, unless too few for ``n_clusters``."""
-    for bits in range(_SEED_BITS, bins.bits):
-        means, totals = bins.coarser(bits)
-        if means.shape[0] >= _MIN_BINS_PER_CLUSTER * n_clusters:
-            return means, totals
-    return bins.means, bins.totals
-
-
-# --------------------------------------------------------------------------
-# Exact Lloyd step accelerated by the bins.
-
-
-@dataclass(frozen=True)
-class _Filter:
-    """What the filtered assignment needs besides the rows themselves.
-
-    ``spread[b]`` is the weighted SSE of bin b's rows around their mean, so
-    a bin wholly assigned to center c contributes exactly
-    ``spread[b] + totals[b] * |means[b] - c|^2`` to the SSE.
-    """
-
-    x: NDArray[np.float64]
-    w: NDArray[np.float64]
-    bins: Bins
-    spread: NDArray[np.float64]
-    radius: NDArray[np.float64]
-
-    @classmethod
-    def of(cls, x: NDArray[np.float64], w: NDArray[np.float64], bins: Bins) -> _Filter:
-        n_bins = bins.means.shape[0]
-        spread = np.zeros(n_bins)
-        radius = np.zeros(n_bins)
-        # In chunks: row-sized temporaries would be ~100 MB on a 12 MP photo,
-        # and fresh memory is what the first run in a process pays most for.
-        for start in range(0, x.shape[0], _FILTER_CHUNK):
-            rows = slice(start, start + _FILTER_CHUNK)
-            index = bins.index[rows]
-            offset = x[rows] - np.take(bins.means, index, axis=0)
-            sq = np.einsum("ij,ij->i", offset, offset)
-            spread += weighted_count(index, w[rows] * sq, n_bins)
-            np.maximum.at(radius, index, np.sqrt(sq, out=sq))
-        return cls(x, w, bins, spread, radius)
-
-
-@dataclass(frozen=True)
-class _Assignment:
-    """One exact assignment of every row, kept in compact form."""
-
-    bin_labels: NDArray[np.intp]
-    rows: NDArray[np.intp]
-    row_labels: NDArray[np.intp]
-    sums: NDArray[np.float64]
-    totals: NDArray[np.float64]
-    inertia: float
-
-    def labels(self, bin_index: NDArray[np.intp]) -> NDArray[np.intp]:
-        out = self.bin_labels[bin_index]
-        out[self.rows] = self.row_labels
-        return out
-
-
-def _settled_bins(
-    f: _Filter, centers: NDArray[np.float64]
-) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.bool_]]:
-    """Nearest center of each bin mean, the squared distance to it, and
-    whether every row of the bin provably has that nearest center."""
-    labels, d1, gap = _bin_gaps(f, centers)
-    return labels, d1, gap > 2.0 * f.radius * (1 + 1e-9)
-
-
-def _bin_gaps(
-    f: _Filter, centers: NDArray[np.float64]
-) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
-    """:func:`_gap_block` of every bin mean."""
-    n_bins = f.bins.means.shape[0]
-    labels = np.empty(n_bins, dtype=np.intp)
-    d1 = np.empty(n_bins)
-    gap = np.empty(n_bins)
-    # In blocks of bins: the whole (bins, k) distance matrix would be 512 MB
-    # for the 2**18 6-bit bins of noise at k = 256.
-    rows = max(_SETTLE_MIN_ROWS, _SETTLE_BLOCK_ELEMENTS // centers.shape[0])
-    for start in range(0, n_bins, rows):
-        part = slice(start, start + rows)
-        labels[part], d1[part], gap[part] = _gap_block(f.bins.means[part], centers)
-    return labels, d1, gap
-
-
-def _settled_block(
-    means: NDArray[np.float64], radius: NDArray[np.float64], centers: NDArray[np.float64]
-) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.bool_]]:
-    """`_settled_bins` of some bins: their means (b, d) and radii (b,)."""
-    labels, d1, gap = _gap_block(means, centers)
-    return labels, d1, gap > 2.0 * radius * (1 + 1e-9)
-
-
-def _gap_block(
-    means: NDArray[np.float64], centers: NDArray[np.float64]
-) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
-    """Nearest center of each mean (b, d), the squared distance to it, and a
-    lower bound on how much nearer it is than any other center (``inf``
-    with one center): a point within half that distance of the mean has
-    the same nearest center, by the triangle inequality."""
-    m_sq, c_sq = row_norms(means), row_norms(centers)
-    dist = means @ (-2.0 * centers.T)
-    dist += c_sq
-    dist += m_sq[:, None]
-    np.maximum(dist, 0, out=dist)
-    labels = np.argmin(dist, axis=1)
-    d1 = np.take_along_axis(dist, labels[:, None], axis=1)[:, 0]
-    if centers.shape[0] == 1:
-        return labels, d1, np.full(means.shape[0], np.inf)
-    np.put_along_axis(dist, labels[:, None], np.inf, axis=1)
-    d2 = dist.min(axis=1)
-    # Generous bound on the rounding of the expansion, so that no bin whose
-    # rows could tie is called settled.
-    slack = 16 * np.finfo(np.float64).eps * (m_sq + float(c_sq.max()))
-    return labels, d1, np.sqrt(np.maximum(d2 - slack, 0)) - np.sqrt(d1 + slack)
-
-
-def _filtered_assign(f: _Filter, centers: NDArray[np.float64]) -> _Assignment:
-    """Exact nearest-center assignment of every row, bin by bin where possible."""
-    k, d = centers.shape
-    bin_labels, d1, gap = _bin_gaps(f, centers)
-    settled = gap > 2.0 * f.radius * (1 + 1e-9)
-    lab = bin_labels[settled]
-    inertia = float(f.spread[settled].sum() + f.bins.totals[settled] @ d1[settled])
-    totals = weighted_count(lab, f.bins.totals[settled], k)
-    sums = np.empty((k, d))
-    settled_sums = f.bins.means[settled] * f.bins.totals[settled, None]
-    for j in range(d):
-        sums[:, j] = np.bincount(lab, weights=settled_sums[:, j], minlength=k)
-    rows = np.flatnonzero(~settled[f.bins.index])
-    x, w = f.x[rows], f.w[rows]
-    row_labels, sq = _assign_unsettled(f, centers, bin_labels, gap, rows, x)
-    inertia += float(w @ sq)
-    totals += weighted_count(row_labels, w, k)
-    for j in range(d):
-        sums[:, j] += np.bincount(row_labels, weights=w * x[:, j], minlength=k)
-    return _Assignment(bin_labels, rows, row_labels, sums, totals, inertia)
-
-
-def _assign_unsettled(
-    f: _Filter,
-    centers: NDArray[np.float64],
-    bin_labels: NDArray[np.intp],
-    gap: NDArray[np.float64],
-    rows: NDArray[np.intp],
-    x: NDArray[np.float64],
-) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-    """Nearest center of the rows ``rows`` (points ``x``) of unsettled bins
-    and the squared distance to it.
-
-    A bin straddles a boundary when its farthest row might cross it, yet
-    its rows near the mean cannot: a row closer to the mean than half the
-    bin's ``gap`` keeps the mean's nearest center (a quarter of the rows
-    of such bins on photos at k = 256).  Only the others are compared
-    with every center.
-    """
-    index = f.bins.index[rows]
-    offset = np.take(f.bins.means, index, axis=0)
-    offset -= x
-    inside = gap[index] > 2.0 * np.sqrt(np.einsum("ij,ij->i", offset, offset)) * (1 + 1e-9)
-    del offset
-    if not inside.any():
-        every, dist = assign_nearest(x, centers)
-        return every, dist.astype(np.float64, copy=False)
-    labels = np.empty(rows.size, dtype=np.intp)
-    sq = np.empty(rows.size)
-    near = np.flatnonzero(inside)
-    labels[near] = bin_labels[index[near]]
-    del index
-    offset = x[near] - np.take(centers, labels[near], axis=0)
-    sq[near] = np.einsum("ij,ij->i", offset, offset)
-    del offset
-    far = np.flatnonzero(~inside)
-    labels[far], sq[far] = assign_nearest(x[far], centers)
-    return labels, sq.astype(np.float64, copy=False)
-
-
 def _exact_step(
-    f: _Filter, centers: NDArray[np.float64], n_iter: int, assign: bool
+    f: Filter, centers: NDArray[np.float64], n_iter: int, assign: bool
 ) -> TableFit | tuple[NDArray[np.float64], int]:
     """One exact Lloyd step on every row, ending with an assignment unless
     ``assign`` is False (then only the new centers and ``n_iter``)."""
-    first = _filtered_assign(f, centers)
-    if (first.totals > 0).all():
-        centers = first.sums / first.totals[:, None]
-    else:
-        # A center lost every row: a plain pass gives the distances that
-        # reseeding with the worst-fitting color needs.
-        labels, sq = assign_nearest(f.x, centers)
-        centers = update_centers(f.x, f.w, transpose_weighted(f.x, f.w), labels, sq, centers)
+    centers = exact_update(f, centers)
     if not assign:
         return centers, n_iter + 1
-    last = _filtered_assign(f, centers)
+    last = filtered_assign(f, centers)
     return _drop_unused(centers, last.labels(f.bins.index), last.inertia, n_iter + 1)
-
-
-def _exact_means(
-    x: NDArray[np.float64], w: NDArray[np.float64], centers: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """One exact center update: assign every row, then the weighted means
-    (empty clusters reseeded as in Lloyd's iterations)."""
-    labels, sq = assign_nearest(x, centers)
-    return update_centers(x, w, transpose_weighted(x, w), labels, sq, centers)
 
 
 # --------------------------------------------------------------------------
@@ -775,7 +537,7 @@ def _fit_kmeans(
         fine = _swap_search(fine_prep, fine, max_iter, rng, tries)
     n_iter = seeded.n_iter + fine.n_iter
     if x.shape[0] >= _LARGE_TABLE:
-        return _exact_step(_Filter.of(x, w, bins), fine.centers, n_iter, assign)
+        return _exact_step(Filter.of(x, w, bins), fine.centers, n_iter, assign)
     if k >= _SWAP_MIN_K:
         exact = prepare(x, w)
         refined = lloyd(exact, fine.centers, max_iter, TOL)
@@ -786,7 +548,7 @@ def _fit_kmeans(
     # Plain passes: on a table this small, at these k, the bin filter of
     # _exact_step costs about as much as it saves.
     if not assign:
-        return _exact_means(x, w, fine.centers), n_iter + 1
+        return exact_means(x, w, fine.centers), n_iter + 1
     done = lloyd_plain(prepare(x, w), fine.centers, EXACT_STEPS, 0.0)
     return _drop_unused(done.centers, done.labels, done.inertia, n_iter + done.n_iter)
 
@@ -977,6 +739,6 @@ def _fit_minibatch(
     )
     # Finish exactly: one Lloyd step on the whole table, ending with an assignment.
     if not assign:
-        return _exact_means(x, w, centers), n_iter + 1
+        return exact_means(x, w, centers), n_iter + 1
     refined = lloyd(prepare(x, w), centers, 1, 0.0)
     return _drop_unused(refined.centers, refined.labels, refined.inertia, n_iter + 1)

@@ -7,7 +7,7 @@ import pytest
 from numpy.typing import NDArray
 from sklearn import cluster as skc
 
-from quantize import histogram
+from quantize import _bins, histogram
 from quantize.cluster import TableFit, cluster_centers, cluster_table
 from quantize.histogram import (
     ColorTable,
@@ -324,9 +324,9 @@ def test_filtered_assignment_is_the_nearest_center_of_every_row(k: int) -> None:
     x, w = table.colors / 255.0, table.counts.astype(float)
     bins = cluster.make_bins(x, w, table.keys, k)
     assert bins is not None
-    f = cluster._Filter.of(x, w, bins)
+    f = _bins.Filter.of(x, w, bins)
     centers = x[rng.choice(len(x), k, replace=False)]
-    got = cluster._filtered_assign(f, centers)
+    got = _bins.filtered_assign(f, centers)
     labels, sq = assign_nearest(x, centers)
     np.testing.assert_array_equal(got.labels(bins.index), labels)
     assert got.inertia == pytest.approx(float(w @ sq), rel=1e-9)

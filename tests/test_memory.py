@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quantize import cluster, dither, fitting, pipeline, reduce
+from quantize import _bins, cluster, dither, fitting, pipeline, reduce
 from quantize import colors as cs
 from quantize.batch import TableMerger
 from quantize.histogram import color_table, count_pixels, pack_rgb, unpack_keys
@@ -200,12 +200,12 @@ def test_settled_bins_in_blocks_match_one_block(monkeypatch: pytest.MonkeyPatch)
     w = table.counts.astype(float)
     bins = cluster.make_bins(x, w, table.keys, 16)
     assert bins is not None
-    f = cluster._Filter.of(x, w, bins)
+    f = _bins.Filter.of(x, w, bins)
     centers = x[np.random.default_rng(12).choice(len(x), 64, replace=False)]
-    monkeypatch.setattr(cluster, "_SETTLE_BLOCK_ELEMENTS", 1 << 40)
-    whole = cluster._settled_bins(f, centers)
-    monkeypatch.setattr(cluster, "_SETTLE_BLOCK_ELEMENTS", 1)
-    blocked = cluster._settled_bins(f, centers)
+    monkeypatch.setattr(_bins, "SETTLE_BLOCK_ELEMENTS", 1 << 40)
+    whole = _bins.settled_bins(f, centers)
+    monkeypatch.setattr(_bins, "SETTLE_BLOCK_ELEMENTS", 1)
+    blocked = _bins.settled_bins(f, centers)
     for a, b in zip(whole, blocked, strict=True):
         np.testing.assert_array_equal(a, b)
 

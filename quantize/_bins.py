@@ -1,0 +1,280 @@
+"""Colors grouped into sRGB cubes, and the exact Lloyd step they accelerate.
+
+Internal to the clustering core (:mod:`quantize.cluster`), with plain names.
+A table's colors are grouped by the high bits of their sRGB keys: the 5-bit
+bins seed the restarts, the 6-bit bins (:class:`Bins`) carry the iterations
+of large tables, and :class:`Filter` uses them for an exact Lloyd step on
+every color: a bin whose ball (mean, distance to its farthest color) lies
+closer to one center than to any other is assigned whole, with its exact
+sufficient statistics, and only the colors of bins that straddle a boundary
+are compared with the centers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from quantize import histogram
+from quantize._kernels import (
+    assign_nearest,
+    row_norms,
+    transpose_weighted,
+    update_centers,
+    weighted_count,
+)
+
+__all__ = [
+    "Assignment",
+    "Bins",
+    "Filter",
+    "exact_means",
+    "exact_update",
+    "filtered_assign",
+    "make_bins",
+    "seed_set",
+]
+
+#: Bits per channel of the bins the restarts run on, and of the finer bins
+#: that large tables converge on and that accelerate their exact finish.
+SEED_BITS = 5
+FINE_BITS = 6
+#: Rows per chunk when setting up the bin filter of large tables.
+FILTER_CHUNK = 1 << 16
+#: Distances per block when testing which bins are settled (8 MB of float64).
+SETTLE_BLOCK_ELEMENTS = 1 << 20
+SETTLE_MIN_ROWS = 1024
+#: A binning is only useful when it leaves several bins per cluster.
+MIN_BINS_PER_CLUSTER = 4
+
+
+@dataclass(frozen=True)
+class Bins:
+    """Colors grouped into sRGB cubes, with each bin's exact weighted mean."""
+
+    index: NDArray[np.intp]
+    keys: NDArray[np.uint32]
+    means: NDArray[np.float64]
+    totals: NDArray[np.float64]
+    bits: int
+
+    def coarser(self, bits: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Weighted means of coarser bins, from these bins rather than the rows."""
+        index, n_bins = histogram.coarse_bins(self.keys, bits)
+        return histogram.bin_means(self.means, self.totals, index, n_bins)
+
+
+def make_bins(
+    x: NDArray[np.float64], w: NDArray[np.float64], keys: NDArray[np.uint32], n_clusters: int
+) -> Bins | None:
+    """6-bit bins (finer if they would leave too few bins per cluster)."""
+    for bits in range(FINE_BITS, 8):
+        index, n_bins = histogram.coarse_bins(keys, bits)
+        if n_bins >= MIN_BINS_PER_CLUSTER * n_clusters:
+            means, totals = histogram.bin_means(x, w, index, n_bins)
+            bin_keys = np.zeros(n_bins, dtype=np.uint32)
+            bin_keys[index] = keys  # every key of a bin gives the same coarse key
+            return Bins(index, bin_keys, means, totals, bits)
+    return None
+
+
+def seed_set(bins: Bins, n_clusters: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """5-bit bin means to seed on, unless too few for ``n_clusters``."""
+    for bits in range(SEED_BITS, bins.bits):
+        means, totals = bins.coarser(bits)
+        if means.shape[0] >= MIN_BINS_PER_CLUSTER * n_clusters:
+            return means, totals
+    return bins.means, bins.totals
+
+
+# --------------------------------------------------------------------------
+# The exact Lloyd step accelerated by the bins.
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What the filtered assignment needs besides the rows themselves.
+
+    ``spread[b]`` is the weighted SSE of bin b's rows around their mean, so
+    a bin wholly assigned to center c contributes exactly
+    ``spread[b] + totals[b] * |means[b] - c|^2`` to the SSE.
+    """
+
+    x: NDArray[np.float64]
+    w: NDArray[np.float64]
+    bins: Bins
+    spread: NDArray[np.float64]
+    radius: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, x: NDArray[np.float64], w: NDArray[np.float64], bins: Bins) -> Filter:
+        n_bins = bins.means.shape[0]
+        spread = np.zeros(n_bins)
+        radius = np.zeros(n_bins)
+        # In chunks: row-sized temporaries would be ~100 MB on a 12 MP photo,
+        # and fresh memory is what the first run in a process pays most for.
+        for start in range(0, x.shape[0], FILTER_CHUNK):
+            rows = slice(start, start + FILTER_CHUNK)
+            index = bins.index[rows]
+            offset = x[rows] - np.take(bins.means, index, axis=0)
+            sq = np.einsum("ij,ij->i", offset, offset)
+            spread += weighted_count(index, w[rows] * sq, n_bins)
+            np.maximum.at(radius, index, np.sqrt(sq, out=sq))
+        return cls(x, w, bins, spread, radius)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One exact assignment of every row, kept in compact form."""
+
+    bin_labels: NDArray[np.intp]
+    rows: NDArray[np.intp]
+    row_labels: NDArray[np.intp]
+    sums: NDArray[np.float64]
+    totals: NDArray[np.float64]
+    inertia: float
+
+    def labels(self, bin_index: NDArray[np.intp]) -> NDArray[np.intp]:
+        out = self.bin_labels[bin_index]
+        out[self.rows] = self.row_labels
+        return out
+
+
+def settled_bins(
+    f: Filter, centers: NDArray[np.float64]
+) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.bool_]]:
+    """Nearest center of each bin mean, the squared distance to it, and
+    whether every row of the bin provably has that nearest center."""
+    labels, d1, gap = bin_gaps(f, centers)
+    return labels, d1, gap > 2.0 * f.radius * (1 + 1e-9)
+
+
+def bin_gaps(
+    f: Filter, centers: NDArray[np.float64]
+) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`gap_block` of every bin mean."""
+    n_bins = f.bins.means.shape[0]
+    labels = np.empty(n_bins, dtype=np.intp)
+    d1 = np.empty(n_bins)
+    gap = np.empty(n_bins)
+    # In blocks of bins: the whole (bins, k) distance matrix would be 512 MB
+    # for the 2**18 6-bit bins of noise at k = 256.
+    rows = max(SETTLE_MIN_ROWS, SETTLE_BLOCK_ELEMENTS // centers.shape[0])
+    for start in range(0, n_bins, rows):
+        part = slice(start, start + rows)
+        labels[part], d1[part], gap[part] = gap_block(f.bins.means[part], centers)
+    return labels, d1, gap
+
+
+def settled_block(
+    means: NDArray[np.float64], radius: NDArray[np.float64], centers: NDArray[np.float64]
+) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.bool_]]:
+    """`settled_bins` of some bins: their means (b, d) and radii (b,)."""
+    labels, d1, gap = gap_block(means, centers)
+    return labels, d1, gap > 2.0 * radius * (1 + 1e-9)
+
+
+def gap_block(
+    means: NDArray[np.float64], centers: NDArray[np.float64]
+) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
+    """Nearest center of each mean (b, d), the squared distance to it, and a
+    lower bound on how much nearer it is than any other center (``inf``
+    with one center): a point within half that distance of the mean has
+    the same nearest center, by the triangle inequality."""
+    m_sq, c_sq = row_norms(means), row_norms(centers)
+    dist = means @ (-2.0 * centers.T)
+    dist += c_sq
+    dist += m_sq[:, None]
+    np.maximum(dist, 0, out=dist)
+    labels = np.argmin(dist, axis=1)
+    d1 = np.take_along_axis(dist, labels[:, None], axis=1)[:, 0]
+    if centers.shape[0] == 1:
+        return labels, d1, np.full(means.shape[0], np.inf)
+    np.put_along_axis(dist, labels[:, None], np.inf, axis=1)
+    d2 = dist.min(axis=1)
+    # Generous bound on the rounding of the expansion, so that no bin whose
+    # rows could tie is called settled.
+    slack = 16 * np.finfo(np.float64).eps * (m_sq + float(c_sq.max()))
+    return labels, d1, np.sqrt(np.maximum(d2 - slack, 0)) - np.sqrt(d1 + slack)
+
+
+def filtered_assign(f: Filter, centers: NDArray[np.float64]) -> Assignment:
+    """Exact nearest-center assignment of every row, bin by bin where possible."""
+    k, d = centers.shape
+    bin_labels, d1, gap = bin_gaps(f, centers)
+    settled = gap > 2.0 * f.radius * (1 + 1e-9)
+    lab = bin_labels[settled]
+    inertia = float(f.spread[settled].sum() + f.bins.totals[settled] @ d1[settled])
+    totals = weighted_count(lab, f.bins.totals[settled], k)
+    sums = np.empty((k, d))
+    settled_sums = f.bins.means[settled] * f.bins.totals[settled, None]
+    for j in range(d):
+        sums[:, j] = np.bincount(lab, weights=settled_sums[:, j], minlength=k)
+    rows = np.flatnonzero(~settled[f.bins.index])
+    x, w = f.x[rows], f.w[rows]
+    row_labels, sq = assign_unsettled(f, centers, bin_labels, gap, rows, x)
+    inertia += float(w @ sq)
+    totals += weighted_count(row_labels, w, k)
+    for j in range(d):
+        sums[:, j] += np.bincount(row_labels, weights=w * x[:, j], minlength=k)
+    return Assignment(bin_labels, rows, row_labels, sums, totals, inertia)
+
+
+def assign_unsettled(
+    f: Filter,
+    centers: NDArray[np.float64],
+    bin_labels: NDArray[np.intp],
+    gap: NDArray[np.float64],
+    rows: NDArray[np.intp],
+    x: NDArray[np.float64],
+) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """Nearest center of the rows ``rows`` (points ``x``) of unsettled bins
+    and the squared distance to it.
+
+    A bin straddles a boundary when its farthest row might cross it, yet
+    its rows near the mean cannot: a row closer to the mean than half the
+    bin's ``gap`` keeps the mean's nearest center (a quarter of the rows
+    of such bins on photos at k = 256).  Only the others are compared
+    with every center.
+    """
+    index = f.bins.index[rows]
+    offset = np.take(f.bins.means, index, axis=0)
+    offset -= x
+    inside = gap[index] > 2.0 * np.sqrt(np.einsum("ij,ij->i", offset, offset)) * (1 + 1e-9)
+    del offset
+    if not inside.any():
+        every, dist = assign_nearest(x, centers)
+        return every, dist.astype(np.float64, copy=False)
+    labels = np.empty(rows.size, dtype=np.intp)
+    sq = np.empty(rows.size)
+    near = np.flatnonzero(inside)
+    labels[near] = bin_labels[index[near]]
+    del index
+    offset = x[near] - np.take(centers, labels[near], axis=0)
+    sq[near] = np.einsum("ij,ij->i", offset, offset)
+    del offset
+    far = np.flatnonzero(~inside)
+    labels[far], sq[far] = assign_nearest(x[far], centers)
+    return labels, sq.astype(np.float64, copy=False)
+
+
+def exact_update(f: Filter, centers: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The centers after one exact Lloyd step on every row (filtered by the bins)."""
+    first = filtered_assign(f, centers)
+    if (first.totals > 0).all():
+        return first.sums / first.totals[:, None]
+    # A center lost every row: a plain pass gives the distances that
+    # reseeding with the worst-fitting color needs.
+    labels, sq = assign_nearest(f.x, centers)
+    return update_centers(f.x, f.w, transpose_weighted(f.x, f.w), labels, sq, centers)
+
+
+def exact_means(
+    x: NDArray[np.float64], w: NDArray[np.float64], centers: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """One exact center update: assign every row, then the weighted means
+    (empty clusters reseeded as in Lloyd's iterations)."""
+    labels, sq = assign_nearest(x, centers)
+    return update_centers(x, w, transpose_weighted(x, w), labels, sq, centers)
