@@ -214,7 +214,7 @@ class FiniteFloatRange(click.FloatRange):
     "--space",
     type=click.Choice(SPACES),
     default="rgb",
-    help="Color space the clustering runs in: sRGB, CIELAB (D65) or OKLab.",
+    help="Color space the clustering runs in: sRGB, CIELAB (D65), OKLab or linear-light RGB.",
 )
 @click.option(
     "--dither",

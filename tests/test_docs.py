@@ -124,3 +124,12 @@ def test_help_choice_lists_are_the_vocabulary() -> None:
     for option, choices in OPTION_CHOICES.items():
         offered = choices if option != "--format" else (*choices, *FORMAT_ALIASES)
         assert f"{option} [{'|'.join(offered)}]" in result.output
+
+
+def test_help_describes_every_space() -> None:
+    # The choice list comes from the vocabulary; the sentence beside it is hand-written
+    # and must grow with it ("sRGB, CIELAB (D65), OKLab or ...": one item per space).
+    (space,) = [p for p in quantize_command.params if p.name == "space"]
+    assert space.help is not None
+    described = re.split(r", | or ", space.help.split(": ", 1)[1].rstrip("."))
+    assert len(described) == len(SPACES), space.help
