@@ -817,4 +817,18 @@ def main() -> None:
         exc.message = one_line(exc.message)  # it may quote a file name
         exc.show()
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        # The run reports its own errors; what reaches here is Click writing
+        # --help or --version to a full disk or a closed pipe.
+        _echo(f"quantize: error: cannot write the output: {_reason(exc)}")
+        _quiet_stdout()
+        sys.exit(EXIT_FAILED)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that the flush at exit cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,18 @@ def test_html_page_of_odd_file_names_is_valid_utf8(odd_names: Path, tmp_path: Pa
     page = (out / "index.html").read_bytes().decode("utf-8", errors="strict")
     assert "caf\\xe9.png" in page
     assert 'src="caf%E9-k4.png"' in page or "caf%E9-k4.png" in page
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_to_a_full_disk_is_one_line_not_a_traceback(flag: str) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "quantize", flag],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr == "quantize: error: cannot write the output: no space left on device\n"
