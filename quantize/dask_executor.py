@@ -332,7 +332,7 @@ class _Run(Generic[T, R, P]):
         self.whole: dict[Future[Any], Future[Any]] = {}
         #: With a reduction: futures not yet merged, by level (0: whole outcomes).
         self.levels: list[list[Future[Any]]] = []
-        self.queue = distributed.as_completed()
+        self.queue = distributed.as_completed(loop=self.client.loop)
 
     def go(self) -> bool:
         """Run every task; True when interrupted."""
@@ -435,7 +435,9 @@ class _Run(Generic[T, R, P]):
                 ending.append(future)
         self.cancel([f for f in self.held if f not in ending])
         try:
-            for future in distributed.as_completed(ending, timeout=STOP_WAIT):
+            for future in distributed.as_completed(
+                ending, timeout=STOP_WAIT, loop=self.client.loop
+            ):
                 self.finish(future)
         except (KeyboardInterrupt, TimeoutError):
             pass
