@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from quantize.batch import BatchOptions, Progress, run_batch
-from quantize.executors import InProcess, Reduction
+from quantize.executors import InProcess, Reduction, death_reason
 from quantize.vocabulary import Status
 from tests.conftest import SAMPLES, gradient_rgb, run_cli
 
@@ -218,6 +218,32 @@ def test_a_worker_killed_mid_batch_costs_nothing(tmp_path: Path, executor: DaskE
     assert len(failed) <= 1, [f.reason for f in failed]
     assert result.count("written") == COUNT - len(failed)
     assert len(_whole_images(tmp_path / "out", killed[0])) == COUNT - len(failed)
+
+
+def _killer(task: int) -> _Num:
+    """Task 0 kills its worker every time; the others are fine."""
+    if task == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _Num(task)
+
+
+def test_an_image_that_kills_its_workers_fails_alone_after_two_deaths(
+    executor: DaskExecutor,
+) -> None:
+    seen: dict[int, list[_Num]] = {}
+    reasons: dict[int, str | None] = {}
+
+    def settle(task: int, status: Status, reason: str | None) -> _Num:
+        reasons[task] = reason
+        return _Num(-1, status=status)
+
+    def on_done(index: int, outcome: _Num) -> None:
+        seen.setdefault(index, []).append(outcome)
+
+    assert not executor.run(range(6), _killer, on_done, settle)
+    assert seen == {0: [_Num(-1, status="failed")], **{i: [_Num(i)] for i in range(1, 6)}}
+    assert reasons == {0: death_reason(2)}
+    assert "the worker process died 2 times" in death_reason(2)
 
 
 def test_skip_existing_resumes_an_interrupted_run(tmp_path: Path, executor: DaskExecutor) -> None:
