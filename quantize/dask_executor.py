@@ -72,6 +72,8 @@ P = TypeVar("P")
 
 #: Seconds to wait for a scheduler before giving up (an unreachable address).
 CONNECT_TIMEOUT = 5.0
+#: Seconds to wait for a first worker on a scheduler that has none.
+WORKER_WAIT = 60.0
 #: Tasks on the cluster at a time, per worker thread: enough that no worker
 #: waits for the client, few enough that the client holds little.
 WINDOW_PER_THREAD = 3
@@ -205,16 +207,19 @@ class DaskExecutor(Executor):
             self.client = self._start_local(workers or os.cpu_count() or 1)
         else:
             self.client = _connect(cluster, connect_timeout)
-        self.workers = self.threads()
+        self.workers = max(1, sum(self.client.nthreads().values()))
 
     def _start_local(self, workers: int) -> distributed.Client:
-        # The scheduler runs in this process, so its settings are ours to choose:
-        # a task is blamed (and failed) for worker deaths as in a local run, and
-        # only the task a worker runs is blamed, not one queued behind it.
+        # The scheduler and the nannies run in this process, so their settings are
+        # ours to choose: a task is blamed (and failed) for worker deaths as in a
+        # local run, and only the task a worker runs is blamed, not one queued
+        # behind it; the workers run quantize as fast as local ones.
         settings = {
             "distributed.scheduler.allowed-failures": MAX_WORKER_DEATHS - 1,
             "distributed.scheduler.worker-saturation": 1.0,
             "distributed.nanny.pre-spawn-environ": worker_environment(),
+            # Its sampling thread takes the interpreter lock from the tasks all along.
+            "distributed.worker.profile.enabled": False,
         }
         try:
             with dask.config.set(settings):
@@ -237,8 +242,25 @@ class DaskExecutor(Executor):
         return self._shared
 
     def threads(self) -> int:
-        """Worker threads on the cluster now (at least 1)."""
-        return max(1, sum(self.client.nthreads().values()))
+        """Worker threads on the cluster now, waiting a while for a first worker.
+
+        Raises
+        ------
+        ClusterError
+            No worker joined within :data:`WORKER_WAIT` seconds.
+        """
+        threads = sum(self.client.nthreads().values())
+        if threads == 0:
+            try:
+                self.client.wait_for_workers(1, timeout=WORKER_WAIT)
+            except TimeoutError:
+                address = self.client.scheduler.address if self.client.scheduler else "?"
+                raise ClusterError(
+                    f"the Dask scheduler at {address} has no workers "
+                    f"(none joined within {WORKER_WAIT:g} s)"
+                ) from None
+            threads = sum(self.client.nthreads().values())
+        return max(1, threads)
 
     def share(self, paths: Sequence[str | os.PathLike[str]]) -> None:
         """Check, before each task on a worker, that the worker sees ``paths``.
@@ -281,11 +303,16 @@ class DaskExecutor(Executor):
         return False, run.total()
 
     def close(self) -> None:
+        """Close the connection and the local cluster this executor made (not a given client)."""
         client = getattr(self, "client", None)
+        # A cluster that went away meanwhile has nothing left to release.
         if self._owned and client is not None:
-            client.close(timeout=CONNECT_TIMEOUT)
+            with suppress(Exception):
+                client.close(timeout=CONNECT_TIMEOUT)
+            self._owned = False
         if self._cluster is not None:
-            self._cluster.close(timeout=CONNECT_TIMEOUT)
+            with suppress(Exception):
+                self._cluster.close(timeout=CONNECT_TIMEOUT)
             self._cluster = None
 
 

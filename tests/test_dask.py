@@ -319,6 +319,14 @@ def services(tmp_path: Path) -> Iterator[str]:
         [*dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1]],
         *[[*dask, "worker", address, "--nthreads", "1", "--host", "127.0.0.1"] for _ in range(2)],
     ]
+    # The settings the README gives: fail an image after two worker deaths,
+    # glibc's own mmap threshold and no profiler in the workers.
+    env = {
+        **os.environ,
+        "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
+        "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": '{"MALLOC_TRIM_THRESHOLD_": None}',
+        "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+    }
     procs: list[subprocess.Popen[bytes]] = []
     log = open(tmp_path / "services.log", "wb")  # noqa: SIM115 - closed below
     try:
@@ -327,6 +335,7 @@ def services(tmp_path: Path) -> Iterator[str]:
                 subprocess.Popen(
                     [*command, "--no-dashboard"],
                     cwd=elsewhere,
+                    env=env,
                     stdout=log,
                     stderr=log,
                     start_new_session=True,
