@@ -271,6 +271,34 @@ def test_skip_existing_resumes_an_interrupted_run(tmp_path: Path, executor: Dask
     assert _files(out) == local
 
 
+def test_sigterm_cancels_the_cluster_tasks_and_leaves_whole_images(
+    tmp_path: Path, executor: DaskExecutor
+) -> None:
+    src = _crops(tmp_path)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "quantize", str(src), "-o", str(out), "-k", "32"]
+    proc = subprocess.Popen(
+        [*command, "--dask", _address(executor)], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert "PSNR" in first, first
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, rest
+    assert "quantize: terminated" in rest and " not done in " in rest
+    assert "Traceback" not in rest and "quantize: error:" not in rest
+    assert " 0 failed, " in rest
+    assert 1 <= len(_whole_images(out)) < COUNT
+    # Nothing of the run is left on the cluster.
+    assert not any(executor.client.processing().values())
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
