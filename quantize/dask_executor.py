@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -60,10 +61,14 @@ if TYPE_CHECKING:
 __all__ = [
     "CONNECT_TIMEOUT",
     "FAN_IN",
+    "LOCAL",
+    "STOP_WAIT",
     "WINDOW_PER_THREAD",
+    "WORKER_WAIT",
     "ClusterError",
     "DaskExecutor",
     "NotShared",
+    "worker_environment",
 ]
 
 T = TypeVar("T")
@@ -107,7 +112,7 @@ _seen: set[_Shared] = set()
 
 def _enter(shared: _Shared) -> None:
     """Run in the client's folder; raise NotShared when a path is not visible here."""
-    if shared.cwd is not None and os.getcwd() != shared.cwd:
+    if shared.cwd is not None and _cwd() != shared.cwd:
         # Relative paths name files under the client's folder, wherever the worker started.
         try:
             os.chdir(shared.cwd)
@@ -121,6 +126,13 @@ def _enter(shared: _Shared) -> None:
     _seen.add(shared)
 
 
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:
+        return None  # removed meanwhile
+
+
 def _not_shared(path: str) -> str:
     return (
         f"the Dask worker {_worker_name()} cannot see {path} "
@@ -132,7 +144,7 @@ def _worker_name() -> str:
     try:
         return str(distributed.get_worker().address)
     except ValueError:
-        return f"on {os.uname().nodename}"
+        return f"on {platform.node()}"
 
 
 def _remote(fn: Callable[[T], R], shared: _Shared | None, task: T) -> R:
