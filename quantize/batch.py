@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from quantize.encode import ANIMATION_FORMATS, SUFFIX_FORMATS
 from quantize.errors import InputError, OutputError, QuantizeError
-from quantize.executors import Executor, interruptible, local_executor, stopping
+from quantize.executors import Executor, Reduction, interruptible, local_executor, stopping
 from quantize.histogram import N_KEYS, ColorTable, histogram_table
 from quantize.imageio import captured_warnings, load_image
 from quantize.outputs import (
@@ -643,6 +643,61 @@ class TableMerger:
         return table
 
 
+@dataclass(frozen=True)
+class TableSum:
+    """The summed color tables of some images (what the first pass adds up).
+
+    Attributes
+    ----------
+    table : ColorTable
+        Sorted distinct keys (m,) and their summed counts (m,).
+    transparent : bool
+        Whether any of the images has transparent pixels.
+    images : int
+        How many images were summed.
+    """
+
+    table: ColorTable
+    transparent: bool
+    images: int
+
+
+class TableSummer:
+    """A :class:`quantize.executors.Merger` of :class:`TableSum` parts, in bounded memory.
+
+    Built on :class:`TableMerger`: the sum does not depend on the order or
+    grouping of the parts, so the shared palette is the same wherever they
+    were added up.
+    """
+
+    def __init__(self) -> None:
+        self._merger = TableMerger()
+        self._transparent = False
+        self._images = 0
+
+    def add(self, part: TableSum) -> None:
+        """Add the tables of ``part``."""
+        self._merger.add(part.table.keys, part.table.counts)
+        self._transparent = self._transparent or part.transparent
+        self._images += part.images
+
+    def result(self) -> TableSum:
+        """Everything added so far, as one part."""
+        return TableSum(self._merger.table(), self._transparent, self._images)
+
+
+def split_table(outcome: _TableResult) -> tuple[_TableResult, TableSum | None]:
+    """The first pass's outcome without its table, and the table as a part to sum."""
+    if outcome.keys is None or outcome.counts is None:
+        return outcome, None
+    part = TableSum(ColorTable(outcome.keys, outcome.counts), outcome.transparent > 0, 1)
+    return _TableResult(outcome.result), part
+
+
+#: The first pass sums the images' color tables.
+TABLE_SUM: Reduction[_TableResult, TableSum] = Reduction(TableSummer, split_table)
+
+
 # --------------------------------------------------------------------------- #
 # The runner
 # --------------------------------------------------------------------------- #
@@ -769,6 +824,8 @@ def run_batch(
     if total == 0:
         # Only folders can yield nothing: a file named as an input is always tried.
         raise InputError(no_images_message(inputs, options.recursive))
+    # Workers elsewhere (a cluster) must see the inputs and the output folder.
+    executor.share([*inputs, *([options.output] if options.output is not None else [])])
     run_opts = options.run
     palette, palette_used, interrupted, reused = None, None, False, False
     if palette_path is not None and jobs:
@@ -848,27 +905,25 @@ def _shared_palette(
     if options.skip_existing and path.exists():
         return False, read_palette(path)
     planner.check(shared_palette_files(path, options.run.palette_formats))
-    merger = TableMerger()
-    transparent = False
-    readable = 0
     collector = _Collector("palette", len(jobs), progress)
 
     def on_done(position: int, outcome: _TableResult) -> None:
-        nonlocal transparent, readable
         if outcome.result.status == "failed":
             finished[jobs[position][0]] = outcome.result
-        if outcome.keys is not None and outcome.counts is not None:
-            merger.add(outcome.keys, outcome.counts)
-            transparent = transparent or outcome.transparent > 0
-            readable += 1
         collector.report(outcome.result)
 
     tasks = [job for _, job in jobs]
-    if executor.run(tasks, partial(read_table, opts=options.run), on_done, _settled_table):
+    # The tables are summed where the executor runs the tasks (a cluster sums
+    # them on its workers); only the total comes back here.
+    summed = executor.map_reduce(
+        tasks, partial(read_table, opts=options.run), on_done, _settled_table, TABLE_SUM
+    )
+    interrupted, total = summed
+    if interrupted:
         return True, None
-    if readable == 0:
+    if total is None:
         return False, None
-    palette, report = learn_shared_palette(merger.table(), options.run, transparent)
+    palette, report = learn_shared_palette(total.table, options.run, total.transparent)
     formats = options.run.palette_formats
-    write_shared_palette(path, palette, report, readable, formats, force=options.run.force)
+    write_shared_palette(path, palette, report, total.images, formats, force=options.run.force)
     return False, palette

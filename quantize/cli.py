@@ -45,6 +45,7 @@ from quantize.vocabulary import (
 if TYPE_CHECKING:
     from quantize.autok import Target
     from quantize.batch import BatchResult, ImageResult, Progress
+    from quantize.executors import Executor
     from quantize.palette import Palette
 
 EXIT_OK = 0
@@ -337,6 +338,15 @@ class FiniteFloatRange(click.FloatRange):
     help="Images processed in parallel, in separate processes. Outputs are the same for any N.",
 )
 @click.option(
+    "--dask",
+    "dask_address",
+    metavar="ADDRESS|local",
+    default=None,
+    help="Process the images on a Dask cluster: a scheduler address (tcp://host:8786), or "
+    "'local' for a cluster of -j workers on this machine. Inputs and outputs must be on a file "
+    'system every worker sees. Needs pip install "quantize[dask]".',
+)
+@click.option(
     "--shared-palette",
     is_flag=True,
     help="Learn one palette over all input images, save it as palette.json and recolor every "
@@ -396,6 +406,7 @@ def quantize_command(
     recursive: bool,
     skip_existing: bool,
     workers: int | None,
+    dask_address: str | None,
     shared_palette: bool,
     palette_file: Path | None,
     keep: Any,
@@ -489,9 +500,10 @@ def quantize_command(
         )
     if plot:
         _preload_plots(quiet)
+    executor = _dask_executor(dask_address, workers, quiet) if dask_address is not None else None
     reporter = _Reporter(quiet=quiet, debug=debug)
     try:
-        result = run_batch(inputs, batch, reporter.progress)
+        result = run_batch(inputs, batch, reporter.progress, executor)
     except QuantizeError as exc:
         # Problems of the batch as a whole (palette.json exists ...), found before any image work.
         reporter.close()
@@ -500,6 +512,9 @@ def quantize_command(
         _echo(f"quantize: error: {_reason(exc)}")
         # A reused palette.json that cannot be parsed is bad input like a bad --palette file.
         sys.exit(EXIT_USAGE if isinstance(exc, PaletteError) else EXIT_FAILED)
+    finally:
+        if executor is not None:
+            executor.close()
     reporter.close()
     reporter.finish(result)
     if result.page_path is not None and not quiet:
@@ -507,6 +522,26 @@ def quantize_command(
     if result.interrupted:
         sys.exit(_stop_code())
     sys.exit(EXIT_FAILED if result.failures else EXIT_OK)
+
+
+def _dask_executor(address: str, workers: int | None, quiet: bool) -> Executor:
+    """Connect to a Dask scheduler, or start a local cluster, before any work.
+
+    Missing Dask, or a scheduler that cannot be reached within a few seconds,
+    is a one-line error (exit 1).
+    """
+    try:
+        from quantize.dask_executor import LOCAL, ClusterError, DaskExecutor
+    except ImportError as exc:
+        _echo(f"quantize: error: {exc}")
+        sys.exit(EXIT_FAILED)
+    if address != LOCAL and workers is not None and not quiet:
+        _echo("quantize: note: -j ignored: the cluster's workers process the images")
+    try:
+        return DaskExecutor(address, workers=workers)
+    except ClusterError as exc:
+        _echo(f"quantize: error: {exc}")
+        sys.exit(EXIT_FAILED)
 
 
 def _preload_plots(quiet: bool) -> None:

@@ -22,8 +22,14 @@ A task function cooperates with an executor through :func:`stopping` (a
 stop was asked for: do not start) and :func:`interruptible` (the block a
 Ctrl-C may interrupt; outside it the task cleans up undisturbed).
 
-Other executors (a Dask cluster) implement the same :class:`Executor`
-interface in their own module, imported only when asked for.
+Other executors (a Dask cluster, :mod:`quantize.dask_executor`) implement
+the same :class:`Executor` interface in their own module, imported only when
+asked for.
+
+:meth:`Executor.map_reduce` also sums a part of every outcome (the shared
+palette's color tables): here in the calling process, one part at a time;
+an executor whose workers are elsewhere sums them where they are, so that
+the calling process only receives the total.
 """
 
 from __future__ import annotations
@@ -35,11 +41,12 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from itertools import chain, islice
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from quantize.safeio import signals_deferred
 from quantize.vocabulary import Status
@@ -55,7 +62,9 @@ __all__ = [
     "Executor",
     "InProcess",
     "LocalProcesses",
+    "Merger",
     "Outcome",
+    "Reduction",
     "death_reason",
     "interruptible",
     "local_executor",
@@ -72,6 +81,41 @@ class Outcome(Protocol):
 
 T = TypeVar("T")
 R = TypeVar("R", bound=Outcome)
+P = TypeVar("P")
+
+
+class Merger(Protocol[P]):
+    """Sums parts of outcomes (see :meth:`Executor.map_reduce`).
+
+    The total must not depend on the order or grouping in which parts are
+    added, and its size must be bounded whatever their number: a merger's
+    result is added to other mergers as a part again.
+    """
+
+    def add(self, part: P) -> None: ...
+
+    def result(self) -> P: ...
+
+
+@dataclass(frozen=True)
+class Reduction(Generic[R, P]):
+    """What :meth:`Executor.map_reduce` sums of the outcomes, and how.
+
+    Both callables must be picklable (module-level): an executor may split
+    the outcomes and sum the parts where the tasks ran.
+
+    Attributes
+    ----------
+    merger : callable
+        ``merger()`` makes an empty :class:`Merger`.
+    split : callable
+        ``split(outcome)``: what ``on_done`` receives, and the part to sum
+        (None: nothing).
+    """
+
+    merger: Callable[[], Merger[P]]
+    split: Callable[[R], tuple[R, P | None]]
+
 
 #: ``on_done(index, outcome)``: called in the calling process once per task.
 DoneCallback = Callable[[int, R], None]
@@ -116,6 +160,48 @@ class Executor(ABC):
             True when interrupted by Ctrl-C (or SIGTERM): remaining tasks were
             not started and the running ones were told to stop; the outcomes of
             those that still ended are reported.
+        """
+
+    def map_reduce(
+        self,
+        tasks: Iterable[T],
+        fn: Callable[[T], R],
+        on_done: DoneCallback[R],
+        settle: Settle[T, R],
+        reduction: Reduction[R, P],
+    ) -> tuple[bool, P | None]:
+        """Run the tasks as :meth:`run` does, and sum a part of every outcome.
+
+        ``reduction`` says which part of an outcome is summed, and how.  This
+        default sums every part in the calling process as its task ends.
+
+        Returns
+        -------
+        interrupted : bool
+            As for :meth:`run`.
+        total : part or None
+            The sum of the parts; None when interrupted or when no outcome had one.
+        """
+        total = reduction.merger()
+        parts = 0
+
+        def done(index: int, outcome: R) -> None:
+            nonlocal parts
+            light, part = reduction.split(outcome)
+            if part is not None:
+                total.add(part)
+                parts += 1
+            on_done(index, light)
+
+        if self.run(tasks, fn, done, settle):
+            return True, None
+        return False, total.result() if parts else None
+
+    def share(self, paths: Sequence[str | os.PathLike[str]]) -> None:  # noqa: B027
+        """Note the inputs and output folder the tasks read and write under.
+
+        Local executors see this file system; an executor whose workers may
+        not checks that each worker sees ``paths`` before it runs a task.
         """
 
     def close(self) -> None:  # noqa: B027 (most executors hold nothing)

@@ -82,3 +82,22 @@ def test_a_pool_loads_multiprocessing(photo: Path, tmp_path: Path) -> None:
 def test_a_color_profile_loads_imagecms(china: Path) -> None:
     modules = loaded_modules(str(china), "-q", "-k", "4")
     assert "PIL.ImageCms" in modules
+
+
+def test_only_dask_runs_load_dask(photo: Path, tmp_path: Path) -> None:
+    """Dask is an optional extra: importing quantize, --help and local runs never load it."""
+    second = tmp_path / "second.png"
+    second.write_bytes(photo.read_bytes())
+    dask = {"dask", "distributed", "quantize.dask_executor"}
+    assert not dask & loaded_modules("--help")
+    local = loaded_modules(str(photo), str(second), "-q", "-j", "2", "-o", str(tmp_path / "out"))
+    assert "quantize.batch" in local
+    assert not dask & local
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, quantize; print(sorted(sys.modules))"],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert not any(f"'{name}'" in done.stdout for name in dask)

@@ -1,0 +1,183 @@
+"""Benchmark batches on Dask (``--dask local``) against local worker processes (``-j``).
+
+Two workloads, each run as a user runs it (``python -m quantize FOLDER -k 16
+-o OUT ...``, one process for the whole folder):
+
+* **throughput**: ``--images`` PNGs of mixed sizes (default 200, scaled and
+  cropped from ``sample_images/*.jpg``, seed 0) with ``-j W`` and with
+  ``--dask local -j W`` (a LocalCluster of W one-thread worker processes
+  started by the command).  The target is at least 85% of the local
+  throughput.
+* **overhead**: ``--tiny`` 8×8 PNGs (default 20,000): the work per image is
+  next to nothing, so the difference per image between the two runs is what
+  a Dask task costs (submission, scheduling, result), and the command's peak
+  RSS (``RUSAGE_SELF`` of the quantize process: the client, and with
+  ``--dask local`` the scheduler, which runs in it) shows what the client
+  holds.  A tenth of the tiny images runs too, so that the growth of the
+  peak with the image count is visible.
+
+"batch s" is the time the command's summary reports (finding, planning and
+processing the images); "wall s" is the whole command, with Python's and
+(for Dask) the cluster's start-up.  Throughput is images per batch second.
+
+Run from the repository root (the numbers in the README come from the
+default, on a quiet machine)::
+
+    python benchmarks/bench_dask.py            # 200 images, 20,000 tiny ones
+    python benchmarks/bench_dask.py --quick    # 20 images, 400 tiny ones: does it run?
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+K = 16
+SEED = 0
+#: The summary line of a batch: "N written, S skipped, F failed in T s (R images/s)".
+SUMMARY = re.compile(r"(?P<written>[0-9]+) written, .* in (?P<seconds>[0-9.]+) s")
+
+#: Runs the command in this interpreter and writes its peak RSS (KiB) to argv[1].
+PEAK = """
+import atexit, resource, sys
+out = sys.argv.pop(1)
+def peak():
+    with open(out, "w") as f:
+        f.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+atexit.register(peak)
+from quantize.cli import main
+sys.argv[0] = "quantize"
+main()
+"""
+
+
+def make_images(folder: Path, count: int) -> None:
+    """``count`` PNGs: each a sample photo scaled by 0.3-1.2 and cropped to 60-100 %."""
+    rng = np.random.default_rng(SEED)
+    photos = [Image.open(p).convert("RGB") for p in sorted((ROOT / "sample_images").glob("*.jpg"))]
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        scale = rng.uniform(0.3, 1.2)
+        size = (round(photo.width * scale), round(photo.height * scale))
+        big = photo.resize(size, Image.Resampling.BILINEAR)
+        w, h = (round(d * rng.uniform(0.6, 1.0)) for d in size)
+        x, y = rng.integers(0, big.width - w + 1), rng.integers(0, big.height - h + 1)
+        big.crop((int(x), int(y), int(x) + w, int(y) + h)).save(folder / f"img{i:05d}.png")
+
+
+def make_tiny(folder: Path, count: int) -> None:
+    """``count`` 8×8 PNGs of random colors, a tenth of them in each of 10 subfolders."""
+    rng = np.random.default_rng(SEED)
+    per_folder = max(1, count // 10)
+    for i in range(count):
+        sub = folder / f"{i // per_folder:03d}"
+        sub.mkdir(exist_ok=True)
+        pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(sub / f"t{i:05d}.png", compress_level=1)
+
+
+def run(src: Path, out: Path, extra: list[str]) -> tuple[float, float, int, float]:
+    """One command: wall seconds, batch seconds, images written, peak RSS in MiB."""
+    with tempfile.NamedTemporaryFile(suffix=".rss") as rss:
+        cmd = [sys.executable, "-c", PEAK, rss.name, str(src), "-r", "-k", str(K)]
+        cmd += ["-o", str(out), *extra]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        start = time.perf_counter()
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=24 * 3600)
+        wall = time.perf_counter() - start
+        peak = int(Path(rss.name).read_text() or 0) / 1024
+    match = SUMMARY.search(done.stderr)
+    if done.returncode != 0 or match is None:
+        sys.exit(f"{' '.join(cmd[3:])} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return wall, float(match["seconds"]), int(match["written"]), peak
+
+
+def measure(
+    src: Path, out: Path, count: int, workers: int, repeats: int
+) -> dict[str, tuple[float, float, float]]:
+    """Median wall s, batch s and peak MiB of -j W and --dask local -j W (taking turns)."""
+    modes = {
+        f"-j {workers}": ["-j", str(workers)],
+        f"--dask local -j {workers}": ["--dask", "local", "-j", str(workers)],
+    }
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in modes}
+    for _ in range(repeats):
+        for name, extra in modes.items():
+            subprocess.run(["rm", "-rf", str(out)], check=True)
+            wall, batch, written, peak = run(src, out, extra)
+            if written != count:
+                sys.exit(f"{name}: {written} of {count} images written")
+            runs[name].append((wall, batch, peak))
+    return {
+        name: tuple(statistics.median(r[i] for r in results) for i in range(3))  # type: ignore[misc]
+        for name, results in runs.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=200, help="images of the throughput run")
+    parser.add_argument("--tiny", type=int, default=20_000, help="tiny images of the overhead run")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="20 images, 400 tiny ones")
+    args = parser.parse_args()
+    if args.quick:
+        args.images, args.tiny = 20, 400
+    try:
+        import distributed
+    except ImportError:
+        sys.exit('Dask is not installed: pip install "quantize[dask]"')
+    print(
+        f"quantize on Dask {distributed.__version__} vs local processes, k={K}, "
+        f"{args.workers} workers, {os.cpu_count()} CPU cores, median of {args.repeats}\n"
+    )
+    print("| workload | run | wall s | batch s | images/s | client peak MiB |")
+    print("|---|---|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out"
+        workloads = []
+        photos = Path(tmp) / "photos"
+        photos.mkdir()
+        make_images(photos, args.images)
+        workloads.append((f"{args.images} images", photos, args.images))
+        tiny = Path(tmp) / "tiny"
+        tiny.mkdir()
+        make_tiny(tiny, args.tiny)
+        tenth = max(1, args.tiny // 10)
+        workloads.append((f"{tenth} tiny images", tiny / "000", tenth))
+        workloads.append((f"{args.tiny} tiny images", tiny, args.tiny))
+        results = {}
+        for label, src, count in workloads:
+            results[label] = measure(src, out, count, args.workers, args.repeats)
+            for name, (wall, batch, peak) in results[label].items():
+                print(
+                    f"| {label} | `{name}` | {wall:.1f} | {batch:.1f} | "
+                    f"{count / batch if batch else float('inf'):.1f} | {peak:.0f} |"
+                )
+    print()
+    local, dask = (f"-j {args.workers}", f"--dask local -j {args.workers}")
+    for label, _, count in workloads:
+        got = results[label]
+        ratio = got[local][1] / got[dask][1] if got[dask][1] else float("inf")
+        extra_ms = 1000 * (got[dask][1] - got[local][1]) / count
+        print(
+            f"{label}: Dask throughput {100 * ratio:.0f}% of local "
+            f"(target >= 85% for the {args.images} images); "
+            f"{extra_ms:+.2f} ms per image on Dask"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,516 @@
+"""Run a batch's tasks on a Dask cluster (``--dask``): the optional ``[dask]`` extra.
+
+:class:`DaskExecutor` implements :class:`quantize.executors.Executor` on a
+``distributed.Client``: the same picklable tasks and task functions as the
+local worker processes, so every image is processed by the same code and
+its outputs are byte-identical to a run with ``-j 1``.
+
+* Submission is bounded: at most :data:`WINDOW_PER_THREAD` tasks per worker
+  thread are on the cluster at a time, taken lazily from the task iterable.
+* A worker that dies is replaced by Dask (a nanny restarts it) and its
+  tasks are run again; a task whose workers died too often fails alone
+  with :func:`quantize.executors.death_reason`, as locally.  The scheduler
+  decides when that is (its ``allowed-failures``); the local cluster this
+  module starts uses the local rule (:data:`~quantize.executors.MAX_WORKER_DEATHS`).
+* :meth:`DaskExecutor.map_reduce` sums the parts on the cluster by a tree
+  of merge tasks (:data:`FAN_IN` parts each): the client only receives the
+  small outcome of each task and the one total.
+* Tasks run in the client's working folder and check first that their
+  worker sees the inputs and the output folder (see :meth:`DaskExecutor.share`).
+* Ctrl-C (or SIGTERM) cancels every task not finished.  A task already
+  running on a worker cannot be interrupted: it ends with all of its
+  outputs, written atomically, or none.
+
+Importing this module imports ``distributed``; quantize imports it only
+for ``--dask``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from quantize.errors import QuantizeError
+from quantize.executors import (
+    MAX_WORKER_DEATHS,
+    DoneCallback,
+    Executor,
+    Outcome,
+    Reduction,
+    Settle,
+    death_reason,
+)
+
+try:
+    import dask
+    import distributed
+    from distributed.scheduler import KilledWorker
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess without the extra
+    raise ImportError('--dask needs Dask: pip install "quantize[dask]"') from exc
+
+if TYPE_CHECKING:
+    from distributed import Future
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "FAN_IN",
+    "LOCAL",
+    "STOP_WAIT",
+    "WINDOW_PER_THREAD",
+    "WORKER_WAIT",
+    "ClusterError",
+    "DaskExecutor",
+    "NotShared",
+    "worker_environment",
+]
+
+T = TypeVar("T")
+R = TypeVar("R", bound=Outcome)
+P = TypeVar("P")
+
+#: Seconds to wait for a scheduler before giving up (an unreachable address).
+CONNECT_TIMEOUT = 5.0
+#: Seconds to wait for a first worker on a scheduler that has none.
+WORKER_WAIT = 60.0
+#: Tasks on the cluster at a time, per worker thread: enough that no worker
+#: waits for the client, few enough that the client holds little.
+WINDOW_PER_THREAD = 3
+#: Parts summed by one merge task of :meth:`DaskExecutor.map_reduce`.
+FAN_IN = 8
+#: Seconds an interrupted run waits for the tasks running on workers to end.
+STOP_WAIT = 30.0
+#: What ``--dask`` takes to start a cluster on this machine.
+LOCAL = "local"
+
+
+class ClusterError(QuantizeError):
+    """The cluster cannot be reached or started (a one-line reason)."""
+
+
+class NotShared(Exception):
+    """A worker does not see a path the batch reads or writes under."""
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """The client's working folder and the paths every worker must see."""
+
+    cwd: str | None
+    paths: tuple[str, ...]
+
+
+#: Per worker process: the _Shared values already checked there.
+_seen: set[_Shared] = set()
+
+
+def _enter(shared: _Shared) -> None:
+    """Run in the client's folder; raise NotShared when a path is not visible here."""
+    if shared.cwd is not None and _cwd() != shared.cwd:
+        # Relative paths name files under the client's folder, wherever the worker started.
+        try:
+            os.chdir(shared.cwd)
+        except OSError:
+            raise NotShared(_not_shared(shared.cwd)) from None
+    if shared in _seen:
+        return
+    for path in shared.paths:
+        if not os.path.exists(path):
+            raise NotShared(_not_shared(path))
+    _seen.add(shared)
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:
+        return None  # removed meanwhile
+
+
+def _not_shared(path: str) -> str:
+    return (
+        f"the Dask worker {_worker_name()} cannot see {path} "
+        "(inputs and outputs must be on a file system every worker shares, at the same path)"
+    )
+
+
+def _worker_name() -> str:
+    try:
+        return str(distributed.get_worker().address)
+    except ValueError:
+        return f"on {platform.node()}"
+
+
+def _remote(fn: Callable[[T], R], shared: _Shared | None, task: T) -> R:
+    """A task as it runs on a worker."""
+    if shared is not None:
+        _enter(shared)
+    return fn(task)
+
+
+def _light(split: Callable[[R], tuple[R, P | None]], outcome: R) -> tuple[R, bool]:
+    """On the worker: the outcome the client needs, and whether it has a part to sum."""
+    light, part = split(outcome)
+    return light, part is not None
+
+
+def _merge(reduction: Reduction[R, P], outcomes: Sequence[R], parts: Sequence[P]) -> P | None:
+    """On a worker: the sum of the parts of ``outcomes`` and of ``parts``."""
+    merger = reduction.merger()
+    added = False
+    for outcome in outcomes:
+        part = reduction.split(outcome)[1]
+        if part is not None:
+            merger.add(part)
+            added = True
+    for part in parts:
+        merger.add(part)
+        added = True
+    return merger.result() if added else None
+
+
+class DaskExecutor(Executor):
+    """Runs batch tasks on a Dask cluster.
+
+    Parameters
+    ----------
+    cluster : distributed.Client or str
+        A connected client (left open by :meth:`close`), a scheduler address
+        such as ``tcp://scheduler:8786``, or ``"local"`` for a
+        ``LocalCluster`` on this machine (127.0.0.1) with ``workers`` worker
+        processes of one thread each.
+    workers : int, optional
+        Worker processes of a local cluster; default ``os.cpu_count()``.
+    connect_timeout : float
+        Seconds to wait for a scheduler address.
+
+    Raises
+    ------
+    ClusterError
+        The scheduler cannot be reached in time, or the local cluster
+        cannot start.
+
+    Examples
+    --------
+    >>> from quantize.batch import BatchOptions, run_batch
+    >>> with DaskExecutor("tcp://scheduler:8786") as cluster:  # doctest: +SKIP
+    ...     result = run_batch(["photos/"], BatchOptions(output="out/"), executor=cluster)
+    """
+
+    def __init__(
+        self,
+        cluster: distributed.Client | str,
+        *,
+        workers: int | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        self._cluster: Any = None
+        self._owned = not isinstance(cluster, distributed.Client)
+        self._shared: _Shared | None = None
+        if isinstance(cluster, distributed.Client):
+            self.client = cluster
+        elif cluster == LOCAL:
+            self.client = self._start_local(workers or os.cpu_count() or 1)
+        else:
+            self.client = _connect(cluster, connect_timeout)
+        self.workers = max(1, sum(self.client.nthreads().values()))
+
+    def _start_local(self, workers: int) -> distributed.Client:
+        # The scheduler and the nannies run in this process, so their settings are
+        # ours to choose: a task is blamed (and failed) for worker deaths as in a
+        # local run, and only the task a worker runs is blamed, not one queued
+        # behind it; the workers run quantize as fast as local ones.
+        settings = {
+            "distributed.scheduler.allowed-failures": MAX_WORKER_DEATHS - 1,
+            "distributed.scheduler.worker-saturation": 1.0,
+            "distributed.nanny.pre-spawn-environ": worker_environment(),
+            # Its sampling thread takes the interpreter lock from the tasks all along.
+            "distributed.worker.profile.enabled": False,
+        }
+        try:
+            with dask.config.set(settings):
+                self._cluster = distributed.LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    silence_logs=logging.CRITICAL,
+                )
+            return distributed.Client(self._cluster)
+        except Exception as exc:
+            self.close()
+            raise ClusterError(f"cannot start a local Dask cluster: {_one_line(exc)}") from exc
+
+    @property
+    def shared(self) -> _Shared | None:
+        """What :meth:`share` noted: checked on the worker before each task."""
+        return self._shared
+
+    def threads(self) -> int:
+        """Worker threads on the cluster now, waiting a while for a first worker.
+
+        Raises
+        ------
+        ClusterError
+            No worker joined within :data:`WORKER_WAIT` seconds.
+        """
+        threads = sum(self.client.nthreads().values())
+        if threads == 0:
+            try:
+                self.client.wait_for_workers(1, timeout=WORKER_WAIT)
+            except TimeoutError:
+                address = self.client.scheduler.address if self.client.scheduler else "?"
+                raise ClusterError(
+                    f"the Dask scheduler at {address} has no workers "
+                    f"(none joined within {WORKER_WAIT:g} s)"
+                ) from None
+            threads = sum(self.client.nthreads().values())
+        return max(1, threads)
+
+    def share(self, paths: Sequence[str | os.PathLike[str]]) -> None:
+        """Check, before each task on a worker, that the worker sees ``paths``.
+
+        For a path that does not exist yet (an output folder), its deepest
+        existing parent is checked.  With a relative path the tasks also run
+        in this process's working folder, which the workers must see too.
+        """
+        seen = [_existing(Path(p)) for p in paths]
+        cwd = os.getcwd() if any(not Path(p).is_absolute() for p in paths) else None
+        self._shared = _Shared(cwd, tuple(dict.fromkeys(str(p) for p in seen)))
+
+    def run(
+        self,
+        tasks: Iterable[T],
+        fn: Callable[[T], R],
+        on_done: DoneCallback[R],
+        settle: Settle[T, R],
+    ) -> bool:
+        return _Run(self, tasks, fn, on_done, settle, None).go()
+
+    def map_reduce(
+        self,
+        tasks: Iterable[T],
+        fn: Callable[[T], R],
+        on_done: DoneCallback[R],
+        settle: Settle[T, R],
+        reduction: Reduction[R, P],
+    ) -> tuple[bool, P | None]:
+        """As :meth:`Executor.map_reduce`, summing the parts on the cluster.
+
+        Each task's outcome stays on its worker; a small task there sends the
+        client the outcome without its part.  Parts are summed by merge tasks
+        of :data:`FAN_IN` parts (then sums of sums), so the client never holds
+        more than the one total it receives at the end.
+        """
+        run: _Run[T, R, P] = _Run(self, tasks, fn, on_done, settle, reduction)
+        if run.go():
+            return True, None
+        return False, run.total()
+
+    def close(self) -> None:
+        """Close the connection and the local cluster this executor made (not a given client)."""
+        client = getattr(self, "client", None)
+        # A cluster that went away meanwhile has nothing left to release.
+        if self._owned and client is not None:
+            with suppress(Exception):
+                client.close(timeout=CONNECT_TIMEOUT)
+            self._owned = False
+        if self._cluster is not None:
+            with suppress(Exception):
+                self._cluster.close(timeout=CONNECT_TIMEOUT)
+            self._cluster = None
+
+
+def worker_environment() -> dict[str, Any]:
+    """The environment Dask's nanny gives its workers, without ``MALLOC_TRIM_THRESHOLD_``.
+
+    Dask sets it to return freed memory to the system early; any setting of
+    it also fixes glibc's threshold for serving allocations by ``mmap``, so
+    every large numpy array is mapped and faulted in afresh, and quantize
+    spends several times as long in the kernel.
+    """
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return environ
+
+
+def _existing(path: Path) -> Path:
+    """``path``, or its deepest parent that exists."""
+    while not os.path.lexists(path) and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _connect(address: str, timeout: float) -> distributed.Client:
+    try:
+        return distributed.Client(address, timeout=timeout, set_as_default=False)
+    except Exception as exc:
+        raise ClusterError(
+            f"cannot reach the Dask scheduler at {address} within {timeout:g} s: {_one_line(exc)}"
+        ) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class _Run(Generic[T, R, P]):
+    """One run of tasks on the cluster: the submission window, the outcomes, the merge tree."""
+
+    def __init__(
+        self,
+        executor: DaskExecutor,
+        tasks: Iterable[T],
+        fn: Callable[[T], R],
+        on_done: DoneCallback[R],
+        settle: Settle[T, R],
+        reduction: Reduction[R, P] | None,
+    ) -> None:
+        self.client = executor.client
+        self.window = WINDOW_PER_THREAD * executor.threads()
+        self.items = enumerate(tasks)
+        self.remote = partial(_remote, fn, executor.shared)
+        self.on_done, self.settle, self.reduction = on_done, settle, reduction
+        #: Every future submitted and not yet reported, with its task.
+        self.held: dict[Future[Any], tuple[int, T]] = {}
+        #: With a reduction: the future of a task's whole outcome, by its light one.
+        self.whole: dict[Future[Any], Future[Any]] = {}
+        #: With a reduction: futures not yet merged, by level (0: whole outcomes).
+        self.levels: list[list[Future[Any]]] = []
+        self.queue = distributed.as_completed(loop=self.client.loop)
+
+    def go(self) -> bool:
+        """Run every task; True when interrupted."""
+        try:
+            self.submit()
+            for batch in self.queue.batches():
+                self.finish(batch)
+                self.submit()
+        except KeyboardInterrupt:
+            self.stop()
+            return True
+        return False
+
+    def submit(self) -> None:
+        """Submit tasks until the window is full or none is left."""
+        while len(self.held) < self.window:
+            item = next(self.items, None)
+            if item is None:
+                return
+            future: Future[Any] = self.client.submit(self.remote, item[1], pure=False)
+            if self.reduction is not None:
+                # The outcome stays on the worker; the client gets it without its part.
+                light = self.client.submit(_light, self.reduction.split, future, pure=False)
+                self.whole[light] = future
+                future = light
+            self.held[future] = item
+            self.queue.add(future)
+
+    def finish(self, futures: list[Future[Any]]) -> None:
+        """Report the outcomes of finished futures (and merge their parts), in input order."""
+        futures = sorted(futures, key=lambda f: self.held[f][0])
+        values = self.gather(futures)
+        for future in futures:
+            index, task = self.held.pop(future)
+            whole = self.whole.pop(future, None)
+            outcome, has_part = self.outcome(future, task, values)
+            if whole is not None and has_part:
+                self.merge(whole, 0)
+            self.on_done(index, outcome)
+
+    def gather(self, futures: list[Future[Any]]) -> dict[Future[Any], Any]:
+        """The results of the futures that succeeded, fetched together (one round trip)."""
+        ok = [f for f in futures if f.status == "finished"]
+        try:
+            return dict(zip(ok, self.client.gather(ok), strict=True))
+        except Exception:
+            return {}  # one was lost meanwhile: each is asked for alone
+
+    def outcome(
+        self, future: Future[Any], task: T, values: dict[Future[Any], Any]
+    ) -> tuple[R, bool]:
+        try:
+            value = values[future] if future in values else future.result()
+        except KilledWorker as exc:
+            return self.settle(task, "failed", death_reason(exc.allowed_failures + 1)), False
+        except NotShared as exc:
+            return self.settle(task, "failed", str(exc)), False
+        except Exception as exc:
+            reason = f"failed on the Dask cluster: {type(exc).__name__}: {_one_line(exc)}"
+            return self.settle(task, "failed", reason), False
+        if self.reduction is not None:
+            return value
+        return value, False
+
+    def merge(self, future: Future[Any], level: int) -> None:
+        """Add a whole outcome (level 0) or a sum to the tree; merge full groups on the cluster."""
+        assert self.reduction is not None
+        while len(self.levels) <= level:
+            self.levels.append([])
+        self.levels[level].append(future)
+        if len(self.levels[level]) < FAN_IN:
+            return
+        group, self.levels[level] = self.levels[level], []
+        outcomes, parts = (group, []) if level == 0 else ([], group)
+        # Ahead of queued tasks: a merge frees the memory of the outcomes it sums.
+        merged = self.client.submit(_merge, self.reduction, outcomes, parts, pure=False, priority=1)
+        self.merge(merged, level + 1)
+
+    def total(self) -> P | None:
+        """The sum of every part: the last merge on the cluster, received here."""
+        assert self.reduction is not None
+        outcomes = self.levels[0] if self.levels else []
+        parts = [future for level in self.levels[1:] for future in level]
+        if not outcomes and not parts:
+            return None
+        final = self.client.submit(_merge, self.reduction, outcomes, parts, pure=False)
+        try:
+            return final.result()
+        except Exception as exc:
+            raise ClusterError(
+                f"summing the color tables on the Dask cluster failed: {_one_line(exc)}"
+            ) from exc
+        finally:
+            self.levels = []
+
+    def stop(self) -> None:
+        """Cancel what has not started; report what ended or still ends in a short while.
+
+        A task running on a worker cannot be interrupted: it is left to end
+        (for up to :data:`STOP_WAIT` seconds, or until a second Ctrl-C) so that
+        it is reported, and so that a local cluster closed right after does not
+        kill it halfway.
+        """
+        try:
+            on_workers = {key for keys in self.client.processing().values() for key in keys}
+        except Exception:
+            on_workers = set()
+        ending = []
+        for future in self.held:
+            whole = self.whole.get(future)
+            keys = {future.key} if whole is None else {future.key, whole.key}
+            if future.status == "finished" or keys & on_workers:
+                ending.append(future)
+        self.cancel([f for f in self.held if f not in ending])
+        try:
+            for future in distributed.as_completed(
+                ending, timeout=STOP_WAIT, loop=self.client.loop
+            ):
+                self.finish([future])
+        except (KeyboardInterrupt, TimeoutError):
+            pass
+        self.cancel(list(self.held))
+
+    def cancel(self, futures: list[Future[Any]]) -> None:
+        extra = [self.whole[f] for f in futures if f in self.whole]
+        extra += [f for level in self.levels for f in level]
+        with suppress(Exception):  # the cluster is gone: nothing runs there any more
+            self.client.cancel(futures + extra)
