@@ -25,7 +25,7 @@ from PIL import Image
 from quantize.batch import BatchOptions, Progress, run_batch
 from quantize.executors import InProcess, Reduction, death_reason
 from quantize.vocabulary import Status
-from tests.conftest import SAMPLES, gradient_rgb, run_cli
+from tests.helpers import SAMPLES, gradient_rgb, run_cli
 
 distributed = pytest.importorskip("distributed")  # the [dask] extra
 
