@@ -220,7 +220,9 @@ def test_the_cli_builds_the_options_from_every_value(
 
     seen: list[BatchOptions] = []
 
-    def capture(inputs: object, options: BatchOptions, progress: object = None) -> None:
+    def capture(
+        inputs: object, options: BatchOptions, progress: object = None, executor: object = None
+    ) -> None:
         seen.append(options)
         raise SystemExit(0)
 
