@@ -30,15 +30,15 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from quantize.encode import ANIMATION_FORMATS, SUFFIX_FORMATS
+from quantize.discover import IMAGE_SUFFIXES, Source, find_images
+from quantize.encode import ANIMATION_FORMATS
 from quantize.errors import InputError, OutputError, QuantizeError
 from quantize.executors import Executor, Reduction, interruptible, local_executor, stopping
-from quantize.histogram import N_KEYS, ColorTable, histogram_table
+from quantize.histogram import ColorTable, TableMerger
 from quantize.imageio import captured_warnings, load_image
 from quantize.outputs import (
     OutputPlan,
     is_folder_spec,
-    is_own_output,
     plan_outputs,
     process_file,
     shared_palette_files,
@@ -60,13 +60,9 @@ if TYPE_CHECKING:
     from quantize.pipeline import QuantizeResult
     from quantize.report_html import PageEntry
 
-#: File suffixes taken from folders (files named explicitly are always tried).
-IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
 #: Name of the shared palette file written with ``shared_palette``.
 SHARED_PALETTE_NAME = "palette.json"
 
-# Merge buffered color tables once they hold this many rows in total.
-_MERGE_ROWS = 1 << 22
 
 Phase = Literal["palette", "images"]
 
@@ -219,14 +215,6 @@ class BatchResult:
 
 
 @dataclass(frozen=True)
-class Source:
-    """An input image and the folder argument it was found under (None if named)."""
-
-    path: Path
-    root: Path | None = None
-
-
-@dataclass(frozen=True)
 class Job:
     """One image to process and where its outputs go."""
 
@@ -234,83 +222,6 @@ class Job:
     plan: OutputPlan
     #: All outputs appearing while it runs (another run wrote them) skips it.
     skip_existing: bool = False
-
-
-# --------------------------------------------------------------------------- #
-# Finding inputs
-# --------------------------------------------------------------------------- #
-
-
-def find_images(
-    inputs: Iterable[str | os.PathLike[str]],
-    *,
-    recursive: bool = False,
-    exclude: Path | None = None,
-) -> Iterator[Source]:
-    """Expand files and folders into the images to process, in a stable order.
-
-    A file named in ``inputs`` is always yielded.  A folder yields its files
-    with an image suffix (:data:`IMAGE_SUFFIXES`), sorted by name, and with
-    ``recursive`` those of its subfolders (symbolic links to folders are not
-    followed).  quantize's own outputs are left out: a file named
-    ``STEM-kK.*`` whose folder also holds an image named ``STEM.*``, and
-    everything in the subfolder ``exclude`` (the output folder).  A file met
-    twice is yielded once.
-
-    Parameters
-    ----------
-    inputs : iterable of path
-    recursive : bool
-    exclude : Path, optional
-
-    Yields
-    ------
-    Source
-    """
-    # os.path: a symlink loop or an over-long name is an input that fails
-    # alone later, not an exception here.
-    excluded = Path(os.path.realpath(exclude)) if exclude is not None else None
-    seen: set[str] = set()
-    places = OutputPlanner()  # the same file through a bind mount is met twice too
-    for arg in map(Path, inputs):
-        found = _scan(arg, recursive, excluded) if os.path.isdir(arg) else iter([Source(arg)])
-        for source in found:
-            key = places.location(Path(os.path.realpath(source.path)))
-            if key not in seen:
-                seen.add(key)
-                yield source
-
-
-def _scan(root: Path, recursive: bool, excluded: Path | None) -> Iterator[Source]:
-    folders = [root]
-    while folders:
-        folder = folders.pop()
-        try:
-            entries = sorted(folder.iterdir(), key=lambda p: p.name)
-        except OSError:
-            continue  # an unreadable subfolder holds nothing we can read either
-        files = [e for e in entries if e.suffix.lower() in IMAGE_SUFFIXES and e.is_file()]
-        stems = {f.stem for f in files}
-        for f in files:
-            if not is_own_output(f.name, stems):
-                yield Source(f, root)
-        if recursive:
-            subfolders = [
-                e
-                for e in entries
-                if e.is_dir()
-                and not e.is_symlink()
-                and e.resolve() != excluded
-                and not _page_thumbnails(e)
-            ]
-            folders.extend(reversed(subfolders))  # depth first, in name order
-
-
-def _page_thumbnails(folder: Path) -> bool:
-    """Whether ``folder`` holds the thumbnails of an ``--html`` page (never inputs)."""
-    from quantize.report_html import PAGE_NAME, THUMB_DIR
-
-    return folder.name == THUMB_DIR and (folder.parent / PAGE_NAME).is_file()
 
 
 # --------------------------------------------------------------------------- #
@@ -589,58 +500,6 @@ def read_table(job: Job, opts: RunOptions) -> _TableResult:
 # --------------------------------------------------------------------------- #
 # The shared palette
 # --------------------------------------------------------------------------- #
-
-
-class TableMerger:
-    """Sum color tables of many images into one, in bounded memory.
-
-    Tables are buffered and added into one dense 2**24-entry histogram of
-    counts (128 MB) whenever the buffer holds more than a few million rows,
-    so the memory is bounded by the number of possible colors, not the
-    number of images or their content (sorting buffers of noise images
-    took several times their size).  The sum does not depend on the order
-    the tables arrive in.
-    """
-
-    def __init__(self) -> None:
-        self._keys: list[NDArray[np.uint32]] = []
-        self._counts: list[NDArray[np.int64]] = []
-        self._rows = 0
-        self._hist: NDArray[np.int64] | None = None
-
-    def add(
-        self,
-        keys: NDArray[np.uint32],
-        counts: NDArray[np.int64],
-    ) -> None:
-        """Add one table: sorted distinct keys of shape (m,) and their counts (m,)."""
-        self._keys.append(keys)
-        self._counts.append(counts)
-        self._rows += len(keys)
-        if self._rows > _MERGE_ROWS and (len(self._keys) > 1 or self._hist is not None):
-            self._merge()
-
-    def _merge(self) -> None:
-        if self._hist is None:
-            self._hist = np.zeros(N_KEYS, dtype=np.int64)
-        for keys, counts in zip(self._keys, self._counts, strict=True):
-            self._hist[keys] += counts  # the keys of one table are distinct
-        self._keys, self._counts, self._rows = [], [], 0
-
-    def table(self) -> ColorTable:
-        """The merged table of every color added so far."""
-        if self._hist is None and len(self._keys) <= 1:
-            if not self._keys:
-                return ColorTable(np.empty(0, np.uint32), np.empty(0, np.int64))
-            return ColorTable(self._keys[0], self._counts[0])
-        self._merge()
-        assert self._hist is not None
-        table = histogram_table(self._hist)
-        # Kept as the one buffered table instead: the histogram's 128 MB are
-        # not needed again unless more tables come.
-        self._hist = None
-        self._keys, self._counts, self._rows = [table.keys], [table.counts], table.n_colors
-        return table
 
 
 @dataclass(frozen=True)

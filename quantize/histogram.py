@@ -8,6 +8,8 @@ frames and :func:`recolor` maps every pixel back through the table: below
 2**20 pixels through the inverse permutation of the sort that counted them,
 above through the counting histogram reused as a lookup table, packing keys a
 chunk at a time so that no per-pixel key array is ever held.
+:class:`TableMerger` sums the tables of many images (a shared palette) in
+memory bounded by the number of possible colors.
 
 This module is kept apart from :mod:`quantize.colors` (color-space math)
 because it is the hot path of every run and has its own memory budget.
@@ -505,3 +507,59 @@ def nearest_rgb8(colors: NDArray[np.uint8], palette: NDArray[np.uint8]) -> NDArr
         np.matmul(augmented[:n], weights, out=dist[:n])
         np.argmin(dist[:n], axis=1, out=labels[start:stop])
     return labels
+
+
+# Merge buffered color tables once they hold this many rows in total.
+_MERGE_ROWS = 1 << 22
+
+
+class TableMerger:
+    """Sum color tables of many images into one, in bounded memory.
+
+    Tables are buffered and added into one dense 2**24-entry histogram of
+    counts (128 MB) whenever the buffer holds more than a few million rows,
+    so the memory is bounded by the number of possible colors, not the
+    number of images or their content (sorting buffers of noise images
+    took several times their size).  The sum does not depend on the order
+    the tables arrive in.
+    """
+
+    def __init__(self) -> None:
+        self._keys: list[NDArray[np.uint32]] = []
+        self._counts: list[NDArray[np.int64]] = []
+        self._rows = 0
+        self._hist: NDArray[np.int64] | None = None
+
+    def add(
+        self,
+        keys: NDArray[np.uint32],
+        counts: NDArray[np.int64],
+    ) -> None:
+        """Add one table: sorted distinct keys of shape (m,) and their counts (m,)."""
+        self._keys.append(keys)
+        self._counts.append(counts)
+        self._rows += len(keys)
+        if self._rows > _MERGE_ROWS and (len(self._keys) > 1 or self._hist is not None):
+            self._merge()
+
+    def _merge(self) -> None:
+        if self._hist is None:
+            self._hist = np.zeros(N_KEYS, dtype=np.int64)
+        for keys, counts in zip(self._keys, self._counts, strict=True):
+            self._hist[keys] += counts  # the keys of one table are distinct
+        self._keys, self._counts, self._rows = [], [], 0
+
+    def table(self) -> ColorTable:
+        """The merged table of every color added so far."""
+        if self._hist is None and len(self._keys) <= 1:
+            if not self._keys:
+                return ColorTable(np.empty(0, np.uint32), np.empty(0, np.int64))
+            return ColorTable(self._keys[0], self._counts[0])
+        self._merge()
+        assert self._hist is not None
+        table = histogram_table(self._hist)
+        # Kept as the one buffered table instead: the histogram's 128 MB are
+        # not needed again unless more tables come.
+        self._hist = None
+        self._keys, self._counts, self._rows = [table.keys], [table.counts], table.n_colors
+        return table

@@ -12,9 +12,10 @@ from PIL import Image
 
 import quantize.outputs
 from quantize import batch
-from quantize.batch import BatchOptions, Progress, TableMerger, find_images, run_batch
+from quantize.batch import BatchOptions, Progress, run_batch
+from quantize.discover import find_images
 from quantize.errors import OutputError
-from quantize.histogram import color_table
+from quantize.histogram import TableMerger, color_table
 from quantize.palette import Palette
 from quantize.pipeline import RunOptions, quantize_image
 from tests.helpers import gradient_rgb

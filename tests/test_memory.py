@@ -20,8 +20,7 @@ from PIL import Image
 
 from quantize import _bins, cluster, dither, fitting, pipeline, reduce
 from quantize import colors as cs
-from quantize.batch import TableMerger
-from quantize.histogram import color_table, count_pixels, pack_rgb, unpack_keys
+from quantize.histogram import TableMerger, color_table, count_pixels, pack_rgb, unpack_keys
 from quantize.imageio import load_image
 from quantize.metrics import MetricsAccumulator, palette_metrics
 from quantize.palette import Palette
