@@ -104,7 +104,7 @@ def test_output_folder_inside_the_input_is_not_an_input(tree: Path) -> None:
     ],
 )
 def test_is_own_output(name: str, stems: set[str], expected: bool) -> None:
-    assert batch.is_own_output(name, stems) is expected
+    assert quantize.outputs.is_own_output(name, stems) is expected
 
 
 def test_mirrors_the_tree_and_counts(tree: Path, tmp_path: Path) -> None:
