@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import quantize.outputs
-from quantize import batch
+from quantize import histogram
 from quantize.batch import BatchOptions, Progress, run_batch
 from quantize.discover import find_images
 from quantize.errors import OutputError
@@ -259,7 +259,7 @@ def test_given_palette_maps_every_pixel_to_its_nearest_color() -> None:
 
 
 def test_table_merger_matches_one_big_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(batch, "_MERGE_ROWS", 50)
+    monkeypatch.setattr(histogram, "_MERGE_ROWS", 50)
     rng = np.random.default_rng(0)
     parts = [rng.integers(0, 400, size=n).astype(np.uint32) for n in (30, 80, 5, 60)]
     expected = color_table(np.concatenate(parts))

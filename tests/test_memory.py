@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quantize import _bins, cluster, dither, fitting, pipeline, reduce
+from quantize import _bins, cluster, dither, fitting, histogram, pipeline, reduce
 from quantize import colors as cs
 from quantize.histogram import TableMerger, color_table, count_pixels, pack_rgb, unpack_keys
 from quantize.imageio import load_image
@@ -210,9 +210,8 @@ def test_settled_bins_in_blocks_match_one_block(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_table_merger_sums_on_a_dense_histogram(monkeypatch: pytest.MonkeyPatch) -> None:
-    from quantize import batch
 
-    monkeypatch.setattr(batch, "_MERGE_ROWS", 1000)
+    monkeypatch.setattr(histogram, "_MERGE_ROWS", 1000)
     parts = [pack_rgb(_noise((40, 40), seed=s)).ravel() for s in range(4)]
     merger = TableMerger()
     for part in parts:
