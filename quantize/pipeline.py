@@ -245,20 +245,9 @@ def quantize_image(
         keep=keep,
     )
     options.validate()
-    kept = options.kept_colors()
     start = time.perf_counter()
     loaded = image if isinstance(image, LoadedImage) else load_image(image)
-    one = ImageQuantizer(
-        loaded,
-        algorithm=algorithm,
-        n_init=n_init,
-        max_iter=max_iter,
-        seed=seed,
-        space=space,
-        dither=dither,
-        dither_strength=dither_strength,
-        keep=kept,
-    )
+    one = ImageQuantizer(loaded, options)
     if one.table.n_colors == 0:
         path = image if isinstance(image, str | os.PathLike) else None
         raise InputError("every pixel is fully transparent: nothing to quantize", path)
@@ -288,7 +277,7 @@ def quantize_image(
         loop=loaded.loop,
         profile=loaded.profile,
         k_auto=auto,
-        kept=kept,
+        kept=one.keep,
     )
 
 
@@ -302,18 +291,19 @@ class ImageQuantizer:
     `in_order` gives the palette in the order asked and the palette index
     of every pixel, which `quantize.render.render_frames` turns into images.
 
-    Arguments are assumed valid (`quantize_image` validates them).
+    The options are assumed valid (`quantize_image` validates them).
 
     Parameters
     ----------
     loaded : LoadedImage
-    algorithm, n_init, max_iter, seed, space, dither, dither_strength
-        As for `quantize_image`.
-    keep : ndarray of uint8, shape (n, 3), optional
-        Colors that must stay in the palette (see `quantize.options.check_keep`).
+    options : QuantizeOptions, optional
+        The clustering and mapping settings (its ``colors``, ``sort``,
+        ``target`` and ``palette`` are what the mode methods take).
 
     Attributes
     ----------
+    keep : ndarray of uint8, shape (n, 3), or None
+        The kept colors, checked (`QuantizeOptions.kept_colors`).
     table : ColorTable
         Distinct visible colors (m of them) with their pixel counts.
     transparent : int
@@ -323,23 +313,17 @@ class ImageQuantizer:
         unused kept colors).
     """
 
-    def __init__(
-        self,
-        loaded: LoadedImage,
-        *,
-        algorithm: Algorithm = "kmeans",
-        n_init: int | Literal["auto"] = "auto",
-        max_iter: int = 300,
-        seed: int = 0,
-        space: str = "rgb",
-        dither: Dither = "none",
-        dither_strength: float = 1.0,
-        keep: NDArray[np.uint8] | None = None,
-    ) -> None:
+    def __init__(self, loaded: LoadedImage, options: QuantizeOptions | None = None) -> None:
+        o = QuantizeOptions() if options is None else options
         self.frames = loaded.frames
-        self.algorithm, self.n_init, self.max_iter, self.seed = algorithm, n_init, max_iter, seed
-        self.space, self.dither, self.dither_strength = space, dither, dither_strength
-        self.keep = keep
+        self.algorithm, self.n_init, self.max_iter, self.seed = (
+            o.algorithm,
+            o.n_init,
+            o.max_iter,
+            o.seed,
+        )
+        self.space, self.dither, self.dither_strength = o.space, o.dither, o.dither_strength
+        self.keep = o.kept_colors()
         self.table = count_pixels(_sources(self.frames))
         self.transparent = _transparent_count(self.frames)
         self.warnings: list[str] = []

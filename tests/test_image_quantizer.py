@@ -7,6 +7,7 @@ import pytest
 
 from quantize import quantize_image
 from quantize.imageio import load_image
+from quantize.options import QuantizeOptions
 from quantize.palette import Palette
 from quantize.pipeline import ImageQuantizer
 from quantize.vocabulary import Dither
@@ -23,7 +24,7 @@ def _same(a: Palette, b: Palette) -> None:
 @pytest.mark.parametrize("dither", ["none", "ordered"])
 def test_every_mode_of_one_object_matches_quantize_image(dither: Dither) -> None:
     image = gradient_rgb(48, 32)
-    one = ImageQuantizer(load_image(image), space="lab", dither=dither)
+    one = ImageQuantizer(load_image(image), QuantizeOptions(space="lab", dither=dither))
     # One object serves several modes in turn: what they cache does not leak between them.
     fixed = one.fixed_k(6)
     auto, search = one.auto_k()
@@ -39,7 +40,7 @@ def test_every_mode_of_one_object_matches_quantize_image(dither: Dither) -> None
 
 def test_kept_colors_are_in_every_mode_and_unused_ones_are_reported() -> None:
     image = gradient_rgb(48, 32)
-    one = ImageQuantizer(load_image(image), keep=KEEP)
+    one = ImageQuantizer(load_image(image), QuantizeOptions(keep=KEEP))
     for best in (one.fixed_k(5), one.auto_k()[0], one.given_palette(Palette.from_colors(KEEP))):
         hexes = set(best.palette.hex)
         assert {"#ff0000", "#010203"} <= hexes
@@ -47,6 +48,6 @@ def test_kept_colors_are_in_every_mode_and_unused_ones_are_reported() -> None:
 
 
 def test_kept_colors_that_do_not_fit_are_refused() -> None:
-    one = ImageQuantizer(load_image(gradient_rgb(48, 32)), keep=KEEP)
+    one = ImageQuantizer(load_image(gradient_rgb(48, 32)), QuantizeOptions(keep=KEEP))
     with pytest.raises(ValueError, match="do not fit"):
         one.fixed_k(1)
