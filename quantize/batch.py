@@ -20,17 +20,19 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from functools import partial
+from itertools import chain, count
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from quantize.discover import IMAGE_SUFFIXES, Source, find_images
+from quantize.discover import IMAGE_SUFFIXES, Source, scan_images
 from quantize.encode import ANIMATION_FORMATS
 from quantize.errors import InputError, OutputError, QuantizeError
 from quantize.executors import Executor, Reduction, interruptible, local_executor, stopping
@@ -100,6 +102,11 @@ class BatchOptions:
     html: bool = False
     #: Other files the run reads (a ``--keep @FILE``): protected like inputs.
     read_files: tuple[str, ...] = ()
+    #: Keep every image's :class:`ImageResult` in ``BatchResult.results``.  False
+    #: keeps only the counts per status and the failures (what a summary needs), so
+    #: that a batch of millions holds a constant amount per image; ``html`` keeps
+    #: them all regardless (the page shows every image).
+    keep_results: bool = True
 
 
 @dataclass(frozen=True)
@@ -155,12 +162,19 @@ class Progress:
     A phase starts with ``done == 0`` and ``result is None``; then one event
     follows per finished image.  ``phase`` is ``"palette"`` for the first pass
     of a shared palette (reading color tables) and ``"images"`` otherwise.
+
+    Images are found while the first ones are processed, so ``total`` (the
+    images found so far) may grow from one event to the next until ``final``
+    is True; the end of the scan is told by one more event with ``result``
+    None and ``final`` True.  A phase whose images are all known from the
+    start (the second pass of a shared palette) is final throughout.
     """
 
     phase: Phase
     done: int
     total: int
     result: ImageResult | None = None
+    final: bool = True
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -173,7 +187,8 @@ class BatchResult:
     Attributes
     ----------
     results : list of ImageResult
-        One per input image, in input order.
+        One per input image, in input order; empty when the batch was run
+        with ``keep_results`` False (the counts and failures are kept).
     seconds : float
         Wall time of the whole batch.
     interrupted : bool
@@ -183,10 +198,15 @@ class BatchResult:
     palette_path : Path or None
         Where the shared palette was written (or read from).
     total : int
-        Number of input images found; more than ``len(results)`` after Ctrl-C.
+        Number of input images found; more than were reported after Ctrl-C
+        (which also stops the scan: images not found yet are not counted).
     palette_reused : bool
         True when the shared palette was read from an existing file
         (``skip_existing``), not learned and written.
+    counts : dict of str to int
+        Images per status; computed from ``results`` when not given.
+    failed : list of ImageResult
+        The failed images, in input order; from ``results`` when not given.
     """
 
     results: list[ImageResult]
@@ -198,20 +218,32 @@ class BatchResult:
     palette_reused: bool = False
     #: The ``--html`` page, when written.
     page_path: Path | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    failed: list[ImageResult] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.counts and self.results:
+            self.counts = dict(Counter(r.status for r in self.results))
+            self.failed = [r for r in self.results if r.status == "failed"]
 
     def count(self, status: Status) -> int:
         """Number of images with ``status``."""
-        return sum(r.status == status for r in self.results)
+        return self.counts.get(status, 0)
+
+    @property
+    def reported(self) -> int:
+        """Images with an outcome (any status)."""
+        return sum(self.counts.values())
 
     @property
     def not_done(self) -> int:
         """Images found but neither written, skipped nor failed (after Ctrl-C)."""
-        return self.total - sum(r.status != "interrupted" for r in self.results)
+        return self.total - (self.reported - self.count("interrupted"))
 
     @property
     def failures(self) -> list[ImageResult]:
         """The failed images, in input order."""
-        return [r for r in self.results if r.status == "failed"]
+        return list(self.failed)
 
 
 @dataclass(frozen=True)
@@ -315,33 +347,110 @@ def plan_jobs(
     cannot be planned, would land (by resolved path) on the outputs of an
     earlier image or on any input (``sources``, ``named`` or the planner's),
     or exist without ``force``; skipped when ``skip_existing`` and all its
-    outputs exist.
+    outputs exist.  Every input is protected before any output is planned
+    (:func:`stream_jobs` plans while the images are found).
     """
-    sources = list(sources)  # paths only: every input is known before any output
     if planner is None:
         planner = OutputPlanner(force=options.run.force)
-    for path in [*named, *(source.path for source in sources)]:
+    for path in named:
         planner.protect(path)
+    sources = list(sources)  # paths only: every input is known before any output
     for source in sources:
-        problem = planner.input_problem(source.path)
-        if problem is not None:
-            yield ImageResult(source.path, "failed", reason=problem)
-            continue
-        try:
-            plan = _plan(source, options, single_file)
-            planner.claim(str(source.path), plan.paths)
-        except QuantizeError as exc:
-            yield ImageResult(source.path, "failed", reason=str(exc))
-            continue
-        if options.skip_existing and all(p.exists() for p in plan.paths):
-            yield ImageResult(source.path, "skipped", outputs=tuple(plan.paths))
-            continue
-        try:
-            planner.check(plan.paths)
-        except OutputError as exc:
-            yield ImageResult(source.path, "failed", reason=str(exc))
-            continue
-        yield Job(source.path, plan, options.skip_existing)
+        planner.protect(source.path)
+    for source in sources:
+        yield plan_job(source, options, single_file, planner)
+
+
+def stream_jobs(
+    groups: Iterable[Sequence[Source]],
+    options: BatchOptions,
+    single_file: bool,
+    planner: OutputPlanner,
+    found: Callable[[int], None] | None = None,
+    *,
+    streaming: bool = True,
+) -> Iterator[Job | ImageResult]:
+    """Plan the images one group (a folder's listing) at a time, as they are found.
+
+    The images of a group are all protected before any of them is planned;
+    the inputs the run reads otherwise (files named, palette files) must be
+    protected in ``planner`` beforehand.  That is all the protection an
+    output needs when :func:`can_stream` says so: every output lands in a
+    folder whose images are protected already, or in one the scan never
+    reads.  ``found(n)`` is called with the size of each group before its
+    images are planned.  Once the scan is over, the stale temporary files
+    of dead runs are removed from the folders planned into: only then is
+    every input protected.  With ``streaming`` False the caller passes one
+    group (all the images): then every input is protected before planning.
+    """
+    for group in groups:
+        for source in group:
+            planner.protect(source.path)
+        if found is not None:
+            found(len(group))
+        for source in group:
+            owner = _late_link(source.path, planner) if streaming else None
+            if owner is not None:
+                # It may lead to a file this run writes: never read it as an input.
+                reason = f"{source.path}: a link to an output of {owner} in this run"
+                yield ImageResult(source.path, "failed", reason=reason)
+                continue
+            yield plan_job(source, options, single_file, planner)
+    planner.remove_stale()
+
+
+def _late_link(path: Path, planner: OutputPlanner) -> str | None:
+    """The image whose output a symbolic link ``path`` leads to, if one was planned already.
+
+    The only way an input found later can be an earlier image's output: its
+    own folder was read before any output was planned into it.
+    """
+    if not os.path.islink(path):
+        return None
+    return planner.owner(Path(os.path.realpath(path)))
+
+
+def can_stream(inputs: Sequence[str | os.PathLike[str]], options: BatchOptions) -> bool:
+    """Whether the images may be planned (and processed) while the folders are still read.
+
+    Outputs next to their inputs land in a folder read (and protected) in
+    full already, under names the scan never takes as inputs
+    (:func:`quantize.outputs.is_own_output`); outputs under ``-o`` land in a
+    folder the scan leaves out, unless a folder argument is the output folder
+    or lies inside it.  ``--force`` replaces existing files, so it waits for
+    the whole scan (an input found later must never be replaced), and so
+    does ``--html`` (its thumbnails go to a folder the scan may read).
+    """
+    if single_file_mode(inputs):
+        return True
+    if options.run.force or options.html:
+        return False
+    if options.output is None:
+        return True
+    out = Path(os.path.realpath(options.output))
+    folders = [Path(os.path.realpath(p)) for p in inputs if os.path.isdir(p)]
+    return not any(folder == out or folder.is_relative_to(out) for folder in folders)
+
+
+def plan_job(
+    source: Source, options: BatchOptions, single_file: bool, planner: OutputPlanner
+) -> Job | ImageResult:
+    """Plan one image whose input is protected: its job, or its result when it needs no work."""
+    problem = planner.input_problem(source.path)
+    if problem is not None:
+        return ImageResult(source.path, "failed", reason=problem)
+    try:
+        plan = _plan(source, options, single_file)
+        planner.claim(str(source.path), plan.paths)
+    except QuantizeError as exc:
+        return ImageResult(source.path, "failed", reason=str(exc))
+    if options.skip_existing and all(p.exists() for p in plan.paths):
+        return ImageResult(source.path, "skipped", outputs=tuple(plan.paths))
+    try:
+        planner.check(plan.paths)
+    except OutputError as exc:
+        return ImageResult(source.path, "failed", reason=str(exc))
+    return Job(source.path, plan, options.skip_existing)
 
 
 def _plan(source: Source, options: BatchOptions, single_file: bool) -> OutputPlan:
@@ -562,19 +671,65 @@ TABLE_SUM: Reduction[_TableResult, TableSum] = Reduction(TableSummer, split_tabl
 # --------------------------------------------------------------------------- #
 
 
-class _Collector:
-    """Results by input position, forwarding each to the progress callback."""
+class _Phase:
+    """The progress events of one phase; its total grows as images are found."""
 
-    def __init__(self, phase: Phase, total: int, progress: ProgressCallback | None) -> None:
-        self.phase, self.total, self.progress = phase, total, progress
-        self.done = 0
-        if progress is not None:
-            progress(Progress(phase, 0, total))
+    def __init__(self, phase: Phase, progress: ProgressCallback | None, total: int = 0) -> None:
+        self.phase, self.progress = phase, progress
+        self.total, self.done = total, 0
+        self.final = total > 0  # a phase started with its total knows it
+        self.started = False
+        if self.final:
+            self.start()
+
+    def start(self) -> None:
+        if not self.started and self.progress is not None:
+            self.progress(Progress(self.phase, 0, self.total, final=self.final))
+        self.started = True
+
+    def found(self, count: int) -> None:
+        """``count`` more images belong to the phase."""
+        self.total += count
+        self.start()
+
+    def scanned(self) -> None:
+        """Every image of the phase was found: the total is final."""
+        self.final = True
+        if self.started and self.progress is not None:
+            self.progress(Progress(self.phase, self.done, self.total, final=True))
 
     def report(self, result: ImageResult) -> None:
+        self.start()
         self.done += 1
         if self.progress is not None:
-            self.progress(Progress(self.phase, self.done, self.total, result))
+            self.progress(Progress(self.phase, self.done, self.total, result, self.final))
+
+
+class _Tally:
+    """What the batch result keeps: counts per status, the failures, every result if asked."""
+
+    def __init__(self, keep: bool) -> None:
+        self.counts: Counter[str] = Counter()
+        self.failed: list[tuple[int, ImageResult]] = []
+        self.results: list[tuple[int, ImageResult]] | None = [] if keep else None
+
+    def add(self, index: int, result: ImageResult) -> None:
+        self.counts[result.status] += 1
+        if result.status == "failed":
+            self.failed.append((index, result))
+        if self.results is not None:
+            self.results.append((index, result))
+
+    def batch(self, seconds: float, interrupted: bool, total: int) -> BatchResult:
+        results = [r for _, r in sorted(self.results or [], key=_first)]
+        failed = [r for _, r in sorted(self.failed, key=_first)]
+        return BatchResult(
+            results, seconds, interrupted, total=total, counts=dict(self.counts), failed=failed
+        )
+
+
+def _first(item: tuple[int, ImageResult]) -> int:
+    return item[0]
 
 
 def run_batch(
@@ -651,16 +806,19 @@ def run_batch(
         options = replace(options, run=replace(options.run, page_dir=page_path.parent))
     single = single_file_mode(inputs)
     exclude = None if options.output is None or single else Path(options.output)
-    sources = find_images(inputs, recursive=options.recursive, exclude=exclude)
-    finished: dict[int, ImageResult] = {}
-    jobs: list[tuple[int, Job]] = []
+    groups = scan_images(inputs, recursive=options.recursive, exclude=exclude)
+    streaming = can_stream(inputs, options)
+    if not streaming:
+        groups = iter([[source for group in groups for source in group]])
     # Images found in folders that look like outputs are skipped; files named
     # on the command line are always inputs and must never be overwritten.
-    named = [Path(p) for p in inputs if not os.path.isdir(p)]
-    if options.run.palette_file is not None:
-        named.append(Path(options.run.palette_file))
-    named.extend(Path(p) for p in options.read_files)
     planner = OutputPlanner(force=options.run.force, started=started)
+    for path in [Path(p) for p in inputs if not os.path.isdir(p)]:
+        planner.protect(path)
+    if options.run.palette_file is not None:
+        planner.protect(Path(options.run.palette_file))
+    for read in options.read_files:
+        planner.protect(Path(read))
     palette_path = None
     if options.shared_palette:
         # Claimed first: no image output may land on the shared palette.
@@ -670,36 +828,17 @@ def run_batch(
         )
     if page_path is not None:
         planner.claim("the --html page", [page_path])
-    for index, item in enumerate(plan_jobs(sources, options, single, named, planner)):
-        if isinstance(item, Job):
-            jobs.append((index, item))
-        else:
-            finished[index] = item
-    if page_path is not None:
-        planner.check([page_path])  # only now is an input named index.html protected
-    planner.remove_stale()  # only now: every input is protected
-    planned = [finished[i] for i in sorted(finished)]
-    total = len(planned) + len(jobs)
-    if total == 0:
-        # Only folders can yield nothing: a file named as an input is always tried.
-        raise InputError(no_images_message(inputs, options.recursive))
     # Workers elsewhere (a cluster) must see the inputs and the output folder.
     executor.share([*inputs, *([options.output] if options.output is not None else [])])
-    run_opts = options.run
-    palette, palette_used, interrupted, reused = None, None, False, False
-    if palette_path is not None and jobs:
-        palette_used = palette_path
-        reused = options.skip_existing and palette_path.exists()
-        interrupted, palette = _shared_palette(
-            jobs, options, palette_path, planner, executor, finished, progress
-        )
-        jobs = [(i, job) for i, job in jobs if i not in finished]
-        run_opts = replace(run_opts, palette=palette, palette_file=str(palette_path))
-    if not interrupted:
-        interrupted = _run_jobs(jobs, planned, run_opts, executor, finished, progress)
-    results = [finished[i] for i in sorted(finished)]
-    seconds = time.perf_counter() - start
-    batch = BatchResult(results, seconds, interrupted, palette, palette_used, total, reused)
+    run = _Batch(options, single, planner, executor, progress, streaming)
+    if page_path is not None:
+        groups = run.checked_page(groups, page_path)
+    interrupted = run.images(groups) if palette_path is None else run.shared(groups, palette_path)
+    if run.found == 0 and not interrupted:
+        # Only folders can yield nothing: a file named as an input is always tried.
+        raise InputError(no_images_message(inputs, options.recursive))
+    batch = run.tally.batch(time.perf_counter() - start, interrupted, run.found)
+    batch.palette, batch.palette_path, batch.palette_reused = run.palette, run.used, run.reused
     if page_path is not None and not interrupted:
         write_page(batch, page_path, force=options.run.force)
     return batch
@@ -712,27 +851,6 @@ def html_page_path(inputs: Sequence[str | os.PathLike[str]], output: str | None)
     return shared_palette_path(inputs, output).with_name(PAGE_NAME)
 
 
-def _run_jobs(
-    jobs: list[tuple[int, Job]],
-    planned: list[ImageResult],
-    opts: RunOptions,
-    executor: Executor,
-    finished: dict[int, ImageResult],
-    progress: ProgressCallback | None,
-) -> bool:
-    """Run the jobs; the images settled while planning are reported first."""
-    collector = _Collector("images", len(planned) + len(jobs), progress)
-    for result in planned:
-        collector.report(result)
-
-    def on_done(position: int, result: ImageResult) -> None:
-        finished[jobs[position][0]] = result
-        collector.report(result)
-
-    tasks = [job for _, job in jobs]
-    return executor.run(tasks, partial(run_job, opts=opts), on_done, _settled)
-
-
 def _settled(job: Job, status: Status, reason: str | None) -> ImageResult:
     """The outcome of an image that got none from its worker process."""
     return ImageResult(job.source, status, reason=reason)
@@ -742,47 +860,202 @@ def _settled_table(job: Job, status: Status, reason: str | None) -> _TableResult
     return _TableResult(_settled(job, status, reason))
 
 
-def _shared_palette(
-    jobs: list[tuple[int, Job]],
-    options: BatchOptions,
-    path: Path,
-    planner: OutputPlanner,
-    executor: Executor,
-    finished: dict[int, ImageResult],
-    progress: ProgressCallback | None,
-) -> tuple[bool, Palette | None]:
-    """Learn (or, with skip_existing, reuse) the shared palette.
+#: What the second pass of a shared palette needs of an image: its position and
+#: input, and its output folder (None: as the command line named it), or its
+#: result when the first pass or the planning settled it.
+_Kept = tuple[int, str, str | None] | tuple[int, ImageResult]
 
-    Images that cannot be read are marked failed in ``finished`` here.
 
-    Returns
-    -------
-    interrupted : bool
-    palette : Palette or None
-        None when interrupted or when no image could be read.
-    """
-    if options.skip_existing and path.exists():
-        return False, read_palette(path)
-    planner.check(shared_palette_files(path, options.run.palette_formats))
-    collector = _Collector("palette", len(jobs), progress)
+class _Batch:
+    """One :func:`run_batch`: the images planned as they are found, run in one or two passes."""
 
-    def on_done(position: int, outcome: _TableResult) -> None:
-        if outcome.result.status == "failed":
-            finished[jobs[position][0]] = outcome.result
-        collector.report(outcome.result)
+    def __init__(
+        self,
+        options: BatchOptions,
+        single: bool,
+        planner: OutputPlanner,
+        executor: Executor,
+        progress: ProgressCallback | None,
+        streaming: bool,
+    ) -> None:
+        self.options, self.single, self.planner = options, single, planner
+        self.streaming = streaming
+        self.executor, self.progress = executor, progress
+        self.tally = _Tally(options.keep_results or options.html)
+        self.found = 0
+        self.palette: Palette | None = None
+        self.used: Path | None = None
+        self.reused = False
 
-    tasks = [job for _, job in jobs]
-    # The tables are summed where the executor runs the tasks (a cluster sums
-    # them on its workers); only the total comes back here.
-    summed = executor.map_reduce(
-        tasks, partial(read_table, opts=options.run), on_done, _settled_table, TABLE_SUM
-    )
-    interrupted, total = summed
-    if interrupted:
-        return True, None
-    if total is None:
-        return False, None
-    palette, report = learn_shared_palette(total.table, options.run, total.transparent)
-    formats = options.run.palette_formats
-    write_shared_palette(path, palette, report, total.images, formats, force=options.run.force)
-    return False, palette
+    def checked_page(self, groups: Iterator[list[Source]], page: Path) -> Iterator[list[Source]]:
+        """``groups`` (all in one: ``--html`` plans once the scan is over), the page checked."""
+        for group in groups:
+            for source in group:
+                self.planner.protect(source.path)
+            self.planner.check([page])  # only now is an input named index.html protected
+            yield group
+
+    def planned(
+        self, groups: Iterable[list[Source]], found: Callable[[int], None]
+    ) -> Iterator[tuple[int, Job | ImageResult]]:
+        def count(images: int) -> None:
+            self.found += images
+            found(images)
+
+        plans = stream_jobs(
+            groups, self.options, self.single, self.planner, count, streaming=self.streaming
+        )
+        return enumerate(plans)
+
+    def images(self, groups: Iterable[list[Source]]) -> bool:
+        """Run every image (no shared palette); True when interrupted."""
+        phase = _Phase("images", self.progress)
+        return self.run(self.planned(groups, phase.found), phase, self.options.run)
+
+    def run(
+        self, items: Iterable[tuple[int, Job | ImageResult]], phase: _Phase, opts: RunOptions
+    ) -> bool:
+        """Run the jobs among ``items``, reporting the results settled while planning in turn."""
+        positions: dict[int, int] = {}  # a task's position -> its image's, while it runs
+        submitted = count()
+
+        def tasks() -> Iterator[Job]:
+            for index, item in items:
+                if isinstance(item, Job):
+                    positions[next(submitted)] = index
+                    yield item
+                else:
+                    self.tally.add(index, item)
+                    phase.report(item)
+            phase.scanned()
+
+        def on_done(position: int, result: ImageResult) -> None:
+            index = positions.pop(position)
+            self.tally.add(index, result)
+            phase.report(result)
+
+        return self.executor.run(tasks(), partial(run_job, opts=opts), on_done, _settled)
+
+    def shared(self, groups: Iterable[list[Source]], path: Path) -> bool:
+        """Learn (or, with ``skip_existing``, reuse) the shared palette, then run the images.
+
+        Nothing is read or written for the palette unless some image needs work.
+        """
+        opts = self.options.run
+        if self.options.skip_existing and path.exists():
+            phase = _Phase("images", self.progress)
+            items = self.planned(groups, phase.found)
+            first = _first_job(items, lambda index, result: self._settle(phase, index, result))
+            if first is None:
+                phase.scanned()
+                return False
+            self.used, self.reused, self.palette = path, True, read_palette(path)
+            opts = replace(opts, palette=self.palette, palette_file=str(path))
+            return self.run(chain([first], items), phase, opts)
+        kept: list[_Kept | None] = []  # None: failed in the first pass
+        items = self.planned(groups, lambda images: None)
+        first = _first_job(items, lambda index, result: kept.append((index, result)))
+        if first is not None:
+            self.planner.check(shared_palette_files(path, opts.palette_formats))
+            self.used = path
+            interrupted, self.palette = self.learn(chain([first], items), kept, path)
+            if interrupted:
+                for item in kept:
+                    if item is not None and isinstance(item[1], ImageResult):
+                        self.tally.add(item[0], item[1])
+                return True
+            opts = replace(opts, palette=self.palette, palette_file=str(path))
+        remaining = [item for item in kept if item is not None]
+        phase = _Phase("images", self.progress, len(remaining))
+        phase.scanned()
+        return self.run(self.replanned(remaining), phase, opts)
+
+    def replanned(self, kept: list[_Kept]) -> Iterator[tuple[int, Job | ImageResult]]:
+        """The second pass's images: results settled already, and jobs planned again."""
+        for item in kept:
+            if isinstance(item[1], ImageResult):
+                yield item[0], item[1]
+                continue
+            index, source, folder = item
+            path = Path(source)
+            if folder is None:
+                plan = _plan(Source(path), self.options, self.single)
+            else:
+                plan = plan_outputs(path, f"{folder}{os.sep}", self.options.run)
+            yield index, Job(path, plan, self.options.skip_existing)
+
+    def _settle(self, phase: _Phase, index: int, result: ImageResult) -> None:
+        self.tally.add(index, result)
+        phase.report(result)
+
+    def learn(
+        self,
+        items: Iterator[tuple[int, Job | ImageResult]],
+        kept: list[_Kept | None],
+        path: Path,
+    ) -> tuple[bool, Palette | None]:
+        """The first pass: sum the images' color tables on the executor, fit and write the palette.
+
+        Images that cannot be read fail here; every other one is noted in
+        ``kept`` for the second pass (its input and output folder: the job is
+        planned again from them, as it was).
+
+        Returns
+        -------
+        interrupted : bool
+        palette : Palette or None
+            None when interrupted or when no image could be read.
+        """
+        phase = _Phase("palette", self.progress)
+        positions: dict[int, int] = {}  # a task's position -> its place in ``kept``
+        submitted = count()
+        folders: dict[str, str] = {}  # one string per output folder
+
+        def tasks() -> Iterator[Job]:
+            for index, item in items:
+                if isinstance(item, ImageResult):
+                    kept.append((index, item))
+                    continue
+                folder = None if self.single else os.fspath(item.plan.image.parent)
+                if folder is not None:
+                    folder = folders.setdefault(folder, folder)
+                positions[next(submitted)] = len(kept)
+                kept.append((index, os.fspath(item.source), folder))
+                phase.found(1)
+                yield item
+            phase.scanned()
+
+        def on_done(position: int, outcome: _TableResult) -> None:
+            place = positions.pop(position)
+            if outcome.result.status == "failed":
+                item = kept[place]
+                assert item is not None
+                kept[place] = None
+                self.tally.add(item[0], outcome.result)
+            phase.report(outcome.result)
+
+        # The tables are summed where the executor runs the tasks (a cluster sums
+        # them on its workers); only the total comes back here.
+        opts = self.options.run
+        task = partial(read_table, opts=opts)
+        summed = self.executor.map_reduce(tasks(), task, on_done, _settled_table, TABLE_SUM)
+        interrupted, total = summed
+        if interrupted:
+            return True, None
+        if total is None:
+            return False, None
+        palette, report = learn_shared_palette(total.table, opts, total.transparent)
+        formats = opts.palette_formats
+        write_shared_palette(path, palette, report, total.images, formats, force=opts.force)
+        return False, palette
+
+
+def _first_job(
+    items: Iterator[tuple[int, Job | ImageResult]], settled: Callable[[int, ImageResult], None]
+) -> tuple[int, Job] | None:
+    """Take ``items`` up to the first job, passing the results before it to ``settled``."""
+    for index, item in items:
+        if isinstance(item, Job):
+            return index, item
+        settled(index, item)
+    return None

@@ -490,6 +490,8 @@ def quantize_command(
         read_files=tuple(
             p for p in [click.get_current_context().meta.get(KEEP_FILE)] if p is not None
         ),
+        # The summary needs the counts and the failures only: a huge batch holds little.
+        keep_results=False,
     )
     lossy = _lossy_output(inputs, output, fmt)
     if lossy is not None and not no_image and not quiet:
@@ -640,10 +642,14 @@ class _Reporter:
         self.quiet, self.debug = quiet, debug
         self.show_bar = not quiet and sys.stderr.isatty()
         self.bar: Any = None
+        self.phase: str | None = None
 
     def progress(self, event: Progress) -> None:
-        if event.result is None:
+        if event.result is None and event.phase != self.phase:
             self._start_bar(event)
+            return
+        self._grow(event)
+        if event.result is None:
             return
         self._describe(event.phase, event.result)
         # Images stopped by Ctrl-C are "not done" in the summary: the bar agrees.
@@ -652,6 +658,7 @@ class _Reporter:
 
     def _start_bar(self, event: Progress) -> None:
         self.close()
+        self.phase = event.phase
         if self.show_bar and event.total > 0:
             from tqdm import tqdm
 
@@ -659,6 +666,13 @@ class _Reporter:
             # No monitor thread: worker processes are forked after the bar exists.
             tqdm.monitor_interval = 0
             self.bar = tqdm(total=event.total, desc=desc, unit="img", file=sys.stderr)
+
+    def _grow(self, event: Progress) -> None:
+        """Follow the total while images are still being found."""
+        if self.bar is not None and self.bar.total != event.total:
+            self.bar.total = event.total
+            if event.final:
+                self.bar.refresh()
 
     def _say(self, message: str, *, raw: bool = False) -> None:
         """Print one message line (a traceback, ``raw``, keeps its lines) above the bar."""
@@ -694,7 +708,7 @@ class _Reporter:
         """The summary line and the failed files, for more than one image (or a Ctrl-C)."""
         if result.interrupted:
             click.echo(_stop_message(), err=True)
-        if self.quiet or (len(result.results) <= 1 and not result.interrupted):
+        if self.quiet or (result.reported <= 1 and not result.interrupted):
             return
         if result.palette_path is not None and result.palette is not None:
             size, path = result.palette.size, result.palette_path

@@ -4,7 +4,9 @@ A folder yields the files with an image suffix, sorted by name (depth
 first with ``recursive``), never quantize's own outputs (recognised by the
 inverse of the naming rule, :func:`quantize.outputs.is_own_output`), the
 output folder, or the thumbnails of an ``--html`` page.  Inputs are yielded
-lazily, as paths, never decoded images.
+lazily, as paths, never decoded images, one folder listing at a time: the
+first images of a huge tree are yielded as soon as their folder is read,
+and what the scan keeps grows with the number of folders, not of files.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from quantize.encode import SUFFIX_FORMATS
 from quantize.outputs import is_own_output
 from quantize.safeio import OutputPlanner
 
-__all__ = ["IMAGE_SUFFIXES", "Source", "find_images"]
+__all__ = ["IMAGE_SUFFIXES", "Source", "find_images", "scan_images"]
 
 #: File suffixes taken from folders (files named explicitly are always tried).
 IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
@@ -58,43 +60,145 @@ def find_images(
     ------
     Source
     """
+    for group in scan_images(inputs, recursive=recursive, exclude=exclude):
+        yield from group
+
+
+def scan_images(
+    inputs: Iterable[str | os.PathLike[str]],
+    *,
+    recursive: bool = False,
+    exclude: Path | None = None,
+) -> Iterator[list[Source]]:
+    """The images of :func:`find_images`, one group per folder read (a named file alone).
+
+    Each group is yielded before the next folder is read, so a caller can
+    act on every image of a folder (protect them all as inputs) before any
+    of them is processed, and start work before the scan is over.
+
+    Yields
+    ------
+    list of Source
+        Never empty.
+    """
     # os.path: a symlink loop or an over-long name is an input that fails
     # alone later, not an exception here.
     excluded = Path(os.path.realpath(exclude)) if exclude is not None else None
-    seen: set[str] = set()
-    places = OutputPlanner()  # the same file through a bind mount is met twice too
+    seen = _Seen()
     for arg in map(Path, inputs):
-        found = _scan(arg, recursive, excluded) if os.path.isdir(arg) else iter([Source(arg)])
-        for source in found:
-            key = places.location(Path(os.path.realpath(source.path)))
-            if key not in seen:
-                seen.add(key)
-                yield source
+        if os.path.isdir(arg):
+            yield from _scan(arg, recursive, excluded, seen)
+        elif seen.first_file(arg):
+            yield [Source(arg)]
 
 
-def _scan(root: Path, recursive: bool, excluded: Path | None) -> Iterator[Source]:
+class _Seen:
+    """What the scan met, by where a write lands (any spelling, a bind mount too).
+
+    Folders are remembered, not files: a regular file is met twice only when
+    its folder is (then the folder is skipped, its files were all yielded) or
+    when it was met as a named file or through a symbolic link, which are
+    the only files remembered.
+    """
+
+    def __init__(self) -> None:
+        self.places = OutputPlanner()
+        self.folders: set[str] = set()
+        self.files: set[str] = set()
+
+    def folder_key(self, folder: Path) -> str:
+        # The key of a name inside the folder: the folder's device and inode + the name.
+        return self.places.location(Path(os.path.realpath(folder), "\0"))
+
+    def first_folder(self, key: str) -> bool:
+        if key in self.folders:
+            return False
+        self.folders.add(key)
+        return True
+
+    def first_file(self, path: Path) -> bool:
+        """Whether ``path`` (a named file, or a symbolic link found) is met for the first time."""
+        real = Path(os.path.realpath(path))
+        key = self.places.location(real)
+        if key in self.files or self._yielded_from_folder(real):
+            return False
+        self.files.add(key)
+        return True
+
+    def _yielded_from_folder(self, real: Path) -> bool:
+        """Whether the scan of ``real``'s folder yielded it already."""
+        if self.folder_key(real.parent) not in self.folders:
+            return False
+        try:
+            names = os.listdir(real.parent)
+        except OSError:
+            return False
+        stems = {Path(n).stem for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES}
+        return (
+            real.suffix.lower() in IMAGE_SUFFIXES
+            and os.path.isfile(real)
+            and not is_own_output(real.name, stems)
+        )
+
+
+def _scan(
+    root: Path, recursive: bool, excluded: Path | None, seen: _Seen
+) -> Iterator[list[Source]]:
     folders = [root]
     while folders:
         folder = folders.pop()
+        key = seen.folder_key(folder)
+        if not seen.first_folder(key):
+            continue  # met before (another argument, another spelling): all yielded then
         try:
-            entries = sorted(folder.iterdir(), key=lambda p: p.name)
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
         except OSError:
             continue  # an unreadable subfolder holds nothing we can read either
-        files = [e for e in entries if e.suffix.lower() in IMAGE_SUFFIXES and e.is_file()]
-        stems = {f.stem for f in files}
+        files = [e for e in entries if _suffix(e.name) in IMAGE_SUFFIXES and _is_file(e)]
+        stems = {os.path.splitext(f.name)[0] for f in files}
+        group = []
+        prefix = key[:-1]  # the folder's key, ready for a name
         for f in files:
-            if not is_own_output(f.name, stems):
-                yield Source(f, root)
+            if is_own_output(f.name, stems):
+                continue
+            path = folder / f.name
+            if f.is_symlink():
+                if not seen.first_file(path):
+                    continue
+            elif prefix + f.name in seen.files:
+                continue  # named, or met through a link, before
+            group.append(Source(path, root))
+        if group:
+            yield group
         if recursive:
             subfolders = [
-                e
+                folder / e.name
                 for e in entries
-                if e.is_dir()
-                and not e.is_symlink()
-                and e.resolve() != excluded
-                and not _page_thumbnails(e)
+                if _is_dir(e)
+                and Path(os.path.realpath(e.path)) != excluded
+                and not _page_thumbnails(Path(e.path))
             ]
             folders.extend(reversed(subfolders))  # depth first, in name order
+
+
+def _suffix(name: str) -> str:
+    return os.path.splitext(name)[1].lower()
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """A subfolder, not a symbolic link to one."""
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _page_thumbnails(folder: Path) -> bool:

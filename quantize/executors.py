@@ -274,7 +274,10 @@ class LocalProcesses(Executor):
     ) -> bool:
         tasks = iter(tasks)
         # No more processes than tasks, and none at all for one task.
-        first = list(islice(tasks, self.workers))
+        try:
+            first = list(islice(tasks, self.workers))
+        except KeyboardInterrupt:
+            return True  # while the tasks were being found: none has started
         if len(first) <= 1:
             return InProcess().run(chain(first, tasks), fn, on_done, settle)
         return _run_pool(enumerate(chain(first, tasks)), fn, len(first), on_done, settle)

@@ -179,6 +179,10 @@ class OutputPlanner:
         self._claims.update(dict.fromkeys(keys, owner))
         self._planned.update(folders)
 
+    def owner(self, path: Path) -> str | None:
+        """Who claimed ``path`` as an output, or None."""
+        return self._claims.get(self.location(path))
+
     def remove_stale(self) -> int:
         """Remove stale temporary files from every folder claimed into so far.
 

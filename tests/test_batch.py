@@ -194,8 +194,14 @@ def test_output_file_name_with_a_folder_input_is_refused(tree: Path) -> None:
 def test_progress_events(tree: Path, tmp_path: Path) -> None:
     events: list[Progress] = []
     run_batch([tree], opts(output=str(tmp_path / "o"), workers=2), events.append)
-    assert events[0] == Progress("images", 0, 3)
-    assert [e.done for e in events] == [0, 1, 2, 3]
+    # The folder is read before its images run: its three images are the first total.
+    assert events[0] == Progress("images", 0, 3, final=False)
+    assert [e.done for e in events if e.result] == [1, 2, 3]
+    # One event says when the scan is over; the total is final from then on.
+    ends = [i for i, e in enumerate(events) if e.result is None and e.final]
+    assert len(ends) == 1
+    assert all(e.final for e in events[ends[0] :])
+    assert events[-1].total == 3
     assert {e.result.source.name for e in events if e.result} == {
         "a.png",
         "bad.png",
