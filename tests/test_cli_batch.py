@@ -253,3 +253,19 @@ def test_one_color_palette(tmp_path: Path) -> None:
     (tmp_path / "one.txt").write_text("#336699\n")
     assert run(src, "--palette", tmp_path / "one.txt", "-q") == (0, "")
     assert used_colors(tmp_path / "img-k1.png") == {(0x33, 0x66, 0x99)}
+
+
+def test_the_progress_bar_total_grows_while_images_are_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stderr = _Terminal()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    reporter = cli._Reporter(quiet=False, debug=False)
+    reporter.progress(Progress("images", 0, 2, final=False))
+    ok = ImageResult(Path("a.png"), "written", (Path("a-k4.png"),), colors=4, psnr=30.0)
+    reporter.progress(Progress("images", 1, 5, ok, final=False))
+    assert reporter.bar.total == 5
+    reporter.progress(Progress("images", 1, 7))  # the scan is over
+    assert reporter.bar.total == 7 and reporter.bar.n == 1
+    reporter.close()
+    assert "1/7" in stderr.getvalue()
