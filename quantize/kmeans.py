@@ -385,7 +385,7 @@ def _general_runs(
         trials = 2 + int(math.log(k))
         x64 = np.asarray(X, dtype=np.float64)
         return restarts.best_of_batched(x64, w, k, n_init, max_iter, tol, rng, trials)
-    return best_of(X, w, k, init, n_init, max_iter, tol, rng)
+    return best_of(X, w, k, init, n_init, max_iter, tol, rng, dense=True)
 
 
 def _image_path_settings(init: str | NDArray[np.float64], tol: float) -> bool:
