@@ -18,6 +18,7 @@ rows near a Voronoi boundary; the result is the same as with full passes.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,12 +40,14 @@ from quantize._kernels import (
 __all__ = [
     "BOUNDS_MIN_ROWS",
     "BOUNDS_MIN_WORK",
+    "DENSE_MAX_WORK",
     "LloydResult",
     "MiniBatchResult",
     "Prepared",
     "best_of",
     "distinct_rows_result",
     "lloyd",
+    "lloyd_dense",
     "lloyd_plain",
     "minibatch_fit",
     "minibatch_run",
@@ -331,6 +334,62 @@ def _lloyd_bounded(
     return LloydResult(c + prep.shift, bounds.labels.copy(), inertia, n_iter, state)
 
 
+# Up to this many row-center pairs, lloyd_dense holds the whole distance
+# matrix and the cluster indicator matrix (two float arrays of this size).
+DENSE_MAX_WORK = 1 << 18
+
+
+def lloyd_dense(
+    prep: Prepared, centers: NDArray[np.float64], max_iter: int, tol: float
+) -> LloydResult:
+    """Lloyd's iterations for small data with many features (digits: 1797
+    x 64): the same steps as :func:`lloyd_plain`, but each pass is one
+    product for the distances and one with the cluster indicator matrix for
+    the weighted sums, in buffers reused across iterations, instead of row
+    blocks and per-call allocations whose numpy overhead costs more than
+    the arithmetic here.  Results equal :func:`lloyd_plain`'s up to the
+    rounding of the sums.  The caller ensures ``n * k <= DENSE_MAX_WORK``.
+    """
+    X, w = prep.X, prep.w
+    n, k = X.shape[0], centers.shape[0]
+    c = centers - prep.shift
+    scores = np.empty((n, k), dtype=X.dtype)
+    indicator = np.empty((k, n), dtype=np.float64)
+    labels = np.empty(n, dtype=np.intp)
+    flat_rows = np.arange(n) * k
+    cluster_ids = np.arange(k)[:, None]
+    # Weighted rows (n, d), contiguous, for the indicator product.
+    wx = np.ascontiguousarray(prep.wxt.T)
+
+    def assign(c: NDArray[np.float64]) -> FloatArray:
+        # ||c||^2 - 2 x.c, then ||x||^2 added to the minimum only.
+        np.matmul(X, (-2.0 * c.T).astype(X.dtype), out=scores)
+        np.add(scores, row_norms(c).astype(X.dtype), out=scores)
+        np.argmin(scores, axis=1, out=labels)
+        sq = np.take(scores, flat_rows + labels)
+        sq += prep.x_sq
+        return np.maximum(sq, 0, out=sq)
+
+    sq_dist = assign(c)
+    inertia = float(w @ sq_dist)
+    n_iter = 0
+    while n_iter < max_iter:
+        np.equal(labels, cluster_ids, out=indicator)
+        totals = indicator @ w
+        if (totals > 0).all():
+            c = (indicator @ wx) / totals[:, None]
+        else:
+            c = update_centers(X, w, prep.wxt, labels, sq_dist, c)
+            if c.shape[0] < k:
+                return lloyd_plain(prep, c + prep.shift, max_iter - n_iter, tol)
+        n_iter += 1
+        sq_dist = assign(c)
+        previous, inertia = inertia, float(w @ sq_dist)
+        if previous - inertia <= tol * previous:
+            break
+    return LloydResult(c + prep.shift, labels, inertia, n_iter)
+
+
 def _reseed(
     prep: Prepared, labels: NDArray[np.intp], centers: NDArray[np.float64]
 ) -> NDArray[np.float64]:
@@ -365,16 +424,24 @@ def best_of(
     tol: float,
     rng: np.random.Generator,
     n_local_trials: int | None = None,
+    dense: bool = False,
 ) -> LloydResult:
-    """Best of ``n_init`` seeded Lloyd runs by inertia (first one wins ties)."""
+    """Best of ``n_init`` seeded Lloyd runs by inertia (first one wins ties).
+
+    ``dense`` runs :func:`lloyd_dense` where the data is small enough (the
+    estimators' general path; the image path keeps :func:`lloyd`).
+    """
     prep = prepare(X, w)
+    run: Callable[[Prepared, NDArray[np.float64], int, float], LloydResult] = lloyd
+    if dense and X.shape[0] * n_clusters <= DENSE_MAX_WORK:
+        run = lloyd_dense
     best: LloydResult | None = None
     for _ in range(n_init):
         start = _initial_centers(X, w, n_clusters, init, rng, n_local_trials)
         if isinstance(init, str) and init == "k-means++" and start.shape[0] < n_clusters:
             # Seeding ran out of distinct rows: they are the exact answer.
             return distinct_rows_result(X, w, start)
-        result = lloyd(prep, start, max_iter, tol)
+        result = run(prep, start, max_iter, tol)
         if best is None or result.inertia < best.inertia:
             best = result
         if result.centers.shape[0] < n_clusters:

@@ -216,6 +216,7 @@ def cluster_table(
     max_iter: int = 300,
     random_state: int | np.random.Generator | None = None,
     fixed_centers: NDArray[np.float64] | None = None,
+    max_swap_tries: int | None = None,
 ) -> TableFit:
     """Cluster the distinct colors of an image weighted by their pixel counts.
 
@@ -258,6 +259,14 @@ def cluster_table(
         first in ``centers``, unchanged (kept even when no row is nearest),
         and the other ``n_clusters - f`` are learned around them
         (:mod:`quantize.fixed`).
+    max_swap_tries : int or None, default None
+        Cap on the tries of each swap search (None: the schedule above; 0:
+        no swap search, restarts only, and "auto" ``n_init`` as
+        :func:`resolve_n_init` with ``swaps=False``), except on tables
+        whose seed bins are coarse (dark, hazy, flat images), where the
+        whole schedule runs: a good local optimum for less, where the best
+        one is not the goal (the estimators of :mod:`quantize.kmeans`).
+        Ignored with ``fixed_centers``.
 
     Returns
     -------
@@ -300,6 +309,7 @@ def cluster_table(
         random_state,
         assign=True,
         fixed=fixed_centers,
+        max_swap_tries=max_swap_tries,
     )
     assert isinstance(fit, TableFit)
     return fit
@@ -358,13 +368,15 @@ def _cluster(
     *,
     assign: bool,
     fixed: NDArray[np.float64] | None = None,
+    max_swap_tries: int | None = None,
 ) -> TableFit | tuple[NDArray[np.float64], int]:
     """Validate, then run the strategy.  A TableFit, or with ``assign=False``
     just (centers, n_iter) where labelling the rows would take one more pass."""
     x, w, k = _check_table(points, weights, keys, n_clusters)
     if algorithm not in ("kmeans", "minibatch"):
         raise ValueError(f"algorithm must be 'kmeans' or 'minibatch', got {algorithm!r}")
-    runs = resolve_n_init(n_init, k, algorithm)
+    swaps = max_swap_tries != 0 or fixed is not None
+    runs = resolve_n_init(n_init, k, algorithm, swaps=swaps)
     max_iter = check_int(max_iter, "max_iter", 1)
     rng = check_random_state(random_state)
     if fixed is not None:
@@ -373,7 +385,7 @@ def _cluster(
         return _one_per_row(x)
     if algorithm == "minibatch":
         return _fit_minibatch(x, w, k, runs, max_iter, rng, assign)
-    return _fit_kmeans(x, w, keys, k, runs, max_iter, rng, assign)
+    return _fit_kmeans(x, w, keys, k, runs, max_iter, rng, assign, max_swap_tries)
 
 
 def resolve_n_init(
@@ -508,7 +520,9 @@ def _fit_kmeans(
     max_iter: int,
     rng: np.random.Generator,
     assign: bool = True,
+    max_swap_tries: int | None = None,
 ) -> TableFit | tuple[NDArray[np.float64], int]:
+    cap = max_swap_tries
     bins = None
     if keys is not None and x.shape[0] >= MIN_ROWS_TO_BIN:
         bins = make_bins(x, w, np.asarray(keys, dtype=np.uint32), k)
@@ -517,32 +531,38 @@ def _fit_kmeans(
     if bins is None:
         result = best_of(x, w, k, "k-means++", n_init, max_iter, TOL, rng)
         tiny = x.shape[0] < MIN_ROWS_TO_BIN and k <= _TINY_TABLE_SWAP_MAX_K
-        if k <= _SMALL_SWAP_MAX_K or tiny:
-            result = _swap_search(prepare(x, w), result, max_iter, rng)
+        if cap != 0 and (k <= _SMALL_SWAP_MAX_K or tiny):
+            result = _swap_search(prepare(x, w), result, max_iter, rng, _capped(_SWAP_TRIES, cap))
         return _drop_unused(result.centers, result.labels, result.inertia, result.n_iter)
     seed_x, seed_w = seed_set(bins, k)
+    if _coarse_seed_bins(seed_w, k):
+        # Restarts alone fail on coarse seed bins: the whole schedule runs.
+        cap = None
     if _seed_on_fine_bins(seed_w, k, x.shape[0]):
         seed_x, seed_w = bins.means, bins.totals
     fine_prep = prepare(bins.means, bins.totals)
     resume = None
     if k <= _BINNED_REFINE_MAX_K:
         seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng)
-        seeded = _swap_search(prepare(seed_x, seed_w), seeded, max_iter, rng)
+        if cap != 0:
+            tries = _capped(_SWAP_TRIES, cap)
+            seeded = _swap_search(prepare(seed_x, seed_w), seeded, max_iter, rng, tries)
     else:
         # Ranked on the 6-bit bins: go on from where the winner stopped.
         seeded = resume = _ranked_on_bins(seed_x, seed_w, fine_prep, k, n_init, max_iter, rng)
     fine = lloyd(fine_prep, seeded.centers, max_iter, TOL, resume)
-    if _swaps_on_fine_bins(seed_w, k, bins.means.shape[0]):
+    if cap != 0 and _swaps_on_fine_bins(seed_w, k, bins.means.shape[0]):
         tries = _FINE_SWAP_TRIES if k <= _BINNED_REFINE_MAX_K else _RANKED_FINE_SWAP_TRIES
-        fine = _swap_search(fine_prep, fine, max_iter, rng, tries)
+        fine = _swap_search(fine_prep, fine, max_iter, rng, _capped(tries, cap))
     n_iter = seeded.n_iter + fine.n_iter
     if x.shape[0] >= _LARGE_TABLE:
         return _exact_step(Filter.of(x, w, bins), fine.centers, n_iter, assign)
     if k >= _SWAP_MIN_K:
         exact = prepare(x, w)
         refined = lloyd(exact, fine.centers, max_iter, TOL)
-        if k <= _FINE_SWAP_MAX_K and x.shape[0] * k <= _EXACT_SWAP_MAX_WORK:
-            refined = _swap_search(exact, refined, max_iter, rng, _EXACT_SWAP_TRIES)
+        if cap != 0 and k <= _FINE_SWAP_MAX_K and x.shape[0] * k <= _EXACT_SWAP_MAX_WORK:
+            tries = _capped(_EXACT_SWAP_TRIES, cap)
+            refined = _swap_search(exact, refined, max_iter, rng, tries)
         n_iter += refined.n_iter
         return _drop_unused(refined.centers, refined.labels, refined.inertia, n_iter)
     # Plain passes: on a table this small, at these k, the bin filter of
@@ -551,6 +571,11 @@ def _fit_kmeans(
         return exact_means(x, w, fine.centers), n_iter + 1
     done = lloyd_plain(prepare(x, w), fine.centers, EXACT_STEPS, 0.0)
     return _drop_unused(done.centers, done.labels, done.inertia, n_iter + done.n_iter)
+
+
+def _capped(tries: int, cap: int | None) -> int:
+    """Tries of a swap search under the caller's ``max_swap_tries``."""
+    return tries if cap is None else min(tries, cap)
 
 
 def _swaps_on_fine_bins(seed_w: NDArray[np.float64], k: int, n_fine: int) -> bool:

@@ -10,7 +10,8 @@ import pytest
 from numpy.typing import NDArray
 
 import quantize.cluster as cluster
-from quantize._distinct_rows import row_table
+from quantize import _lloyd as loops
+from quantize._distinct_rows import TABLE_SWAP_TRIES, row_table
 from quantize._kernels import transpose_weighted, weighted_sums
 from quantize._lloyd import best_of
 from quantize.histogram import color_table, pack_rgb
@@ -52,7 +53,12 @@ def test_pixels_take_the_image_path(scale: float, table_calls: list[int]) -> Non
     table = color_table(pack_rgb(pixels))
     assert table_calls == [table.n_colors]
     fit = cluster.cluster_table(
-        table.colors / scale, table.counts * 1.0, table.keys, 8, random_state=0
+        table.colors / scale,
+        table.counts * 1.0,
+        table.keys,
+        8,
+        random_state=0,
+        max_swap_tries=TABLE_SWAP_TRIES,
     )
     np.testing.assert_array_equal(model.cluster_centers_, fit.centers)
     assert model.labels_.shape == (len(X),)
@@ -178,3 +184,69 @@ def test_table_rebuilds_every_row_exactly(make: Any) -> None:
     np.testing.assert_array_equal(table.rows[table.inverse], X)
     assert table.rows.dtype == X.dtype
     assert len(np.unique(table.rows, axis=0)) == len(table.rows)
+
+
+def swap_tries(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the tries of every swap search the image path runs."""
+    calls: list[int] = []
+    original = cluster._swap_search
+
+    def spy(prep: Any, start: Any, max_iter: int, rng: Any, tries: int = 20) -> Any:
+        calls.append(tries)
+        return original(prep, start, max_iter, rng, tries)
+
+    monkeypatch.setattr(cluster, "_swap_search", spy)
+    return calls
+
+
+@pytest.mark.parametrize("k", [8, 40])
+def test_estimator_caps_the_swap_search(k: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Colors spread over the cube: seed bins that are not coarse.
+    pixels = np.random.default_rng(0).integers(0, 256, size=(30000, 3))
+    table = color_table(pack_rgb(pixels.astype(np.uint8)))
+    args = (table.colors / 255.0, table.counts * 1.0, table.keys, k)
+    calls = swap_tries(monkeypatch)
+    full = cluster.cluster_table(*args, random_state=0)
+    assert calls and max(calls) > TABLE_SWAP_TRIES
+    calls.clear()
+    capped = cluster.cluster_table(*args, random_state=0, max_swap_tries=TABLE_SWAP_TRIES)
+    assert calls and max(calls) == TABLE_SWAP_TRIES
+    calls.clear()
+    model = KMeans(k, random_state=0).fit(pixels / 255.0)
+    assert calls and max(calls) <= TABLE_SWAP_TRIES
+    np.testing.assert_array_equal(model.cluster_centers_, capped.centers)
+    # None is the command's schedule; 0 runs no swap search at all.
+    again = cluster.cluster_table(*args, random_state=0, max_swap_tries=None)
+    np.testing.assert_array_equal(again.centers, full.centers)
+    calls.clear()
+    cluster.cluster_table(*args, random_state=0, max_swap_tries=0)
+    assert calls == []
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dense_lloyd_matches_plain_passes(dtype: type) -> None:
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(900, 30)) + rng.integers(0, 4, (900, 1)) * 3).astype(dtype)
+    w = rng.random(900) + 0.5
+    prep = loops.prepare(X, w)
+    start = X[rng.choice(900, 7, replace=False)].astype(np.float64)
+    plain = loops.lloyd_plain(prep, start, 300, 1e-4)
+    dense = loops.lloyd_dense(prep, start, 300, 1e-4)
+    np.testing.assert_array_equal(dense.labels, plain.labels)
+    assert dense.n_iter == plain.n_iter
+    tol = 1e-5 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(dense.centers, plain.centers, rtol=tol, atol=tol)
+    assert dense.inertia == pytest.approx(plain.inertia, rel=tol)
+
+
+def test_dense_lloyd_reseeds_empty_clusters() -> None:
+    X = np.concatenate([np.zeros((50, 10)), np.ones((50, 10))])
+    X += np.random.default_rng(0).normal(0, 0.01, X.shape)
+    prep = loops.prepare(X, np.ones(100))
+    # The third center is nearest to no row: it is reseeded, not left NaN.
+    start = np.stack([X[0], X[60], np.full(10, 50.0)])
+    dense = loops.lloyd_dense(prep, start, 300, 1e-4)
+    plain = loops.lloyd_plain(prep, start, 300, 1e-4)
+    assert np.isfinite(dense.centers).all() and dense.centers.shape == (3, 10)
+    np.testing.assert_array_equal(dense.labels, plain.labels)
+    assert dense.inertia == pytest.approx(plain.inertia, rel=1e-9)
