@@ -16,10 +16,12 @@ output against the decoded input.  Target of issue 14: at most 0.5x
 pngquant's whole-command time with a lower MSE, on every input.
 
 It also prints each command's median CPU time (user + system, all threads):
-pngquant runs libimagequant's OpenMP threads on every core while most of
-quantize's work runs on one, so on an idle machine the wall-time ratio is
-above the CPU-time ratio, and on a busy one the CPU times are the steadier
-measure of the work each command does.
+pngquant runs libimagequant's OpenMP threads on every core; quantize runs
+its clustering on one, and splits counting, recoloring, the nearest-color
+search and ΔE over threads, with the metrics and the PNG encoding on
+threads of their own (`quantize._threads`).  On an idle machine the wall
+time is what a user waits; on a busy one the CPU times are the steadier
+measure of the work each command does, and threads gain little there.
 
 Run from the repository root on a quiet machine::
 

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from quantize import safeio
+from quantize._threads import Deferred
 from quantize.errors import OutputError
 from quantize.imageio import Frame, LoadedImage
 from quantize.vocabulary import FORMAT_ALIASES, IMAGE_FORMATS, registry
@@ -278,8 +279,17 @@ def image_writer(
             raise ValueError(f"{fmt} cannot hold an animation")
         options.update(_animation_options(frames, fmt, durations, loop))
 
+    def encode() -> bytes:
+        buffer = io.BytesIO()
+        frames[0].save(buffer, format=pil_format, **options)
+        return buffer.getvalue()
+
+    # Pillow's encoders release the GIL: where a second thread may run, the
+    # image is encoded there while the caller prepares the other outputs.
+    encoded = Deferred(encode)
+
     def write(fh: IO[bytes]) -> None:
-        frames[0].save(fh, format=pil_format, **options)
+        fh.write(encoded.result())
 
     return write
 

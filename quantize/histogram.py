@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from quantize._threads import run_ranges, run_stripes, stripes
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
 
@@ -177,9 +180,20 @@ def _count(
 # Whole images: count and recolor without materializing every pixel's key.
 
 #: Pixels packed at a time by count_pixels and recolor above the sorting
-#: threshold: a reused 4 MB key buffer instead of 4 bytes per pixel of fresh
+#: threshold: a reused 1 MB key buffer instead of 4 bytes per pixel of fresh
 #: memory (48 MB on 12 MP), each page of which a fresh process pays to touch.
-_CHUNK_PIXELS = 1 << 20
+#: Small, too, because what a worker thread's temporaries took stays with
+#: its malloc arena after the thread ends (4 MB chunks added 17 MB to the
+#: peak of 12 MP noise).
+_CHUNK_PIXELS = 1 << 18
+# Fewest pixels per thread when counting or recoloring in stripes.
+_STRIPE_PIXELS = 1 << 20
+# One pixel in this many is sampled to find the colors that may fill more
+# than 65535 pixels (a prime: the sample follows no row or pattern period).
+_SAMPLE_STRIDE = 251
+# A sampled color is counted exactly once its sample could stand for this
+# many pixels: a quarter of what wraps a uint16 count.
+_HEAVY_PIXELS = 1 << 14
 
 #: One image frame for counting: its pixels (h, w, 3) and which are visible
 #: (h, w), or None when all are.
@@ -201,6 +215,15 @@ def count_pixels(sources: Sequence[PixelSource]) -> ColorTable:
         Below 2**20 visible pixels, with ``inverse`` over the visible pixels
         of all frames in turn (row-major); above, counted chunk by chunk on
         a 2**24 histogram that the table keeps for :func:`recolor`.
+
+    Notes
+    -----
+    Above 2**20 pixels the histogram holds uint16 counts (32 MB rather than
+    64), which wrap for a color of more than 65535 pixels.  The colors that
+    may have that many are found beforehand on a sample of the pixels and
+    counted exactly beside the histogram; a wrapped count of any other
+    color shows in the total, and only then is everything counted again
+    in wider integers.
     """
     n_visible = sum(_n_visible(rgb, visible) for rgb, visible in sources)
     if n_visible < _SORT_THRESHOLD:
@@ -209,12 +232,127 @@ def count_pixels(sources: Sequence[PixelSource]) -> ColorTable:
             for rgb, visible in sources
         ]
         return color_table(parts[0] if len(parts) == 1 else np.concatenate(parts))
-    hist = _histogram(sources, np.uint16)
+    heavy = _frequent_colors(sources)
+    hist, heavy_counts = _histogram(sources, np.uint16, heavy)
+    # A count that wrapped to 0 must still be found as present.
+    hist[heavy] = 1
     keys, counts = _present(hist)
-    if int(counts.sum()) != n_visible:  # some uint16 count wrapped
-        hist = _histogram(sources, np.uint32 if n_visible < 1 << 32 else np.uint64)
+    counts[np.searchsorted(keys, heavy)] = heavy_counts
+    if int(counts.sum()) != n_visible:  # the count of a color not sampled wrapped
+        del keys, counts, hist
+        hist, _ = _histogram(sources, np.uint32 if n_visible < 1 << 32 else np.uint64, _NO_KEYS)
         keys, counts = _present(hist)
     return ColorTable(keys, counts, histogram=hist)
+
+
+_NO_KEYS: NDArray[np.uint32] = np.empty(0, dtype=np.uint32)
+
+
+def _frequent_colors(sources: Sequence[PixelSource]) -> NDArray[np.uint32]:
+    """Sorted keys of the colors frequent enough in a sample of the visible
+    pixels to stand for at least `_HEAVY_PIXELS` pixels."""
+    samples = []
+    for rgb, visible in sources:
+        if rgb.flags.c_contiguous:
+            flat = rgb.reshape(-1, 3)[::_SAMPLE_STRIDE]
+            seen = None if visible is None else visible.reshape(-1)[::_SAMPLE_STRIDE]
+        else:  # a view: sample a grid of about as many pixels instead
+            step = (slice(None, None, 13), slice(None, None, 19))
+            flat = rgb[step].reshape(-1, 3)
+            seen = None if visible is None else visible[step].reshape(-1)
+        keys = pack_rgb(flat)
+        samples.append(keys if seen is None else keys[seen])
+    sample = np.sort(np.concatenate(samples))
+    if sample.size == 0:
+        return _NO_KEYS
+    starts = np.flatnonzero(np.concatenate([[True], sample[1:] != sample[:-1]]))
+    runs = np.diff(starts, append=sample.size)
+    return sample[starts[runs * _SAMPLE_STRIDE >= _HEAVY_PIXELS]]
+
+
+def _n_visible(rgb: NDArray[np.uint8], visible: NDArray[np.bool_] | None) -> int:
+    return rgb.shape[0] * rgb.shape[1] if visible is None else int(np.count_nonzero(visible))
+
+
+def _row_chunks(
+    rgb: NDArray[np.uint8],
+    visible: NDArray[np.bool_] | None,
+    top: int,
+    bottom: int,
+) -> Iterator[tuple[slice, NDArray[np.uint32]]]:
+    """(row slice, keys of its visible pixels) for rows ``top:bottom``, a chunk
+    of rows at a time, packed into one reused buffer."""
+    width = rgb.shape[1]
+    rows = max(1, _CHUNK_PIXELS // max(width, 1))
+    buffer = np.empty(rows * width, dtype=np.uint32)
+    for start in range(top, bottom, rows):
+        part = slice(start, min(start + rows, bottom))
+        n = (part.stop - part.start) * width
+        keys = pack_rgb(rgb[part], out=buffer[:n].reshape(-1, width)).ravel()
+        yield part, keys if visible is None else keys[visible[part].ravel()]
+
+
+def _stripe_rows(rgb: NDArray[np.uint8]) -> int:
+    """Fewest rows per thread of a frame: at least `_STRIPE_PIXELS` pixels."""
+    return max(1, -(-_STRIPE_PIXELS // max(rgb.shape[1], 1)))
+
+
+def _histogram(
+    sources: Sequence[PixelSource], dtype: type[np.unsignedinteger], heavy: NDArray[np.uint32]
+) -> tuple[NDArray[Any], NDArray[np.int64]]:
+    """Counts of every key in ``dtype`` (may wrap), and exact counts of the ``heavy`` keys.
+
+    Each frame is counted in stripes of rows on threads: packing keys runs
+    in parallel, while ``np.add.at`` holds the GIL (and a lock, so the
+    counts never depend on it).
+    """
+    hist = np.zeros(N_KEYS, dtype=dtype)
+    one = hist.dtype.type(1)
+    lock = threading.Lock()
+    count_heavy = _heavy_counter(heavy)
+
+    def stripe(
+        rgb: NDArray[np.uint8], visible: NDArray[np.bool_] | None, top: int, bottom: int
+    ) -> NDArray[np.int64]:
+        exact = np.zeros(heavy.size, dtype=np.int64)
+        for _, keys in _row_chunks(rgb, visible, top, bottom):
+            exact += count_heavy(keys)
+            with lock:
+                np.add.at(hist, keys, one)  # same dtype: no casting loop
+        return exact
+
+    total = np.zeros(heavy.size, dtype=np.int64)
+    for rgb, visible in sources:
+        work = functools.partial(stripe, rgb, visible)
+        for exact in run_stripes(work, rgb.shape[0], min_rows=_stripe_rows(rgb)):
+            total += exact
+    return hist, total
+
+
+# Up to this many heavy keys are counted by comparing each with the keys;
+# more through a lookup table of their numbers, which costs as much as
+# about 20 comparisons.
+_HEAVY_COMPARE = 16
+
+
+def _heavy_counter(
+    heavy: NDArray[np.uint32],
+) -> Callable[[NDArray[np.uint32]], NDArray[np.int64]]:
+    """A function giving how many of its keys equal each heavy key, shape (len(heavy),)."""
+    if heavy.size <= _HEAVY_COMPARE:
+
+        def compare(keys: NDArray[np.uint32]) -> NDArray[np.int64]:
+            return np.array([np.count_nonzero(keys == key) for key in heavy], dtype=np.int64)
+
+        return compare
+    # Heavy key i is number i + 1; number 0 counts every other key.
+    number = np.zeros(N_KEYS, dtype=np.min_scalar_type(heavy.size))
+    number[heavy] = np.arange(1, heavy.size + 1)
+
+    def look_up(keys: NDArray[np.uint32]) -> NDArray[np.int64]:
+        return np.bincount(np.take(number, keys), minlength=heavy.size + 1)[1:]
+
+    return look_up
 
 
 def histogram_table(hist: NDArray[np.integer]) -> ColorTable:
@@ -237,47 +375,28 @@ def histogram_table(hist: NDArray[np.integer]) -> ColorTable:
 def _present(hist: NDArray[Any]) -> tuple[NDArray[np.uint32], NDArray[np.int64]]:
     """Keys with a nonzero count and their counts, a slice of the histogram
     at a time: no intp index array as long as the table (11 MB fresh memory
-    on a 12 MP photo's 1.4M colors)."""
+    on a 12 MP photo's 1.4M colors).  Stripes of slices run on threads."""
     # Filled in place rather than concatenated from parts, which would hold
     # the table twice (264 MB at the peak for the 11M colors of 12 MP noise).
-    m = int(np.count_nonzero(hist))
-    keys = np.empty(m, dtype=np.uint32)
-    counts = np.empty(m, dtype=np.int64)
-    row = 0
-    for start in range(0, hist.size, _CHUNK_PIXELS):
-        part = hist[start : start + _CHUNK_PIXELS]
-        found = np.flatnonzero(part)
-        stop = row + found.size
-        counts[row:stop] = part[found]
-        found += start
-        keys[row:stop] = found
-        row = stop
+    ranges = stripes(hist.size, min_rows=_CHUNK_PIXELS, align=_CHUNK_PIXELS)
+    found = run_ranges(lambda a, b: int(np.count_nonzero(hist[a:b])), ranges)
+    keys = np.empty(sum(found), dtype=np.uint32)
+    counts = np.empty(keys.size, dtype=np.int64)
+    first_row = dict(zip(ranges, np.cumsum([0, *found[:-1]]).tolist(), strict=True))
+
+    def fill(lo: int, hi: int) -> None:
+        row = first_row[lo, hi]
+        for start in range(lo, hi, _CHUNK_PIXELS):
+            part = hist[start : min(start + _CHUNK_PIXELS, hi)]
+            where = np.flatnonzero(part)
+            stop = row + where.size
+            counts[row:stop] = part[where]
+            where += start
+            keys[row:stop] = where
+            row = stop
+
+    run_ranges(fill, ranges)
     return keys, counts
-
-
-def _n_visible(rgb: NDArray[np.uint8], visible: NDArray[np.bool_] | None) -> int:
-    return rgb.shape[0] * rgb.shape[1] if visible is None else int(np.count_nonzero(visible))
-
-
-def _chunks(sources: Sequence[PixelSource]) -> Iterator[tuple[int, slice, NDArray[np.uint32]]]:
-    """(frame number, row slice, keys of that slice's visible pixels), in a reused buffer."""
-    buffer = np.empty(_CHUNK_PIXELS, dtype=np.uint32)
-    for number, (rgb, visible) in enumerate(sources):
-        height, width = rgb.shape[:2]
-        rows = max(1, _CHUNK_PIXELS // max(width, 1))
-        for top in range(0, height, rows):
-            part = slice(top, min(top + rows, height))
-            n = (part.stop - part.start) * width
-            keys = pack_rgb(rgb[part], out=buffer[:n].reshape(-1, width)).ravel()
-            yield number, part, keys if visible is None else keys[visible[part].ravel()]
-
-
-def _histogram(sources: Sequence[PixelSource], dtype: type[np.unsignedinteger]) -> NDArray[Any]:
-    hist = np.zeros(N_KEYS, dtype=dtype)
-    one = hist.dtype.type(1)
-    for _, _, keys in _chunks(sources):
-        np.add.at(hist, keys, one)  # same dtype: no casting loop
-    return hist
 
 
 def recolor(
@@ -310,13 +429,18 @@ def recolor(
         lut = table.histogram
         lut[table.keys] = row_index
     out = [np.zeros(rgb.shape[:2], dtype=np.uint8) for rgb, _ in sources]
-    for number, part, keys in _chunks(sources):
-        visible = sources[number][1]
-        target = out[number][part]
-        if visible is None:
-            target.reshape(-1)[:] = np.take(lut, keys)
-        else:
-            target[visible[part]] = np.take(lut, keys)
+
+    def stripe(number: int, top: int, bottom: int) -> None:
+        rgb, visible = sources[number]
+        for part, keys in _row_chunks(rgb, visible, top, bottom):
+            target = out[number][part]
+            if visible is None:
+                target.reshape(-1)[:] = np.take(lut, keys)
+            else:
+                target[visible[part]] = np.take(lut, keys)
+
+    for number, (rgb, _) in enumerate(sources):
+        run_stripes(functools.partial(stripe, number), rgb.shape[0], min_rows=_stripe_rows(rgb))
     return out
 
 
@@ -470,6 +594,8 @@ def bin_means(
 # that OpenBLAS runs on its small-matrix path, which larger blocks leave for
 # its much slower general one.
 _NEAREST_BLOCK_ELEMENTS = 1 << 17
+# Fewest colors per thread of nearest_rgb8.
+_NEAREST_STRIPE_ROWS = 1 << 15
 
 
 def nearest_rgb8(colors: NDArray[np.uint8], palette: NDArray[np.uint8]) -> NDArray[np.intp]:
@@ -498,14 +624,19 @@ def nearest_rgb8(colors: NDArray[np.uint8], palette: NDArray[np.uint8]) -> NDArr
     weights[3] = np.einsum("ij,ij->i", p, p)
     labels = np.empty(colors.shape[0], dtype=np.intp)
     rows = min(max(256, _NEAREST_BLOCK_ELEMENTS // p.shape[0]), colors.shape[0])
-    augmented = np.ones((rows, 4), dtype=np.float32)
-    dist = np.empty((rows, p.shape[0]), dtype=np.float32)
-    for start in range(0, colors.shape[0], rows):
-        stop = min(start + rows, colors.shape[0])
-        n = stop - start
-        augmented[:n, :3] = colors[start:stop]
-        np.matmul(augmented[:n], weights, out=dist[:n])
-        np.argmin(dist[:n], axis=1, out=labels[start:stop])
+
+    def stripe(top: int, bottom: int) -> None:
+        augmented = np.ones((rows, 4), dtype=np.float32)
+        dist = np.empty((rows, p.shape[0]), dtype=np.float32)
+        for start in range(top, bottom, rows):
+            stop = min(start + rows, bottom)
+            n = stop - start
+            augmented[:n, :3] = colors[start:stop]
+            np.matmul(augmented[:n], weights, out=dist[:n])
+            np.argmin(dist[:n], axis=1, out=labels[start:stop])
+
+    # Stripes of whole blocks: each row is computed as in one serial pass.
+    run_stripes(stripe, colors.shape[0], min_rows=_NEAREST_STRIPE_ROWS, align=max(rows, 1))
     return labels
 
 

@@ -465,7 +465,8 @@ def _srgb_profile() -> ImageCms.ImageCmsProfile:
 
 
 def _plain_rgb(im: Image.Image) -> NDArray[np.uint8]:
-    return np.asarray(im.convert("RGB"))
+    # An RGB image is read as it is: convert would copy all of it first.
+    return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
 
 
 def _through(

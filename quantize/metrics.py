@@ -15,6 +15,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from quantize._threads import run_stripes
 from quantize.colors import rgb8_to_lab
 from quantize.histogram import pack_rgb
 
@@ -25,6 +26,7 @@ __all__ = [
     "palette_metrics",
     "psnr",
     "quality_metrics",
+    "table_lab",
     "weighted_quantile",
 ]
 
@@ -49,6 +51,8 @@ _QUANTILE_BINS: Final[int] = 1024
 # per-call overhead; a single pass over a large table would stream every
 # temporary through memory.
 _DELTA_E_BLOCK_ROWS: Final[int] = 16384
+# Fewest rows per thread when computing ΔE for a color table.
+_DELTA_E_STRIPE_ROWS: Final[int] = 1 << 16
 
 
 def _as_rows(x: ArrayLike, name: str) -> NDArray[Any]:
@@ -430,7 +434,7 @@ def _delta_e_rgb8(orig: NDArray[np.uint8], mapped: NDArray[np.uint8]) -> FloatAr
 
 def _delta_e_indexed(
     orig: NDArray[np.uint8],
-    orig_lab: FloatArray | None,
+    orig_lab: NDArray[np.floating[Any]] | None,
     palette_lab: FloatArray,
     labels: NDArray[Any],
 ) -> FloatArray:
@@ -439,11 +443,43 @@ def _delta_e_indexed(
     ``orig_lab`` is the Lab of ``orig`` when known, else converted block by block.
     """
     de = np.empty(orig.shape[0], dtype=np.float64)
-    for start in range(0, orig.shape[0], _DELTA_E_BLOCK_ROWS):
-        rows = slice(start, start + _DELTA_E_BLOCK_ROWS)
-        lab = _lab32(orig[rows]) if orig_lab is None else orig_lab[rows].astype(np.float32)
-        de[rows] = _ciede2000(lab, palette_lab[labels[rows]].astype(np.float32))
+
+    def stripe(top: int, bottom: int) -> None:
+        for start in range(top, bottom, _DELTA_E_BLOCK_ROWS):
+            rows = slice(start, min(start + _DELTA_E_BLOCK_ROWS, bottom))
+            lab = _lab32(orig[rows]) if orig_lab is None else orig_lab[rows].astype(np.float32)
+            de[rows] = _ciede2000(lab, palette_lab[labels[rows]].astype(np.float32))
+
+    # Stripes of whole blocks on threads: every block is computed as serially.
+    run_stripes(stripe, orig.shape[0], min_rows=_DELTA_E_STRIPE_ROWS, align=_DELTA_E_BLOCK_ROWS)
     return de
+
+
+def table_lab(colors: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """CIELAB of a color table, exactly as `palette_metrics` converts it for ΔE.
+
+    For converting a table ahead of time (on another thread, while its
+    palette is being fitted): passed back as ``original_lab``, it gives the
+    same bits as letting `palette_metrics` convert the table.
+
+    Parameters
+    ----------
+    colors : ndarray of uint8, shape (m, 3)
+
+    Returns
+    -------
+    ndarray of float32, shape (m, 3)
+    """
+    lab = np.empty(colors.shape, dtype=np.float32)
+
+    def stripe(top: int, bottom: int) -> None:
+        # The blocks of _delta_e_indexed: BLAS may round a block's product by its shape.
+        for start in range(top, bottom, _DELTA_E_BLOCK_ROWS):
+            rows = slice(start, min(start + _DELTA_E_BLOCK_ROWS, bottom))
+            lab[rows] = _lab32(colors[rows])
+
+    run_stripes(stripe, colors.shape[0], min_rows=_DELTA_E_STRIPE_ROWS, align=_DELTA_E_BLOCK_ROWS)
+    return lab
 
 
 def _lab32(rgb8: NDArray[np.uint8]) -> NDArray[np.float32]:
@@ -555,7 +591,8 @@ def palette_metrics(
     labels : array_like of int, shape (m,)
         Palette index (0..k-1) each original color was mapped to.
     original_lab : array_like, shape (m, 3), optional
-        ``quantize.colors.rgb8_to_lab(original_rgb8)``, when the caller has it.
+        ``quantize.colors.rgb8_to_lab(original_rgb8)``, when the caller has
+        it, or `table_lab` of it (float32).
 
     Returns
     -------
@@ -574,7 +611,9 @@ def palette_metrics(
     if idx.size and (idx.min() < 0 or idx.max() >= palette.shape[0]):
         raise ValueError(f"labels must be in 0..{palette.shape[0] - 1}")
     w = _as_weights(counts, orig.shape[0])
-    lab = None if original_lab is None else np.asarray(original_lab, dtype=np.float64)
+    lab = None if original_lab is None else np.asarray(original_lab)
+    if lab is not None and lab.dtype != np.float32:  # float32: from table_lab
+        lab = lab.astype(np.float64, copy=False)
     if lab is not None and lab.shape != orig.shape:
         raise ValueError(f"original_lab must have shape {orig.shape}, got {lab.shape}")
     used = np.bincount(idx, weights=w, minlength=palette.shape[0]) > 0

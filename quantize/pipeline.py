@@ -27,6 +27,7 @@ from PIL import Image
 
 from quantize import colors as cs
 from quantize import reduce
+from quantize._threads import Deferred
 from quantize.autok import DEFAULT_PSNR, AutoK, Target, smallest_k
 from quantize.dither import Dither, dither_indices
 from quantize.encode import ANIMATION_FORMATS
@@ -50,7 +51,7 @@ from quantize.histogram import (
 )
 from quantize.imageio import Frame, LoadedImage, load_image
 from quantize.limits import DEFAULT_MAX_FRAMES, MAX_COLORS, MIN_COLORS
-from quantize.metrics import MetricsAccumulator, QualityMetrics, palette_metrics
+from quantize.metrics import MetricsAccumulator, QualityMetrics, palette_metrics, table_lab
 from quantize.options import QuantizeOptions
 from quantize.palette import Palette
 from quantize.reduce import (
@@ -82,7 +83,11 @@ class QuantizeResult:
         (by pixel count, descending, by default).  Index ``i`` of an
         indexed ``image`` is ``palette.colors[i]``.
     metrics : QualityMetrics
-        Error between the visible input pixels and their new colors.
+        Error between the visible input pixels and their new colors.  It may
+        still be being computed on another thread when the result is
+        returned (`quality`); reading it waits for it.
+    quality : Deferred of QualityMetrics
+        Where ``metrics`` comes from.
     settings : dict
         The options that produced the result, for the report.
     frames : list of PIL.Image.Image
@@ -97,7 +102,7 @@ class QuantizeResult:
 
     image: Image.Image
     palette: Palette
-    metrics: QualityMetrics
+    quality: Deferred[QualityMetrics]
     settings: dict[str, Any]
     width: int
     height: int
@@ -116,6 +121,15 @@ class QuantizeResult:
     image_colors: int = 0
     #: Colors that had to stay in the palette (``keep``), shape (n, 3); None when none.
     kept: NDArray[np.uint8] | None = None
+
+    @property
+    def metrics(self) -> QualityMetrics:
+        """The quality metrics (see the class docstring)."""
+        return self.quality.result()
+
+    @metrics.setter
+    def metrics(self, value: QualityMetrics) -> None:
+        self.quality = Deferred.ready(value)
 
     def image_for_format(self, fmt: str) -> Image.Image:
         """The image to save in ``fmt``: indexed where the format can hold a palette."""
@@ -263,7 +277,7 @@ def quantize_image(
     return QuantizeResult(
         image=out[0],
         palette=ordered,
-        metrics=best.metrics,
+        quality=best.quality,
         settings=options.report_fields(best.fit.n_init),
         width=loaded.width,
         height=loaded.height,
@@ -331,6 +345,13 @@ class ImageQuantizer:
         self._k_max = MAX_COLORS - 1 if self.transparent else MAX_COLORS
         self._huge = is_huge(self.table.n_colors)
         self._reduced: ReducedTable | None = None
+        # The table's side of ΔE does not depend on the palette: converted on
+        # another thread while the palette is fitted (in Lab, the clustering
+        # converts the table itself; dithered output is judged pixel by pixel).
+        self._table_lab: Deferred[NDArray[np.float32]] | None = None
+        if not self._huge and self.space != "lab" and self.dither == "none":
+            colors = self.table.colors
+            self._table_lab = Deferred(lambda: table_lab(colors))
         # Packed keys of every frame, for dithered attempts only: made by the
         # first one and reused by the others (-k auto tries several).
         self._keys: list[NDArray[np.uint32]] = []
@@ -348,7 +369,7 @@ class ImageQuantizer:
             raise ValueError(f"{len(self.keep)} kept colors do not fit in {k} palette colors")
         if self.table.n_colors < k:
             self.warnings.append(f"requested {colors} colors, image has {self.table.n_colors}")
-        return self._with_kept(self._attempt(k))
+        return self._with_kept(self._attempt(k, defer=True))
 
     def auto_k(self, target: Target | None = None) -> tuple[_Attempt, AutoK]:
         """The smallest palette that meets ``target`` (PSNR >= 32 dB when None)."""
@@ -375,13 +396,13 @@ class ImageQuantizer:
         """Every color mapped to its nearest color of ``palette`` (plus the kept ones)."""
         given = palette if self.keep is None else union_kept(self.keep, palette)
         fit = _fit_given(self.table, given, self.space, self.transparent > 0)
-        return self._with_kept(self._judge(fit))
+        return self._with_kept(self._judge(fit, defer=True))
 
     def in_order(self, best: _Attempt, sort: SortKey) -> tuple[Palette, list[NDArray[np.uint8]]]:
         """The palette of ``best`` in ``sort`` order and the palette index of every pixel."""
         return _in_order(best, sort, self.table, self.frames)
 
-    def _attempt(self, k: int) -> _Attempt:
+    def _attempt(self, k: int, defer: bool = False) -> _Attempt:
         fit = fit_palette(
             self.table,
             k,
@@ -394,15 +415,27 @@ class ImageQuantizer:
             keep=self.keep,
             reduced=self._reduced,
         )
-        return self._judge(fit)
+        return self._judge(fit, defer)
 
-    def _judge(self, fit: PaletteFit) -> _Attempt:
-        """The fit mapped to the pixels as the output will be, with its metrics."""
+    def _judge(self, fit: PaletteFit, defer: bool = False) -> _Attempt:
+        """The fit mapped to the pixels as the output will be, with its metrics.
+
+        With ``defer``, the metrics of a plain mapping are computed on another
+        thread while the pixels are recolored and written (not for a huge
+        table, whose chunked metrics would add to its memory peak).
+        """
         frames, dither, strength, space = self.frames, self.dither, self.dither_strength, self.space
         if dither == "none":
             # Clustering in Lab has converted the table already: ΔE reuses it.
-            table_lab = self._points if space == "lab" else None
-            return _Attempt(fit, fit.palette, _metrics(self.table, fit, table_lab), None)
+            points = self._points if space == "lab" else None
+            table, converted = self.table, self._table_lab
+
+            def judge() -> QualityMetrics:
+                lab = points if converted is None else converted.result()
+                return _metrics(table, fit, lab)
+
+            quality = Deferred(judge) if defer and not self._huge else Deferred.ready(judge())
+            return _Attempt(fit, fit.palette, quality, None)
         if self._huge or self.table.n_pixels > reduce.PAIRS_IN_BANDS_MIN_PIXELS:
             return _dithered_bounded(frames, fit, dither, strength, space)
         if not self._keys:
@@ -428,8 +461,13 @@ class _Attempt:
 
     fit: PaletteFit
     palette: Palette
-    metrics: QualityMetrics
+    quality: Deferred[QualityMetrics]
     indices: list[NDArray[np.uint8]] | None
+
+    @property
+    def metrics(self) -> QualityMetrics:
+        """The metrics of the output (waits for them when deferred)."""
+        return self.quality.result()
 
 
 def _fit_given(table: ColorTable, palette: Palette, space: str, transparent: bool) -> PaletteFit:
@@ -534,7 +572,7 @@ def _dithered(
     metrics = palette_metrics(source, pair_counts, palette.colors, remap[out_index])
     # Transparent pixels may map to a dropped color (-1); render_frames overwrites them.
     remap8 = np.maximum(remap, 0).astype(np.uint8)
-    return _Attempt(fit, palette, metrics, [remap8[idx] for idx in indices])
+    return _Attempt(fit, palette, Deferred.ready(metrics), [remap8[idx] for idx in indices])
 
 
 def _dithered_bounded(
@@ -551,7 +589,7 @@ def _dithered_bounded(
         indices.append(idx)
     palette, remap = trim_and_sort(fit.palette.colors, acc.counts)
     remap8 = np.maximum(remap, 0).astype(np.uint8)
-    return _Attempt(fit, palette, acc.result(), [remap8[idx] for idx in indices])
+    return _Attempt(fit, palette, Deferred.ready(acc.result()), [remap8[idx] for idx in indices])
 
 
 def _dither_frame(
@@ -588,7 +626,7 @@ def _in_order(
 
 
 def _metrics(
-    table: ColorTable, fit: PaletteFit, table_lab: NDArray[np.float64] | None = None
+    table: ColorTable, fit: PaletteFit, table_lab: NDArray[np.floating] | None = None
 ) -> QualityMetrics:
     return table_metrics(table, fit.palette.colors, fit.labels, original_lab=table_lab)
 
@@ -633,4 +671,4 @@ def _with_kept(best: _Attempt, keep: NDArray[np.uint8]) -> _Attempt:
     if best.indices is None:
         # The plain mapping's labels index fit.palette, which is best.palette.
         fit = PaletteFit(palette, fit.labels, fit.n_iter)
-    return _Attempt(fit, palette, best.metrics, best.indices)
+    return _Attempt(fit, palette, best.quality, best.indices)

@@ -242,7 +242,7 @@ def table_metrics(
     table: ColorTable,
     palette: NDArray[np.uint8],
     labels: NDArray[np.integer],
-    original_lab: NDArray[np.float64] | None = None,
+    original_lab: NDArray[np.floating] | None = None,
 ) -> QualityMetrics:
     """`quantize.metrics.palette_metrics` of a table, in chunks when it is huge.
 
@@ -253,8 +253,9 @@ def table_metrics(
     palette : ndarray of uint8, shape (k, 3)
     labels : ndarray of int, shape (m,)
         Palette index of each table row.
-    original_lab : ndarray of float64, shape (m, 3), optional
-        CIELAB of the table's colors, when known (small tables only).
+    original_lab : ndarray of float64 or float32, shape (m, 3), optional
+        CIELAB of the table's colors, when known (small tables only): see
+        `quantize.metrics.palette_metrics`.
     """
     if not is_huge(table.n_colors):
         return palette_metrics(
