@@ -48,6 +48,9 @@ SETTLE_BLOCK_ELEMENTS = 1 << 20
 SETTLE_MIN_ROWS = 1024
 #: A binning is only useful when it leaves several bins per cluster.
 MIN_BINS_PER_CLUSTER = 4
+#: A bin heavier than 1 / (HEAVY_BIN_SPLIT * clusters) of the table's weight
+#: is split (see split_heavy).
+HEAVY_BIN_SPLIT = 16.0
 
 
 @dataclass(frozen=True)
@@ -69,15 +72,45 @@ class Bins:
 def make_bins(
     x: NDArray[np.float64], w: NDArray[np.float64], keys: NDArray[np.uint32], n_clusters: int
 ) -> Bins | None:
-    """6-bit bins (finer if they would leave too few bins per cluster)."""
+    """6-bit bins (finer if they would leave too few bins per cluster), the
+    heavy ones split (see :func:`split_heavy`)."""
+    cap = float(w.sum()) / (HEAVY_BIN_SPLIT * n_clusters)
     for bits in range(FINE_BITS, 8):
-        index, n_bins = histogram.coarse_bins(keys, bits)
+        index, n_bins = split_heavy(keys, w, bits, cap)
         if n_bins >= MIN_BINS_PER_CLUSTER * n_clusters:
             means, totals = histogram.bin_means(x, w, index, n_bins)
             bin_keys = np.zeros(n_bins, dtype=np.uint32)
             bin_keys[index] = keys  # every key of a bin gives the same coarse key
             return Bins(index, bin_keys, means, totals, bits)
     return None
+
+
+def split_heavy(
+    keys: NDArray[np.uint32], w: NDArray[np.float64], bits: int, cap: float
+) -> tuple[NDArray[np.intp], int]:
+    """:func:`quantize.histogram.coarse_bins` at ``bits``, except that a bin
+    weighing more than ``cap`` is replaced by its bins of one more bit, and
+    so on down to single colors.
+
+    A bin is one point to the iterations that run on it: where the pixels
+    pile up (the dark sky of a night scene, the background of a flat
+    illustration, the black of a fundus photo) a uniform grid leaves the
+    clusters that belong there nothing to divide.
+    """
+    index, n_bins = histogram.coarse_bins(keys, bits)
+    for finer in range(bits + 1, 9):
+        heavy = np.bincount(index, weights=w, minlength=n_bins) > cap
+        if not heavy.any():
+            break
+        rows = np.flatnonzero(heavy[index])
+        sub, n_sub = histogram.coarse_bins(keys[rows], finer)
+        light = ~heavy
+        renumber = np.cumsum(light) - 1
+        n_light = int(renumber[-1]) + 1 if n_bins else 0
+        index = renumber[index]
+        index[rows] = n_light + sub
+        n_bins = n_light + n_sub
+    return index, n_bins
 
 
 def seed_set(bins: Bins, n_clusters: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

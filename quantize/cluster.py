@@ -20,7 +20,11 @@ same k-means objective, and this module makes that fast:
    (256 below 8192 rows).
 2. **Refine.**  Lloyd's iterations continue to convergence on the 6-bit
    bin means, which stay close to the exact objective while being a few
-   times fewer than the colors.  From 33 to 64 clusters, and below when
+   times fewer than the colors.  A bin heavier than a sixteenth of a
+   cluster's average weight is split into finer bins, down to single
+   colors (:func:`quantize._bins.split_heavy`): where the pixels pile up
+   (a dark sky, a fundus photo's black) one point per uniform bin left
+   the clusters there nothing to divide.  From 33 to 64 clusters, and below when
    the seed bins are coarse for the table (a dark or flat image piles its
    pixels into a few of them) or the 6-bit bins are few, a few more swaps
    follow on these bins.
@@ -526,8 +530,6 @@ def _fit_kmeans(
     bins = None
     if keys is not None and x.shape[0] >= MIN_ROWS_TO_BIN:
         bins = make_bins(x, w, np.asarray(keys, dtype=np.uint32), k)
-    if bins is not None and _too_coarse_to_bin(bins.totals, k, x.shape[0]):
-        bins = None
     if bins is None:
         result = best_of(x, w, k, "k-means++", n_init, max_iter, TOL, rng)
         tiny = x.shape[0] < MIN_ROWS_TO_BIN and k <= _TINY_TABLE_SWAP_MAX_K
@@ -592,19 +594,6 @@ def _swaps_on_fine_bins(seed_w: NDArray[np.float64], k: int, n_fine: int) -> boo
     if k >= _CHEAP_FINE_SWAP_MIN_K and n_fine * k < BOUNDS_MIN_WORK:
         return True
     return _coarse_seed_bins(seed_w, k)
-
-
-def _too_coarse_to_bin(fine_w: NDArray[np.float64], k: int, n_rows: int) -> bool:
-    """Whether a table that converges on every row is better clustered
-    without bins: above ``_FINE_SWAP_MAX_K`` clusters, when its 6-bit bins
-    (weights ``fine_w``) hold fewer effective bins (see
-    :func:`_coarse_seed_bins`) than clusters, Lloyd's iterations on them
-    pile the centers into the few crowded bins.  On the corpus at k = 256
-    this took the night render from 12% above scikit-learn's best of 10 to
-    0.7% and the astronomy photo from 1.0% to 0.4%."""
-    if k <= _FINE_SWAP_MAX_K or n_rows >= _LARGE_TABLE:
-        return False
-    return _effective_bins(fine_w) < k
 
 
 def _seed_on_fine_bins(seed_w: NDArray[np.float64], k: int, n_rows: int) -> bool:

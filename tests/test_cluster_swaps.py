@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from quantize import cluster
+from quantize import _bins, cluster, histogram
 from quantize._kernels import draw, nearest_three, weighted_count
 from quantize._lloyd import LloydResult, Prepared, best_of, lloyd, prepare
 from quantize._validation import check_random_state
@@ -216,18 +216,35 @@ def test_tiny_table_gets_swaps_at_256_clusters(monkeypatch: pytest.MonkeyPatch) 
     assert swaps == [table.n_colors]
 
 
-def test_above_64_clusters_a_table_too_coarse_for_its_bins_is_not_binned(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A dark photo: fewer effective 6-bit bins than clusters, so the fit
-    # runs on the distinct colors, never on the bins.
+def test_heavy_bins_are_split_down_to_single_colors() -> None:
+    # A dark photo piles its pixels into a few 6-bit bins: split, no bin
+    # the iterations run on weighs more than the cap unless it is one color,
+    # and each split bin lies inside one 6-bit bin.
+    night = (sample_rgb("china.jpg") * 0.3).astype(np.uint8)
+    table = table_of(night)
+    w = table.counts.astype(np.float64)
+    cap = float(w.sum()) / 1024
+    index, n_bins = _bins.split_heavy(table.keys, w, 6, cap)
+    totals = np.bincount(index, weights=w, minlength=n_bins)
+    colors_per_bin = np.bincount(index, minlength=n_bins)
+    assert ((totals <= cap) | (colors_per_bin == 1)).all()
+    plain, n_plain = histogram.coarse_bins(table.keys, 6)
+    assert n_bins > n_plain
+    parent = np.full(n_bins, -1)
+    parent[index] = plain
+    assert (parent[index] == plain).all()
+    assert np.bincount(plain, weights=w).max() > cap  # something was split
+
+
+def test_split_bins_keep_the_exact_objective() -> None:
+    # The bins are a partition of the rows with exact weighted means.
     night = (sample_rgb("china.jpg") * 0.3).astype(np.uint8)
     table = table_of(night)
     x, w = table.colors / 255.0, table.counts.astype(np.float64)
     bins = cluster.make_bins(x, w, table.keys, 256)
-    assert bins is not None and cluster._effective_bins(bins.totals) < 256
-    ranked: list[int] = []
-    monkeypatch.setattr(cluster, "_ranked_on_bins", lambda *a: ranked.append(1))
+    assert bins is not None
+    assert bins.totals.sum() == pytest.approx(w.sum())
+    sums = np.stack([np.bincount(bins.index, weights=w * x[:, j]) for j in range(3)], axis=1)
+    np.testing.assert_allclose(bins.means * bins.totals[:, None], sums, atol=1e-9)
     fit = cluster.cluster_table(x, w, table.keys, 256, random_state=0)
-    assert ranked == []
     assert fit.inertia == pytest.approx(float(w @ ((x - fit.centers[fit.labels]) ** 2).sum(1)))
