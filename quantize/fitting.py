@@ -124,7 +124,9 @@ def fit_palette(
         max_iter=max_iter,
         random_state=seed,
     )
-    centers = snap_centers(x, w, centers, space)
+    if not is_huge(table.n_colors):
+        # Onto the palette grid against the exact colors (not a reduced table's means).
+        centers = snap_centers(x, w, centers, space)
     del x, w, keys, reduced
     rounded = _unique_rows(cs.space_to_rgb8(centers, space))
     palette = Palette(rounded, np.zeros(len(rounded), np.int64))
