@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from quantize import colors as cs
 from quantize._kernels import assign_nearest, weighted_count
+from quantize.histogram import pack_rgb
 
 __all__ = ["DESCENT_MAX_ROWS", "MAX_WORK", "snap_centers"]
 
@@ -164,5 +165,7 @@ def _sq_dist(x: NDArray[np.float64], centers: NDArray[np.float64]) -> NDArray[np
 
 def _on_grid(centers: NDArray[np.float64], space: str) -> NDArray[np.float64]:
     """The distinct 8-bit sRGB colors nearest ``centers``, in ``space``."""
-    rgb8 = np.unique(cs.space_to_rgb8(centers, space), axis=0)
-    return cs.rgb8_to_space(rgb8, space)
+    rgb8 = cs.space_to_rgb8(centers, space)
+    # By packed key: np.unique along an axis would load numpy.ma.
+    _, first = np.unique(pack_rgb(rgb8), return_index=True)
+    return cs.rgb8_to_space(rgb8[np.sort(first)], space)
