@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from quantize import colors as cs
 from quantize import reduce
 from quantize.cluster import cluster_centers, resolve_n_init
+from quantize.grid import snap_centers
 from quantize.histogram import ColorTable, pack_rgb
 from quantize.kmeans import check_random_state
 from quantize.palette import Palette
@@ -123,6 +124,9 @@ def fit_palette(
         max_iter=max_iter,
         random_state=seed,
     )
+    if not is_huge(table.n_colors):
+        # Onto the palette grid against the exact colors (not a reduced table's means).
+        centers = snap_centers(x, w, centers, space)
     del x, w, keys, reduced
     rounded = _unique_rows(cs.space_to_rgb8(centers, space))
     palette = Palette(rounded, np.zeros(len(rounded), np.int64))
