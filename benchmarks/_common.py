@@ -45,6 +45,19 @@ GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
 T = TypeVar("T")
 
+#: Runs the command in this interpreter and writes its peak RSS (KiB) to argv[1].
+PEAK_RSS = """
+import atexit, resource, sys
+out = sys.argv.pop(1)
+def peak():
+    with open(out, "w") as f:
+        f.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+atexit.register(peak)
+from quantize.cli import main
+sys.argv[0] = "quantize"
+main()
+"""
+
 
 def has_sklearn() -> bool:
     """Whether the scikit-learn peer is installed (without importing it)."""

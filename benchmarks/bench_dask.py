@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import PEAK_RSS
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,19 +48,6 @@ K = 16
 SEED = 0
 #: The summary line of a batch: "N written, S skipped, F failed in T s (R images/s)".
 SUMMARY = re.compile(r"(?P<written>[0-9]+) written, .* in (?P<seconds>[0-9.]+) s")
-
-#: Runs the command in this interpreter and writes its peak RSS (KiB) to argv[1].
-PEAK = """
-import atexit, resource, sys
-out = sys.argv.pop(1)
-def peak():
-    with open(out, "w") as f:
-        f.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
-atexit.register(peak)
-from quantize.cli import main
-sys.argv[0] = "quantize"
-main()
-"""
 
 
 def make_images(folder: Path, count: int) -> None:
@@ -90,7 +78,7 @@ def make_tiny(folder: Path, count: int) -> None:
 def run(src: Path, out: Path, extra: list[str]) -> tuple[float, float, int, float]:
     """One command: wall seconds, batch seconds, images written, peak RSS in MiB."""
     with tempfile.NamedTemporaryFile(suffix=".rss") as rss:
-        cmd = [sys.executable, "-c", PEAK, rss.name, str(src), "-r", "-k", str(K)]
+        cmd = [sys.executable, "-c", PEAK_RSS, rss.name, str(src), "-r", "-k", str(K)]
         cmd += ["-o", str(out), *extra]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         start = time.perf_counter()

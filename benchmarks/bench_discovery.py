@@ -36,22 +36,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import PEAK_RSS
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-
-#: Runs the command in this interpreter and writes its peak RSS (KiB) to argv[1].
-PEAK = """
-import atexit, resource, sys
-out = sys.argv.pop(1)
-def peak():
-    with open(out, "w") as f:
-        f.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
-atexit.register(peak)
-from quantize.cli import main
-sys.argv[0] = "quantize"
-main()
-"""
 
 
 def make_tree(folder: Path, files: int, fanout: int) -> None:
@@ -119,7 +107,7 @@ def peak_kib(code: Path, folder: Path, out: Path, extra: list[str]) -> int:
     """Peak RSS (KiB) of the command run to the end over ``folder``."""
     shutil.rmtree(out, ignore_errors=True)
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
-        cmd = [sys.executable, "-c", PEAK, rss.name, str(folder), "-r", "-k", "4"]
+        cmd = [sys.executable, "-c", PEAK_RSS, rss.name, str(folder), "-r", "-k", "4"]
         cmd += ["-o", f"{out}/", "-q", *extra]
         subprocess.run(cmd, env=env_for(code), check=False, capture_output=True)
         return int(rss.read() or 0)
