@@ -301,33 +301,6 @@ def no_images_message(inputs: Sequence[str | os.PathLike[str]], recursive: bool)
     return f"{names}: no images found ({hint})"
 
 
-def plan_jobs(
-    sources: Iterable[Source],
-    options: BatchOptions,
-    single_file: bool,
-    named: Sequence[Path] = (),
-    planner: OutputPlanner | None = None,
-) -> Iterator[Job | ImageResult]:
-    """Decide every output path; yield a job, or the result of an image that needs no work.
-
-    An image is failed here when its path cannot be resolved, its outputs
-    cannot be planned, would land (by resolved path) on the outputs of an
-    earlier image or on any input (``sources``, ``named`` or the planner's),
-    or exist without ``force``; skipped when ``skip_existing`` and all its
-    outputs exist.  Every input is protected before any output is planned
-    (:func:`stream_jobs` plans while the images are found).
-    """
-    if planner is None:
-        planner = OutputPlanner(force=options.run.force)
-    for path in named:
-        planner.protect(path)
-    sources = list(sources)  # paths only: every input is known before any output
-    for source in sources:
-        planner.protect(source.path)
-    for source in sources:
-        yield plan_job(source, options, single_file, planner)
-
-
 def stream_jobs(
     groups: Iterable[Sequence[Source]],
     options: BatchOptions,
