@@ -27,7 +27,8 @@ Run from the repository root::
 
     python benchmarks/bench_memory.py                # 12 and 50 MP, every mode
     python benchmarks/bench_memory.py --sizes 12     # 12 MP only
-    python benchmarks/bench_memory.py --quick        # 2 MP, rgb and dither: a smoke test
+    python benchmarks/bench_memory.py --quick        # 2 MP, a few modes: a smoke test
+    python benchmarks/bench_memory.py --sizes 12 --modes jpeg,jpeg-photo
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from _common import PNGQUANT, PNGQUANT_MISSING, ROOT
+from _common import PNGQUANT, PNGQUANT_MISSING, ROOT, big_china
 from PIL import Image
 
 #: Width x height of each size in megapixels.
@@ -62,8 +63,13 @@ MODES: dict[str, list[str]] = {
     "k256": ["-k", "256"],
     "shared": ["--shared-palette", "-j", "2"],
     "keep": ["--keep", "#ffffff,#000000"],
+    "jpeg": ["--format", "jpeg"],
+    "photo": [],
+    "jpeg-photo": ["--format", "jpeg"],
 }
-QUICK_MODES = ("rgb", "dither", "ordered")
+#: Modes run on the photo-like image instead of noise.
+PHOTO_MODES = frozenset({"photo", "jpeg-photo"})
+QUICK_MODES = ("rgb", "dither", "ordered", "jpeg", "jpeg-photo")
 # Runs one command and prints its children's peak RSS (KiB on Linux) and
 # exit code: a fresh, small process, so the figure is that child's alone.
 _WRAPPER = (
@@ -105,6 +111,14 @@ def noise_png(folder: Path, megapixels: int, seed: int = 0) -> Path:
     return path
 
 
+def photo_png(folder: Path, megapixels: int) -> Path:
+    """Write (once) the photo-like PNG of the given size (`_common.big_china`)."""
+    path = folder / f"photo-{megapixels}mp.png"
+    if not path.exists():
+        Image.fromarray(big_china(SIZES[megapixels])).save(path, compress_level=1)
+    return path
+
+
 def quantize_cmd(inputs: list[Path], out: Path) -> list[str]:
     """The command for ``inputs`` into folder ``out``, without the mode's options."""
     return [sys.executable, "-m", "quantize", *map(str, inputs), "-o", f"{out}/", "--force", "-q"]
@@ -122,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="12,50", help="comma-separated MP: 2, 12, 50")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes")
-    parser.add_argument("--quick", action="store_true", help="2 MP, rgb and dither modes only")
+    parser.add_argument("--quick", action="store_true", help="2 MP, a few modes only")
     args = parser.parse_args(argv)
     sizes = [2] if args.quick else [int(s) for s in args.sizes.split(",")]
     modes = list(QUICK_MODES) if args.quick else args.modes.split(",")
@@ -143,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             for mode in modes:
                 out = folder / f"out-{mp}-{mode}"
                 inputs = [image, noise_png(folder, mp, seed=1)] if mode == "shared" else [image]
+                if mode in PHOTO_MODES:
+                    inputs = [photo_png(folder, mp)]
                 cmd = quantize_cmd(inputs, out) + MODES[mode]
                 run = measure(cmd)
                 reports = sorted(out.glob("*.json"))
