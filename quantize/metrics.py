@@ -15,6 +15,8 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from quantize._ciede2000 import ciede2000_in_dtype
+from quantize._quantile import narrow_to_quantile_bin, parts_quantile
 from quantize._threads import run_stripes
 from quantize.colors import rgb8_to_lab
 from quantize.histogram import pack_rgb
@@ -32,20 +34,6 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 
-# 25**7 appears in both chroma compensation terms (G and R_C) of CIEDE2000.
-_POW25_7: Final[float] = 25.0**7
-_TWO_PI: Final[float] = 2.0 * math.pi
-# The paper states its angles in degrees; hues are kept in radians here.
-_RAD25: Final[float] = math.radians(25.0)
-_RAD30: Final[float] = math.radians(30.0)
-_RAD275: Final[float] = math.radians(275.0)
-_COS6, _SIN6 = math.cos(math.radians(6.0)), math.sin(math.radians(6.0))
-_COS30, _SIN30 = math.cos(math.radians(30.0)), math.sin(math.radians(30.0))
-_COS63, _SIN63 = math.cos(math.radians(63.0)), math.sin(math.radians(63.0))
-
-# weighted_quantile sorts directly below this size and bins above it.
-_QUANTILE_SORT_SIZE: Final[int] = 4096
-_QUANTILE_BINS: Final[int] = 1024
 # Rows per block when computing ΔE for a whole color table: small enough that
 # the ~40 temporaries of CIEDE2000 stay in cache, large enough to amortize
 # per-call overhead; a single pass over a large table would stream every
@@ -143,67 +131,6 @@ def psnr(mse_value: float, peak: float = 255.0) -> float:
     return 10.0 * math.log10(peak * peak / mse_value)
 
 
-def _chroma(a: FloatArray, b: FloatArray) -> FloatArray:
-    """Chroma sqrt(a² + b²).
-
-    Plain sqrt is several times faster than np.hypot, and Lab-sized values
-    cannot overflow when squared.
-    """
-    return np.sqrt(a * a + b * b)
-
-
-def _pow7(x: FloatArray) -> FloatArray:
-    """x**7 by three multiplications: NumPy's general power is several times slower."""
-    x2 = x * x
-    return x2 * x2 * x2 * x
-
-
-def _hue(b: FloatArray, a: FloatArray) -> FloatArray:
-    """Hue angle in radians on [0, 2π); atan2(0, 0) == 0 covers neutral colors."""
-    h = np.arctan2(b, a)
-    return np.where(h < 0.0, h + _TWO_PI, h)
-
-
-def _hue_difference(h1: FloatArray, h2: FloatArray, chroma_zero: NDArray[np.bool_]) -> FloatArray:
-    """Signed hue difference Δh' wrapped into [-π, π] (eq. 10 of Sharma et al.)."""
-    dh = h2 - h1
-    dh = np.where(dh > np.pi, dh - _TWO_PI, dh)
-    dh = np.where(dh < -np.pi, dh + _TWO_PI, dh)
-    # Hue is undefined for a neutral color, so it contributes no hue difference.
-    return np.where(chroma_zero, 0.0, dh)
-
-
-def _hue_mean(h1: FloatArray, h2: FloatArray, chroma_zero: NDArray[np.bool_]) -> FloatArray:
-    """Mean hue h̄' taken along the shorter arc (eq. 14 of Sharma et al.)."""
-    total = h1 + h2
-    far_apart = np.abs(h1 - h2) > np.pi
-    wrapped = np.where(total < _TWO_PI, total + _TWO_PI, total - _TWO_PI)
-    mean = np.where(far_apart, wrapped, total) / 2.0
-    # With one neutral color the paper uses the plain sum (the other hue is 0).
-    return np.where(chroma_zero, total, mean)
-
-
-def _hue_weighting(h_bar: FloatArray) -> FloatArray:
-    """The hue-dependent factor T of S_H (eq. 15 of Sharma et al.), h̄' in radians.
-
-    T = 1 - 0.17 cos(h̄ - 30°) + 0.24 cos(2h̄) + 0.32 cos(3h̄ + 6°) - 0.20 cos(4h̄ - 63°).
-    The multiple angles are expanded from one cos/sin pair with the usual
-    double/triple-angle and angle-sum identities, because NumPy's trig
-    functions dominate the cost of ΔE on large color tables.
-    """
-    c1, s1 = np.cos(h_bar), np.sin(h_bar)
-    c2, s2 = 2.0 * c1 * c1 - 1.0, 2.0 * s1 * c1
-    c3, s3 = c1 * (4.0 * c1 * c1 - 3.0), s1 * (3.0 - 4.0 * s1 * s1)
-    c4, s4 = 2.0 * c2 * c2 - 1.0, 2.0 * s2 * c2
-    return (
-        1.0
-        - 0.17 * (c1 * _COS30 + s1 * _SIN30)
-        + 0.24 * c2
-        + 0.32 * (c3 * _COS6 - s3 * _SIN6)
-        - 0.20 * (c4 * _COS63 + s4 * _SIN63)
-    )
-
-
 def ciede2000(
     lab1: ArrayLike,
     lab2: ArrayLike,
@@ -236,52 +163,7 @@ def ciede2000(
     c2 = np.asarray(lab2, dtype=np.float64)
     if c1.shape[-1:] != (3,) or c2.shape[-1:] != (3,):
         raise ValueError(f"expected arrays of shape (..., 3), got {c1.shape} and {c2.shape}")
-    return _ciede2000(c1, c2, kL, kC, kH)
-
-
-def _ciede2000(
-    c1: NDArray[Any], c2: NDArray[Any], kL: float = 1.0, kC: float = 1.0, kH: float = 1.0
-) -> NDArray[Any]:
-    """`ciede2000` of validated (..., 3) arrays, computed in their dtype.
-
-    The tables of an image's metrics run in float32: NumPy's float32 sin,
-    cos and cube root are vectorized and several times faster than float64,
-    and the ~1e-5 error is below the report's 4 decimals.
-    """
-    L1, a1, b1 = c1[..., 0], c1[..., 1], c1[..., 2]
-    L2, a2, b2 = c2[..., 0], c2[..., 1], c2[..., 2]
-
-    # Stretch a* for near-neutral colors, where CIELAB hue spacing is poor.
-    c_bar7 = _pow7((_chroma(a1, b1) + _chroma(a2, b2)) / 2.0)
-    g = 0.5 * (1.0 - np.sqrt(c_bar7 / (c_bar7 + _POW25_7)))
-    a1p, a2p = (1.0 + g) * a1, (1.0 + g) * a2
-    C1p, C2p = _chroma(a1p, b1), _chroma(a2p, b2)
-    h1p, h2p = _hue(b1, a1p), _hue(b2, a2p)
-    chroma_zero = (C1p * C2p) == 0.0
-
-    dLp = L2 - L1
-    dCp = C2p - C1p
-    dHp = 2.0 * np.sqrt(C1p * C2p) * np.sin(_hue_difference(h1p, h2p, chroma_zero) / 2.0)
-
-    L_bar = (L1 + L2) / 2.0
-    Cp_bar = (C1p + C2p) / 2.0
-    hp_bar = _hue_mean(h1p, h2p, chroma_zero)
-
-    l_dev2 = np.square(L_bar - 50.0)
-    s_l = 1.0 + 0.015 * l_dev2 / np.sqrt(20.0 + l_dev2)
-    s_c = 1.0 + 0.045 * Cp_bar
-    s_h = 1.0 + 0.015 * Cp_bar * _hue_weighting(hp_bar)
-    # Rotation term: corrects the tilt of discrimination ellipses in the blue region.
-    d_theta = _RAD30 * np.exp(-np.square((hp_bar - _RAD275) / _RAD25))
-    cp_bar7 = _pow7(Cp_bar)
-    r_t = -np.sin(2.0 * d_theta) * 2.0 * np.sqrt(cp_bar7 / (cp_bar7 + _POW25_7))
-
-    term_l = dLp / (kL * s_l)
-    term_c = dCp / (kC * s_c)
-    term_h = dHp / (kH * s_h)
-    de2 = term_l**2 + term_c**2 + term_h**2 + r_t * term_c * term_h
-    # Rounding can push a tiny true zero slightly negative.
-    return np.sqrt(np.maximum(de2, 0.0))
+    return ciede2000_in_dtype(c1, c2, kL, kC, kH)
 
 
 def _validate_quantile_inputs(
@@ -296,36 +178,6 @@ def _validate_quantile_inputs(
     if not np.all(np.isfinite(v)):
         raise ValueError("values must be finite")
     return v, _as_weights(weights, v.shape[0])
-
-
-def _narrow_to_quantile_bin(
-    v: FloatArray, w: FloatArray, target: float
-) -> tuple[FloatArray, FloatArray, float]:
-    """Shrink (values, weights) to a subset that still contains the weighted quantile.
-
-    Values are bucketed into equal-width bins; a weighted histogram shows which
-    bin the cumulative weight ``target`` falls in, and only that bin is kept.
-    Returns the kept values and weights plus the total weight of all values
-    below them. This replaces an O(n log n) argsort of the whole table with a
-    few linear passes, which matters for million-row color tables.
-    """
-    below = 0.0
-    while v.size > _QUANTILE_SORT_SIZE:
-        lo, hi = float(v.min()), float(v.max())
-        scale = _QUANTILE_BINS / (hi - lo) if hi > lo else 0.0
-        # All values equal, or a range so wide that the bin width overflows.
-        if not (math.isfinite(scale) and scale > 0.0):
-            break
-        # (v - lo) * scale is monotone in v under rounding, so bins preserve
-        # order and every value in a lower bin is strictly smaller. lo and hi
-        # land in different bins, so each pass strictly shrinks the subset.
-        bins = np.minimum(((v - lo) * scale).astype(np.intp), _QUANTILE_BINS - 1)
-        cum = below + np.cumsum(np.bincount(bins, weights=w, minlength=_QUANTILE_BINS))
-        k = min(int(np.searchsorted(cum, target, side="left")), _QUANTILE_BINS - 1)
-        below = float(cum[k - 1]) if k > 0 else below
-        keep = bins == k
-        v, w = v[keep], w[keep]
-    return v, w, below
 
 
 def weighted_quantile(values: ArrayLike, weights: ArrayLike, q: float) -> float:
@@ -357,10 +209,11 @@ def weighted_quantile(values: ArrayLike, weights: ArrayLike, q: float) -> float:
 
     Notes
     -----
-    Runs in linear time on average (see `_narrow_to_quantile_bin`). With
-    non-integer weights, cumulative sums are accumulated in a different
-    order than a plain sort would use, so exact ties with ``q * total`` may
-    resolve differently by a rounding error.
+    Runs in linear time on average (see
+    `quantize._quantile.narrow_to_quantile_bin`). With non-integer weights,
+    cumulative sums are accumulated in a different order than a plain sort
+    would use, so exact ties with ``q * total`` may resolve differently by a
+    rounding error.
     """
     v, w = _validate_quantile_inputs(values, weights, q)
     # Zero-weight values never appear in the repeated sample, so they must not
@@ -369,7 +222,7 @@ def weighted_quantile(values: ArrayLike, weights: ArrayLike, q: float) -> float:
     v, w = v[keep], w[keep]
     # Same product as NumPy's n * q, so boundary cases round identically.
     target = q * float(w.sum())
-    v, w, below = _narrow_to_quantile_bin(v, w, target)
+    v, w, below = narrow_to_quantile_bin(v, w, target)
     order = np.argsort(v, kind="stable")
     cum = below + np.cumsum(w[order])
     idx = min(int(np.searchsorted(cum, target, side="left")), cum.size - 1)
@@ -428,7 +281,7 @@ def _delta_e_rgb8(orig: NDArray[np.uint8], mapped: NDArray[np.uint8]) -> FloatAr
     # Blocked so the many CIEDE2000 temporaries stay in cache (see _DELTA_E_BLOCK_ROWS).
     for start in range(0, orig.shape[0], _DELTA_E_BLOCK_ROWS):
         rows = slice(start, start + _DELTA_E_BLOCK_ROWS)
-        de[rows] = _ciede2000(_lab32(orig[rows]), _lab32(mapped[rows]))
+        de[rows] = ciede2000_in_dtype(_lab32(orig[rows]), _lab32(mapped[rows]))
     return de
 
 
@@ -448,7 +301,7 @@ def _delta_e_indexed(
         for start in range(top, bottom, _DELTA_E_BLOCK_ROWS):
             rows = slice(start, min(start + _DELTA_E_BLOCK_ROWS, bottom))
             lab = _lab32(orig[rows]) if orig_lab is None else orig_lab[rows].astype(np.float32)
-            de[rows] = _ciede2000(lab, palette_lab[labels[rows]].astype(np.float32))
+            de[rows] = ciede2000_in_dtype(lab, palette_lab[labels[rows]].astype(np.float32))
 
     # Stripes of whole blocks on threads: every block is computed as serially.
     run_stripes(stripe, orig.shape[0], min_rows=_DELTA_E_STRIPE_ROWS, align=_DELTA_E_BLOCK_ROWS)
@@ -665,7 +518,7 @@ class MetricsAccumulator:
             squares = np.einsum("ij,ij->i", diff, diff).astype(np.int64)
             self._sse += int(squares @ counts[rows].astype(np.int64))
             w = counts[rows].astype(np.float64)
-            de[rows] = _ciede2000(_lab32(c), self._palette_lab[lab])
+            de[rows] = ciede2000_in_dtype(_lab32(c), self._palette_lab[lab])
             # Not a BLAS dot: threaded, it is many times slower on a busy machine.
             self._de_sum += float(np.einsum("i,i->", de[rows].astype(np.float64), w))
             self._counts += np.bincount(lab, weights=w, minlength=self._counts.size).astype(
@@ -691,51 +544,6 @@ class MetricsAccumulator:
             mse=mse_value,
             psnr=psnr(mse_value),
             delta_e_mean=self._de_sum / total,
-            delta_e_p95=_parts_quantile(self._de, self._weights, 0.95, float(total)),
+            delta_e_p95=parts_quantile(self._de, self._weights, 0.95, float(total)),
             colors_used=colors_used,
         )
-
-
-def _parts_quantile(
-    values: list[NDArray[np.float32]],
-    weights: list[NDArray[np.integer]],
-    q: float,
-    total: float,
-) -> float:
-    """`weighted_quantile` of values and positive integer weights given in parts.
-
-    Narrows to one bin of a histogram of the values, part by part, as
-    `_narrow_to_quantile_bin` does, so no float64 copy of all the values is
-    made; sums of integer weights are exact, so the result is the same.
-    """
-    target = q * total
-    below = 0.0
-    while sum(v.size for v in values) > _QUANTILE_SORT_SIZE:
-        lo = min(float(v.min()) for v in values if v.size)
-        hi = max(float(v.max()) for v in values if v.size)
-        scale = _QUANTILE_BINS / (hi - lo) if hi > lo else 0.0
-        if not (math.isfinite(scale) and scale > 0.0):
-            break
-        hist = np.zeros(_QUANTILE_BINS)
-        for v, w in zip(values, weights, strict=True):
-            b = _bin_of(v, lo, scale)
-            hist += np.bincount(b, weights=w.astype(np.float64), minlength=_QUANTILE_BINS)
-        cum = below + np.cumsum(hist)
-        k = min(int(np.searchsorted(cum, target, side="left")), _QUANTILE_BINS - 1)
-        below = float(cum[k - 1]) if k > 0 else below
-        # Bins are recomputed rather than kept: they would be 8 bytes a value.
-        keep = [_bin_of(v, lo, scale) == k for v in values]
-        values = [np.concatenate([v[m] for v, m in zip(values, keep, strict=True)])]
-        weights = [np.concatenate([w[m] for w, m in zip(weights, keep, strict=True)])]
-    v = np.concatenate(values).astype(np.float64)
-    w = np.concatenate(weights).astype(np.float64)
-    order = np.argsort(v, kind="stable")
-    cum = below + np.cumsum(w[order])
-    idx = min(int(np.searchsorted(cum, target, side="left")), cum.size - 1)
-    return float(v[order[idx]])
-
-
-def _bin_of(values: NDArray[np.float32], lo: float, scale: float) -> NDArray[np.intp]:
-    """Histogram bin of each value, as `_narrow_to_quantile_bin` numbers them."""
-    bins = ((values.astype(np.float64) - lo) * scale).astype(np.intp)
-    return np.minimum(bins, _QUANTILE_BINS - 1, out=bins)
