@@ -19,11 +19,14 @@ from quantize._ciede2000 import ciede2000_in_dtype
 from quantize._quantile import narrow_to_quantile_bin, parts_quantile
 from quantize._threads import run_stripes
 from quantize.colors import rgb8_to_lab
-from quantize.histogram import pack_rgb
+from quantize.histogram import pack_rgb, unpack_keys
 
 __all__ = [
+    "MetricsAccumulator",
+    "PairMetricsAccumulator",
     "QualityMetrics",
     "ciede2000",
+    "image_metrics",
     "mse",
     "palette_metrics",
     "psnr",
@@ -41,6 +44,8 @@ FloatArray = NDArray[np.float64]
 _DELTA_E_BLOCK_ROWS: Final[int] = 16384
 # Fewest rows per thread when computing ΔE for a color table.
 _DELTA_E_STRIPE_ROWS: Final[int] = 1 << 16
+# Pixels per band when `image_metrics` compares two images.
+_BAND_PIXELS: Final[int] = 1 << 20
 
 
 def _as_rows(x: ArrayLike, name: str) -> NDArray[Any]:
@@ -336,8 +341,11 @@ def table_lab(colors: NDArray[np.uint8]) -> NDArray[np.float32]:
 
 
 def _lab32(rgb8: NDArray[np.uint8]) -> NDArray[np.float32]:
-    """CIELAB of 8-bit sRGB rows, converted in float64 and stored in float32."""
-    return rgb8_to_lab(rgb8).astype(np.float32)
+    """CIELAB of 8-bit sRGB rows, converted in float64 and stored in float32.
+
+    A row gets the same bits in a block of any length (see `_palette_lab`).
+    """
+    return _palette_lab(rgb8).astype(np.float32)
 
 
 def _palette_lab(palette: NDArray[np.uint8]) -> FloatArray:
@@ -476,14 +484,69 @@ def palette_metrics(
     return _summarize(mse(orig, mapped, w), de, w, colors_used)
 
 
-class MetricsAccumulator:
+class _ErrorSums:
+    """What the bounded-memory metrics keep of the rows fed to them.
+
+    Every block of rows is reduced at once to an exact integer sum of
+    squared errors, a ΔE sum, its pixels, and its ΔE values in float32 (the
+    precision they are computed in) with their pixel counts, which the 95th
+    percentile needs: sums merge across blocks, and `parts_quantile` takes
+    the values in parts.
+    """
+
+    def __init__(self) -> None:
+        self._sse = 0
+        self._de_sum = 0.0
+        self._total = 0
+        self._de: list[NDArray[np.float32]] = []
+        self._weights: list[NDArray[np.integer]] = []
+
+    def _add_block(
+        self,
+        colors: NDArray[np.uint8],
+        mapped_i32: NDArray[np.int32],
+        mapped_lab: NDArray[np.float32],
+        counts: NDArray[np.integer],
+        de: NDArray[np.float32],
+    ) -> FloatArray:
+        """Add one block of rows (colors, what they became, pixel counts); fill ``de``.
+
+        Returns the counts as float64 weights.
+        """
+        diff = colors.astype(np.int32)
+        diff -= mapped_i32
+        squares = np.einsum("ij,ij->i", diff, diff).astype(np.int64)
+        self._sse += int(squares @ counts.astype(np.int64))
+        self._total += int(counts.sum())
+        w = counts.astype(np.float64)
+        de[:] = ciede2000_in_dtype(_lab32(colors), mapped_lab)
+        # Not a BLAS dot: threaded, it is many times slower on a busy machine.
+        self._de_sum += float(np.einsum("i,i->", de.astype(np.float64), w))
+        return w
+
+    def _keep(self, de: NDArray[np.float32], counts: NDArray[np.integer]) -> None:
+        self._de.append(de)
+        self._weights.append(counts)
+
+    def _metrics(self, colors_used: int) -> QualityMetrics:
+        if self._total <= 0:
+            raise ValueError("weights must have a positive total")
+        mse_value = self._sse / (3.0 * self._total)
+        return QualityMetrics(
+            mse=mse_value,
+            psnr=psnr(mse_value),
+            delta_e_mean=self._de_sum / self._total,
+            delta_e_p95=parts_quantile(self._de, self._weights, 0.95, float(self._total)),
+            colors_used=colors_used,
+        )
+
+
+class MetricsAccumulator(_ErrorSums):
     """`palette_metrics` of a color table fed in chunks, in bounded memory.
 
     For tables too large to hold float64 copies of (the MSE, ΔE and quantile
-    passes of `palette_metrics` each make some): every chunk is reduced at
-    once to an exact integer sum of squared errors, a ΔE sum, the pixels
-    per palette index and its ΔE values in float32 (the precision they are
-    computed in), which the 95th percentile needs.
+    passes of `palette_metrics` each make some); it also counts the pixels
+    given to each palette index.
 
     Parameters
     ----------
@@ -491,14 +554,11 @@ class MetricsAccumulator:
     """
 
     def __init__(self, palette_rgb8: NDArray[np.uint8]) -> None:
+        super().__init__()
         self._palette = palette_rgb8
         self._palette_i32 = palette_rgb8.astype(np.int32)
         self._palette_lab = _palette_lab(palette_rgb8).astype(np.float32)
-        self._sse = 0
-        self._de_sum = 0.0
         self._counts = np.zeros(palette_rgb8.shape[0], dtype=np.int64)
-        self._de: list[NDArray[np.float32]] = []
-        self._weights: list[NDArray[np.integer]] = []
 
     def add(
         self, colors: NDArray[np.uint8], labels: NDArray[np.integer], counts: NDArray[np.integer]
@@ -512,20 +572,14 @@ class MetricsAccumulator:
         # In blocks, like _delta_e_indexed: the temporaries stay small.
         for start in range(0, colors.shape[0], _DELTA_E_BLOCK_ROWS):
             rows = slice(start, start + _DELTA_E_BLOCK_ROWS)
-            c, lab = colors[rows], labels[rows]
-            diff = c.astype(np.int32)
-            diff -= self._palette_i32[lab]
-            squares = np.einsum("ij,ij->i", diff, diff).astype(np.int64)
-            self._sse += int(squares @ counts[rows].astype(np.int64))
-            w = counts[rows].astype(np.float64)
-            de[rows] = ciede2000_in_dtype(_lab32(c), self._palette_lab[lab])
-            # Not a BLAS dot: threaded, it is many times slower on a busy machine.
-            self._de_sum += float(np.einsum("i,i->", de[rows].astype(np.float64), w))
+            lab = labels[rows]
+            w = self._add_block(
+                colors[rows], self._palette_i32[lab], self._palette_lab[lab], counts[rows], de[rows]
+            )
             self._counts += np.bincount(lab, weights=w, minlength=self._counts.size).astype(
                 np.int64
             )
-        self._de.append(de)
-        self._weights.append(counts)
+        self._keep(de, counts)
 
     @property
     def counts(self) -> NDArray[np.int64]:
@@ -534,16 +588,99 @@ class MetricsAccumulator:
 
     def result(self) -> QualityMetrics:
         """The metrics of every row added (at least one pixel)."""
-        total = int(self._counts.sum())
-        if total <= 0:
-            raise ValueError("weights must have a positive total")
-        mse_value = self._sse / (3.0 * total)
         used = self._counts > 0
         colors_used = _count_used_colors(self._palette[used], np.ones(int(used.sum())))
-        return QualityMetrics(
-            mse=mse_value,
-            psnr=psnr(mse_value),
-            delta_e_mean=self._de_sum / total,
-            delta_e_p95=parts_quantile(self._de, self._weights, 0.95, float(total)),
-            colors_used=colors_used,
-        )
+        return self._metrics(colors_used)
+
+
+class PairMetricsAccumulator(_ErrorSums):
+    """`quality_metrics` of (color, output color) pairs fed in chunks, in bounded memory.
+
+    The bounded form of `quality_metrics`, for comparing two images whose
+    table of distinct pairs is too large to hold float64 copies of.  The
+    output colors in use are marked in a table of all 2**24 colors (16 MB),
+    so a color seen in several chunks counts once.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen = np.zeros(1 << 24, dtype=np.bool_)
+
+    def add(
+        self, colors: NDArray[np.uint8], mapped: NDArray[np.uint8], counts: NDArray[np.integer]
+    ) -> None:
+        """Add rows: colors (c, 3) uint8, the colors they became (c, 3) and pixel counts (c,).
+
+        ``counts`` is kept for the percentile, as in `MetricsAccumulator.add`.
+        """
+        self._seen[pack_rgb(mapped)[counts > 0]] = True
+        de = np.empty(colors.shape[0], dtype=np.float32)
+        for start in range(0, colors.shape[0], _DELTA_E_BLOCK_ROWS):
+            rows = slice(start, start + _DELTA_E_BLOCK_ROWS)
+            out = mapped[rows]
+            self._add_block(colors[rows], out.astype(np.int32), _lab32(out), counts[rows], de[rows])
+        self._keep(de, counts)
+
+    def result(self) -> QualityMetrics:
+        """The metrics of every pair added (at least one pixel)."""
+        return self._metrics(int(np.count_nonzero(self._seen)))
+
+
+def image_metrics(original: NDArray[np.uint8], output: NDArray[np.uint8]) -> QualityMetrics:
+    """Quality of an image against its original, pixel by pixel, in bounded memory.
+
+    A band of rows at a time, each band reduced to its table of distinct
+    (input color, output color) pairs: the numbers of `quality_metrics` on
+    the table of the whole image's pairs, without holding that table.  The
+    squared error is summed exactly; each pair's ΔE is the same float32
+    value in any band, so the 95th percentile is the same; only the ΔE
+    mean is summed in another order (a difference in its last bits).
+
+    Parameters
+    ----------
+    original, output : ndarray of uint8, shape (h, w, 3)
+
+    Returns
+    -------
+    QualityMetrics
+        ``colors_used`` is the number of distinct colors in ``output``.
+
+    Raises
+    ------
+    ValueError
+        The images differ in shape or have no pixels.
+    """
+    if original.shape != output.shape or original.ndim != 3 or original.shape[2] != 3:
+        raise ValueError(f"shape mismatch: {original.shape} vs {output.shape}")
+    acc = PairMetricsAccumulator()
+    height, width = original.shape[:2]
+    rows = max(1, _BAND_PIXELS // max(width, 1))
+    for top in range(0, height, rows):
+        band = slice(top, top + rows)
+        # Two 24-bit colors fit one uint64 pair code, input color first.
+        codes = pack_rgb(original[band]).astype(np.uint64) << np.uint64(24)
+        codes |= pack_rgb(output[band])
+        pairs, counts = _count_codes(codes.ravel())
+        if pairs.size:
+            acc.add(
+                unpack_keys((pairs >> np.uint64(24)).astype(np.uint32)),
+                unpack_keys((pairs & np.uint64(0xFFFFFF)).astype(np.uint32)),
+                # Mostly ones in noise: kept in the narrowest dtype that holds them.
+                counts.astype(np.min_scalar_type(int(counts.max()))),
+            )
+    return acc.result()
+
+
+def _count_codes(codes: NDArray[np.uint64]) -> tuple[NDArray[np.uint64], NDArray[np.intp]]:
+    """The distinct values of ``codes`` in increasing order and how often each occurs.
+
+    Sorts ``codes`` in place.
+    """
+    # By hand: np.unique would import numpy.ma (start-up a run otherwise
+    # never pays); it makes the same sorted table.
+    codes.sort()
+    new = np.empty(codes.size, dtype=np.bool_)
+    new[:1] = True
+    np.not_equal(codes[1:], codes[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    return codes[starts], np.diff(starts, append=codes.size)

@@ -39,9 +39,8 @@ from quantize.encode import (
     output_format,
     write_files,
 )
-from quantize.histogram import pack_rgb, unpack_keys
 from quantize.imageio import Frame, load_image
-from quantize.metrics import QualityMetrics, quality_metrics
+from quantize.metrics import QualityMetrics, image_metrics
 from quantize.palette import Palette
 from quantize.palette_formats import SUFFIXES, export
 from quantize.pipeline import QuantizeResult, RunOptions, quantize_image
@@ -241,8 +240,9 @@ def written_metrics(
 ) -> tuple[QualityMetrics, int]:
     """Quality of an image as written against its input, pixel by pixel.
 
-    Computed on the table of distinct (input color, written color) pairs,
-    which gives the same numbers as comparing every pixel.
+    `quantize.metrics.image_metrics`: computed on tables of distinct (input
+    color, written color) pairs a band of rows at a time, which gives the
+    numbers of comparing every pixel in memory bounded by the band.
 
     Parameters
     ----------
@@ -255,13 +255,8 @@ def written_metrics(
     distinct : int
         The same number: colors in the written image.
     """
-    pairs = pack_rgb(original).ravel().astype(np.uint64) << np.uint64(24)
-    pairs |= pack_rgb(written).ravel()
-    pairs, counts = np.unique(pairs, return_counts=True)
-    source = unpack_keys((pairs >> np.uint64(24)).astype(np.uint32))
-    out_keys = (pairs & np.uint64(0xFFFFFF)).astype(np.uint32)
-    distinct = int(np.unique(out_keys).size)
-    return quality_metrics(source, unpack_keys(out_keys), counts, distinct), distinct
+    metrics = image_metrics(original, written)
+    return metrics, metrics.colors_used
 
 
 def write_outputs(
