@@ -44,8 +44,10 @@ FloatArray = NDArray[np.float64]
 _DELTA_E_BLOCK_ROWS: Final[int] = 16384
 # Fewest rows per thread when computing ΔE for a color table.
 _DELTA_E_STRIPE_ROWS: Final[int] = 1 << 16
-# Pixels per band when `image_metrics` compares two images.
-_BAND_PIXELS: Final[int] = 1 << 20
+# Pixels per band when `image_metrics` compares two images: its sort and
+# unpacking temporaries take some 60 bytes a pixel, and larger bands find
+# few more repeated pairs.
+_BAND_PIXELS: Final[int] = 1 << 18
 
 
 def _as_rows(x: ArrayLike, name: str) -> NDArray[Any]:
