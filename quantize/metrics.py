@@ -3,7 +3,12 @@
 The pipeline never compares images pixel by pixel: it works on the table of
 distinct colors of the original image together with how many pixels have each
 color. Every metric here therefore takes per-row weights (pixel counts), and
-weighting a row by ``w`` is equivalent to repeating it ``w`` times.
+weighting a row by ``w`` is equivalent to repeating it ``w`` times.  Two
+images (an input and a lossy file as written) are compared the same way, on
+tables of their distinct (input color, output color) pairs (`image_metrics`).
+Tables too large to copy go through the accumulators, whose sums and ΔE
+parts merge chunk by chunk; the CIEDE2000 formula and the quantile passes
+live in `quantize._ciede2000` and `quantize._quantile`.
 """
 
 from __future__ import annotations
