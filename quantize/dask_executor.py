@@ -5,6 +5,8 @@
 local worker processes, so every image is processed by the same code and
 its outputs are byte-identical to a run with ``-j 1``.
 
+* A scheduler address is asked who it is first, under the connection
+  timeout: what does not answer as a scheduler is a one-line error in time.
 * Submission is bounded: at most :data:`WINDOW_PER_THREAD` tasks per worker
   thread are on the cluster at a time, taken lazily from the task iterable.
 * A worker that dies is replaced by Dask (a nanny restarts it) and its

@@ -574,7 +574,7 @@ def _place(temp: Path, target: Path, force: bool, job: _Job | None = None) -> _P
             raise
         return _Placed(target, file, backup)
     except FileExistsError:
-        if job is not None:
+        if job is not None and not force:
             adopted = _same_file_content(temp, target)
             if adopted is not None:
                 return _Placed(target, adopted, None, adopted=True)
