@@ -5,6 +5,8 @@
 local worker processes, so every image is processed by the same code and
 its outputs are byte-identical to a run with ``-j 1``.
 
+* A scheduler address is asked who it is first, under the connection
+  timeout: what does not answer as a scheduler is a one-line error in time.
 * Submission is bounded: at most :data:`WINDOW_PER_THREAD` tasks per worker
   thread are on the cluster at a time, taken lazily from the task iterable.
 * A worker that dies is replaced by Dask (a nanny restarts it) and its
@@ -350,11 +352,90 @@ def _existing(path: Path) -> Path:
 
 def _connect(address: str, timeout: float) -> distributed.Client:
     try:
+        _probe(address, timeout)
         return distributed.Client(address, timeout=timeout, set_as_default=False)
     except Exception as exc:
         raise ClusterError(
             f"cannot reach the Dask scheduler at {address} within {timeout:g} s: {_one_line(exc)}"
         ) from exc
+
+
+#: Seconds the probe of an address waits beyond the connection's own timeout.
+_PROBE_MARGIN = 1.0
+_NO_ANSWER = "it does not answer as a Dask scheduler"
+
+
+class _NotAScheduler(Exception):
+    """Something answers at the address, but not a Dask scheduler."""
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Ask ``address`` who it is, all within ``timeout`` seconds; raise unless a scheduler.
+
+    ``distributed.Client`` bounds the connection by its timeout but not the
+    handshake that follows: a server that accepts connections and is not a
+    scheduler (the dashboard's port, say) keeps it waiting for ever, and an
+    address it cannot parse leaves a half-made client whose finalizer hangs
+    when the program exits.  The probe runs its own event loop in a thread,
+    so that it also works where this thread runs one (a notebook).
+
+    Raises
+    ------
+    Exception
+        OSError (refused, timed out), ValueError (not an address), or
+        :class:`_NotAScheduler`.
+    """
+    import asyncio
+    import threading
+
+    failure: list[BaseException] = []
+    # After connect's own deadline, so that an unreachable address says so.
+    deadline = timeout + _PROBE_MARGIN
+
+    def run() -> None:
+        try:
+            asyncio.run(asyncio.wait_for(_identity(address, timeout), deadline))
+        except TimeoutError as exc:
+            # Python's own (a deadline here); distributed's say what timed out.
+            plain = type(exc) is TimeoutError and not str(exc)
+            failure.append(_NotAScheduler(_NO_ANSWER) if plain else exc)
+        except BaseException as exc:  # reported in the calling thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="quantize-dask-probe", daemon=True)
+    thread.start()
+    thread.join(deadline + _PROBE_MARGIN)  # the loop's own deadline comes first
+    if thread.is_alive():
+        raise _NotAScheduler(_NO_ANSWER)
+    if failure:
+        raise failure[0]
+
+
+async def _identity(address: str, timeout: float) -> None:
+    from distributed.comm import CommClosedError, connect
+    from distributed.security import Security
+
+    args = Security().get_connection_args("client")
+    try:
+        comm = await connect(address, timeout=timeout, **args)
+    except CommClosedError:
+        raise _NotAScheduler(_NO_ANSWER) from None  # it hung up on the handshake
+    except (OSError, ValueError, TypeError):
+        raise  # unreachable, not an address, no TLS settings: their reason says it
+    except Exception:
+        # Its handshake was not one (read as a frame length, say): another protocol.
+        raise _NotAScheduler(_NO_ANSWER) from None
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        reply = await comm.read()
+    except Exception:
+        raise _NotAScheduler(_NO_ANSWER) from None
+    finally:
+        comm.abort()
+    kind = reply.get("type") if isinstance(reply, dict) else None
+    if kind != "Scheduler":
+        what = f"a Dask {kind}" if isinstance(kind, str) else "something else"
+        raise _NotAScheduler(f"it is {what}, not the scheduler")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -217,6 +217,8 @@ class OutputPlanner:
             if self.is_input(out, st):
                 raise OutputError(f"{out}: refusing to overwrite the input image")
             if not self.force:
+                if defer_existing(out):
+                    continue  # a job's own earlier attempt? its commit tells (see recording)
                 raise OutputError(f"{out}: already exists (use --force to overwrite)")
             if os.path.isdir(out):
                 raise OutputError(f"{out}: is a directory")
@@ -392,11 +394,25 @@ def ensure_folder(folder: Path) -> None:
 
 @dataclass(frozen=True)
 class _Placed:
-    """One file moved into place: what it is now, and the backup of what was there."""
+    """One file moved into place: what it is now, and the backup of what was there.
+
+    ``adopted``: the target already held these bytes (see :func:`recording`);
+    nothing was moved, and an undo leaves it.
+    """
 
     target: Path
     file: FileId
     backup: Path | None
+    adopted: bool = False
+
+
+class _Job:
+    """What :func:`recording` keeps for the job running in this thread."""
+
+    def __init__(self, log: list[tuple[Path, FileId]]) -> None:
+        self.log = log
+        #: Outputs that existed already when the job checked them (see defer_existing).
+        self.existed: set[Path] = set()
 
 
 _recording = threading.local()
@@ -404,16 +420,46 @@ _recording = threading.local()
 
 @contextmanager
 def recording(log: list[tuple[Path, FileId]]) -> Iterator[None]:
-    """Append the files :func:`commit` places in this thread to ``log``.
+    """Run one job of a planned batch in this thread; log the files :func:`commit` places.
 
-    For :func:`remove_committed`, when the work they belong to is abandoned.
+    The log is for :func:`remove_committed`, when the job is abandoned.
+
+    Inside this block an output that exists although the run's planning found
+    it free (or skipped it) is one of two things: a file this job placed in an
+    earlier attempt of the same run (its worker died after the commit, or in
+    the middle of it, before the outcome was reported), or a file another
+    process put there meanwhile.  Outputs are deterministic, so the two are
+    told apart by their bytes: without ``force``, :func:`commit` leaves an
+    existing target whose bytes are exactly those it would place as it is,
+    and counts it placed ("adopted").  That is safe whoever made the file:
+    it is never written, moved or removed, and what is there is what the
+    run promised; a file with other bytes fails the job as before.  The
+    check before the work (:meth:`OutputPlanner.check`) therefore leaves an
+    existing output to the commit here (:func:`defer_existing`), which then
+    names it as that check would have.
     """
-    saved = getattr(_recording, "log", None)
-    _recording.log = log
+    saved = getattr(_recording, "job", None)
+    _recording.job = _Job(log)
     try:
         yield
     finally:
-        _recording.log = saved
+        _recording.job = saved
+
+
+def defer_existing(path: Path) -> bool:
+    """Inside :func:`recording`: note that output ``path`` exists, leave it to the commit.
+
+    Returns
+    -------
+    bool
+        True inside :func:`recording` (the commit decides); False elsewhere
+        (the caller refuses the existing output itself).
+    """
+    job: _Job | None = getattr(_recording, "job", None)
+    if job is None:
+        return False
+    job.existed.add(Path(path))
+    return True
 
 
 def remove_committed(log: Iterable[tuple[Path, FileId]]) -> None:
@@ -436,6 +482,8 @@ def commit(moves: Sequence[tuple[Path, Path]], *, force: bool) -> None:
     link, or a rename) until every move is done.  When any move fails the
     ones already done are undone: created files removed, replaced ones
     restored.  Commits of quantize processes into one folder take turns.
+    Inside :func:`recording`, without ``force``, a target that already holds
+    exactly the temporary file's bytes is left as it is and counts as placed.
 
     Parameters
     ----------
@@ -449,10 +497,11 @@ def commit(moves: Sequence[tuple[Path, Path]], *, force: bool) -> None:
         Naming the target that could not be placed.
     """
     done: list[_Placed] = []
+    job: _Job | None = getattr(_recording, "job", None)
     with _locked({target.parent for _, target in moves}), _signals_deferred():
         try:
             for temp, target in moves:
-                done.append(_place(temp, target, force))
+                done.append(_place(temp, target, force, job))
         except BaseException:
             for placed in reversed(done):
                 _undo(placed)
@@ -461,9 +510,10 @@ def commit(moves: Sequence[tuple[Path, Path]], *, force: bool) -> None:
             if placed.backup is not None:
                 with suppress(OSError):
                     os.unlink(placed.backup)
-        log = getattr(_recording, "log", None)
-        if log is not None:
-            log.extend((placed.target, placed.file) for placed in done)
+        # With an adopted file the set is whole only together with it: an
+        # abandoned job keeps all of it rather than leave a part.
+        if job is not None and not any(placed.adopted for placed in done):
+            job.log.extend((placed.target, placed.file) for placed in done)
 
 
 #: Signals whose handlers raise (Ctrl-C, and SIGTERM in quantize's command and workers).
@@ -504,7 +554,7 @@ def _signals_deferred() -> Iterator[None]:
 signals_deferred = _signals_deferred
 
 
-def _place(temp: Path, target: Path, force: bool) -> _Placed:
+def _place(temp: Path, target: Path, force: bool, job: _Job | None = None) -> _Placed:
     file = _file_id(os.lstat(temp))
     try:
         try:
@@ -524,6 +574,12 @@ def _place(temp: Path, target: Path, force: bool) -> _Placed:
             raise
         return _Placed(target, file, backup)
     except FileExistsError:
+        if job is not None and not force:
+            adopted = _same_file_content(temp, target)
+            if adopted is not None:
+                return _Placed(target, adopted, None, adopted=True)
+            if target in job.existed:
+                raise OutputError(f"{target}: already exists (use --force to overwrite)") from None
         raise OutputError(
             f"{target}: appeared while running; not replaced (use --force to overwrite)"
         ) from None
@@ -531,6 +587,37 @@ def _place(temp: Path, target: Path, force: bool) -> _Placed:
         raise OutputError(f"{target}: is a directory") from None
     except OSError as exc:
         raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from exc
+
+
+#: Bytes compared at a time by _same_file_content.
+_COMPARE_CHUNK = 1 << 20
+
+
+def _same_file_content(temp: Path, target: Path) -> FileId | None:
+    """The id of ``target`` when it is a regular file with ``temp``'s bytes, else None.
+
+    ``target`` is opened without following a symbolic link and without
+    waiting for a FIFO's writer, and read only when its size matches.
+    """
+    flags = _OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(target, flags)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as theirs:
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size != os.lstat(temp).st_size:
+                return None
+            with open(temp, "rb") as ours:
+                while True:
+                    chunk = ours.read(_COMPARE_CHUNK)
+                    if chunk != theirs.read(_COMPARE_CHUNK):
+                        return None
+                    if not chunk:
+                        return _file_id(st)
+        except OSError:
+            return None
 
 
 def _create(temp: Path, target: Path) -> None:
@@ -611,6 +698,8 @@ def _restore(backup: Path, target: Path, renamed: bool) -> None:
 
 
 def _undo(placed: _Placed) -> None:
+    if placed.adopted:
+        return  # not moved here by this commit, perhaps not even this run's
     with suppress(OSError):
         if placed.backup is not None:
             os.replace(placed.backup, placed.target)
