@@ -25,7 +25,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quantize._kernels import (
-    MAX_PRODUCT,
     FloatArray,
     assign_nearest,
     kmeans_plusplus_indices,
@@ -357,6 +356,11 @@ def _lloyd_bounded(
 # Up to this many row-center pairs, lloyd_dense holds the whole score
 # matrix (a float array of this size).
 DENSE_MAX_WORK = 1 << 18
+# Multiply-adds per product of lloyd_dense: numpy's OpenBLAS splits larger
+# products over its threads (from 2**19 on, below quantize._kernels'
+# MAX_PRODUCT), whose waits for each other cost many times the product
+# while other processes keep the cores busy.
+_DENSE_MAX_PRODUCT = 1 << 19
 
 
 def lloyd_dense(
@@ -367,7 +371,7 @@ def lloyd_dense(
 
     * Scores ``||c||^2 - 2 c.x`` are laid out centers x rows, so that the
       minimum over the centers runs along long contiguous rows, and computed
-      in products under ``MAX_PRODUCT`` (OpenBLAS's single-thread kernels).
+      in products small enough for OpenBLAS to keep on one thread.
     * The cluster statistics follow the rows that change cluster (a few
       after the first steps) instead of being summed afresh each time.
 
@@ -403,13 +407,13 @@ def lloyd_dense(
 def _nearest_dense(prep: Prepared, c: NDArray[np.float64]) -> tuple[NDArray[np.intp], FloatArray]:
     """Nearest center of every row and the squared distance to it (clamped
     at zero, in X's precision), from a (k, n) score matrix ``||c||^2 -
-    2 c.x`` built in products of at most ``MAX_PRODUCT`` multiply-adds."""
+    2 c.x`` built in products of at most ``_DENSE_MAX_PRODUCT`` multiply-adds."""
     X = prep.X
     n, d = X.shape
     k = c.shape[0]
     minus_two_c = (-2.0 * c).astype(X.dtype)
     scores = np.empty((k, n), dtype=X.dtype)
-    step = max(1, MAX_PRODUCT // max(k * d, 1))
+    step = max(1, _DENSE_MAX_PRODUCT // max(k * d, 1))
     xt = X.T
     for start in range(0, n, step):
         part = slice(start, start + step)
