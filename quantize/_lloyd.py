@@ -40,6 +40,7 @@ from quantize._kernels import (
 __all__ = [
     "BOUNDS_MIN_ROWS",
     "BOUNDS_MIN_WORK",
+    "DENSE_MAX_PRODUCT",
     "DENSE_MAX_WORK",
     "LloydResult",
     "MiniBatchResult",
@@ -62,6 +63,11 @@ __all__ = [
 # of a photo they skip most rows after the first few iterations.
 BOUNDS_MIN_WORK = 1 << 18
 BOUNDS_MIN_ROWS = 8192
+#: Multiply-adds per product of the estimators' dense Lloyd steps: numpy's
+#: OpenBLAS splits larger products over its threads (from 2**19 on, below
+#: quantize._kernels' MAX_PRODUCT), whose waits for each other cost many
+#: times the product while other processes keep the cores busy.
+DENSE_MAX_PRODUCT = 1 << 19
 # Above this many features, the statistics of the rows that change cluster
 # are moved by a matrix product rather than a bincount per feature (the
 # image path's colors have 3).
@@ -132,7 +138,9 @@ class _Stats:
             self.counts[:] += np.bincount(new, minlength=k) - np.bincount(old, minlength=k)
             self.totals[:] += change @ w
             self.sq_sums[:] += change @ wx_sq
-            self.sums[:] += change @ wx
+            step = max(1, DENSE_MAX_PRODUCT // max(k * wx.shape[1], 1))
+            for start in range(0, rows.size, step):
+                self.sums[:] += change[:, start : start + step] @ wx[start : start + step]
             return
         wxt = np.take(prep.wxt, rows, axis=1)
         for labels, sign in ((old, -1), (new, 1)):
@@ -356,11 +364,6 @@ def _lloyd_bounded(
 # Up to this many row-center pairs, lloyd_dense holds the whole score
 # matrix (a float array of this size).
 DENSE_MAX_WORK = 1 << 18
-# Multiply-adds per product of lloyd_dense: numpy's OpenBLAS splits larger
-# products over its threads (from 2**19 on, below quantize._kernels'
-# MAX_PRODUCT), whose waits for each other cost many times the product
-# while other processes keep the cores busy.
-_DENSE_MAX_PRODUCT = 1 << 19
 
 
 def lloyd_dense(
@@ -383,7 +386,7 @@ def lloyd_dense(
     c = centers - prep.shift
     labels, sq_dist = _nearest_dense(prep, c)
     inertia = float(prep.w @ sq_dist)
-    stats = _Stats.of(prep, labels, k)
+    stats = _dense_stats(prep, labels, k)
     n_iter = 0
     while n_iter < max_iter:
         if (stats.counts > 0).all():
@@ -404,16 +407,33 @@ def lloyd_dense(
     return LloydResult(c + prep.shift, labels, inertia, n_iter)
 
 
+def _dense_stats(prep: Prepared, labels: NDArray[np.intp], k: int) -> _Stats:
+    """:meth:`_Stats.of` with the weighted sums as products of the cluster
+    indicator matrix with blocks of rows, each under ``DENSE_MAX_PRODUCT``."""
+    n, d = prep.X.shape
+    wx = prep.wxt.T
+    step = max(1, DENSE_MAX_PRODUCT // max(k * d, 1))
+    sums = np.zeros((k, d))
+    clusters = np.arange(k)[:, None]
+    for start in range(0, n, step):
+        part = slice(start, start + step)
+        indicator = np.equal(labels[part], clusters).astype(np.float64)
+        sums += indicator @ wx[part]
+    totals = weighted_count(labels, prep.w, k)
+    sq_sums = weighted_count(labels, prep.wx_sq, k)
+    return _Stats(np.bincount(labels, minlength=k), totals, sums, sq_sums)
+
+
 def _nearest_dense(prep: Prepared, c: NDArray[np.float64]) -> tuple[NDArray[np.intp], FloatArray]:
     """Nearest center of every row and the squared distance to it (clamped
     at zero, in X's precision), from a (k, n) score matrix ``||c||^2 -
-    2 c.x`` built in products of at most ``_DENSE_MAX_PRODUCT`` multiply-adds."""
+    2 c.x`` built in products of at most ``DENSE_MAX_PRODUCT`` multiply-adds."""
     X = prep.X
     n, d = X.shape
     k = c.shape[0]
     minus_two_c = (-2.0 * c).astype(X.dtype)
     scores = np.empty((k, n), dtype=X.dtype)
-    step = max(1, _DENSE_MAX_PRODUCT // max(k * d, 1))
+    step = max(1, DENSE_MAX_PRODUCT // max(k * d, 1))
     xt = X.T
     for start in range(0, n, step):
         part = slice(start, start + step)
