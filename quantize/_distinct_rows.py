@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from quantize._kernels import FloatArray
 from quantize._lloyd import LloydResult
+from quantize._threads import Deferred
 
 __all__ = ["TABLE_SWAP_TRIES", "RowTable", "fit_table_kmeans", "row_table"]
 
@@ -36,6 +37,12 @@ _GRID_PROBE_ROWS = 256
 _GRID_CHUNK = 1 << 15
 # Rows of the 2**24-entry lookup that maps packed keys back to table rows.
 _N_KEYS = 1 << 24
+# Up to this many rows the distinct keys are found by one sort of
+# ``key << 32 | row`` (numpy's vectorized sort of 64-bit integers): it
+# yields the sorted keys and the permutation together, in less time than
+# the two stable 12-bit passes of the command's radix sort.  Above, the
+# command's counting (:func:`quantize.histogram.color_table`).
+_SORT_MAX_ROWS = 1 << 20
 
 #: Cap on the tries of each swap search of the estimators' fit (the
 #: command runs up to 20): their target is a better optimum than one
@@ -61,8 +68,15 @@ class RowTable:
 
     rows: FloatArray
     counts: NDArray[np.float64]
-    inverse: NDArray[np.intp]
     keys: NDArray[np.uint32] | None
+    # The row of the table of every row of X: only the labels of the rows
+    # need it, at the end of a fit, so it may be computed meanwhile.
+    _inverse: Deferred[NDArray[np.intp]]
+
+    @property
+    def inverse(self) -> NDArray[np.intp]:
+        """Index into ``rows`` of every row of X, shape (n_samples,)."""
+        return self._inverse.result()
 
     def weights(self, w: NDArray[np.float64] | None) -> NDArray[np.float64]:
         """Per-row weight: the count, or the sum of the rows' sample weights."""
@@ -89,7 +103,8 @@ def row_table(X: FloatArray, *, grid_only: bool = False) -> RowTable | None:
     rows, inverse, counts = np.unique(X, axis=0, return_inverse=True, return_counts=True)
     if rows.shape[0] > _TABLE_MAX_DISTINCT * n:
         return None
-    return RowTable(rows, counts.astype(np.float64), inverse.reshape(-1), _range_keys(rows))
+    keys = _range_keys(rows)
+    return RowTable(rows, counts.astype(np.float64), keys, Deferred.ready(inverse.reshape(-1)))
 
 
 def _all_distinct(X: FloatArray) -> bool:
@@ -162,20 +177,49 @@ def _grid_table(X: FloatArray, levels: NDArray[np.uint8], scale: float) -> RowTa
     varying = list(range(levels.shape[1])) if levels.shape[1] <= 3 else _varying(levels)
     if len(varying) <= 3:
         keys = _pack_levels(levels, varying)
-        table = color_table(keys)
-        if table.inverse is not None:
-            inverse = table.inverse
+        if keys.size <= _SORT_MAX_ROWS:
+            distinct, counts, inverse = _sorted_keys(keys)
         else:
-            lookup = np.empty(_N_KEYS, dtype=np.int32)
-            lookup[table.keys] = np.arange(table.n_colors, dtype=np.int32)
-            inverse = lookup[keys].astype(np.intp)
-        rows = _rows_of_keys(X, table.keys, varying, scale)
-        return RowTable(rows, table.counts.astype(np.float64), inverse, table.keys)
+            table = color_table(keys)
+            distinct, counts = table.keys, table.counts.astype(np.float64)
+            inverse = Deferred(lambda: _lookup_rows(distinct, keys))
+        rows = _rows_of_keys(X, distinct, varying, scale)
+        return RowTable(rows, counts, distinct, inverse)
     packed = np.ascontiguousarray(levels).view(np.uint32).reshape(-1)
-    _, first, inverse, counts = np.unique(
-        packed, return_index=True, return_inverse=True, return_counts=True
-    )
-    return RowTable(X[first], counts.astype(np.float64), inverse.reshape(-1), None)
+    _, first, inv, n = np.unique(packed, return_index=True, return_inverse=True, return_counts=True)
+    return RowTable(X[first], n.astype(np.float64), None, Deferred.ready(inv.reshape(-1)))
+
+
+def _sorted_keys(
+    keys: NDArray[np.uint32],
+) -> tuple[NDArray[np.uint32], NDArray[np.float64], Deferred[NDArray[np.intp]]]:
+    """Distinct keys (sorted), their counts, and (deferred) the position of
+    every key among them, from one sort of ``key << 32 | row``."""
+    n = keys.size
+    packed = np.left_shift(keys, 32, dtype=np.uint64)
+    packed |= np.arange(n, dtype=np.uint64)
+    packed.sort()
+    ordered = (packed >> np.uint64(32)).astype(np.uint32)
+    starts = np.empty(n, dtype=bool)
+    starts[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    first = np.flatnonzero(starts)
+    counts = np.diff(first, append=n).astype(np.float64)
+
+    def inverse() -> NDArray[np.intp]:
+        out = np.empty(n, dtype=np.intp)
+        out[(packed & np.uint64(0xFFFFFFFF)).astype(np.intp)] = np.cumsum(starts) - 1
+        return out
+
+    return ordered[first], counts, Deferred(inverse)
+
+
+def _lookup_rows(distinct: NDArray[np.uint32], keys: NDArray[np.uint32]) -> NDArray[np.intp]:
+    """Position of every key among the sorted ``distinct`` keys, by a
+    2**24-entry lookup."""
+    lookup = np.empty(_N_KEYS, dtype=np.int32)
+    lookup[distinct] = np.arange(distinct.size, dtype=np.int32)
+    return lookup[keys].astype(np.intp)
 
 
 def _rows_of_keys(
@@ -219,7 +263,7 @@ def fit_table_kmeans(
     from quantize.cluster import cluster_table
 
     fit = cluster_table(
-        table.rows.astype(np.float64),
+        table.rows.astype(np.float64, copy=False),
         table.weights(w),
         table.keys,
         n_clusters,

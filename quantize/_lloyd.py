@@ -40,6 +40,7 @@ from quantize._kernels import (
 __all__ = [
     "BOUNDS_MIN_ROWS",
     "BOUNDS_MIN_WORK",
+    "DENSE_MAX_PRODUCT",
     "DENSE_MAX_WORK",
     "LloydResult",
     "MiniBatchResult",
@@ -62,6 +63,15 @@ __all__ = [
 # of a photo they skip most rows after the first few iterations.
 BOUNDS_MIN_WORK = 1 << 18
 BOUNDS_MIN_ROWS = 8192
+#: Multiply-adds per product of the estimators' dense Lloyd steps: numpy's
+#: OpenBLAS splits larger products over its threads (from 2**19 on, below
+#: quantize._kernels' MAX_PRODUCT), whose waits for each other cost many
+#: times the product while other processes keep the cores busy.
+DENSE_MAX_PRODUCT = 1 << 19
+# Above this many features, the statistics of the rows that change cluster
+# are moved by a matrix product rather than a bincount per feature (the
+# image path's colors have 3).
+_MOVE_BINCOUNT_MAX_FEATURES = 8
 
 
 @dataclass(frozen=True)
@@ -115,7 +125,24 @@ class _Stats:
     ) -> None:
         """Update in place for ``rows`` changing cluster from ``old`` to ``new``."""
         k = self.totals.shape[0]
-        w, wx_sq, wxt = prep.w[rows], prep.wx_sq[rows], np.take(prep.wxt, rows, axis=1)
+        w, wx_sq = prep.w[rows], prep.wx_sq[rows]
+        if prep.wxt.shape[0] > _MOVE_BINCOUNT_MAX_FEATURES:
+            # Many features: one product with the (k, rows) matrix of +1 at
+            # the new cluster and -1 at the old one.  wxt is then the
+            # transposed view of contiguous weighted rows: take those.
+            wx = np.take(prep.wxt.T, rows, axis=0)
+            change = np.zeros((k, rows.size))
+            columns = np.arange(rows.size)
+            change[new, columns] = 1.0
+            change[old, columns] = -1.0
+            self.counts[:] += np.bincount(new, minlength=k) - np.bincount(old, minlength=k)
+            self.totals[:] += change @ w
+            self.sq_sums[:] += change @ wx_sq
+            step = max(1, DENSE_MAX_PRODUCT // max(k * wx.shape[1], 1))
+            for start in range(0, rows.size, step):
+                self.sums[:] += change[:, start : start + step] @ wx[start : start + step]
+            return
+        wxt = np.take(prep.wxt, rows, axis=1)
         for labels, sign in ((old, -1), (new, 1)):
             self.counts[:] += sign * np.bincount(labels, minlength=k)
             self.totals[:] += sign * np.bincount(labels, weights=w, minlength=k)
@@ -334,8 +361,8 @@ def _lloyd_bounded(
     return LloydResult(c + prep.shift, bounds.labels.copy(), inertia, n_iter, state)
 
 
-# Up to this many row-center pairs, lloyd_dense holds the whole distance
-# matrix and the cluster indicator matrix (two float arrays of this size).
+# Up to this many row-center pairs, lloyd_dense holds the whole score
+# matrix (a float array of this size).
 DENSE_MAX_WORK = 1 << 18
 
 
@@ -343,51 +370,79 @@ def lloyd_dense(
     prep: Prepared, centers: NDArray[np.float64], max_iter: int, tol: float
 ) -> LloydResult:
     """Lloyd's iterations for small data with many features (digits: 1797
-    x 64): the same steps as :func:`lloyd_plain`, but each pass is one
-    product for the distances and one with the cluster indicator matrix for
-    the weighted sums, in buffers reused across iterations, instead of row
-    blocks and per-call allocations whose numpy overhead costs more than
-    the arithmetic here.  Results equal :func:`lloyd_plain`'s up to the
-    rounding of the sums.  The caller ensures ``n * k <= DENSE_MAX_WORK``.
+    x 64), the same steps as :func:`lloyd_plain` with less numpy work each.
+
+    * Scores ``||c||^2 - 2 c.x`` are laid out centers x rows, so that the
+      minimum over the centers runs along long contiguous rows, and computed
+      in products small enough for OpenBLAS to keep on one thread.
+    * The cluster statistics follow the rows that change cluster (a few
+      after the first steps) instead of being summed afresh each time.
+
+    (Per-row bounds do not pay here: on digits half the rows cross them at
+    every step.)  Results equal :func:`lloyd_plain`'s up to the rounding of
+    the sums.  The caller ensures ``n * k <= DENSE_MAX_WORK``.
     """
-    X, w = prep.X, prep.w
-    n, k = X.shape[0], centers.shape[0]
+    k = centers.shape[0]
     c = centers - prep.shift
-    scores = np.empty((n, k), dtype=X.dtype)
-    indicator = np.empty((k, n), dtype=np.float64)
-    labels = np.empty(n, dtype=np.intp)
-    flat_rows = np.arange(n) * k
-    cluster_ids = np.arange(k)[:, None]
-    # Weighted rows (n, d), contiguous, for the indicator product.
-    wx = np.ascontiguousarray(prep.wxt.T)
-
-    def assign(c: NDArray[np.float64]) -> FloatArray:
-        # ||c||^2 - 2 x.c, then ||x||^2 added to the minimum only.
-        np.matmul(X, (-2.0 * c.T).astype(X.dtype), out=scores)
-        np.add(scores, row_norms(c).astype(X.dtype), out=scores)
-        np.argmin(scores, axis=1, out=labels)
-        sq = np.take(scores, flat_rows + labels)
-        sq += prep.x_sq
-        return np.maximum(sq, 0, out=sq)
-
-    sq_dist = assign(c)
-    inertia = float(w @ sq_dist)
+    labels, sq_dist = _nearest_dense(prep, c)
+    inertia = float(prep.w @ sq_dist)
+    stats = _dense_stats(prep, labels, k)
     n_iter = 0
     while n_iter < max_iter:
-        np.equal(labels, cluster_ids, out=indicator)
-        totals = indicator @ w
-        if (totals > 0).all():
-            c = (indicator @ wx) / totals[:, None]
+        if (stats.counts > 0).all():
+            c = stats.means()
         else:
-            c = update_centers(X, w, prep.wxt, labels, sq_dist, c)
+            c = update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, c)
             if c.shape[0] < k:
                 return lloyd_plain(prep, c + prep.shift, max_iter - n_iter, tol)
         n_iter += 1
-        sq_dist = assign(c)
-        previous, inertia = inertia, float(w @ sq_dist)
+        new, sq_dist = _nearest_dense(prep, c)
+        changed = np.flatnonzero(new != labels)
+        if changed.size:
+            stats.move_rows(prep, changed, labels[changed], new[changed])
+            labels = new
+        previous, inertia = inertia, float(prep.w @ sq_dist)
         if previous - inertia <= tol * previous:
             break
     return LloydResult(c + prep.shift, labels, inertia, n_iter)
+
+
+def _dense_stats(prep: Prepared, labels: NDArray[np.intp], k: int) -> _Stats:
+    """:meth:`_Stats.of` with the weighted sums as products of the cluster
+    indicator matrix with blocks of rows, each under ``DENSE_MAX_PRODUCT``."""
+    n, d = prep.X.shape
+    wx = prep.wxt.T
+    step = max(1, DENSE_MAX_PRODUCT // max(k * d, 1))
+    sums = np.zeros((k, d))
+    clusters = np.arange(k)[:, None]
+    for start in range(0, n, step):
+        part = slice(start, start + step)
+        indicator = np.equal(labels[part], clusters).astype(np.float64)
+        sums += indicator @ wx[part]
+    totals = weighted_count(labels, prep.w, k)
+    sq_sums = weighted_count(labels, prep.wx_sq, k)
+    return _Stats(np.bincount(labels, minlength=k), totals, sums, sq_sums)
+
+
+def _nearest_dense(prep: Prepared, c: NDArray[np.float64]) -> tuple[NDArray[np.intp], FloatArray]:
+    """Nearest center of every row and the squared distance to it (clamped
+    at zero, in X's precision), from a (k, n) score matrix ``||c||^2 -
+    2 c.x`` built in products of at most ``DENSE_MAX_PRODUCT`` multiply-adds."""
+    X = prep.X
+    n, d = X.shape
+    k = c.shape[0]
+    minus_two_c = (-2.0 * c).astype(X.dtype)
+    scores = np.empty((k, n), dtype=X.dtype)
+    step = max(1, DENSE_MAX_PRODUCT // max(k * d, 1))
+    xt = X.T
+    for start in range(0, n, step):
+        part = slice(start, start + step)
+        np.matmul(minus_two_c, xt[:, part], out=scores[:, part])
+    scores += row_norms(c).astype(X.dtype)[:, None]
+    labels = np.argmin(scores, axis=0)
+    sq_dist = scores.min(axis=0)
+    sq_dist += prep.x_sq
+    return labels, np.maximum(sq_dist, 0, out=sq_dist)
 
 
 def _reseed(

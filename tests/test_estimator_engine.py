@@ -250,3 +250,17 @@ def test_dense_lloyd_reseeds_empty_clusters() -> None:
     assert np.isfinite(dense.centers).all() and dense.centers.shape == (3, 10)
     np.testing.assert_array_equal(dense.labels, plain.labels)
     assert dense.inertia == pytest.approx(plain.inertia, rel=1e-9)
+
+
+def test_table_of_many_rows_counts_them_and_maps_every_row() -> None:
+    # Above 2**20 rows the table comes from the command's counting and a
+    # key lookup instead of one sort.
+    pixels = np.concatenate([photo_like(1 << 19, seed=6), photo_like((1 << 19) + 7, seed=7)])
+    X = pixels / 255.0
+    table = row_table(X)
+    assert table is not None
+    np.testing.assert_array_equal(table.rows[table.inverse], X)
+    assert table.counts.sum() == X.shape[0]
+    expected = color_table(pack_rgb(pixels))
+    np.testing.assert_array_equal(table.keys, expected.keys)
+    np.testing.assert_array_equal(table.counts, expected.counts)
