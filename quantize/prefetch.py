@@ -58,11 +58,10 @@ class _Prefetch:
 
 
 def start(path: str | os.PathLike[str]) -> None:
-    """Begin decoding ``path`` on a thread, for `take`; one at a time (a
-    second call while one waits to be taken does nothing)."""
+    """Begin decoding ``path`` on a thread, for `take`.  One is kept: a run
+    that ended before taking its prefetch leaves nothing to the next."""
     with _lock:
-        if not _pending:
-            _pending.append(_Prefetch(os.fspath(path)))
+        _pending[:] = [_Prefetch(os.fspath(path))]
 
 
 def take(fd: int) -> Image.Image | None:

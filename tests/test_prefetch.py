@@ -81,3 +81,13 @@ def test_the_pixel_limit_of_the_load_still_refuses_a_prefetched_image(tmp_path: 
     with pytest.raises(InputError, match="more than the limit of 100"):
         load_image(path, max_pixels=100)
     assert prefetch._pending == []
+
+
+def test_a_new_prefetch_replaces_one_never_taken(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    _picture(6).save(first)
+    _picture(7).save(second)
+    prefetch.start(first)
+    decoded = _taken(second)
+    assert decoded is not None
+    np.testing.assert_array_equal(np.asarray(decoded), np.asarray(_picture(7)))
