@@ -16,10 +16,12 @@ output against the decoded input.  Target of issue 14: at most 0.5x
 pngquant's whole-command time with a lower MSE, on every input.
 
 It also prints each command's median CPU time (user + system, all threads):
-pngquant runs libimagequant's OpenMP threads on every core; quantize runs
-its clustering on one, and splits counting, recoloring, the nearest-color
-search and ΔE over threads, with the metrics and the PNG encoding on
-threads of their own (`quantize._threads`).  On an idle machine the wall
+pngquant runs libimagequant's OpenMP threads on every core; quantize
+decodes its PNG input on a thread while its modules load
+(`quantize.prefetch`), splits counting, recoloring, the clustering's
+nearest-center searches, the nearest-color search and ΔE over threads,
+runs the restarts of a fit one per thread, and computes the metrics and
+encodes the PNG on threads of their own (`quantize._threads`).  On an idle machine the wall
 time is what a user waits; on a busy one the CPU times are the steadier
 measure of the work each command does, and threads gain little there.
 

@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from quantize._threads import run_stripes
+
 __all__ = [
     "MAX_PRODUCT",
     "FloatArray",
@@ -65,6 +67,9 @@ _BINCOUNT_MAX_FEATURES = 8
 # Elements of the difference buffer of sq_dist_exact (128 KiB of float64:
 # small enough to be reused from the heap rather than mapped afresh).
 _EXACT_BLOCK_ELEMENTS = 1 << 14
+# Fewest distances (rows x centers) per thread of a nearest-center search:
+# below, starting a thread costs more than it saves.
+_STRIPE_DISTANCES = 1 << 20
 
 #: Multiply-adds per matrix product: row blocks are cut so that each
 #: product stays under this.  OpenBLAS multiplies products of up to 10**6
@@ -120,21 +125,32 @@ def assign_nearest(
     labels = np.empty(n, dtype=np.intp)
     sq_dist = np.empty(n, dtype=X.dtype)
     rows = _block_rows(k, X.shape[1])
-    block = np.empty((min(rows, n), k), dtype=X.dtype)
-    # Flat positions of each row's first entry: a gather several times
-    # faster than take_along_axis.
-    offsets = np.arange(min(rows, n)) * k
-    for start in range(0, n, rows):
-        stop = min(start + rows, n)
-        part = block[: stop - start]
-        np.matmul(X[start:stop], minus_two_ct, out=part)
-        part += c_sq
-        lab = labels[start:stop]
-        np.argmin(part, axis=1, out=lab)
-        np.take(part.reshape(-1), offsets[: stop - start] + lab, out=sq_dist[start:stop])
-    sq_dist += x_sq
-    np.maximum(sq_dist, 0, out=sq_dist)
+
+    def stripe(first: int, last: int) -> None:
+        block = np.empty((min(rows, last - first), k), dtype=X.dtype)
+        # Flat positions of each row's first entry: a gather several times
+        # faster than take_along_axis.
+        offsets = np.arange(block.shape[0]) * k
+        for start in range(first, last, rows):
+            stop = min(start + rows, last)
+            part = block[: stop - start]
+            np.matmul(X[start:stop], minus_two_ct, out=part)
+            part += c_sq
+            lab = labels[start:stop]
+            np.argmin(part, axis=1, out=lab)
+            np.take(part.reshape(-1), offsets[: stop - start] + lab, out=sq_dist[start:stop])
+        out = sq_dist[first:last]
+        out += x_sq[first:last]
+        np.maximum(out, 0, out=out)
+
+    # Stripes on whole blocks: every block is the product the serial loop makes.
+    run_stripes(stripe, n, min_rows=_stripe_rows(k, rows), align=rows)
     return labels, sq_dist
+
+
+def _stripe_rows(n_centers: int, block_rows: int) -> int:
+    """Fewest rows per thread of a search among ``n_centers`` centers."""
+    return max(block_rows, _STRIPE_DISTANCES // max(n_centers, 1))
 
 
 def distances(X: FloatArray, centers: FloatArray) -> FloatArray:
@@ -384,40 +400,47 @@ def nearest_three(
     ranks = min(3, k)
     # ||c||^2 - 2 x.c as one product [x, 1] . [-2 c, ||c||^2]: adding
     # ||c||^2 to the block separately costs more than the product itself.
-    x_aug, c_aug = _augmented(X, centers)
+    c_aug = _augmented_centers(centers, X.dtype)
+    d = X.shape[1]
     first_label = np.zeros(n, dtype=np.intp)
     second_label = np.zeros(n, dtype=np.intp)
     dist = np.full((3, n), np.inf)
-    rows = _block_rows(k, x_aug.shape[1])
-    offsets = np.arange(min(rows, n)) * k
-    for start in range(0, n, rows):
-        stop = min(start + rows, n)
-        part = x_aug[start:stop] @ c_aug
-        # Flat indexing: several times faster than take/put_along_axis, and
-        # an argmin plus a gather beats a min along the short axis.
-        flat = part.reshape(-1)
-        for rank in range(ranks):
-            lab = np.argmin(part, axis=1)
-            at = offsets[: stop - start] + lab
-            dist[rank, start:stop] = flat[at]
-            if rank < 2:
-                (first_label, second_label)[rank][start:stop] = lab
-            if rank < ranks - 1:
-                flat[at] = np.inf
-    dist += x_sq
-    np.sqrt(np.maximum(dist, 0, out=dist), out=dist)
+    rows = _block_rows(k, d + 1)
+
+    def stripe(first: int, last: int) -> None:
+        # [x, 1] a block at a time, in one buffer: no augmented copy of X.
+        x_aug = np.empty((min(rows, last - first), d + 1), dtype=X.dtype)
+        x_aug[:, d] = 1
+        offsets = np.arange(x_aug.shape[0]) * k
+        for start in range(first, last, rows):
+            stop = min(start + rows, last)
+            block = x_aug[: stop - start]
+            block[:, :d] = X[start:stop]
+            part = block @ c_aug
+            # Flat indexing: several times faster than take/put_along_axis, and
+            # an argmin plus a gather beats a min along the short axis.
+            flat = part.reshape(-1)
+            for rank in range(ranks):
+                lab = np.argmin(part, axis=1)
+                at = offsets[: stop - start] + lab
+                dist[rank, start:stop] = flat[at]
+                if rank < 2:
+                    (first_label, second_label)[rank][start:stop] = lab
+                if rank < ranks - 1:
+                    flat[at] = np.inf
+        out = dist[:, first:last]
+        out += x_sq[first:last]
+        np.sqrt(np.maximum(out, 0, out=out), out=out)
+
+    run_stripes(stripe, n, min_rows=_stripe_rows(k, rows), align=rows)
     return first_label, second_label, dist[0], dist[1:].T.copy()
 
 
-def _augmented(X: FloatArray, centers: NDArray[np.float64]) -> tuple[FloatArray, FloatArray]:
-    """``[X, 1]`` (n, d + 1) and ``[-2 centers.T; ||centers||^2]`` (d + 1, k)
-    in X's precision, whose product is ``||c||^2 - 2 x.c``."""
-    n, d = X.shape
-    c = np.asarray(centers, dtype=X.dtype)
-    x_aug = np.empty((n, d + 1), dtype=X.dtype)
-    x_aug[:, :d] = X
-    x_aug[:, d] = 1
-    c_aug = np.empty((d + 1, c.shape[0]), dtype=X.dtype)
-    np.multiply(c.T, -2.0, out=c_aug[:d])
-    c_aug[d] = row_norms(c)
-    return x_aug, c_aug
+def _augmented_centers(centers: NDArray[np.float64], dtype: np.dtype[Any]) -> FloatArray:
+    """``[-2 centers.T; ||centers||^2]`` (d + 1, k) in ``dtype``: its product
+    with a row ``[x, 1]`` is ``||c||^2 - 2 x.c``."""
+    c = np.asarray(centers, dtype=dtype)
+    c_aug = np.empty((c.shape[1] + 1, c.shape[0]), dtype=dtype)
+    np.multiply(c.T, -2.0, out=c_aug[:-1])
+    c_aug[-1] = row_norms(c)
+    return c_aug

@@ -9,7 +9,9 @@ within a row), so results do not depend on the number of threads.
 
 Threads are used only where they cannot multiply: in the main thread of a
 process that is not itself a worker of a process pool (``quantize -j N``
-runs N such processes, each already using a core), and never nested.  Plain
+runs N such processes, each already using a core), and never nested: work
+already split over threads (each restart of a fit on a thread of its own,
+:mod:`quantize.restarts`) runs its inner stripes on one.  Plain
 `threading` threads, started per call: a pool would import
 `concurrent.futures`, which a single-image run otherwise never loads, and
 would not survive a ``fork``.
@@ -32,11 +34,16 @@ T = TypeVar("T")
 #: between array operations, which limits what more threads could add.
 MAX_THREADS: Final[int] = 4
 
+# Set while the main thread waits for threads of run_ranges (only the main
+# thread starts them, so one flag is enough): nothing inside them splits again.
+_splitting = threading.Event()
+
 
 def thread_count() -> int:
     """Threads an operation may use here: the cores this process may run on
-    (at most `MAX_THREADS`), or 1 off the main thread and in pool workers."""
-    if threading.current_thread() is not threading.main_thread():
+    (at most `MAX_THREADS`), or 1 off the main thread, in pool workers and
+    inside work that `run_ranges` has already split."""
+    if threading.current_thread() is not threading.main_thread() or _splitting.is_set():
         return 1
     # A process-pool worker has multiprocessing loaded (a single-image run
     # never loads it) and a parent process.
@@ -95,13 +102,17 @@ def run_ranges(work: Callable[[int, int], T], ranges: Sequence[tuple[int, int]])
             errors.append(exc)
 
     threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(1, len(ranges))]
-    for thread in threads:
-        thread.start()
+    started: list[threading.Thread] = []
+    _splitting.set()
     try:
+        for thread in threads:
+            thread.start()
+            started.append(thread)
         one(0)
     finally:
-        for thread in threads:
+        for thread in started:
             thread.join()
+        _splitting.clear()
     if errors:
         raise errors[0]
     return results  # type: ignore[return-value]  # every slot was filled

@@ -420,6 +420,11 @@ def quantize_command(
     exactly the colors found) and a JSON palette report beside it. INPUTS are
     image files and folders (their images; with -r also those of subfolders).
     """
+    if len(inputs) == 1 and workers is None and dask_address is None:
+        # Decoded on a thread while the modules below load (quantize.prefetch).
+        from quantize import prefetch
+
+        prefetch.start(inputs[0])
     from quantize.batch import BatchOptions, check_output_file, check_output_folder, run_batch
     from quantize.errors import QuantizeError
     from quantize.palette_formats import PaletteError

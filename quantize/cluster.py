@@ -676,9 +676,10 @@ def _ranked_on_bins(
             best_of(seed_x, seed_w, k, "k-means++", 1, max_iter, SEED_TOL, rng, SEED_TRIALS)
             for _ in range(n_init)
         ]
+    # Each run on a thread of its own where there are cores for them.
+    runs = restarts.lloyd_each(fine_prep, [s.centers for s in seeds], max_iter, SEED_TOL)
     best: LloydResult | None = None
-    for seeded in seeds:
-        run = lloyd(fine_prep, seeded.centers, max_iter, SEED_TOL)
+    for seeded, run in zip(seeds, runs, strict=True):
         if best is None or run.inertia < best.inertia:
             n_iter = seeded.n_iter + run.n_iter
             best = LloydResult(run.centers, run.labels, run.inertia, n_iter, run.state)

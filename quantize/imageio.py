@@ -23,12 +23,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from quantize import prefetch
 from quantize.errors import InputError
 from quantize.limits import DEFAULT_MAX_FRAMES
 from quantize.safeio import open_regular
@@ -148,8 +149,9 @@ def _load_file(
     with open_regular(source) as fh:
         if os.fstat(fh.fileno()).st_size == 0:
             raise InputError("empty file")
+        decoded = _prefetched(fh.fileno(), limit)
         try:
-            with _pixel_limit(limit) as pillow_notes, Image.open(fh) as im:
+            with _pixel_limit(limit) as pillow_notes, _opened(fh, decoded) as im:
                 budget = _FrameBudget(limit, max_frames)
                 # Refused before even the first frame is decoded.
                 budget.check_frames(_frames_to_decode(im, animation), im.size)
@@ -169,6 +171,20 @@ def _load_file(
             # exception types (OSError, SyntaxError, struct.error, IndexError,
             # ...); any of them means this file cannot be read.
             raise InputError(f"cannot decode image: {_exception_line(exc)}") from exc
+
+
+def _opened(fh: IO[bytes], decoded: Image.Image | None) -> Image.Image:
+    """The image already decoded, or ``fh`` opened by Pillow (decoded on ``load``)."""
+    return Image.open(fh) if decoded is None else decoded
+
+
+def _prefetched(fd: int, limit: int | None) -> Image.Image | None:
+    """The image `quantize.prefetch` decoded from the file open as ``fd``,
+    when the pixel limit of this load allows it; else None."""
+    im = prefetch.take(fd)
+    if im is not None and limit is not None and im.width * im.height > limit:
+        return None  # decoded again, to be refused with the usual message
+    return im
 
 
 def _exception_line(exc: BaseException) -> str:

@@ -16,6 +16,11 @@ short row at a time.  Here the restarts advance together instead:
   as soon as its own relative SSE improvement is at most ``tol``, exactly
   as :func:`quantize._lloyd.lloyd_plain` would stop it; the others go on.
 
+Above ``LOCKSTEP_LLOYD_MAX_K`` clusters the restarts' Lloyd iterations run
+one restart per thread instead (:func:`lloyd_each`): their products and
+passes over the rows release the GIL, and a restart computes the same on
+any thread.
+
 Each restart reads the generator as it would in sequence and computes what
 a sequential restart computes, up to rounding: the seeds, the result and
 the generator's state afterwards are those of ``best_of``.  A row exactly
@@ -28,6 +33,7 @@ cluster sums, over all rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +54,7 @@ from quantize._lloyd import (
     lloyd_plain,
     prepare,
 )
+from quantize._threads import run_stripes
 
 # Restarts are grouped so that each matrix product stays under
 # MAX_PRODUCT multiply-adds (see quantize._kernels).
@@ -133,10 +140,24 @@ def seeded_runs(
     if n_clusters > LOCKSTEP_LLOYD_MAX_K:
         return [
             Run(run.centers, run.inertia, run.n_iter, run.labels)
-            for run in (lloyd(prep, X[rows], max_iter, tol) for rows in seeds)
+            for run in lloyd_each(prep, [X[rows] for rows in seeds], max_iter, tol)
         ]
     runs = lloyd_runs(prep, X[seeds], max_iter, tol, work)
     return [Run(run.centers + prep.shift, run.inertia, run.n_iter, run.labels) for run in runs]
+
+
+def lloyd_each(
+    prep: Prepared, starts: Sequence[NDArray[np.float64]], max_iter: int, tol: float
+) -> list[LloydResult]:
+    """:func:`quantize._lloyd.lloyd` from each of ``starts`` (centers in the
+    original coordinates), the runs split over threads (see
+    :mod:`quantize._threads`); the results in the order of ``starts``, each
+    what a call of its own returns."""
+
+    def some(first: int, last: int) -> list[LloydResult]:
+        return [lloyd(prep, starts[i], max_iter, tol) for i in range(first, last)]
+
+    return [run for part in run_stripes(some, len(starts), min_rows=1) for run in part]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Work split over threads gives exactly the serial results.
 
 `quantize._threads` runs stripes of rows on threads; counting, recoloring,
-the nearest-palette search and ΔE use it.  Each check compares a run with
+the nearest-palette search, ΔE, the clustering core's nearest-center
+searches and the restarts of a fit use it.  Each check compares a run with
 several threads (forced, so it runs on any machine) against one thread or
 a plain numpy reference.
 """
@@ -15,7 +16,8 @@ import threading
 import numpy as np
 import pytest
 
-from quantize import _threads, histogram, metrics
+from quantize import _kernels, _threads, histogram, metrics, restarts
+from quantize._lloyd import lloyd, prepare
 from quantize._threads import Deferred, run_stripes, stripes, thread_count
 from quantize.histogram import count_pixels, nearest_rgb8, pack_rgb, recolor
 from quantize.metrics import palette_metrics
@@ -28,6 +30,7 @@ def threads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(histogram, "_STRIPE_PIXELS", 1 << 16)
     monkeypatch.setattr(histogram, "_NEAREST_STRIPE_ROWS", 1 << 10)
     monkeypatch.setattr(metrics, "_DELTA_E_STRIPE_ROWS", 1 << 12)
+    monkeypatch.setattr(_kernels, "_STRIPE_DISTANCES", 1 << 12)
 
 
 @pytest.mark.parametrize(
@@ -159,3 +162,43 @@ def test_threaded_nearest_and_delta_e_equal_one_thread(
     monkeypatch.setattr(_threads, "thread_count", lambda: 1)
     np.testing.assert_array_equal(nearest_rgb8(colors, palette), labels)
     assert palette_metrics(colors, counts, palette, labels) == many
+
+
+def test_nothing_splits_again_inside_split_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert thread_count() == 3
+    inside = _threads.run_ranges(lambda a, b: thread_count(), [(0, 1), (1, 2), (2, 3)])
+    assert inside == [1, 1, 1]
+    assert thread_count() == 3
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("n", "k"), [(5, 3), (3000, 256), (20011, 16)])
+def test_threaded_nearest_centers_equal_one_thread(
+    threads: None, monkeypatch: pytest.MonkeyPatch, dtype: type, n: int, k: int
+) -> None:
+    rng = np.random.default_rng(14)
+    x = (rng.random((n, 3)) * 100).astype(dtype)
+    centers = rng.random((k, 3)) * 100
+    centers[1] = x[2]  # a distance of exactly zero
+    x_sq = _kernels.row_norms(x)
+    split = (_kernels.assign_nearest(x, centers), _kernels.nearest_three(x, centers, x_sq))
+    monkeypatch.setattr(_threads, "thread_count", lambda: 1)
+    alone = (_kernels.assign_nearest(x, centers), _kernels.nearest_three(x, centers, x_sq))
+    for got, expected in zip(split, alone, strict=True):
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_restarts_on_threads_equal_runs_one_by_one(threads: None) -> None:
+    rng = np.random.default_rng(15)
+    x = rng.random((12000, 3)) * 100  # bounded iterations (lloyd's BOUNDS_MIN_ROWS)
+    w = rng.integers(1, 9, 12000).astype(np.float64)
+    prep = prepare(x, w)
+    starts = [x[rng.choice(12000, 40, replace=False)] for _ in range(5)]
+    runs = restarts.lloyd_each(prep, starts, 50, 1e-4)
+    for start, run in zip(starts, runs, strict=True):
+        alone = lloyd(prep, start, 50, 1e-4)
+        np.testing.assert_array_equal(run.centers, alone.centers)
+        np.testing.assert_array_equal(run.labels, alone.labels)
+        assert (run.inertia, run.n_iter) == (alone.inertia, alone.n_iter)
