@@ -12,7 +12,8 @@ TREE -r -k 16 -o OUT -j W``, stderr not a terminal, so one line per image):
   run to the end with ``-j 2`` and, with ``--dask``, ``--dask local -j 2``;
   the peak RSS of the command's process (``RUSAGE_SELF``: the client, and with
   ``--dask local`` also the scheduler that runs in it) per image, against a
-  run over a tenth of the images, so that the per-image growth shows.
+  run over a tenth of the images (in a tenth as many folders, ``--folders``),
+  so that the per-image growth shows, and what it comes to for a million.
 
 ``--tree PATH`` compares the code at PATH (another checkout, e.g. ``main``)
 with this one: the same commands with ``PYTHONPATH`` set to each.
@@ -58,11 +59,11 @@ def make_tree(folder: Path, files: int, fanout: int) -> None:
         (leaf / f"img{n:07d}.png").write_bytes(data)
 
 
-def make_tiny(folder: Path, count: int) -> None:
-    """``count`` 8×8 PNGs of random colors in 10 subfolders."""
+def make_tiny(folder: Path, count: int, folders: int = 10) -> None:
+    """``count`` 8×8 PNGs of random colors in ``folders`` subfolders."""
     rng = np.random.default_rng(0)
     for i in range(count):
-        sub = folder / f"s{i % 10}"
+        sub = folder / f"s{i % folders}"
         sub.mkdir(parents=True, exist_ok=True)
         pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(sub / f"t{i:05d}.png")
@@ -139,6 +140,12 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=200_000)
     parser.add_argument("--fanout", type=int, default=30)
     parser.add_argument("--tiny", type=int, default=20_000)
+    parser.add_argument(
+        "--folders",
+        type=int,
+        default=10,
+        help="subfolders the --tiny images are spread over (a tenth as many for the small run)",
+    )
     parser.add_argument("--other", type=Path, help="another checkout to compare with")
     parser.add_argument("--dask", action="store_true", help="also measure --dask local")
     parser.add_argument("--repeat", type=int, default=3)
@@ -156,8 +163,8 @@ def main() -> None:
         if args.skip_memory:
             return
         tiny, small = Path(tmp, "tiny"), Path(tmp, "small")
-        make_tiny(tiny, args.tiny)
-        make_tiny(small, args.tiny // 10)
+        make_tiny(tiny, args.tiny, args.folders)
+        make_tiny(small, args.tiny // 10, max(1, args.folders // 10))
         runs = [["-j", "2"], *([["--dask", "local", "-j", "2"]] if args.dask else [])]
         for extra in runs:
             for name, code in codes.items():
@@ -167,7 +174,7 @@ def main() -> None:
                 print(
                     f"peak RSS {' '.join(extra)}, {name}: {args.tiny} images "
                     f"{big / 1024:.0f} MiB, {args.tiny // 10} images {little / 1024:.0f} MiB, "
-                    f"{per:.0f} bytes/image"
+                    f"{per:.0f} bytes/image ({per * 1e6 / 2**20:.0f} MiB per million images)"
                 )
 
 

@@ -44,6 +44,7 @@ from quantize.batch_plan import (
     Phase,
     Progress,
     ProgressCallback,
+    can_forget_inputs,
     can_stream,
     check_output_file,
     check_output_folder,
@@ -87,6 +88,7 @@ __all__ = [
     "ProgressCallback",
     "TableSum",
     "TableSummer",
+    "can_forget_inputs",
     "can_stream",
     "check_output_file",
     "check_output_folder",
@@ -455,6 +457,7 @@ def run_batch(
     # Workers elsewhere (a cluster) must see the inputs and the output folder.
     executor.share([*inputs, *([options.output] if options.output is not None else [])])
     run = _Batch(options, single, planner, executor, progress, streaming)
+    run.forget_inputs = streaming and can_forget_inputs(inputs)
     if page_path is not None:
         groups = run.checked_page(groups, page_path)
     interrupted = run.images(groups) if palette_path is None else run.shared(groups, palette_path)
@@ -497,6 +500,7 @@ class _Batch:
     ) -> None:
         self.options, self.single, self.planner = options, single, planner
         self.streaming = streaming
+        self.forget_inputs = False
         self.executor, self.progress = executor, progress
         self.tally = _Tally(options.keep_results or options.html)
         self.found = 0
@@ -520,7 +524,13 @@ class _Batch:
             found(images)
 
         plans = stream_jobs(
-            groups, self.options, self.single, self.planner, count, streaming=self.streaming
+            groups,
+            self.options,
+            self.single,
+            self.planner,
+            count,
+            streaming=self.streaming,
+            forget_inputs=self.forget_inputs,
         )
         return enumerate(plans)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from quantize.discover import IMAGE_SUFFIXES, Source
+from quantize.discover import IMAGE_SUFFIXES, Source, folder_images
 from quantize.errors import OutputError, QuantizeError
 from quantize.outputs import OutputPlan, is_folder_spec, plan_outputs
 from quantize.palette import Palette
@@ -309,6 +309,7 @@ def stream_jobs(
     found: Callable[[int], None] | None = None,
     *,
     streaming: bool = True,
+    forget_inputs: bool = False,
 ) -> Iterator[Job | ImageResult]:
     """Plan the images one group (a folder's listing) at a time, as they are found.
 
@@ -322,7 +323,14 @@ def stream_jobs(
     of dead runs are removed from the folders planned into: only then is
     every input protected.  With ``streaming`` False the caller passes one
     group (all the images): then every input is protected before planning.
+
+    When streaming, each group's claims are retired once it is planned
+    (:meth:`OutputPlanner.retire`), so that the planner holds a few bytes
+    per image; with ``forget_inputs`` (:func:`can_forget_inputs`) the
+    group's input paths are forgotten as well.
     """
+    retired = _Retired(options, single_file, planner) if streaming else None
+    planner.keep_exact()  # what was claimed before the images (a shared palette)
     for group in groups:
         for source in group:
             planner.protect(source.path)
@@ -336,7 +344,51 @@ def stream_jobs(
                 yield ImageResult(source.path, "failed", reason=reason)
                 continue
             yield plan_job(source, options, single_file, planner)
+        if retired is not None and group:
+            retired.note(planner.retire(retired.owner_of, forget_inputs), group)
     planner.remove_stale()
+
+
+class _Retired:
+    """Which images claimed into each folder, for the owner of a retired claim.
+
+    One entry per group (a folder read, or a file named), not per image:
+    the owner is found by reading the folder again and planning its images.
+    """
+
+    def __init__(self, options: BatchOptions, single_file: bool, planner: OutputPlanner) -> None:
+        self.options, self.single_file, self.planner = options, single_file, planner
+        self._groups: dict[str, list[Source | tuple[Path, Path]]] = {}
+        self._known: tuple[str, dict[str, str]] | None = None  # one folder's claims, found again
+
+    def note(self, folders: set[str], group: Sequence[Source]) -> None:
+        """The claims of ``group`` into ``folders`` were retired."""
+        first = group[0]
+        where = first if first.root is None else (first.path.parent, first.root)
+        for folder in folders:
+            self._groups.setdefault(folder, []).append(where)
+        if self._known is not None and self._known[0] in folders:
+            self._known = None
+
+    def owner_of(self, key: str) -> str | None:
+        """The image whose retired claim is ``key`` (a planner location), or None."""
+        folder = os.path.dirname(key)
+        if self._known is None or self._known[0] != folder:
+            self._known = folder, self._claims_into(folder)
+        return self._known[1].get(key)
+
+    def _claims_into(self, folder: str) -> dict[str, str]:
+        claims: dict[str, str] = {}
+        for where in self._groups.get(folder, []):
+            sources = [where] if isinstance(where, Source) else folder_images(*where)
+            for source in sources:
+                try:
+                    plan = plan_outputs_for(source, self.options, self.single_file)
+                except (QuantizeError, ValueError):
+                    continue
+                for path in plan.paths:
+                    claims.setdefault(self.planner.location(path), str(source.path))
+        return claims
 
 
 def _late_link(path: Path, planner: OutputPlanner) -> str | None:
@@ -370,6 +422,18 @@ def can_stream(inputs: Sequence[str | os.PathLike[str]], options: BatchOptions) 
     out = Path(os.path.realpath(options.output))
     folders = [Path(os.path.realpath(p)) for p in inputs if os.path.isdir(p)]
     return not any(folder == out or folder.is_relative_to(out) for folder in folders)
+
+
+def can_forget_inputs(inputs: Sequence[str | os.PathLike[str]]) -> bool:
+    """Whether a streaming run may forget a folder's input paths once its images are planned.
+
+    Only files named on the command line can have outputs planned into a
+    folder after its images (they come after a folder argument); the
+    other outputs land beside their own inputs or under ``-o``, which the
+    scan never reads.  The files themselves stay protected (by device and
+    inode) in any case.
+    """
+    return all(os.path.isdir(p) for p in inputs)
 
 
 def plan_job(

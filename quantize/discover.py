@@ -20,7 +20,7 @@ from quantize.encode import SUFFIX_FORMATS
 from quantize.outputs import is_own_output
 from quantize.safeio import OutputPlanner
 
-__all__ = ["IMAGE_SUFFIXES", "Source", "find_images", "scan_images"]
+__all__ = ["IMAGE_SUFFIXES", "Source", "find_images", "folder_images", "scan_images"]
 
 #: File suffixes taken from folders (files named explicitly are always tried).
 IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
@@ -155,13 +155,9 @@ def _scan(
                 entries = sorted(listing, key=lambda e: e.name)
         except OSError:
             continue  # an unreadable subfolder holds nothing we can read either
-        files = [e for e in entries if _suffix(e.name) in IMAGE_SUFFIXES and _is_file(e)]
-        stems = {os.path.splitext(f.name)[0] for f in files}
         group = []
         prefix = key[:-1]  # the folder's key, ready for a name
-        for f in files:
-            if is_own_output(f.name, stems):
-                continue
+        for f in _images(entries):
             path = folder / f.name
             if f.is_symlink():
                 if not seen.first_file(path):
@@ -180,6 +176,28 @@ def _scan(
                 and not _page_thumbnails(Path(e.path))
             ]
             folders.extend(reversed(subfolders))  # depth first, in name order
+
+
+def _images(entries: list[os.DirEntry[str]]) -> list[os.DirEntry[str]]:
+    """The image files among a folder's ``entries``, quantize's own outputs left out."""
+    files = [e for e in entries if _suffix(e.name) in IMAGE_SUFFIXES and _is_file(e)]
+    stems = {os.path.splitext(f.name)[0] for f in files}
+    return [f for f in files if not is_own_output(f.name, stems)]
+
+
+def folder_images(folder: Path, root: Path | None) -> list[Source]:
+    """The images a scan of ``folder`` (under the folder argument ``root``) takes, read again.
+
+    Files the scan had met before (named, or through a symbolic link) are
+    not left out: this is for finding again which image of a folder
+    planned an output, not for a second scan.
+    """
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError:
+        return []
+    return [Source(folder / f.name, root) for f in _images(entries)]
 
 
 def _suffix(name: str) -> str:

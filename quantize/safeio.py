@@ -33,13 +33,14 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from quantize.errors import InputError, OutputError
+from quantize.keyset import KeySet, digest
 
 #: Temporary files: ``.quantize-`` + the owner's pid + ``-`` + random + ``.tmp``.
 TEMP_PREFIX = ".quantize-"
@@ -64,6 +65,33 @@ FileId = tuple[int, int]
 
 def _file_id(st: os.stat_result) -> FileId:
     return st.st_dev, st.st_ino
+
+
+class _FileIds:
+    """A set of file ids, most of them packed in 8 bytes (device number, inode)."""
+
+    def __init__(self) -> None:
+        self._devices: dict[int, int] = {}  # device -> its place, the top 16 bits of a key
+        self._packed = KeySet()
+        self._other: set[FileId] = set()  # ids that do not fit in a key
+
+    def add(self, file: FileId) -> None:
+        device, inode = file
+        place = self._devices.setdefault(device, len(self._devices))
+        if place < _DEVICES and 0 <= inode < _INODES:
+            self._packed.add(place * _INODES + inode)
+        else:
+            self._other.add(file)
+
+    def __contains__(self, file: FileId) -> bool:
+        device, inode = file
+        place = self._devices.get(device)
+        if place is not None and place < _DEVICES and 0 <= inode < _INODES:
+            return place * _INODES + inode in self._packed
+        return file in self._other
+
+
+_DEVICES, _INODES = 1 << 16, 1 << 48
 
 
 def _reason(exc: OSError) -> str:
@@ -101,7 +129,7 @@ class OutputPlanner:
         self, inputs: Iterable[Path] = (), *, force: bool = False, started: float | None = None
     ) -> None:
         self.force, self.started = force, started
-        self._ids: set[FileId] = set()
+        self._ids = _FileIds()
         self._paths: set[str] = set()
         self._problems: dict[Path, str] = {}
         self._claims: dict[str, str] = {}
@@ -109,6 +137,11 @@ class OutputPlanner:
         self._name_max: dict[str, int] = {}
         self._planned: dict[str, None] = {}  # folders claimed into, in order
         self._cleaned: set[str] = set()
+        # Claims and input paths since the last retire(), and the digests of retired claims.
+        self._fresh_claims: list[str] = []
+        self._fresh_paths: list[str] = []
+        self._retired = KeySet()
+        self._recover: Callable[[str], str | None] | None = None
         for path in inputs:
             self.protect(path)
 
@@ -127,11 +160,11 @@ class OutputPlanner:
     def protect(self, path: Path) -> None:
         """Add an input: neither its path (any spelling) nor its file may become an output."""
         path = Path(path)
-        self._paths.add(self.location(path))
+        self._add_path(self.location(path))
         try:
             st = os.lstat(path)
             if stat.S_ISLNK(st.st_mode):
-                self._paths.add(self.location(Path(os.path.realpath(path))))
+                self._add_path(self.location(Path(os.path.realpath(path))))
                 st = os.stat(path)
             self._ids.add(_file_id(st))
         except (FileNotFoundError, PermissionError):
@@ -139,6 +172,11 @@ class OutputPlanner:
         except OSError as exc:
             # A symlink loop or a name over the limit cannot be read either.
             self._problems[path] = _reason(exc)
+
+    def _add_path(self, key: str) -> None:
+        if key not in self._paths:
+            self._paths.add(key)
+            self._fresh_paths.append(key)
 
     def input_problem(self, path: Path) -> str | None:
         """Why an input cannot even be resolved (loop, name too long), or None."""
@@ -172,16 +210,58 @@ class OutputPlanner:
         for out in outputs:
             self.inspect(out)
             key = self.location(out)
-            if key in self._claims or key in keys:
-                raise OutputError(f"{out}: same output as {self._claims.get(key, owner)}")
+            earlier = self._claims.get(key) or self._retired_owner(key)
+            if earlier is not None or key in keys:
+                raise OutputError(f"{out}: same output as {earlier or owner}")
             keys.append(key)
             folders[self._folder(out)[0]] = None
         self._claims.update(dict.fromkeys(keys, owner))
+        self._fresh_claims.extend(keys)
         self._planned.update(folders)
 
     def owner(self, path: Path) -> str | None:
         """Who claimed ``path`` as an output, or None."""
-        return self._claims.get(self.location(path))
+        key = self.location(path)
+        return self._claims.get(key) or self._retired_owner(key)
+
+    def keep_exact(self) -> None:
+        """Keep what was claimed and protected so far out of every later :meth:`retire`."""
+        self._fresh_claims, self._fresh_paths = [], []
+
+    def retire(self, recover: Callable[[str], str | None], inputs: bool) -> set[str]:
+        """Keep the claims made since the last call as 8-byte digests; forget input paths.
+
+        For a run over millions of images: what it holds stops growing with
+        every image.  A later claim (or :meth:`owner`) whose digest matches
+        a retired one asks ``recover(key)`` for the owner of ``key`` (a
+        :meth:`location`), planning again the images that claimed into its
+        folder: None means no image did (two keys can share a digest), and
+        the claim goes ahead.  With ``inputs`` the input paths protected
+        since the last call are forgotten too, which is safe only when no
+        later output can land in their folders; their files stay protected.
+
+        Returns
+        -------
+        set of str
+            The keys of the folders the retired claims land in (the part of
+            a :meth:`location` before the name).
+        """
+        self._recover = recover
+        folders = set()
+        for key in self._fresh_claims:
+            del self._claims[key]
+            self._retired.add(digest(key))
+            folders.add(os.path.dirname(key))
+        self._fresh_claims = []
+        if inputs:
+            self._paths.difference_update(self._fresh_paths)
+        self._fresh_paths = []
+        return folders
+
+    def _retired_owner(self, key: str) -> str | None:
+        if self._recover is None or digest(key) not in self._retired:
+            return None
+        return self._recover(key)
 
     def remove_stale(self) -> int:
         """Remove stale temporary files from every folder claimed into so far.
