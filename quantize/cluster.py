@@ -293,7 +293,8 @@ def cluster_table(
         whose seed bins are coarse (dark, hazy, flat images), where the
         whole schedule runs: a good local optimum for less, where the best
         one is not the goal (the estimators of :mod:`quantize.kmeans`).
-        Ignored with ``fixed_centers``.
+        A cap also skips the fuller schedule of tables under ``2**18``
+        rows at 9 to 23 clusters.  Ignored with ``fixed_centers``.
 
     Returns
     -------
@@ -577,7 +578,8 @@ def _fit_kmeans(
         # Ranked on the 6-bit bins: go on from where the winner stopped.
         seeded = resume = _ranked_on_bins(seed_x, seed_w, fine_prep, k, n_init, max_iter, rng)
     fine = lloyd(fine_prep, seeded.centers, max_iter, TOL, resume)
-    small = x.shape[0] < _LARGE_TABLE and _CHEAP_FINE_SWAP_MIN_K <= k < _SWAP_MIN_K
+    # Not under the caller's cap (the estimators): a good optimum for less.
+    small = cap is None and x.shape[0] < _LARGE_TABLE and _CHEAP_FINE_SWAP_MIN_K <= k < _SWAP_MIN_K
     if cap != 0 and (small or _swaps_on_fine_bins(seed_w, k, bins.means.shape[0])):
         tries = _fine_swap_tries(k, small)
         fine = _swap_search(fine_prep, fine, max_iter, rng, _capped(tries, cap))
