@@ -58,6 +58,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _common import mse as image_mse  # noqa: E402
 from corpus import CorpusImage, corpus  # noqa: E402
+from tuning import tuning_set  # noqa: E402
 
 from quantize import quantize_image  # noqa: E402
 from quantize.histogram import color_table, pack_rgb  # noqa: E402
@@ -66,6 +67,7 @@ KS = (8, 16, 64, 256)
 SEEDS = 5
 TARGET = 0.005  # within 0.5% of scikit-learn's best of 10
 CACHE = ROOT / "benchmarks" / "corpus_sklearn.json"
+TUNING_CACHE = ROOT / "benchmarks" / "tuning_sklearn.json"
 QUICK_IMAGES = ("astronaut", "coffee", "motorcycle_left", "grace_hopper", "render-gradient")
 
 
@@ -192,6 +194,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="our seeds (default 5; 2 quick)")
     parser.add_argument("--ks", default=",".join(map(str, KS)), help="comma-separated k")
     parser.add_argument("--only", default="", help="comma-separated image names")
+    parser.add_argument(
+        "--set",
+        choices=("corpus", "tuning"),
+        default="corpus",
+        help="the held-out corpus, or the tuning set (benchmarks/tuning.py) to tune on",
+    )
     parser.add_argument("--recompute-sklearn", action="store_true", help="ignore the cache")
     parser.add_argument(
         "--fill-cache", action="store_true", help="only compute missing scikit-learn results"
@@ -199,16 +207,17 @@ def main() -> None:
     args = parser.parse_args()
     seeds = args.seeds or (2 if args.quick else SEEDS)
     ks = [int(k) for k in args.ks.split(",")]
-    images = corpus()
+    images = corpus() if args.set == "corpus" else tuning_set()
+    cache_path = CACHE if args.set == "corpus" else TUNING_CACHE
     wanted = set(args.only.split(",")) if args.only else set(QUICK_IMAGES) if args.quick else None
     if wanted is not None:
         images = [im for im in images if im.name in wanted]
     try:
-        cache: OracleCache | None = OracleCache(CACHE, args.recompute_sklearn)
+        cache: OracleCache | None = OracleCache(cache_path, args.recompute_sklearn)
         import sklearn  # noqa: F401
     except ImportError:
         print("scikit-learn is not installed: cached oracle results only", file=sys.stderr)
-        cache = None if not CACHE.exists() else OracleCache(CACHE, False)
+        cache = None if not cache_path.exists() else OracleCache(cache_path, False)
 
     if args.fill_cache:
         assert cache is not None, "--fill-cache needs scikit-learn"

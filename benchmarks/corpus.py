@@ -71,19 +71,19 @@ def _rgb(path: Path) -> NDArray[np.uint8]:
         return np.asarray(im.convert("RGB"))
 
 
-def _gradient(h: int, w: int) -> NDArray[np.uint8]:
+def _gradient(h: int, w: int, seed: int = 1) -> NDArray[np.uint8]:
     """A smooth two-axis color gradient with a little sensor-like noise."""
     y, x = np.mgrid[0:h, 0:w].astype(np.float64)
     y /= h - 1
     x /= w - 1
     rgb = np.stack([0.9 * x + 0.1 * y, 0.2 + 0.6 * y * (1 - x), 1.0 - 0.8 * x * y], axis=-1)
-    noise = np.random.default_rng(1).normal(0.0, 1.5, rgb.shape)
+    noise = np.random.default_rng(seed).normal(0.0, 1.5, rgb.shape)
     return np.clip(rgb * 255 + noise, 0, 255).astype(np.uint8)
 
 
-def _night(h: int, w: int) -> NDArray[np.uint8]:
+def _night(h: int, w: int, seed: int = 2) -> NDArray[np.uint8]:
     """A dark scene: navy sky, black ground, a few warm blurred lights."""
-    rng = np.random.default_rng(2)
+    rng = np.random.default_rng(seed)
     im = Image.new("RGB", (w, h), (8, 12, 30))
     draw = ImageDraw.Draw(im)
     draw.rectangle([0, int(h * 0.65), w, h], fill=(4, 4, 6))
@@ -97,9 +97,9 @@ def _night(h: int, w: int) -> NDArray[np.uint8]:
     return np.clip(np.asarray(im, dtype=np.float64) + noise, 0, 255).astype(np.uint8)
 
 
-def _flat(h: int, w: int) -> NDArray[np.uint8]:
+def _flat(h: int, w: int, seed: int = 3) -> NDArray[np.uint8]:
     """A flat-color illustration: 12 colors, antialiased shapes (so edges add blends)."""
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(seed)
     colors = [tuple(int(c) for c in rng.integers(0, 256, 3)) for _ in range(12)]
     scale = 4
     im = Image.new("RGB", (w * scale, h * scale), colors[0])

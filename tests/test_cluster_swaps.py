@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from quantize import _bins, cluster, histogram
+from quantize import _bins, cluster, histogram, swaps
 from quantize._kernels import draw, nearest_three, weighted_count
 from quantize._lloyd import LloydResult, Prepared, best_of, lloyd, prepare
 from quantize._validation import check_random_state
@@ -81,17 +81,27 @@ def test_coarse_seed_bins_tell_dark_tables_from_photos() -> None:
         assert cluster._coarse_seed_bins(seed_w, 16) is coarse
 
 
-def test_coarse_table_gets_swaps_on_the_fine_bins_at_16_clusters(
+def test_small_table_gets_swaps_on_every_level_at_16_clusters(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Below 2**18 rows, from 9 to 23 clusters: swaps on the seed bins and
+    # the 6-bit bins, photo or dark scene alike, and on every row where
+    # rows x clusters is small.
     china = sample_rgb("china.jpg")
-    for pixels, searches in ((china, 1), ((china * 0.2).astype(np.uint8), 2)):
+    for pixels in (china, (china * 0.2).astype(np.uint8)):
         table = table_of(pixels)
-        swaps = spy_swaps(monkeypatch)
+        searched = spy_swaps(monkeypatch)
         x, w = table.colors / 255.0, table.counts.astype(np.float64)
         fit = cluster.cluster_table(x, w, table.keys, 16, random_state=0)
-        assert len(swaps) == searches
+        exact = table.n_colors * 16 <= cluster._SMALL_EXACT_SWAP_MAX_WORK
+        assert searched[0] < searched[1] < table.n_colors
+        assert searched[2:] == ([table.n_colors] if exact else [])
         assert fit.centers.shape == (16, 3)
+    # At 8 clusters the restarts alone do: swaps on the seed bins only.
+    table = table_of(china)
+    searched = spy_swaps(monkeypatch)
+    cluster.cluster_table(table.colors / 255.0, table.counts.astype(float), table.keys, 8)
+    assert len(searched) == 1
 
 
 def swap_search_recomputing(
@@ -135,9 +145,9 @@ def test_swaps_reuse_the_distances_of_a_kept_center_set(
         passes.append(1)
         return nearest_three(*args)
 
-    monkeypatch.setattr(cluster, "nearest_three", counted)
+    monkeypatch.setattr(swaps, "nearest_three", counted)
     rng = check_random_state(seed + 10)
-    got = cluster._swap_search(prep, start, 300, rng, 20)
+    got = swaps.swap_search(prep, start, 300, rng, 20)
     np.testing.assert_array_equal(got.centers, expected.centers)
     np.testing.assert_array_equal(got.labels, expected.labels)
     assert (got.inertia, got.n_iter) == (expected.inertia, expected.n_iter)
@@ -164,7 +174,8 @@ def test_few_fine_bins_get_swaps_on_them_at_16_clusters(
     assert bins.means.shape[0] * 16 < cluster.BOUNDS_MIN_WORK
     swaps = spy_swaps(monkeypatch)
     fit = cluster.cluster_table(x, w, table.keys, 16, random_state=0)
-    assert swaps[1:] == [bins.means.shape[0]]
+    # Then, on a table this small, swaps on every row (see the test above).
+    assert swaps[1:] == [bins.means.shape[0], table.n_colors]
     assert fit.centers.shape == (16, 3)
 
 
