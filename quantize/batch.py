@@ -56,6 +56,7 @@ from quantize.batch_plan import (
     single_file_mode,
     stream_jobs,
 )
+from quantize.commit import FileId, recording, remove_committed
 from quantize.discover import Source, scan_images
 from quantize.encode import ANIMATION_FORMATS
 from quantize.errors import InputError, OutputError, QuantizeError
@@ -72,7 +73,7 @@ from quantize.outputs import (
 from quantize.palette import Palette
 from quantize.palette_formats import read_palette
 from quantize.pipeline import RunOptions, learn_shared_palette, visible_table
-from quantize.safeio import FileId, OutputPlanner, recording, remove_committed
+from quantize.safeio import OutputPlanner
 from quantize.vocabulary import Status
 
 # The planning half lives in quantize.batch_plan; its names are this module's API too.

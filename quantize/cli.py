@@ -1,13 +1,13 @@
 """The ``quantize`` command: parse options, call the pipeline, report.
 
 Heavy modules (numpy, Pillow, the core) are imported inside the command so
-that ``quantize --help`` stays fast.
+that ``quantize --help`` stays fast.  The option types are
+:mod:`quantize.cli_types`; progress and the summary, :mod:`quantize.cli_report`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import signal
 import sys
@@ -19,6 +19,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import click
 
 from quantize._version import __version__
+from quantize.cli_report import Reporter, echo
+from quantize.cli_types import (
+    KEEP_FILE,
+    ColorParam,
+    FiniteFloatRange,
+    FormatList,
+    IntOrAuto,
+    KeepColors,
+)
 from quantize.limits import (
     DEFAULT_MAX_FRAMES,
     DEFAULT_MAX_PIXELS,
@@ -44,7 +53,6 @@ from quantize.vocabulary import (
 
 if TYPE_CHECKING:
     from quantize.autok import Target
-    from quantize.batch import BatchResult, ImageResult, Progress
     from quantize.executors import Executor
     from quantize.palette import Palette
 
@@ -74,113 +82,6 @@ Examples:
   quantize photos/ -r -o out/        every image below photos/, mirrored in out/
   quantize sprites/ --shared-palette one palette for all, saved as palette.json
 """
-
-
-class FormatList(click.ParamType):
-    """A comma-separated list of palette formats, returned as a tuple without repeats."""
-
-    name = ",".join(PALETTE_FORMATS)
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, tuple):
-            return value
-        items = [item.strip() for item in str(value).split(",")]
-        for item in items:
-            if item not in PALETTE_FORMATS:
-                known = ", ".join(PALETTE_FORMATS)
-                self.fail(f"{item!r} is not a palette format (use {known})", param, ctx)
-        return tuple(dict.fromkeys(items))
-
-
-#: Where ``--keep @FILE`` leaves FILE in the context's ``meta``.
-KEEP_FILE = "quantize.keep_file"
-
-
-class KeepColors(click.ParamType):
-    """``--keep``: comma-separated hex colors or ``@FILE``, as an (n, 3) uint8 array.
-
-    A color given twice, or a token that is not a color, is a usage error.
-    A file is read as ``--palette`` reads it.
-    """
-
-    name = "COLORS"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        import numpy as np
-
-        from quantize.palette import parse_hex
-        from quantize.palette_formats import PaletteError, read_palette
-
-        if not isinstance(value, str):
-            return value
-        if value.startswith("@"):
-            if ctx is not None:  # an input of the run: never to become an output
-                ctx.meta[KEEP_FILE] = value[1:]
-            try:
-                return read_palette(value[1:]).colors.copy()
-            except PaletteError as exc:
-                self.fail(str(exc), param, ctx)
-        colors: list[tuple[int, int, int]] = []
-        for token in (t.strip() for t in value.split(",")):
-            rgb = parse_hex(token)
-            if rgb is None:
-                self.fail(f"{token!r} is not a color (use #rrggbb)", param, ctx)
-            if rgb in colors:
-                self.fail(f"{token} is given twice", param, ctx)
-            colors.append(rgb)
-        return np.array(colors, dtype=np.uint8)
-
-
-class IntOrAuto(click.ParamType):
-    """An integer from ``low`` to ``high`` (no upper bound if None), or the word ``auto``."""
-
-    name = "INTEGER|auto"
-
-    def __init__(self, low: int, high: int | None = None) -> None:
-        self.low, self.high = low, high
-        self.what = "a positive integer" if high is None else f"an integer from {low} to {high}"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if value == "auto":
-            return value
-        try:
-            number = int(value)
-        except ValueError:
-            self.fail(f"{value!r} is not {self.what} or 'auto'", param, ctx)
-        if number < self.low or (self.high is not None and number > self.high):
-            if self.high is None:
-                self.fail(f"{value!r} is not {self.what} or 'auto'", param, ctx)
-            self.fail(
-                f"{number} is not in the range {self.low}<=x<={self.high} (or 'auto')", param, ctx
-            )
-        return number
-
-
-class ColorParam(click.ParamType):
-    """A color as Pillow spells it: ``white``, ``#ffeedd``, ``rgb(1,2,3)``."""
-
-    name = "COLOR"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, tuple):
-            return value
-        from PIL import ImageColor
-
-        try:
-            rgb = ImageColor.getrgb(str(value))
-        except ValueError:
-            self.fail(f"{value!r} is not a color (try white, black or #rrggbb)", param, ctx)
-        return tuple(rgb[:3])
-
-
-class FiniteFloatRange(click.FloatRange):
-    """A float range that also refuses nan and inf, which every comparison lets through."""
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return number
 
 
 @click.command(
@@ -452,7 +353,7 @@ def quantize_command(
         _check_keep_fits(palette, keep)
     if palette is not None:
         if _given(click.get_current_context(), "colors") and colors != palette.size and not quiet:
-            _echo(f"quantize: note: -k {colors} ignored: {palette_file} has {palette.size} colors")
+            echo(f"quantize: note: -k {colors} ignored: {palette_file} has {palette.size} colors")
         colors = palette.size  # output names say how many colors there are
     target, dithering, strength = _perceptual_options(
         colors, target_psnr, target_delta_e, dither, dither_method, dither_strength
@@ -508,7 +409,7 @@ def quantize_command(
     if plot:
         _preload_plots(quiet)
     executor = _dask_executor(dask_address, workers, quiet) if dask_address is not None else None
-    reporter = _Reporter(quiet=quiet, debug=debug)
+    reporter = Reporter(quiet=quiet, debug=debug)
     try:
         result = run_batch(inputs, batch, reporter.progress, executor)
     except QuantizeError as exc:
@@ -516,16 +417,16 @@ def quantize_command(
         reporter.close()
         if debug:
             traceback.print_exc()
-        _echo(f"quantize: error: {_reason(exc)}")
+        echo(f"quantize: error: {_reason(exc)}")
         # A reused palette.json that cannot be parsed is bad input like a bad --palette file.
         sys.exit(EXIT_USAGE if isinstance(exc, PaletteError) else EXIT_FAILED)
     finally:
         if executor is not None:
             executor.close()
     reporter.close()
-    reporter.finish(result)
+    reporter.finish(result, _stop_message())
     if result.page_path is not None and not quiet:
-        _echo(f"page: {result.page_path}")
+        echo(f"page: {result.page_path}")
     if result.interrupted:
         sys.exit(_stop_code())
     sys.exit(EXIT_FAILED if result.failures else EXIT_OK)
@@ -540,14 +441,14 @@ def _dask_executor(address: str, workers: int | None, quiet: bool) -> Executor:
     try:
         from quantize.dask_executor import LOCAL, ClusterError, DaskExecutor
     except ImportError as exc:
-        _echo(f"quantize: error: {exc}")
+        echo(f"quantize: error: {exc}")
         sys.exit(EXIT_FAILED)
     if address != LOCAL and workers is not None and not quiet:
-        _echo("quantize: note: -j ignored: the cluster's workers process the images")
+        echo("quantize: note: -j ignored: the cluster's workers process the images")
     try:
         return DaskExecutor(address, workers=workers)
     except ClusterError as exc:
-        _echo(f"quantize: error: {exc}")
+        echo(f"quantize: error: {exc}")
         sys.exit(EXIT_FAILED)
 
 
@@ -640,123 +541,10 @@ def _read_palette(path: Path) -> Palette:
         raise click.BadParameter(str(exc), param_hint="'--palette'") from None
 
 
-class _Reporter:
-    """Progress bar on a terminal, one line per image otherwise, and the closing summary."""
-
-    def __init__(self, *, quiet: bool, debug: bool) -> None:
-        self.quiet, self.debug = quiet, debug
-        self.show_bar = not quiet and sys.stderr.isatty()
-        self.bar: Any = None
-        self.phase: str | None = None
-
-    def progress(self, event: Progress) -> None:
-        if event.result is None and event.phase != self.phase:
-            self._start_bar(event)
-            return
-        self._grow(event)
-        if event.result is None:
-            return
-        self._describe(event.phase, event.result)
-        # Images stopped by Ctrl-C are "not done" in the summary: the bar agrees.
-        if self.bar is not None and event.result.status != "interrupted":
-            self.bar.update(1)
-
-    def _start_bar(self, event: Progress) -> None:
-        self.close()
-        self.phase = event.phase
-        if self.show_bar and event.total > 0:
-            from tqdm import tqdm
-
-            desc = "palette" if event.phase == "palette" else "images"
-            # No monitor thread: worker processes are forked after the bar exists.
-            tqdm.monitor_interval = 0
-            self.bar = tqdm(total=event.total, desc=desc, unit="img", file=sys.stderr)
-
-    def _grow(self, event: Progress) -> None:
-        """Follow the total while images are still being found."""
-        if self.bar is not None and self.bar.total != event.total:
-            self.bar.total = event.total
-            if event.final:
-                self.bar.refresh()
-
-    def _say(self, message: str, *, raw: bool = False) -> None:
-        """Print one message line (a traceback, ``raw``, keeps its lines) above the bar."""
-        text = message if raw else one_line(message)
-        if self.bar is not None:
-            self.bar.write(text, file=sys.stderr)
-        else:
-            click.echo(text, err=True)
-
-    def _describe(self, phase: str, result: ImageResult) -> None:
-        if result.status == "failed":
-            if self.debug and result.detail:
-                self._say(result.detail.rstrip(), raw=True)
-            self._say(f"quantize: error: {result.source}: {result.reason}")
-            return
-        if self.quiet or phase != "images":
-            return
-        for warning in result.warnings:
-            self._say(f"quantize: warning: {result.source}: {warning}")
-        if self.bar is not None:
-            return  # the bar shows the progress; only problems go above it
-        if result.status == "written":
-            self._say(_summary(result))
-        elif result.status == "skipped":
-            self._say(f"{result.source}: skipped, its outputs exist")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def finish(self, result: BatchResult) -> None:
-        """The summary line and the failed files, for more than one image (or a Ctrl-C)."""
-        if result.interrupted:
-            click.echo(_stop_message(), err=True)
-        if self.quiet or (result.reported <= 1 and not result.interrupted):
-            return
-        if result.palette_path is not None and result.palette is not None:
-            size, path = result.palette.size, result.palette_path
-            what = f", reused {path}" if result.palette_reused else f" -> {path}"
-            _echo(f"shared palette: {size} colors{what}")
-        seconds = result.seconds
-        rate = result.count("written") / seconds if seconds > 0 else 0.0
-        not_done = f", {result.not_done} not done" if result.interrupted else ""
-        click.echo(
-            f"{result.count('written')} written, {result.count('skipped')} skipped, "
-            f"{len(result.failures)} failed{not_done} in {seconds:.1f} s ({rate:.1f} images/s)",
-            err=True,
-        )
-        if result.failures:
-            click.echo("failed:", err=True)
-            for failure in result.failures:
-                _echo(f"  {failure.source}: {failure.reason}")
-
-
-def _echo(message: str) -> None:
-    """Print one line to stderr, escaped so that any file name keeps it one line."""
-    click.echo(one_line(message), err=True)
-
-
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def _summary(result: ImageResult) -> str:
-    psnr = result.psnr
-    psnr_text = "inf" if psnr is None or psnr == float("inf") else f"{psnr:.2f}"
-    quality = f"PSNR {psnr_text} dB"
-    if result.delta_e_mean is not None:
-        quality += f", mean ΔE {result.delta_e_mean:.2f}"
-    k_text = f"k={result.colors}" + (f" (auto: {result.auto})" if result.auto else "")
-    if result.palette_size:
-        # A given or shared palette: its size names the files; say how much of it is used.
-        k_text = f"k={result.palette_size} ({result.colors} used)"
-    # The image, or the first palette file with --no-image.
-    image = result.outputs[0] if result.outputs else None
-    return f"{result.source}: {k_text}, {quality}, {result.seconds:.2f} s -> {image}"
 
 
 class Terminated(KeyboardInterrupt):
@@ -874,7 +662,7 @@ def main() -> None:
     except OSError as exc:
         # The run reports its own errors; what reaches here is Click writing
         # --help or --version to a full disk or a closed pipe.
-        _echo(f"quantize: error: cannot write the output: {_reason(exc)}")
+        echo(f"quantize: error: cannot write the output: {_reason(exc)}")
         _quiet_stdout()
         sys.exit(EXIT_FAILED)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

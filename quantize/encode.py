@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from quantize import safeio
+from quantize import commit, safeio
 from quantize._threads import Deferred
 from quantize.errors import OutputError
 from quantize.imageio import Frame, LoadedImage
@@ -179,7 +179,7 @@ def write_files(files: Sequence[tuple[Path, Writer]], *, force: bool = False) ->
 
     Every file is first written completely to a temporary file beside it
     (``.quantize-PID-XXXXXXXX.tmp``); only when all are written are they
-    moved into place together by :func:`quantize.safeio.commit`, so a failure
+    moved into place together by :func:`quantize.commit.commit`, so a failure
     in any write or move (or Ctrl-C) leaves every old file as it was and no
     temporary file behind.  Missing folders are created.
 
@@ -199,10 +199,10 @@ def write_files(files: Sequence[tuple[Path, Writer]], *, force: bool = False) ->
     temps: list[Path] = []
     try:
         for folder in dict.fromkeys(path.parent for path, _ in files):
-            safeio.ensure_folder(folder)
+            commit.ensure_folder(folder)
         for path, write in files:
             _stage(path, write, temps)
-        safeio.commit(list(zip(temps, (path for path, _ in files), strict=True)), force=force)
+        commit.commit(list(zip(temps, (path for path, _ in files), strict=True)), force=force)
     finally:
         # Moved into place, or abandoned: no temporary file stays.
         for tmp in temps:
@@ -213,8 +213,8 @@ def write_files(files: Sequence[tuple[Path, Writer]], *, force: bool = False) ->
 def _stage(path: Path, write: Writer, temps: list[Path]) -> None:
     """Write one temporary file for ``path``, recording it in ``temps`` for cleanup."""
     try:
-        # The name is in temps before the file exists (see safeio.make_temp).
-        fd = safeio.make_temp(path.parent, temps)
+        # The name is in temps before the file exists (see commit.make_temp).
+        fd = commit.make_temp(path.parent, temps)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
     name = temps[-1]

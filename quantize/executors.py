@@ -48,7 +48,7 @@ from itertools import chain, islice
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from quantize.safeio import signals_deferred
+from quantize.commit import signals_deferred
 from quantize.vocabulary import Status
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quantize import cli
 from quantize.batch import ImageResult, Progress
+from quantize.cli_report import Reporter
 from quantize.palette import Palette
 from quantize.palette_formats import to_ase, to_gpl, to_txt
 from tests.helpers import ROOT, SAMPLES, gradient_rgb
@@ -200,7 +200,7 @@ def test_progress_bar_on_a_terminal_with_messages_above_it(
 ) -> None:
     stderr = _Terminal()
     monkeypatch.setattr(sys, "stderr", stderr)
-    reporter = cli._Reporter(quiet=False, debug=False)
+    reporter = Reporter(quiet=False, debug=False)
     reporter.progress(Progress("images", 0, 2))
     ok = ImageResult(Path("a.png"), "written", (Path("a-k4.png"),), colors=4, psnr=30.0)
     reporter.progress(Progress("images", 1, 2, ok))
@@ -210,7 +210,7 @@ def test_progress_bar_on_a_terminal_with_messages_above_it(
     assert "quantize: error: b.png: bad\n" in text
     assert "2/2" in text and "img" in text
     assert "PSNR" not in text  # with a bar, only problems are printed line by line
-    quiet = cli._Reporter(quiet=True, debug=False)
+    quiet = Reporter(quiet=True, debug=False)
     assert not quiet.show_bar
 
 
@@ -260,7 +260,7 @@ def test_the_progress_bar_total_grows_while_images_are_found(
 ) -> None:
     stderr = _Terminal()
     monkeypatch.setattr(sys, "stderr", stderr)
-    reporter = cli._Reporter(quiet=False, debug=False)
+    reporter = Reporter(quiet=False, debug=False)
     reporter.progress(Progress("images", 0, 2, final=False))
     ok = ImageResult(Path("a.png"), "written", (Path("a-k4.png"),), colors=4, psnr=30.0)
     reporter.progress(Progress("images", 1, 5, ok, final=False))

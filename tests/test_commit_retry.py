@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from quantize import safeio
+from quantize import commit
 from quantize.batch import BatchOptions, Job, run_batch, run_job
 from quantize.encode import bytes_writer, write_files
 from quantize.errors import OutputError
@@ -97,7 +97,7 @@ def test_a_worker_killed_in_the_middle_of_the_commit_then_the_retry_completes_it
     for i in range(4):
         gradient_rgb(24, 16, seed=i).save(src / f"g{i}.png")
     marker = tmp_path / "died-once"
-    real_place: Callable[..., Any] = safeio._place
+    real_place: Callable[..., Any] = commit._place
 
     def die_after_the_first_move(temp: Path, target: Path, *args: Any) -> Any:
         placed = real_place(temp, target, *args)
@@ -109,7 +109,7 @@ def test_a_worker_killed_in_the_middle_of_the_commit_then_the_retry_completes_it
             os.kill(os.getpid(), signal.SIGKILL)
         return placed
 
-    monkeypatch.setattr(safeio, "_place", die_after_the_first_move)
+    monkeypatch.setattr(commit, "_place", die_after_the_first_move)
     out = tmp_path / "out"
     with LocalProcesses(2) as pool:
         result = run_batch([src], BatchOptions(OPTS, output=f"{out}/"), executor=pool)
@@ -155,9 +155,9 @@ def test_an_adopted_file_is_left_when_a_later_move_fails(tmp_path: Path) -> None
     same, other, new = tmp_path / "same", tmp_path / "other", tmp_path / "new"
     same.write_bytes(b"same")
     other.write_bytes(b"theirs")
-    log: list[tuple[Path, safeio.FileId]] = []
+    log: list[tuple[Path, commit.FileId]] = []
     files = [(same, b"same"), (new, b"new"), (other, b"ours")]
-    with safeio.recording(log), pytest.raises(OutputError, match="other: appeared while"):
+    with commit.recording(log), pytest.raises(OutputError, match="other: appeared while"):
         write_files([(path, bytes_writer(data)) for path, data in files])
     assert _listing(tmp_path) == ["other", "same"]
     assert (same.read_bytes(), other.read_bytes()) == (b"same", b"theirs")
@@ -168,9 +168,9 @@ def test_a_job_abandoned_after_adopting_keeps_its_whole_set(tmp_path: Path) -> N
     # Removing only the newly placed file would leave a part of the set.
     same, new = tmp_path / "same", tmp_path / "new"
     same.write_bytes(b"same")
-    log: list[tuple[Path, safeio.FileId]] = []
-    with safeio.recording(log):
+    log: list[tuple[Path, commit.FileId]] = []
+    with commit.recording(log):
         write_files([(same, bytes_writer(b"same")), (new, bytes_writer(b"new"))])
     assert log == []
-    safeio.remove_committed(log)
+    commit.remove_committed(log)
     assert _listing(tmp_path) == ["new", "same"]

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import pytest
 from PIL import Image
 
-from quantize import safeio
+from quantize import commit
 from quantize.batch import BatchOptions, Job, Progress, run_batch
 from quantize.executors import Executor, InProcess, Reduction, death_reason
 from quantize.vocabulary import Status
@@ -252,7 +252,7 @@ def _dies_once(marker: str, victim: str, after: str, fn: Any, job: Job) -> Any:
         except FileExistsError:
             pass  # the retry: runs as usual
         else:
-            real_place = safeio._place
+            real_place = commit._place
 
             def place_then_die(temp: Path, target: Path, *args: Any) -> Any:
                 placed = real_place(temp, target, *args)
@@ -262,7 +262,7 @@ def _dies_once(marker: str, victim: str, after: str, fn: Any, job: Job) -> Any:
                     os.kill(os.getpid(), signal.SIGKILL)
                 return placed
 
-            safeio._place = place_then_die  # this worker process dies with it
+            commit._place = place_then_die  # this worker process dies with it
     return fn(job)
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quantize import cli
 from quantize.batch import ImageResult, Progress
+from quantize.cli_report import Reporter
 from quantize.palette import Palette
 from quantize.render import render_swatch
 from tests.helpers import ROOT, gradient_rgb
@@ -128,7 +128,7 @@ def test_bar_counts_what_the_summary_counts_after_ctrl_c(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(sys, "stderr", _Terminal())
-    reporter = cli._Reporter(quiet=False, debug=False)
+    reporter = Reporter(quiet=False, debug=False)
     reporter.progress(Progress("images", 0, 6))
     results = [ImageResult(Path("a.png"), "written"), ImageResult(Path("b.png"), "failed")]
     results += [ImageResult(Path(f"{i}.png"), "interrupted") for i in range(4)]

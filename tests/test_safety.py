@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quantize import batch, safeio
+from quantize import batch, commit
 from quantize.batch import BatchOptions, run_batch
 from quantize.encode import bytes_writer, write_files
 from quantize.pipeline import RunOptions
@@ -193,9 +193,9 @@ def test_a_signal_during_the_moves_waits_until_all_are_done(
 
     monkeypatch.setattr(os, "link", link_then_signal)
     files = [(first, bytes_writer(b"image")), (tmp_path / "a.json", bytes_writer(b"report"))]
-    log: list[tuple[Path, safeio.FileId]] = []
+    log: list[tuple[Path, commit.FileId]] = []
     try:
-        with pytest.raises(Stopped), safeio.recording(log):
+        with pytest.raises(Stopped), commit.recording(log):
             write_files(files)
     finally:
         signal.signal(getattr(signal, signum), previous)
@@ -309,7 +309,7 @@ def test_two_concurrent_runs_never_replace_each_others_outputs(tmp_path: Path) -
 def test_stale_temp_files_of_dead_runs_are_removed(
     photo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(safeio, "STALE_SECONDS", 0.0)  # ctime cannot be set back
+    monkeypatch.setattr(commit, "STALE_SECONDS", 0.0)  # ctime cannot be set back
     folder = photo.parent
     old = time.time() - 3600
     stale = folder / f".quantize-{dead_pid()}-abcd1234.tmp"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from quantize import batch, safeio
+from quantize import batch, commit
 from quantize.batch import BatchOptions, run_batch
 from quantize.encode import bytes_writer, write_files
 from quantize.errors import OutputError
@@ -26,7 +26,7 @@ from tests.test_safety import dead_pid, listing
 def test_an_input_named_like_a_stale_temp_file_is_never_removed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(safeio, "STALE_SECONDS", 0.0)  # ctime cannot be set back
+    monkeypatch.setattr(commit, "STALE_SECONDS", 0.0)  # ctime cannot be set back
     # The shared palette's folder is claimed before the images are planned:
     # stale temporary files may only be removed once every input is known.
     named = tmp_path / f".quantize-{dead_pid()}-abcd1234.tmp"
@@ -46,8 +46,8 @@ def test_a_folder_locked_by_another_program_is_waited_for_once(
 ) -> None:
     # `flock out/ quantize ... -o out/` holds the folder's lock for the whole
     # run: each commit must not wait for it again (that was 10 s per image).
-    monkeypatch.setattr(safeio, "LOCK_WAIT_SECONDS", 1.0)
-    monkeypatch.setattr(safeio, "_held_elsewhere", set())
+    monkeypatch.setattr(commit, "LOCK_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(commit, "_held_elsewhere", set())
     naps: list[float] = []
     real_sleep = time.sleep
 
@@ -55,7 +55,7 @@ def test_a_folder_locked_by_another_program_is_waited_for_once(
         naps.append(seconds)
         real_sleep(seconds)
 
-    monkeypatch.setattr(safeio.time, "sleep", counted_sleep)
+    monkeypatch.setattr(commit.time, "sleep", counted_sleep)
     holder = os.open(tmp_path, os.O_RDONLY)
     try:
         fcntl.flock(holder, fcntl.LOCK_EX)
