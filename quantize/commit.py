@@ -52,15 +52,17 @@ LOCK_RETRY_SECONDS = 0.05
 _NO_HARD_LINKS = frozenset(
     {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV}
 )
-# Reading a target to compare: as safeio.open_regular opens inputs (without waiting
-# for a FIFO's writer), and not through a symbolic link.
-_READ_FLAGS = (
+# Opening a file to read without waiting for a FIFO's writer (O_NONBLOCK, POSIX
+# only): how safeio.open_regular opens inputs, and, not through a symbolic
+# link, how a commit reads a target to compare.  Here, not in safeio, because
+# safeio imports this module.
+READ_FLAGS = (
     os.O_RDONLY
     | getattr(os, "O_NONBLOCK", 0)
     | getattr(os, "O_BINARY", 0)
     | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_NOFOLLOW", 0)
 )
+_READ_FLAGS = READ_FLAGS | getattr(os, "O_NOFOLLOW", 0)
 
 #: A file's identity: (device, inode).
 FileId = tuple[int, int]

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
-from quantize.commit import FileId, defer_existing, file_id, remove_stale_temps
+from quantize.commit import READ_FLAGS, FileId, defer_existing, file_id, remove_stale_temps
 from quantize.errors import InputError, OutputError
 from quantize.keyset import KeySet, digest
 
@@ -322,10 +322,6 @@ def name_max(folder: Path) -> int:
 # Reading inputs: regular files only
 # --------------------------------------------------------------------------- #
 
-# O_NONBLOCK (POSIX only) keeps the open itself from waiting for a FIFO's writer.
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-_OPEN_FLAGS = os.O_RDONLY | _NONBLOCK | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-
 
 def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
     """Open a file for binary reading, only when it is a regular file.
@@ -341,12 +337,12 @@ def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
     """
     try:
         _require_regular(os.stat(path).st_mode)
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = os.open(path, READ_FLAGS)
     except OSError as exc:
         raise InputError(_os_reason(exc)) from exc
     try:
         _require_regular(os.fstat(fd).st_mode)
-        if _NONBLOCK:
+        if READ_FLAGS & getattr(os, "O_NONBLOCK", 0):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
