@@ -92,6 +92,26 @@ STOP_WAIT = 30.0
 LOCAL = "local"
 
 
+class _SyncCancelRace(logging.Filter):
+    """Drops the traceback distributed's ``sync`` logs when Ctrl-C or SIGTERM
+    lands before its future exists: its cancel callback then raises
+    NameError on the event loop (a distributed bug; the run stops cleanly
+    all the same), and the command must not print a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        tb = exc.__traceback__ if isinstance(exc, NameError) else None
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is None:
+            return True
+        code = tb.tb_frame.f_code
+        return not (code.co_name == "cancel" and code.co_filename.endswith("distributed/utils.py"))
+
+
+logging.getLogger("tornado.application").addFilter(_SyncCancelRace())
+
+
 class ClusterError(QuantizeError):
     """The cluster cannot be reached or started (a one-line reason)."""
 
