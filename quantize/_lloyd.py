@@ -20,12 +20,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
 
 from quantize._kernels import (
     FloatArray,
+    _stripe_rows,
     assign_nearest,
     kmeans_plusplus_indices,
     nearest_three,
@@ -36,6 +38,7 @@ from quantize._kernels import (
     weighted_count,
     weighted_sums,
 )
+from quantize._threads import run_stripes
 
 __all__ = [
     "BOUNDS_MIN_ROWS",
@@ -68,6 +71,16 @@ BOUNDS_MIN_ROWS = 8192
 #: quantize._kernels' MAX_PRODUCT), whose waits for each other cost many
 #: times the product while other processes keep the cores busy.
 DENSE_MAX_PRODUCT = 1 << 19
+# Up to this many features and clusters, lloyd_plain assigns the rows in a
+# centers x rows layout (see _assign_columns): numpy's argmin along rows of
+# a few distances costs a fixed amount per row, several times the
+# elementwise passes over long rows that replace it; they cost one pass per
+# cluster, which loses from about 32 clusters on.
+_COLUMNS_MAX_FEATURES = 4
+_COLUMNS_MAX_K = 24
+# Scores per block of that layout: within the L2 cache, and products of at
+# most DENSE_MAX_PRODUCT multiply-adds.
+_COLUMNS_BLOCK_ELEMENTS = 1 << 18
 # Above this many features, the statistics of the rows that change cluster
 # are moved by a matrix product rather than a bincount per feature (the
 # image path's colors have 3).
@@ -89,6 +102,11 @@ class Prepared:
     x_sq: FloatArray
     wxt: NDArray[np.float64]
     wx_sq: NDArray[np.float64]
+
+    @cached_property
+    def xt(self) -> FloatArray:
+        """``X`` transposed, contiguous (d, n): made when first asked for."""
+        return np.ascontiguousarray(self.X.T)
 
 
 def prepare(X: FloatArray, w: NDArray[np.float64]) -> Prepared:
@@ -312,17 +330,70 @@ def lloyd_plain(
     """Lloyd's iterations with a full assignment pass each time: on small
     data a pass costs less than the bookkeeping that would skip it."""
     c = centers - prep.shift
-    labels, sq_dist = assign_nearest(prep.X, c, prep.x_sq)
+    labels, sq_dist = _assign(prep, c)
     inertia = float(prep.w @ sq_dist)
     n_iter = 0
     while n_iter < max_iter:
         c = update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, c)
         n_iter += 1
-        labels, sq_dist = assign_nearest(prep.X, c, prep.x_sq)
+        labels, sq_dist = _assign(prep, c)
         previous, inertia = inertia, float(prep.w @ sq_dist)
         if previous - inertia <= tol * previous:
             break
     return LloydResult(c + prep.shift, labels, inertia, n_iter)
+
+
+def _assign(prep: Prepared, c: FloatArray) -> tuple[NDArray[np.intp], FloatArray]:
+    """:func:`quantize._kernels.assign_nearest` of the prepared rows to ``c``
+    (shifted centers), in the layout that costs least for their shape."""
+    # One center takes numpy's matrix-vector product, which rounds otherwise.
+    if prep.X.shape[1] <= _COLUMNS_MAX_FEATURES and 2 <= c.shape[0] <= _COLUMNS_MAX_K:
+        return _assign_columns(prep.xt, prep.x_sq, c)
+    return assign_nearest(prep.X, c, prep.x_sq)
+
+
+def _assign_columns(
+    xt: FloatArray, x_sq: FloatArray, centers: FloatArray
+) -> tuple[NDArray[np.intp], FloatArray]:
+    """:func:`quantize._kernels.assign_nearest` from the transposed rows
+    ``xt`` (d, n), with the same labels and squared distances.
+
+    Scores ``||c||^2 - 2 c.x`` are laid out centers x rows: each score is
+    the same product of the same numbers as in the rows x centers layout,
+    the minimum over the centers runs along long rows, and the label is
+    the lowest center whose score equals it (ties to the lowest index, as
+    argmin breaks them).
+    """
+    d, n = xt.shape
+    c = np.asarray(centers, dtype=xt.dtype)
+    k = c.shape[0]
+    minus_two_c = -2.0 * c
+    c_sq = row_norms(c)[:, None]
+    labels = np.empty(n, dtype=np.intp)
+    sq_dist = np.empty(n, dtype=xt.dtype)
+    size = max(256, min(_COLUMNS_BLOCK_ELEMENTS // k, DENSE_MAX_PRODUCT // (k * d)))
+
+    def stripe(first: int, last: int) -> None:
+        scores = np.empty((k, min(size, last - first)), dtype=xt.dtype)
+        equal = np.empty(scores.shape[1], dtype=bool)
+        for start in range(first, last, size):
+            stop = min(start + size, last)
+            part = scores[:, : stop - start]
+            np.matmul(minus_two_c, xt[:, start:stop], out=part)
+            part += c_sq
+            near = np.min(part, axis=0, out=sq_dist[start:stop])
+            lab, same = labels[start:stop], equal[: stop - start]
+            lab.fill(k - 1)
+            for j in range(k - 2, -1, -1):
+                np.equal(part[j], near, out=same)
+                np.copyto(lab, j, where=same)
+        out = sq_dist[first:last]
+        out += x_sq[first:last]
+        np.maximum(out, 0, out=out)
+
+    # Stripes of whole blocks, as assign_nearest cuts them.
+    run_stripes(stripe, n, min_rows=_stripe_rows(k, size), align=size)
+    return labels, sq_dist
 
 
 def _lloyd_bounded(

@@ -264,3 +264,24 @@ def test_table_of_many_rows_counts_them_and_maps_every_row() -> None:
     expected = color_table(pack_rgb(pixels))
     np.testing.assert_array_equal(table.keys, expected.keys)
     np.testing.assert_array_equal(table.counts, expected.counts)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_column_layout_assignment_equals_assign_nearest(dtype: type) -> None:
+    # lloyd_plain's centers x rows assignment must give assign_nearest's
+    # labels and distances exactly, ties (a repeated center) to the lowest
+    # index, over several blocks and thread stripes.
+    from quantize._kernels import assign_nearest
+
+    X = (photo_like(150_000, seed=8) / 255.0).astype(dtype)
+    prep = loops.prepare(X, np.ones(len(X)))
+    rng = np.random.default_rng(0)
+    for k in (2, 3, 7, 16, 24):
+        c = prep.X[rng.choice(len(X), k, replace=False)].astype(np.float64)
+        c[k // 2] = c[0]
+        expected = assign_nearest(prep.X, c, prep.x_sq)
+        got = loops._assign_columns(prep.xt, prep.x_sq, c)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+        assert got[1].dtype == expected[1].dtype
+        assert not (got[0] == k // 2).any()
