@@ -285,3 +285,19 @@ def test_column_layout_assignment_equals_assign_nearest(dtype: type) -> None:
         np.testing.assert_array_equal(got[1], expected[1])
         assert got[1].dtype == expected[1].dtype
         assert not (got[0] == k // 2).any()
+
+
+def test_sorted_keys_match_numpy_unique() -> None:
+    # The radix sort of the table: sorted distinct keys, their counts and
+    # every row's position, over the whole 24-bit range.
+    from quantize._distinct_rows import _sorted_keys
+
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 1 << 24, 5000, dtype=np.uint32)
+    keys = np.concatenate([keys, keys[:700], [0, 0xFFFFFF, 0xFFFF, 0x10000]]).astype(np.uint32)
+    rng.shuffle(keys)
+    distinct, counts, inverse = _sorted_keys(keys)
+    expected, where, n = np.unique(keys, return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(distinct, expected)
+    np.testing.assert_array_equal(counts, n)
+    np.testing.assert_array_equal(inverse.result(), where)
