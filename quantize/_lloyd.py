@@ -360,33 +360,38 @@ def _assign_columns(
 
     Scores ``||c||^2 - 2 c.x`` are laid out centers x rows: each score is
     the same product of the same numbers as in the rows x centers layout,
-    the minimum over the centers runs along long rows, and the label is
-    the lowest center whose score equals it (ties to the lowest index, as
-    argmin breaks them).
+    and the minimum over the centers runs along long rows.  The label is
+    read from the 0/1 matrix of the scores equal to the minimum: one
+    product with ``[0, 1, ..., k - 1]`` and with ones gives the index of
+    the equal score and how many there are; the rare rows with two (an
+    exact tie) take argmin's lowest index.
     """
     d, n = xt.shape
     c = np.asarray(centers, dtype=xt.dtype)
     k = c.shape[0]
     minus_two_c = -2.0 * c
     c_sq = row_norms(c)[:, None]
+    # Small integers: exact in any float type.
+    index_and_count = np.stack([np.arange(k), np.ones(k)]).astype(xt.dtype)
     labels = np.empty(n, dtype=np.intp)
     sq_dist = np.empty(n, dtype=xt.dtype)
     size = max(256, min(_COLUMNS_BLOCK_ELEMENTS // k, DENSE_MAX_PRODUCT // (k * d)))
 
     def stripe(first: int, last: int) -> None:
         scores = np.empty((k, min(size, last - first)), dtype=xt.dtype)
-        equal = np.empty(scores.shape[1], dtype=bool)
+        equal = np.empty_like(scores)
         for start in range(first, last, size):
             stop = min(start + size, last)
-            part = scores[:, : stop - start]
+            part, same = scores[:, : stop - start], equal[:, : stop - start]
             np.matmul(minus_two_c, xt[:, start:stop], out=part)
             part += c_sq
             near = np.min(part, axis=0, out=sq_dist[start:stop])
-            lab, same = labels[start:stop], equal[: stop - start]
-            lab.fill(k - 1)
-            for j in range(k - 2, -1, -1):
-                np.equal(part[j], near, out=same)
-                np.copyto(lab, j, where=same)
+            np.equal(part, near, out=same, casting="unsafe")
+            found = index_and_count @ same
+            labels[start:stop] = found[0]
+            ties = np.flatnonzero(found[1] > 1)
+            if ties.size:
+                labels[start + ties] = np.argmin(part[:, ties], axis=0)
         out = sq_dist[first:last]
         out += x_sq[first:last]
         np.maximum(out, 0, out=out)
