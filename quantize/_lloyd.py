@@ -21,6 +21,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -361,18 +362,14 @@ def _assign_columns(
     Scores ``||c||^2 - 2 c.x`` are laid out centers x rows: each score is
     the same product of the same numbers as in the rows x centers layout,
     and the minimum over the centers runs along long rows.  The label is
-    read from the 0/1 matrix of the scores equal to the minimum: one
-    product with ``[0, 1, ..., k - 1]`` and with ones gives the index of
-    the equal score and how many there are; the rare rows with two (an
-    exact tie) take argmin's lowest index.
+    the lowest center at the minimum (:func:`_lowest_at_min`).
     """
     d, n = xt.shape
     c = np.asarray(centers, dtype=xt.dtype)
     k = c.shape[0]
     minus_two_c = -2.0 * c
     c_sq = row_norms(c)[:, None]
-    # Small integers: exact in any float type.
-    index_and_count = np.stack([np.arange(k), np.ones(k)]).astype(xt.dtype)
+    index_and_count = _index_and_count(k, xt.dtype)
     labels = np.empty(n, dtype=np.intp)
     sq_dist = np.empty(n, dtype=xt.dtype)
     size = max(256, min(_COLUMNS_BLOCK_ELEMENTS // k, DENSE_MAX_PRODUCT // (k * d)))
@@ -386,12 +383,7 @@ def _assign_columns(
             np.matmul(minus_two_c, xt[:, start:stop], out=part)
             part += c_sq
             near = np.min(part, axis=0, out=sq_dist[start:stop])
-            np.equal(part, near, out=same, casting="unsafe")
-            found = index_and_count @ same
-            labels[start:stop] = found[0]
-            ties = np.flatnonzero(found[1] > 1)
-            if ties.size:
-                labels[start + ties] = np.argmin(part[:, ties], axis=0)
+            _lowest_at_min(part, near, same, index_and_count, labels[start:stop])
         out = sq_dist[first:last]
         out += x_sq[first:last]
         np.maximum(out, 0, out=out)
@@ -399,6 +391,33 @@ def _assign_columns(
     # Stripes of whole blocks, as assign_nearest cuts them.
     run_stripes(stripe, n, min_rows=_stripe_rows(k, size), align=size)
     return labels, sq_dist
+
+
+def _index_and_count(k: int, dtype: np.dtype[Any]) -> FloatArray:
+    """``[0, 1, ..., k - 1]`` over ``k`` ones, (2, k): small integers, exact
+    in any float type, for :func:`_lowest_at_min`."""
+    return np.stack([np.arange(k), np.ones(k)]).astype(dtype)
+
+
+def _lowest_at_min(
+    scores: FloatArray,
+    near: FloatArray,
+    equal: FloatArray,
+    index_and_count: FloatArray,
+    out: NDArray[np.intp],
+) -> None:
+    """Write into ``out`` (n,) the lowest row of ``scores`` (k, n) equal to
+    ``near``, their minimum over the rows: argmin along axis 0, without its
+    transposed copy.  One product of the 0/1 matrix ``equal`` (scratch of
+    the shape of ``scores``) with ``index_and_count`` gives the index of
+    the equal score and how many there are; the rare columns with two (an
+    exact tie) take argmin's."""
+    np.equal(scores, near, out=equal, casting="unsafe")
+    found = index_and_count @ equal
+    out[:] = found[0]
+    ties = np.flatnonzero(found[1] > 1)
+    if ties.size:
+        out[ties] = np.argmin(scores[:, ties], axis=0)
 
 
 def _lloyd_bounded(
@@ -515,8 +534,9 @@ def _nearest_dense(prep: Prepared, c: NDArray[np.float64]) -> tuple[NDArray[np.i
         part = slice(start, start + step)
         np.matmul(minus_two_c, xt[:, part], out=scores[:, part])
     scores += row_norms(c).astype(X.dtype)[:, None]
-    labels = np.argmin(scores, axis=0)
     sq_dist = scores.min(axis=0)
+    labels = np.empty(n, dtype=np.intp)
+    _lowest_at_min(scores, sq_dist, np.empty_like(scores), _index_and_count(k, X.dtype), labels)
     sq_dist += prep.x_sq
     return labels, np.maximum(sq_dist, 0, out=sq_dist)
 

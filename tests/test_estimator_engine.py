@@ -301,3 +301,16 @@ def test_sorted_keys_match_numpy_unique() -> None:
     np.testing.assert_array_equal(distinct, expected)
     np.testing.assert_array_equal(counts, n)
     np.testing.assert_array_equal(inverse.result(), where)
+
+
+def test_dense_nearest_center_breaks_ties_to_the_lowest_index() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(700, 64))
+    prep = loops.prepare(X, np.ones(700))
+    c = prep.X[:6].copy()
+    c[4] = c[1]  # an exact tie for every row nearest to center 1
+    labels, sq_dist = loops._nearest_dense(prep, c)
+    scores = -2.0 * c @ prep.X.T + (c**2).sum(axis=1)[:, None]
+    np.testing.assert_array_equal(labels, np.argmin(scores, axis=0))
+    assert (labels == 1).any() and not (labels == 4).any()
+    assert sq_dist.shape == (700,) and (sq_dist >= 0).all()
