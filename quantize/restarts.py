@@ -184,7 +184,6 @@ class _Workspace:
         self.n_runs = n_runs
         rows = max(self._group_size(p) * p for p in per_run)
         self.dist = np.empty((rows, self.n))
-        self.equal = np.empty((rows, self.n), dtype=bool)
 
     def groups(self, n_runs: int, per_run: int) -> list[slice]:
         """Consecutive runs of ``per_run`` rows each (one of those the
@@ -449,9 +448,8 @@ class _Table:
                 np.matmul(c_aug[runs.start * k : runs.stop * k], self.xt_aug[:, rows], out=flat)
                 dist = flat.reshape(-1, k, flat.shape[1])
                 near = np.min(dist, axis=1, out=nearest[runs, rows])
-                equal = self.work.equal.reshape(-1)[: flat.size].reshape(dist.shape)
-                np.equal(dist, near[:, None, :], out=equal)
-                np.copyto(dist, equal)  # the one-hot assignment, in place
+                # The one-hot assignment, in place: 1.0 where equal.
+                np.equal(dist, near[:, None, :], out=dist, casting="unsafe")
                 part = sums[runs].reshape(size, d + 2)
                 if len(blocks) == 1:
                     np.matmul(flat, self.stats, out=part)
