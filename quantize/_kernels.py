@@ -48,6 +48,7 @@ __all__ = [
     "random_init",
     "row_norms",
     "sq_dist_exact",
+    "stripe_rows",
     "transpose_weighted",
     "update_centers",
     "weighted_count",
@@ -144,12 +145,14 @@ def assign_nearest(
         np.maximum(out, 0, out=out)
 
     # Stripes on whole blocks: every block is the product the serial loop makes.
-    run_stripes(stripe, n, min_rows=_stripe_rows(k, rows), align=rows)
+    run_stripes(stripe, n, min_rows=stripe_rows(k, rows), align=rows)
     return labels, sq_dist
 
 
-def _stripe_rows(n_centers: int, block_rows: int) -> int:
-    """Fewest rows per thread of a search among ``n_centers`` centers."""
+def stripe_rows(n_centers: int, block_rows: int) -> int:
+    """Fewest rows per thread of a nearest-center search among
+    ``n_centers`` centers in blocks of ``block_rows`` rows (also
+    :mod:`quantize._lloyd`'s centers x rows search)."""
     return max(block_rows, _STRIPE_DISTANCES // max(n_centers, 1))
 
 
@@ -432,7 +435,7 @@ def nearest_three(
         out += x_sq[first:last]
         np.sqrt(np.maximum(out, 0, out=out), out=out)
 
-    run_stripes(stripe, n, min_rows=_stripe_rows(k, rows), align=rows)
+    run_stripes(stripe, n, min_rows=stripe_rows(k, rows), align=rows)
     return first_label, second_label, dist[0], dist[1:].T.copy()
 
 

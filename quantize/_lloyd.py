@@ -28,12 +28,12 @@ from numpy.typing import NDArray
 
 from quantize._kernels import (
     FloatArray,
-    _stripe_rows,
     assign_nearest,
     kmeans_plusplus_indices,
     nearest_three,
     random_init,
     row_norms,
+    stripe_rows,
     transpose_weighted,
     update_centers,
     weighted_count,
@@ -389,7 +389,7 @@ def _assign_columns(
         np.maximum(out, 0, out=out)
 
     # Stripes of whole blocks, as assign_nearest cuts them.
-    run_stripes(stripe, n, min_rows=_stripe_rows(k, size), align=size)
+    run_stripes(stripe, n, min_rows=stripe_rows(k, size), align=size)
     return labels, sq_dist
 
 
