@@ -197,36 +197,61 @@ def write_files(files: Sequence[tuple[Path, Writer]], *, force: bool = False) ->
         ValueError, or (without ``force``) a file exists.
     """
     temps: list[Path] = []
+    syncs: list[Deferred[None]] = []
     try:
         for folder in dict.fromkeys(path.parent for path, _ in files):
             commit.ensure_folder(folder)
         for path, write in files:
-            _stage(path, write, temps)
+            syncs.append(_stage(path, write, temps))
+        # Every file is on the disk before any is moved into place.
+        for sync in syncs:
+            sync.result()
         commit.commit(list(zip(temps, (path for path, _ in files), strict=True)), force=force)
     finally:
-        # Moved into place, or abandoned: no temporary file stays.
+        # No descriptor stays open and no thread still writes when the
+        # files go: moved into place, or abandoned, no temporary file stays.
+        for sync in syncs:
+            sync.wait()
         for tmp in temps:
             with suppress(OSError):
                 tmp.unlink()
 
 
-def _stage(path: Path, write: Writer, temps: list[Path]) -> None:
-    """Write one temporary file for ``path``, recording it in ``temps`` for cleanup."""
+def _stage(path: Path, write: Writer, temps: list[Path]) -> Deferred[None]:
+    """Write one temporary file for ``path``, recording it in ``temps`` for
+    cleanup; its fsync (and the file's closing) runs on another thread
+    while the next file is written, where `quantize._threads` allows one."""
     try:
         # The name is in temps before the file exists (see commit.make_temp).
         fd = commit.make_temp(path.parent, temps)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
     name = temps[-1]
+    fh = os.fdopen(fd, "wb")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
+        write(fh)
+        fh.flush()
+    except BaseException as exc:
+        fh.close()
+        if isinstance(exc, OSError | ValueError):
+            raise _write_error(path, exc) from exc
+        raise
+    return Deferred(lambda: _sync(path, name, fh))
+
+
+def _sync(path: Path, name: Path, fh: IO[bytes]) -> None:
+    """Flush a written temporary file to the disk, close it and give it the usual mode."""
+    try:
+        with fh:
             os.fsync(fh.fileno())
         os.chmod(name, 0o666 & ~_UMASK)
-    except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise OutputError(f"{path}: cannot write: {reason}") from exc
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+
+
+def _write_error(path: Path, exc: OSError | ValueError) -> OutputError:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+    return OutputError(f"{path}: cannot write: {reason}")
 
 
 def _read_umask() -> int:
