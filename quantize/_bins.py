@@ -25,6 +25,7 @@ from quantize._kernels import (
     update_centers,
     weighted_count,
 )
+from quantize._threads import run_stripes
 
 __all__ = [
     "Assignment",
@@ -195,9 +196,14 @@ def bin_gaps(
     # In blocks of bins: the whole (bins, k) distance matrix would be 512 MB
     # for the 2**18 6-bit bins of noise at k = 256.
     rows = max(SETTLE_MIN_ROWS, SETTLE_BLOCK_ELEMENTS // centers.shape[0])
-    for start in range(0, n_bins, rows):
-        part = slice(start, start + rows)
-        labels[part], d1[part], gap[part] = gap_block(f.bins.means[part], centers)
+
+    def stripe(first: int, last: int) -> None:
+        for start in range(first, last, rows):
+            part = slice(start, min(start + rows, last))
+            labels[part], d1[part], gap[part] = gap_block(f.bins.means[part], centers)
+
+    # Stripes of whole blocks: every block is the one the serial loop makes.
+    run_stripes(stripe, n_bins, min_rows=rows, align=rows)
     return labels, d1, gap
 
 
@@ -247,7 +253,7 @@ def filtered_assign(f: Filter, centers: NDArray[np.float64]) -> Assignment:
         sums[:, j] = np.bincount(lab, weights=settled_sums[:, j], minlength=k)
     rows = np.flatnonzero(~settled[f.bins.index])
     x, w = f.x[rows], f.w[rows]
-    row_labels, sq = assign_unsettled(f, centers, bin_labels, gap, rows, x)
+    row_labels, sq = assign_unsettled(f, centers, bin_labels, d1, gap, rows, x)
     inertia += float(w @ sq)
     totals += weighted_count(row_labels, w, k)
     for j in range(d):
@@ -259,6 +265,7 @@ def assign_unsettled(
     f: Filter,
     centers: NDArray[np.float64],
     bin_labels: NDArray[np.intp],
+    d1: NDArray[np.float64],
     gap: NDArray[np.float64],
     rows: NDArray[np.intp],
     x: NDArray[np.float64],
@@ -267,30 +274,43 @@ def assign_unsettled(
     and the squared distance to it.
 
     A bin straddles a boundary when its farthest row might cross it, yet
-    its rows near the mean cannot: a row closer to the mean than half the
-    bin's ``gap`` keeps the mean's nearest center (a quarter of the rows
-    of such bins on photos at k = 256).  Only the others are compared
-    with every center.
+    most of its rows cannot: every center but the mean's nearest one, c,
+    is at least ``sqrt(d2) - |x - m|`` from a row x of a bin with mean m,
+    and ``gap + sqrt(d1)`` bounds the mean's second-nearest distance
+    ``sqrt(d2)`` from below, so a row nearer to c than that keeps c (more
+    than half the rows of such bins on photos at k = 256).  Only the
+    others are compared with every center.
     """
     index = f.bins.index[rows]
+    labels = bin_labels[index]
     offset = np.take(f.bins.means, index, axis=0)
     offset -= x
-    inside = gap[index] > 2.0 * np.sqrt(np.einsum("ij,ij->i", offset, offset)) * (1 + 1e-9)
+    to_mean = np.sqrt(np.einsum("ij,ij->i", offset, offset))
+    np.take(centers, labels, axis=0, out=offset)
+    offset -= x
+    sq = np.einsum("ij,ij->i", offset, offset)
     del offset
-    if not inside.any():
-        every, dist = assign_nearest(x, centers)
-        return every, dist.astype(np.float64, copy=False)
-    labels = np.empty(rows.size, dtype=np.intp)
-    sq = np.empty(rows.size)
-    near = np.flatnonzero(inside)
-    labels[near] = bin_labels[index[near]]
-    del index
-    offset = x[near] - np.take(centers, labels[near], axis=0)
-    sq[near] = np.einsum("ij,ij->i", offset, offset)
-    del offset
-    far = np.flatnonzero(~inside)
-    labels[far], sq[far] = assign_nearest(x[far], centers)
-    return labels, sq.astype(np.float64, copy=False)
+    # As in gap_block: slack for the rounding of the expanded distances
+    # that assign_nearest compares, so that no kept row could tie there.
+    # In place: a row-sized array is 4 MB per 500k rows, at the run's peak.
+    near = row_norms(x)
+    near += float(row_norms(centers).max())
+    near *= 16 * np.finfo(np.float64).eps
+    near += sq
+    np.sqrt(near, out=near)
+    near += to_mean
+    near *= 1 + 1e-9
+    keep = near < np.take(gap + np.sqrt(d1), index)
+    del near
+    # A row within half the gap of its mean keeps c too (implied by the
+    # test above but for rounding: such rows were never compared).
+    to_mean *= 2.0 * (1 + 1e-9)
+    keep |= np.take(gap, index) > to_mean
+    del index, to_mean
+    far = np.flatnonzero(~keep)
+    if far.size:
+        labels[far], sq[far] = assign_nearest(x[far], centers)
+    return labels, sq
 
 
 def exact_update(f: Filter, centers: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -160,12 +160,17 @@ class Deferred(Generic[T]):
         finally:
             self._compute = None  # what it referenced may be freed
 
-    def result(self) -> T:
-        """The value, once computed; the exception computing it raised, if any."""
+    def wait(self) -> None:
+        """Return once the value is computed (computing it now if it was
+        deferred), without raising what computing it raised."""
         if self._thread is not None:
             self._thread.join()
         elif self._compute is not None:
             self._run()
+
+    def result(self) -> T:
+        """The value, once computed; the exception computing it raised, if any."""
+        self.wait()
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]  # set by _run

@@ -80,6 +80,7 @@ from quantize._lloyd import (
     minibatch_fit,
     prepare,
 )
+from quantize._threads import Deferred
 from quantize._validation import check_int, check_n_init, check_random_state
 
 # Under the module's own name: the schedule's tests spy on it here.
@@ -554,6 +555,12 @@ def _fit_kmeans(
     bins = None
     if keys is not None and x.shape[0] >= MIN_ROWS_TO_BIN:
         bins = make_bins(x, w, np.asarray(keys, dtype=np.uint32), k)
+    exact_filter: Deferred[Filter] | None = None
+    if bins is not None and x.shape[0] >= _LARGE_TABLE:
+        # Depends only on the rows and bins: made on another thread while
+        # the restarts run on this one.
+        made = bins
+        exact_filter = Deferred(lambda: Filter.of(x, w, made))
     if bins is None:
         result = best_of(x, w, k, "k-means++", n_init, max_iter, TOL, rng)
         tiny = x.shape[0] < MIN_ROWS_TO_BIN and k <= _TINY_TABLE_SWAP_MAX_K
@@ -584,8 +591,8 @@ def _fit_kmeans(
         tries = _fine_swap_tries(k, small)
         fine = _swap_search(fine_prep, fine, max_iter, rng, _capped(tries, cap))
     n_iter = seeded.n_iter + fine.n_iter
-    if x.shape[0] >= _LARGE_TABLE:
-        return _exact_step(Filter.of(x, w, bins), fine.centers, n_iter, assign)
+    if exact_filter is not None:
+        return _exact_step(exact_filter.result(), fine.centers, n_iter, assign)
     if k >= _SWAP_MIN_K or small:
         exact = prepare(x, w)
         refined = lloyd(exact, fine.centers, max_iter, TOL)

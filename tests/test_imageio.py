@@ -395,6 +395,29 @@ def test_files_written_together_are_all_or_nothing(tmp_path: Path) -> None:
     assert (image.read_bytes(), report.read_bytes()) == (b"new image", b"{}")
 
 
+def test_failed_fsync_of_any_file_keeps_the_old_files_and_leaves_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fsyncs run on threads while the next file is written.
+    image, report = tmp_path / "a.png", tmp_path / "a.json"
+    image.write_bytes(b"old image")
+    data = {image: b"new image", report: b"{}"}
+    real_fsync = os.fsync
+    for broken in data:
+
+        def fsync(fd: int, size: int = len(data[broken])) -> None:
+            if os.fstat(fd).st_size == size:
+                raise OSError(5, "Input/output error")
+            real_fsync(fd)
+
+        monkeypatch.setattr(encode.os, "fsync", fsync)
+        with pytest.raises(OutputError) as info:
+            write_files([(path, bytes_writer(content)) for path, content in data.items()])
+        assert str(info.value) == f"{broken}: cannot write: Input/output error"
+        assert image.read_bytes() == b"old image"
+        assert sorted(os.listdir(tmp_path)) == ["a.png"]
+
+
 def test_written_files_get_the_usual_permissions_not_the_temp_files(tmp_path: Path) -> None:
     mask = os.umask(0o027)
     try:
