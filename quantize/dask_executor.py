@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "DEV_LOG_LENGTH",
     "FAN_IN",
     "LOCAL",
     "STOP_WAIT",
@@ -97,6 +98,11 @@ WINDOW_PER_THREAD = 3
 FAN_IN = 8
 #: Seconds an interrupted run waits for the tasks running on workers to end.
 STOP_WAIT = 30.0
+#: Entries in each of Dask's developer logs (recent messages, transitions,
+#: events; its default is 1000) in the client and the local cluster this
+#: module starts: filled by the first thousand tasks, they made up most of the
+#: client's memory, and quantize reads none of them.
+DEV_LOG_LENGTH = 50
 #: What ``--dask`` takes to start a cluster on this machine.
 LOCAL = "local"
 
@@ -278,6 +284,7 @@ class DaskExecutor(Executor):
             "distributed.nanny.pre-spawn-environ": worker_environment(),
             # Its sampling thread takes the interpreter lock from the tasks all along.
             "distributed.worker.profile.enabled": False,
+            "distributed.admin.low-level-log-length": DEV_LOG_LENGTH,
         }
         try:
             with dask.config.set(settings):
@@ -289,7 +296,7 @@ class DaskExecutor(Executor):
                     dashboard_address=None,
                     silence_logs=logging.CRITICAL,
                 )
-            return distributed.Client(self._cluster)
+                return distributed.Client(self._cluster)
         except Exception as exc:
             self.close()
             raise ClusterError(f"cannot start a local Dask cluster: {_one_line(exc)}") from exc
@@ -397,7 +404,9 @@ def _existing(path: Path) -> Path:
 def _connect(address: str, timeout: float) -> distributed.Client:
     try:
         _probe(address, timeout)
-        return distributed.Client(address, timeout=timeout, set_as_default=False)
+        # The client's log of its messages to the scheduler is made as it connects.
+        with dask.config.set({"distributed.admin.low-level-log-length": DEV_LOG_LENGTH}):
+            return distributed.Client(address, timeout=timeout, set_as_default=False)
     except Exception as exc:
         raise ClusterError(
             f"cannot reach the Dask scheduler at {address} within {timeout:g} s: {_one_line(exc)}"
