@@ -16,6 +16,14 @@ Two workloads, each run as a user runs it (``python -m quantize FOLDER -k 16
   holds.  A tenth of the tiny images runs too, so that the growth of the
   peak with the image count is visible.
 
+* **client memory** (``--services``): a ``dask scheduler`` and ``--workers``
+  ``dask worker`` processes started on 127.0.0.1 as separate services (as a
+  user starts them), and the command run against them on ``--services``
+  tiny images and on a quarter of them (default 20,000 and 5,000, in 10
+  folders), next to ``-j W``: the command's peak RSS is then the client's
+  alone, and its growth per image between the two sizes is what the client
+  holds per image.
+
 "batch s" is the time the command's summary reports (finding, planning and
 processing the images); "wall s" is the whole command, with Python's and
 (for Dask) the cluster's start-up.  Throughput is images per batch second.
@@ -25,6 +33,7 @@ default, on a quiet machine)::
 
     python benchmarks/bench_dask.py            # 200 images, 20,000 tiny ones
     python benchmarks/bench_dask.py --quick    # 20 images, 400 tiny ones: does it run?
+    python benchmarks/bench_dask.py --services 20000   # client memory on separate services
 """
 
 from __future__ import annotations
@@ -32,11 +41,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +126,90 @@ def measure(
     }
 
 
+@contextmanager
+def services(workers: int, log: Path) -> Iterator[str]:
+    """A ``dask scheduler`` and ``workers`` ``dask worker`` processes on 127.0.0.1: its address."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "dask"]
+    commands = [[*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port)]]
+    commands += [[*dask, "worker", address, "--nthreads", "1", "--host", "127.0.0.1"]] * workers
+    # The settings the README gives for a cluster of quantize workers.
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
+        "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": '{"MALLOC_TRIM_THRESHOLD_": None}',
+        "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    with open(log, "wb") as out:
+        try:
+            for command in commands:
+                procs.append(
+                    subprocess.Popen(
+                        [*command, "--no-dashboard"],
+                        env=env,
+                        stdout=out,
+                        stderr=out,
+                        start_new_session=True,
+                    )
+                )
+            import distributed
+
+            with distributed.Client(address, timeout=60) as client:
+                client.wait_for_workers(workers, timeout=120)
+            yield address
+        finally:
+            for proc in procs:
+                with suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
+def client_memory(count: int, workers: int) -> None:
+    """The client's peak RSS on separately started services, and with -j W, at two sizes."""
+    small = max(1, count // 4)
+    print(
+        f"client memory: the command against a separately started `dask scheduler` and "
+        f"{workers} `dask worker` processes (127.0.0.1), vs `-j {workers}`; k={K}\n"
+    )
+    print("| run | images | client peak MiB | batch s | growth per image |")
+    print("|---|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = {}
+        for n in (small, count):
+            trees[n] = Path(tmp) / f"tiny{n}"
+            trees[n].mkdir()
+            make_tiny(trees[n], n)
+        out = Path(tmp) / "out"
+        with services(workers, Path(tmp) / "services.log") as address:
+            modes = {
+                f"--dask {address}": ["--dask", address],
+                f"-j {workers}": ["-j", str(workers)],
+            }
+            for name, extra in modes.items():
+                peaks = {}
+                for n, tree in trees.items():
+                    subprocess.run(["rm", "-rf", str(out)], check=True)
+                    _, batch, written, peaks[n] = run(tree, out, extra)
+                    if written != n:
+                        sys.exit(f"{name}: {written} of {n} images written")
+                    growth = ""
+                    if n == count:
+                        per = (peaks[count] - peaks[small]) * 2**20 / (count - small)
+                        growth = f"{per:.0f} B (~{per * 1e6 / 2**20:.0f} MiB a million)"
+                    label = "`--dask` (services)" if name.startswith("--dask") else f"`{name}`"
+                    print(f"| {label} | {n} | {peaks[n]:.1f} | {batch:.1f} | {growth} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200, help="images of the throughput run")
@@ -120,6 +217,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="20 images, 400 tiny ones")
+    parser.add_argument(
+        "--services",
+        type=int,
+        metavar="N",
+        help="only the client memory: N and N/4 tiny images on separately started services",
+    )
     args = parser.parse_args()
     if args.quick:
         args.images, args.tiny = 20, 400
@@ -127,6 +230,9 @@ def main() -> None:
         import distributed
     except ImportError:
         sys.exit('Dask is not installed: pip install "quantize[dask]"')
+    if args.services:
+        client_memory(args.services, args.workers)
+        return
     print(
         f"quantize on Dask {distributed.__version__} vs local processes, k={K}, "
         f"{args.workers} workers, {os.cpu_count()} CPU cores, median of {args.repeats}\n"

@@ -18,7 +18,10 @@ its outputs are byte-identical to a run with ``-j 1``.
   of merge tasks (:data:`FAN_IN` parts each): the client only receives the
   small outcome of each task and the one total.
 * Tasks run in the client's working folder and check first that their
-  worker sees the inputs and the output folder (see :meth:`DaskExecutor.share`).
+  worker sees the inputs and the output folder (see :meth:`DaskExecutor.share`),
+  and the task's own input (a task's ``source`` attribute, when it has one).
+* A cluster left with no worker for :data:`WORKER_WAIT` seconds ends the
+  run with :class:`ClusterError` instead of waiting for ever.
 * Ctrl-C (or SIGTERM) cancels every task not finished.  A task already
   running on a worker cannot be interrupted: it ends with all of its
   outputs, written atomically, or none.
@@ -32,6 +35,8 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import queue
+import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -62,9 +67,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "DEV_LOG_LENGTH",
     "FAN_IN",
     "LOCAL",
     "STOP_WAIT",
+    "WATCH_EVERY",
     "WINDOW_PER_THREAD",
     "WORKER_WAIT",
     "ClusterError",
@@ -79,8 +86,11 @@ P = TypeVar("P")
 
 #: Seconds to wait for a scheduler before giving up (an unreachable address).
 CONNECT_TIMEOUT = 5.0
-#: Seconds to wait for a first worker on a scheduler that has none.
+#: Seconds to wait for a first worker on a scheduler that has none, and
+#: for a worker to come back to a cluster that lost them all.
 WORKER_WAIT = 60.0
+#: Seconds without a task ending after which a run checks the cluster still has workers.
+WATCH_EVERY = 1.0
 #: Tasks on the cluster at a time, per worker thread: enough that no worker
 #: waits for the client, few enough that the client holds little.
 WINDOW_PER_THREAD = 3
@@ -88,6 +98,11 @@ WINDOW_PER_THREAD = 3
 FAN_IN = 8
 #: Seconds an interrupted run waits for the tasks running on workers to end.
 STOP_WAIT = 30.0
+#: Entries in each of Dask's developer logs (recent messages, transitions,
+#: events; its default is 1000) in the client and the local cluster this
+#: module starts: filled by the first thousand tasks, they made up most of the
+#: client's memory, and quantize reads none of them.
+DEV_LOG_LENGTH = 50
 #: What ``--dask`` takes to start a cluster on this machine.
 LOCAL = "local"
 
@@ -117,7 +132,11 @@ class ClusterError(QuantizeError):
 
 
 class NotShared(Exception):
-    """A worker does not see a path the batch reads or writes under."""
+    """A worker does not see a path the batch reads or writes under.
+
+    ``args[1]``, when given, is a task's input: the client reports it as a
+    file that is gone when the client does not see it either.
+    """
 
 
 @dataclass(frozen=True)
@@ -162,6 +181,13 @@ def _not_shared(path: str) -> str:
     )
 
 
+def _unseen(exc: NotShared) -> str:
+    """The reason of a task whose worker does not see a path: its input, gone here too, says so."""
+    if len(exc.args) > 1 and not os.path.lexists(exc.args[1]):
+        return "no such file"  # as in a local run: it went away meanwhile
+    return str(exc.args[0])
+
+
 def _worker_name() -> str:
     try:
         return str(distributed.get_worker().address)
@@ -173,6 +199,10 @@ def _remote(fn: Callable[[T], R], shared: _Shared | None, task: T) -> R:
     """A task as it runs on a worker."""
     if shared is not None:
         _enter(shared)
+        source = getattr(task, "source", None)
+        # A worker that sees the folder but not the file says which worker it is.
+        if isinstance(source, str | os.PathLike) and not os.path.lexists(source):
+            raise NotShared(_not_shared("this file"), os.fspath(source))
     return fn(task)
 
 
@@ -254,6 +284,7 @@ class DaskExecutor(Executor):
             "distributed.nanny.pre-spawn-environ": worker_environment(),
             # Its sampling thread takes the interpreter lock from the tasks all along.
             "distributed.worker.profile.enabled": False,
+            "distributed.admin.low-level-log-length": DEV_LOG_LENGTH,
         }
         try:
             with dask.config.set(settings):
@@ -265,7 +296,7 @@ class DaskExecutor(Executor):
                     dashboard_address=None,
                     silence_logs=logging.CRITICAL,
                 )
-            return distributed.Client(self._cluster)
+                return distributed.Client(self._cluster)
         except Exception as exc:
             self.close()
             raise ClusterError(f"cannot start a local Dask cluster: {_one_line(exc)}") from exc
@@ -373,7 +404,9 @@ def _existing(path: Path) -> Path:
 def _connect(address: str, timeout: float) -> distributed.Client:
     try:
         _probe(address, timeout)
-        return distributed.Client(address, timeout=timeout, set_as_default=False)
+        # The client's log of its messages to the scheduler is made as it connects.
+        with dask.config.set({"distributed.admin.low-level-log-length": DEV_LOG_LENGTH}):
+            return distributed.Client(address, timeout=timeout, set_as_default=False)
     except Exception as exc:
         raise ClusterError(
             f"cannot reach the Dask scheduler at {address} within {timeout:g} s: {_one_line(exc)}"
@@ -486,19 +519,67 @@ class _Run(Generic[T, R, P]):
         self.whole: dict[Future[Any], Future[Any]] = {}
         #: With a reduction: futures not yet merged, by level (0: whole outcomes).
         self.levels: list[list[Future[Any]]] = []
-        self.queue = distributed.as_completed(loop=self.client.loop)
+        #: Futures that ended, put there by their done callbacks (in Dask's callback thread).
+        self.ended: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+        #: Since when the cluster has had no worker (None: it has some).
+        self.orphaned: float | None = None
 
     def go(self) -> bool:
-        """Run every task; True when interrupted."""
+        """Run every task; True when interrupted.
+
+        Raises
+        ------
+        ClusterError
+            The cluster had no worker for :data:`WORKER_WAIT` seconds.
+        """
         try:
             self.submit()
-            for batch in self.queue.batches():
-                self.finish(batch)
+            while self.held:
+                self.finish(self.wait())
                 self.submit()
         except KeyboardInterrupt:
             self.stop()
             return True
+        except ClusterError:
+            self.cancel(list(self.held))
+            raise
         return False
+
+    def wait(self) -> list[Future[Any]]:
+        """The submitted futures that ended, waiting for one; raise when no worker is left."""
+        while True:
+            try:
+                ended = [self.ended.get(timeout=WATCH_EVERY)]
+            except queue.Empty:
+                self.watch()
+                continue
+            with suppress(queue.Empty):
+                while True:
+                    ended.append(self.ended.get_nowait())
+            return [future for future in ended if future in self.held]
+
+    def watch(self) -> None:
+        """Raise ClusterError when the cluster has had no worker for :data:`WORKER_WAIT` s.
+
+        A worker that dies is replaced (a nanny restarts it); a cluster whose
+        workers are all gone for good would leave the run waiting for ever.
+        """
+        try:
+            workers = len(self.client.nthreads())
+        except Exception:
+            workers = 0  # the scheduler cannot be asked: no worker of it can be reached either
+        if workers:
+            self.orphaned = None
+            return
+        now = time.monotonic()
+        if self.orphaned is None:
+            self.orphaned = now
+        elif now - self.orphaned >= WORKER_WAIT:
+            address = self.client.scheduler.address if self.client.scheduler else "?"
+            raise ClusterError(
+                f"the Dask scheduler at {address} has had no worker for {WORKER_WAIT:g} s "
+                "(every worker left or died); the images not reported were not processed"
+            )
 
     def submit(self) -> None:
         """Submit tasks until the window is full or none is left."""
@@ -513,7 +594,7 @@ class _Run(Generic[T, R, P]):
                 self.whole[light] = future
                 future = light
             self.held[future] = item
-            self.queue.add(future)
+            future.add_done_callback(self.ended.put)
 
     def finish(self, futures: list[Future[Any]]) -> None:
         """Report the outcomes of finished futures (and merge their parts), in input order."""
@@ -543,7 +624,7 @@ class _Run(Generic[T, R, P]):
         except KilledWorker as exc:
             return self.settle(task, "failed", death_reason(exc.allowed_failures + 1)), False
         except NotShared as exc:
-            return self.settle(task, "failed", str(exc)), False
+            return self.settle(task, "failed", _unseen(exc)), False
         except Exception as exc:
             reason = f"failed on the Dask cluster: {type(exc).__name__}: {_one_line(exc)}"
             return self.settle(task, "failed", reason), False

@@ -180,6 +180,77 @@ def test_a_worker_that_cannot_see_the_inputs_fails_each_image_with_a_clear_line(
     assert all(r is not None and f"cannot see {gone} (inputs and outputs" in r for r in reasons)
 
 
+@dataclass(frozen=True)
+class _Input:
+    source: Path
+
+
+def test_a_worker_that_sees_the_folder_but_not_the_file_names_itself(tmp_path: Path) -> None:
+    # One machine cannot hide a file from one process: the worker side runs here.
+    from quantize.dask_executor import NotShared, _remote, _unseen
+
+    src = tmp_path / "in"
+    src.mkdir()
+    missing = src / "a.png"
+    executor = DaskExecutor.__new__(DaskExecutor)  # share() only: no cluster needed
+    executor.share([src])
+    ran: list[_Input] = []
+    with pytest.raises(NotShared) as caught:
+        _remote(ran.append, executor.shared, _Input(missing))
+    assert not ran
+    missing.write_bytes(b"")  # the client sees it: the worker is named
+    reason = _unseen(caught.value)
+    assert reason.startswith("the Dask worker on ") and "cannot see this file (inputs and" in reason
+    missing.unlink()  # gone here too: reported as a local run reports it
+    assert _unseen(caught.value) == "no such file"
+
+
+def _slow(task: int) -> _Num:
+    time.sleep(0.05)
+    return _Num(task)
+
+
+def test_a_cluster_that_loses_every_worker_ends_the_run_with_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from quantize import dask_executor
+
+    monkeypatch.setattr(dask_executor, "WORKER_WAIT", 0.5)
+    monkeypatch.setattr(dask_executor, "WATCH_EVERY", 0.1)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, processes=False, dashboard_address=None, silence_logs=50
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+        DaskExecutor(client) as executor,
+    ):
+        seen: list[int] = []
+
+        def on_done(index: int, outcome: _Num) -> None:
+            if not seen:
+                cluster.scale(0)  # every worker leaves, and none comes back
+            seen.append(index)
+
+        failure: list[BaseException] = []
+
+        def go() -> None:
+            try:
+                executor.run(range(50), _slow, on_done, _settle)
+            except BaseException as exc:
+                failure.append(exc)
+
+        runner = threading.Thread(target=go, daemon=True)
+        runner.start()
+        runner.join(60)  # without the watch, the run waits for ever
+        assert not runner.is_alive()
+        assert len(failure) == 1 and isinstance(failure[0], ClusterError), failure
+        assert str(failure[0]).endswith(
+            "has had no worker for 0.5 s (every worker left or died); "
+            "the images not reported were not processed"
+        )
+        assert 1 <= len(seen) < 50
+
+
 #: Images in the folders of _crops.
 COUNT = 8
 
