@@ -598,29 +598,33 @@ class _Run(Generic[T, R, P]):
 
     def finish(self, futures: list[Future[Any]]) -> None:
         """Report the outcomes of finished futures (and merge their parts), in input order."""
-        futures = sorted(futures, key=lambda f: self.held[f][0])
-        values = self.gather(futures)
-        for future in futures:
+        for future in sorted(futures, key=lambda f: self.held[f][0]):
             index, task = self.held.pop(future)
             whole = self.whole.pop(future, None)
-            outcome, has_part = self.outcome(future, task, values)
+            outcome, has_part = self.outcome(future, task)
             if whole is not None and has_part:
                 self.merge(whole, 0)
             self.on_done(index, outcome)
 
-    def gather(self, futures: list[Future[Any]]) -> dict[Future[Any], Any]:
-        """The results of the futures that succeeded, fetched together (one round trip)."""
-        ok = [f for f in futures if f.status == "finished"]
-        try:
-            return dict(zip(ok, self.client.gather(ok), strict=True))
-        except Exception:
-            return {}  # one was lost meanwhile: each is asked for alone
+    def result(self, future: Future[Any]) -> Any:
+        """A future's result, checking while it waits that the cluster still has workers.
 
-    def outcome(
-        self, future: Future[Any], task: T, values: dict[Future[Any], Any]
-    ) -> tuple[R, bool]:
+        A result held by a worker that died is computed again, which never
+        happens on a cluster left with no worker.
+        """
+        while True:
+            try:
+                return future.result(timeout=WATCH_EVERY)
+            except TimeoutError:
+                if future.status == "error":
+                    raise  # the task's own TimeoutError
+                self.watch()
+
+    def outcome(self, future: Future[Any], task: T) -> tuple[R, bool]:
         try:
-            value = values[future] if future in values else future.result()
+            value = self.result(future)
+        except ClusterError:
+            raise
         except KilledWorker as exc:
             return self.settle(task, "failed", death_reason(exc.allowed_failures + 1)), False
         except NotShared as exc:
@@ -655,7 +659,9 @@ class _Run(Generic[T, R, P]):
             return None
         final = self.client.submit(_merge, self.reduction, outcomes, parts, pure=False)
         try:
-            return final.result()
+            return self.result(final)
+        except ClusterError:
+            raise
         except Exception as exc:
             raise ClusterError(
                 f"summing the color tables on the Dask cluster failed: {_one_line(exc)}"
