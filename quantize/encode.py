@@ -346,22 +346,21 @@ _ADLER_BASE = 65521
 def _png_in_pieces_applies(frame: Image.Image) -> bool:
     """Whether `_png_in_pieces` writes ``frame``: a large (`FAST_PNG_PIXELS`)
     indexed image of 8 bits per pixel (more than 16 palette colors: Pillow
-    packs fewer into fewer bits) with nothing besides its RGB palette to
+    packs fewer into fewer bits) with nothing besides its palette to
     store (no transparency, no profile)."""
     return (
         frame.mode == "P"
         and frame.width * frame.height >= FAST_PNG_PIXELS
         and frame.palette is not None
-        and frame.palette.mode == "RGB"
-        and len(_png_palette(frame)) > 3 * 16
+        and _palette_colors(frame) > 16
         and not {"transparency", "icc_profile"} & set(frame.info)
     )
 
 
-def _png_palette(frame: Image.Image) -> bytes:
-    """The PLTE chunk's data as Pillow's PNG writer makes it for ``frame``."""
-    palette = frame.getpalette() or []
-    return bytes(palette[: 3 * max(1, min(len(palette) // 3, 256))]) or b"\0\0\0"
+def _palette_colors(frame: Image.Image) -> int:
+    """Palette entries Pillow's PNG writer stores for ``frame``."""
+    assert frame.palette is not None
+    return max(min(len(frame.palette.getdata()[1]) // 3, 256), 1)
 
 
 def _png_in_pieces(frame: Image.Image) -> Callable[[], bytes]:
@@ -382,7 +381,8 @@ def _png_in_pieces(frame: Image.Image) -> Callable[[], bytes]:
         Deferred(functools.partial(_deflate_bands, pixels, bounds, first, last))
         for first, last in stripes(PNG_PIECES, min_rows=1)
     ]
-    palette = _png_palette(frame)
+    colors = _palette_colors(frame)
+    palette = bytes(frame.getpalette("RGB") or [])[: 3 * colors].ljust(3 * colors, b"\0")
     head = struct.pack(">IIBBBBB", frame.width, height, 8, 3, 0, 0, 0)
 
     def assemble() -> bytes:
