@@ -12,11 +12,8 @@ names, plans and writes outputs through the writers here.
 
 from __future__ import annotations
 
-import functools
 import io
 import os
-import struct
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import replace
@@ -28,7 +25,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from quantize import commit, safeio
-from quantize._threads import MAX_THREADS, Deferred, stripes
+from quantize._threads import Deferred
 from quantize.errors import OutputError
 from quantize.imageio import Frame, LoadedImage
 from quantize.vocabulary import FORMAT_ALIASES, IMAGE_FORMATS, registry
@@ -278,15 +275,6 @@ def bytes_writer(data: bytes) -> Writer:
     return write
 
 
-def bytes_writer_of(make: Callable[[], bytes]) -> Writer:
-    """A :data:`Writer` for the bytes ``make()`` returns when the file is written."""
-
-    def write(fh: IO[bytes]) -> None:
-        fh.write(make())
-
-    return write
-
-
 def image_writer(
     frames: Sequence[Image.Image],
     fmt: str,
@@ -311,8 +299,6 @@ def image_writer(
     """
     pil_format = FORMATS[fmt][0]
     options = _save_options(fmt, frames[0].width * frames[0].height)
-    if fmt == "png" and len(frames) == 1 and _png_in_pieces_applies(frames[0]):
-        return bytes_writer_of(_png_in_pieces(frames[0]))
     if len(frames) > 1:
         if fmt not in ANIMATION_FORMATS:
             raise ValueError(f"{fmt} cannot hold an animation")
@@ -331,113 +317,6 @@ def image_writer(
         fh.write(encoded.result())
 
     return write
-
-
-#: A large 8-bit indexed PNG is deflated in this many parts, on threads
-#: where there are cores for them (see `_png_in_pieces`).  A fixed number,
-#: so that the file's bytes never depend on the cores.
-PNG_PIECES = MAX_THREADS
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# The zlib header of level 1 (fastest) deflate with a 32 KB window.
-_ZLIB_FAST_HEADER = b"\x78\x01"
-_ADLER_BASE = 65521
-
-
-def _png_in_pieces_applies(frame: Image.Image) -> bool:
-    """Whether `_png_in_pieces` writes ``frame``: a large (`FAST_PNG_PIXELS`)
-    indexed image of 8 bits per pixel (more than 16 palette colors: Pillow
-    packs fewer into fewer bits) with nothing besides its palette to
-    store (no transparency, no profile)."""
-    return (
-        frame.mode == "P"
-        and frame.width * frame.height >= FAST_PNG_PIXELS
-        and frame.palette is not None
-        and _palette_colors(frame) > 16
-        and not {"transparency", "icc_profile"} & set(frame.info)
-    )
-
-
-def _palette_colors(frame: Image.Image) -> int:
-    """Palette entries Pillow's PNG writer stores for ``frame``."""
-    assert frame.palette is not None
-    return max(min(len(frame.palette.getdata()[1]) // 3, 256), 1)
-
-
-def _png_in_pieces(frame: Image.Image) -> Callable[[], bytes]:
-    """The PNG Pillow writes at level 1 for ``frame`` (see `_png_in_pieces_applies`),
-    but deflated in `PNG_PIECES` bands of rows at once; the returned call
-    assembles the file.
-
-    Every band is compressed on its own and ends byte-aligned (a sync
-    flush), so the bands' streams joined make one zlib stream: the pixels
-    decode the same, and the file is a few hundred bytes larger than one
-    stream's.  The bands start deflating here, on threads where
-    `quantize._threads` allows them, while the caller goes on.
-    """
-    pixels = np.asarray(frame)
-    height = pixels.shape[0]
-    bounds = [height * i // PNG_PIECES for i in range(PNG_PIECES + 1)]
-    groups = [
-        Deferred(functools.partial(_deflate_bands, pixels, bounds, first, last))
-        for first, last in stripes(PNG_PIECES, min_rows=1)
-    ]
-    colors = _palette_colors(frame)
-    palette = bytes(frame.getpalette("RGB") or [])[: 3 * colors].ljust(3 * colors, b"\0")
-    head = struct.pack(">IIBBBBB", frame.width, height, 8, 3, 0, 0, 0)
-
-    def assemble() -> bytes:
-        bands = [band for group in groups for band in group.result()]
-        adler = 1
-        for _, band_adler, size in bands:
-            adler = _adler32_combine(adler, band_adler, size)
-        return b"".join(
-            [
-                _PNG_SIGNATURE,
-                _png_chunk(b"IHDR", head),
-                _png_chunk(b"PLTE", palette),
-                *(chunk for chunk, _, _ in bands),
-                _png_chunk(b"IDAT", adler.to_bytes(4, "big")),
-                _png_chunk(b"IEND", b""),
-            ]
-        )
-
-    return assemble
-
-
-def _deflate_bands(
-    pixels: NDArray[np.uint8], bounds: list[int], first: int, last: int
-) -> list[tuple[bytes, int, int]]:
-    """Bands ``first:last`` of rows (``bounds``) as IDAT chunks: each the rows
-    with filter byte 0 (none, as Pillow writes indexed images), deflated at
-    level 1 as one part of the image's zlib stream; with the Adler-32 and
-    the length of its uncompressed data."""
-    out = []
-    for band in range(first, last):
-        top, bottom = bounds[band], bounds[band + 1]
-        rows = np.zeros((bottom - top, pixels.shape[1] + 1), dtype=np.uint8)
-        rows[:, 1:] = pixels[top:bottom]
-        deflate = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
-        end = zlib.Z_FINISH if band == len(bounds) - 2 else zlib.Z_SYNC_FLUSH
-        data = deflate.compress(rows.data) + deflate.flush(end)
-        if band == 0:
-            data = _ZLIB_FAST_HEADER + data
-        out.append((_png_chunk(b"IDAT", data), zlib.adler32(rows.data), rows.size))
-    return out
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(data, zlib.crc32(kind))
-    return b"".join([struct.pack(">I", len(data)), kind, data, struct.pack(">I", crc)])
-
-
-def _adler32_combine(first: int, second: int, second_size: int) -> int:
-    """The Adler-32 of two byte strings joined, from theirs (zlib's adler32_combine)."""
-    rem = second_size % _ADLER_BASE
-    low = ((first & 0xFFFF) + (second & 0xFFFF) + _ADLER_BASE - 1) % _ADLER_BASE
-    high = (
-        rem * (first & 0xFFFF) + (first >> 16) + (second >> 16) + _ADLER_BASE - rem
-    ) % _ADLER_BASE
-    return high << 16 | low
 
 
 def encode_image(

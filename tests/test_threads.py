@@ -2,25 +2,21 @@
 
 `quantize._threads` runs stripes of rows on threads; counting, recoloring,
 the nearest-palette search, ΔE, the clustering core's nearest-center
-searches, the restarts of a fit and the deflating of large PNGs use it.
-Each check compares a run with several threads (forced, so it runs on any
-machine) against one thread or a plain numpy reference.
+searches and the restarts of a fit use it.  Each check compares a run with
+several threads (forced, so it runs on any machine) against one thread or
+a plain numpy reference.
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import itertools
-import struct
 import threading
-import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from quantize import _kernels, _threads, encode, histogram, metrics, restarts
+from quantize import _kernels, _threads, histogram, metrics, restarts
 from quantize._lloyd import lloyd, prepare
 from quantize._threads import Deferred, run_stripes, stripes, thread_count
 from quantize.histogram import count_pixels, nearest_rgb8, pack_rgb, recolor
@@ -206,41 +202,3 @@ def test_restarts_on_threads_equal_runs_one_by_one(threads: None) -> None:
         np.testing.assert_array_equal(run.centers, alone.centers)
         np.testing.assert_array_equal(run.labels, alone.labels)
         assert (run.inertia, run.n_iter) == (alone.inertia, alone.n_iter)
-
-
-def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    chunks, pos = [], 8
-    while pos < len(data):
-        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        chunks.append((kind, data[pos + 8 : pos + 8 + size]))
-        pos += 12 + size
-    return chunks
-
-
-@pytest.mark.parametrize("n_colors", [17, 200, 256])
-def test_large_indexed_png_deflated_in_pieces_is_pillows_png_on_any_threads(
-    monkeypatch: pytest.MonkeyPatch, n_colors: int
-) -> None:
-    monkeypatch.setattr(encode, "FAST_PNG_PIXELS", 1 << 12)
-    rng = np.random.default_rng(n_colors)
-    rows = np.add.outer(np.arange(101), np.arange(67)) // 3 + rng.integers(0, 3, (101, 67))
-    frame = Image.fromarray((rows % n_colors).astype(np.uint8), "P")
-    frame.putpalette(rng.integers(0, 256, 3 * n_colors).tolist(), "RGB")
-    pillows = io.BytesIO()
-    frame.save(pillows, format="PNG", optimize=False, compress_level=1)
-    written = []
-    for n in (1, 3):
-        monkeypatch.setattr(_threads, "thread_count", lambda n=n: n)
-        written.append(encode.encode_image([frame], "png"))
-    assert written[0] == written[1] != pillows.getvalue()
-    ours, theirs = _png_chunks(written[0]), _png_chunks(pillows.getvalue())
-    assert [c for c in ours if c[0] != b"IDAT"] == [c for c in theirs if c[0] != b"IDAT"]
-    # One zlib stream (its Adler-32 checked) of the same filtered rows.
-    stream = b"".join(data for kind, data in ours if kind == b"IDAT")
-    assert zlib.decompress(stream) == zlib.decompress(
-        b"".join(data for kind, data in theirs if kind == b"IDAT")
-    )
-    with Image.open(io.BytesIO(written[0])) as back:
-        assert back.mode == "P" and back.getpalette() == frame.getpalette()
-        assert np.array_equal(np.asarray(back), np.asarray(frame))
-    assert len(written[0]) <= len(pillows.getvalue()) + 64 * encode.PNG_PIECES
