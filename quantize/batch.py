@@ -48,10 +48,12 @@ from quantize.batch_plan import (
     can_stream,
     check_output_file,
     check_output_folder,
+    excluded_folders,
     html_page_path,
     no_images_message,
     plan_job,
     plan_outputs_for,
+    protect_ahead,
     shared_palette_path,
     single_file_mode,
     stream_jobs,
@@ -93,9 +95,11 @@ __all__ = [
     "can_stream",
     "check_output_file",
     "check_output_folder",
+    "excluded_folders",
     "html_page_path",
     "no_images_message",
     "plan_job",
+    "protect_ahead",
     "read_table",
     "run_batch",
     "run_job",
@@ -432,7 +436,7 @@ def run_batch(
         page_path = html_page_path(inputs, options.output)
         options = replace(options, run=replace(options.run, page_dir=page_path.parent))
     single = single_file_mode(inputs)
-    exclude = None if options.output is None or single else Path(options.output)
+    exclude = excluded_folders(inputs, options)
     groups = scan_images(inputs, recursive=options.recursive, exclude=exclude)
     streaming = can_stream(inputs, options)
     if not streaming:
@@ -440,6 +444,10 @@ def run_batch(
     # Images found in folders that look like outputs are skipped; files named
     # on the command line are always inputs and must never be overwritten.
     planner = OutputPlanner(force=options.run.force, started=started)
+    if streaming and options.run.force:
+        planner.before_replacing = partial(
+            protect_ahead, inputs, options.recursive, exclude, planner
+        )
     for path in [Path(p) for p in inputs if not os.path.isdir(p)]:
         planner.protect(path)
     if options.run.palette_file is not None:
@@ -510,11 +518,21 @@ class _Batch:
         self.reused = False
 
     def checked_page(self, groups: Iterator[list[Source]], page: Path) -> Iterator[list[Source]]:
-        """``groups`` (all in one: ``--html`` plans once the scan is over), the page checked."""
+        """``groups``, the page checked before the first group's images are planned.
+
+        When not streaming, the one group holds every image: an input that is
+        the page (a link to it) is protected by then.  When streaming, one
+        found later is a link to an output of this run, and fails alone
+        (:func:`quantize.batch_plan.stream_jobs`); with ``--force`` an existing
+        page is checked against every input first (:func:`protect_ahead`).
+        """
+        checked = False
         for group in groups:
-            for source in group:
-                self.planner.protect(source.path)
-            self.planner.check([page])  # only now is an input named index.html protected
+            if not checked:
+                for source in group:
+                    self.planner.protect(source.path)
+                self.planner.check([page])
+                checked = True
             yield group
 
     def planned(

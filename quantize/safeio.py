@@ -106,6 +106,10 @@ class OutputPlanner:
         self._fresh_paths: list[str] = []
         self._retired = KeySet()
         self._recover: Callable[[str], str | None] | None = None
+        #: Called once, before the first existing file is passed for replacement
+        #: (``force``): a streaming run then protects every input it will find.
+        self.before_replacing: Callable[[], None] | None = None
+        self._guarded_free: set[str] = set()  # link targets guarded while unclaimed
         for path in inputs:
             self.protect(path)
 
@@ -136,6 +140,41 @@ class OutputPlanner:
         except OSError as exc:
             # A symlink loop or a name over the limit cannot be read either.
             self._problems[path] = _reason(exc)
+
+    def guard(self, path: Path) -> None:
+        """Protect an input for the whole run, by its file alone unless it is a link.
+
+        For an input found ahead of the scan that plans it (see
+        :attr:`before_replacing`): its file (device and inode) is protected,
+        and for a symbolic link the location it leads to as well, which no
+        :meth:`retire` forgets.  A regular file's own path needs no entry:
+        an output can only land on it when it is the same file.
+        """
+        try:
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                target = self.location(Path(os.path.realpath(path)))
+                self._paths.add(target)
+                if (self._claims.get(target) or self._retired_owner(target)) is None:
+                    self._guarded_free.add(target)
+                st = os.stat(path)
+            self._ids.add(file_id(st))
+        except OSError:
+            pass  # nothing there to lose (a dangling link's target is guarded above)
+
+    def replacing(self) -> None:
+        """An existing file may be replaced next: call :attr:`before_replacing`, the first time."""
+        census, self.before_replacing = self.before_replacing, None
+        if census is not None:
+            census()
+
+    def guarded_free(self, path: Path) -> bool:
+        """Whether ``path`` was guarded (as a link's target) before any output claimed it.
+
+        Such a path is never written by this run: every later claim of it is
+        refused by :meth:`check`.
+        """
+        return self.location(path) in self._guarded_free
 
     def _add_path(self, key: str) -> None:
         if key not in self._paths:
@@ -258,6 +297,8 @@ class OutputPlanner:
                 if self.location(out) in self._paths:
                     raise OutputError(f"{out}: refusing to overwrite the input image")
                 continue
+            if self.force:
+                self.replacing()
             if self.is_input(out, st):
                 raise OutputError(f"{out}: refusing to overwrite the input image")
             if not self.force:

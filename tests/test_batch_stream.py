@@ -50,26 +50,6 @@ def test_work_starts_before_the_scan_is_over(
     assert not events[0].final and events[-1].final
 
 
-def test_force_reads_every_folder_before_any_work(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # An input found later must never be replaced: --force waits for the scan.
-    first, second = folder_of(tmp_path, "a", 1), folder_of(tmp_path, "b", 1, seed=5)
-    events: list[Progress] = []
-    seen_when_reading_b: list[int] = []
-
-    def scan(inputs: Iterable[str], **kwargs: object) -> Iterator[list[Source]]:
-        for group in scan_images(inputs, **kwargs):  # type: ignore[arg-type]
-            if group[0].path.parent == second:
-                seen_when_reading_b.append(len(events))
-            yield group
-
-    monkeypatch.setattr(batch, "scan_images", scan)
-    options = BatchOptions(RunOptions(colors=4, force=True), output=str(tmp_path / "o"), workers=1)
-    run_batch([first, second], options, events.append)
-    assert seen_when_reading_b == [0]
-
-
 def test_an_input_in_a_folder_argument_under_the_output_folder_is_protected(
     tmp_path: Path,
 ) -> None:
