@@ -444,10 +444,8 @@ def run_batch(
     # Images found in folders that look like outputs are skipped; files named
     # on the command line are always inputs and must never be overwritten.
     planner = OutputPlanner(force=options.run.force, started=started)
-    if streaming and options.run.force:
-        planner.before_replacing = partial(
-            protect_ahead, inputs, options.recursive, exclude, planner
-        )
+    if streaming:
+        planner.census = partial(protect_ahead, inputs, options.recursive, exclude, planner)
     for path in [Path(p) for p in inputs if not os.path.isdir(p)]:
         planner.protect(path)
     if options.run.palette_file is not None:
@@ -523,8 +521,8 @@ class _Batch:
         When not streaming, the one group holds every image: an input that is
         the page (a link to it) is protected by then.  When streaming, one
         found later is a link to an output of this run, and fails alone
-        (:func:`quantize.batch_plan.stream_jobs`); with ``--force`` an existing
-        page is checked against every input first (:func:`protect_ahead`).
+        (:func:`quantize.batch_plan.stream_jobs`); an existing page is checked
+        against every input (:func:`protect_ahead`).
         """
         checked = False
         for group in groups:

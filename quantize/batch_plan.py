@@ -5,8 +5,9 @@ finds them, a folder at a time: every image of a folder is protected as an
 input before any of them is planned, and :func:`can_stream` says when that
 is all the protection an output needs (otherwise the caller passes the whole
 scan as one group, and every input is protected before any output is
-planned).  With ``--force``, :func:`protect_ahead` protects every input
-before a first existing file is replaced.  :mod:`quantize.batch` runs the jobs.
+planned).  When streaming, :func:`protect_ahead` protects every input
+before a first existing output is checked (refused, or with ``--force``
+replaced).  :mod:`quantize.batch` runs the jobs.
 """
 
 from __future__ import annotations
@@ -414,10 +415,12 @@ def can_stream(inputs: Sequence[str | os.PathLike[str]], options: BatchOptions) 
     (:func:`quantize.outputs.is_own_output`); outputs under ``-o``, and the
     thumbnails of ``--html``, land in folders the scan leaves out
     (:func:`excluded_folders`), unless a folder argument is one of them or
-    lies inside one.  ``--force`` streams too: before it replaces a first
-    file, every input is protected (:func:`protect_ahead`).  A thumbnails
-    folder that exists without its page is read as inputs, as it always
-    was: then the whole scan comes first.
+    lies inside one.  An existing output (which ``--force`` replaces) may
+    be an input found later (a hard or symbolic link to it, or from it):
+    before the first one is checked, every input is protected
+    (:func:`protect_ahead`).  A thumbnails folder that exists without its
+    page is read as inputs, as it always was: then the whole scan comes
+    first.
     """
     if single_file_mode(inputs):
         return True
@@ -462,15 +465,17 @@ def protect_ahead(
 ) -> None:
     """Protect every input the scan of a batch will find, without keeping them.
 
-    For a streaming run with ``--force``: :meth:`OutputPlanner.check` calls
-    it before it lets a first existing file be replaced.  An input found
+    For a streaming run: :meth:`OutputPlanner.check` calls it (as its
+    ``census``) before it checks a first existing output.  An input found
     later could be that file (a hard link to it, a symbolic link to it or
-    to its name, a path to its folder) and would be lost; once every input
-    is protected, an existing output is replaced exactly when the run that
-    reads the whole tree first would replace it.  Holds one file id per
-    input (what the planner keeps for every input anyway), and one path per
-    symbolic link.  ``exclude`` is what the batch's scan leaves out
-    (:func:`excluded_folders`, from before the run wrote anything).
+    to its name, a path to its folder): ``--force`` would replace it, and
+    without ``--force`` the output would be refused for another reason than
+    after the whole scan.  Once every input is protected, an existing
+    output is refused or replaced exactly as in a run that reads the whole
+    tree first.  Holds one file id per input (what the planner keeps for
+    every input anyway), and one path per symbolic link.  ``exclude`` is
+    what the batch's scan leaves out (:func:`excluded_folders`, from
+    before the run wrote anything).
     """
     for group in scan_images(inputs, recursive=recursive, exclude=exclude):
         for source in group:
@@ -498,8 +503,8 @@ def plan_job(
         return ImageResult(source.path, "failed", reason=problem)
     try:
         plan = plan_outputs_for(source, options, single_file)
-        if planner.before_replacing is not None and any(map(os.path.lexists, plan.paths)):
-            planner.replacing()  # before the claim: a link to these outputs is an input then
+        if planner.census is not None and _checks_existing(plan.paths, options.skip_existing):
+            planner.take_census()  # before the claim: a link to these outputs is an input then
         planner.claim(str(source.path), plan.paths)
     except QuantizeError as exc:
         return ImageResult(source.path, "failed", reason=str(exc))
@@ -510,6 +515,13 @@ def plan_job(
     except OutputError as exc:
         return ImageResult(source.path, "failed", reason=str(exc))
     return Job(source.path, plan, options.skip_existing)
+
+
+def _checks_existing(paths: Sequence[Path], skip_existing: bool) -> bool:
+    """Whether planning these outputs checks an existing file (skipped images check none)."""
+    return any(map(os.path.lexists, paths)) and not (
+        skip_existing and all(p.exists() for p in paths)
+    )
 
 
 def plan_outputs_for(source: Source, options: BatchOptions, single_file: bool) -> OutputPlan:

@@ -106,9 +106,10 @@ class OutputPlanner:
         self._fresh_paths: list[str] = []
         self._retired = KeySet()
         self._recover: Callable[[str], str | None] | None = None
-        #: Called once, before the first existing file is passed for replacement
-        #: (``force``): a streaming run then protects every input it will find.
-        self.before_replacing: Callable[[], None] | None = None
+        #: Called once, before the first existing output is checked: a streaming
+        #: run then protects every input it will find, so that the check
+        #: refuses or replaces exactly what it would after the whole scan.
+        self.census: Callable[[], None] | None = None
         self._guarded_free: set[str] = set()  # link targets guarded while unclaimed
         for path in inputs:
             self.protect(path)
@@ -145,7 +146,7 @@ class OutputPlanner:
         """Protect an input for the whole run, by its file alone unless it is a link.
 
         For an input found ahead of the scan that plans it (see
-        :attr:`before_replacing`): its file (device and inode) is protected,
+        :attr:`census`): its file (device and inode) is protected,
         and for a symbolic link the location it leads to as well, which no
         :meth:`retire` forgets.  A regular file's own path needs no entry:
         an output can only land on it when it is the same file.
@@ -162,9 +163,9 @@ class OutputPlanner:
         except OSError:
             pass  # nothing there to lose (a dangling link's target is guarded above)
 
-    def replacing(self) -> None:
-        """An existing file may be replaced next: call :attr:`before_replacing`, the first time."""
-        census, self.before_replacing = self.before_replacing, None
+    def take_census(self) -> None:
+        """An existing output is checked next: call :attr:`census`, the first time."""
+        census, self.census = self.census, None
         if census is not None:
             census()
 
@@ -297,8 +298,7 @@ class OutputPlanner:
                 if self.location(out) in self._paths:
                     raise OutputError(f"{out}: refusing to overwrite the input image")
                 continue
-            if self.force:
-                self.replacing()
+            self.take_census()
             if self.is_input(out, st):
                 raise OutputError(f"{out}: refusing to overwrite the input image")
             if not self.force:

@@ -26,8 +26,8 @@ def image(path: Path, seed: int) -> Path:
     return path
 
 
-def options(**kwargs: object) -> BatchOptions:
-    run = RunOptions(colors=4, force=True)
+def options(force: bool = True, **kwargs: object) -> BatchOptions:
+    run = RunOptions(colors=4, force=force)
     return BatchOptions(run=run, workers=1, recursive=True, **kwargs)  # type: ignore[arg-type]
 
 
@@ -67,13 +67,14 @@ def run_both(
     build: Callable[[Path], list[Path]],
     under_o: bool = False,
     html: bool = False,
+    force: bool = True,
 ) -> tuple[Run, Run]:
     """The outcome and the files after a streamed run, and after one that reads the tree first."""
     runs = []
     for streaming in (True, False):
         root = tmp_path / ("streamed" if streaming else "whole")
         inputs = build(root)
-        opts = options(output=str(root / "out") if under_o else None, html=html)
+        opts = options(force, output=str(root / "out") if under_o else None, html=html)
         assert batch.can_stream(inputs, opts)
         with monkeypatch.context() as patch:
             if not streaming:
@@ -153,15 +154,21 @@ def nested_tree(root: Path) -> list[Path]:
         image(root / "in" / rel, i)
     image(root / "in" / "a" / "x-k4.png", 20)  # an old output
     image(root / "out" / "b" / "s" / "t" / "z-k4.png", 21)
+    image(root / "out" / "a" / "x-k4.png", 22)
+    os.symlink("../a/x-k4.png", root / "in" / "b" / "late.png")  # an old output, read late
     return [root / "in"]
 
 
-@pytest.mark.parametrize("html", [False, True], ids=["force", "force-html"])
+@pytest.mark.parametrize(
+    ("force", "html"),
+    [(True, False), (True, True), (False, True)],
+    ids=["force", "force-html", "html"],
+)
 @pytest.mark.parametrize("under_o", [False, True], ids=["beside", "under-o"])
-def test_a_streamed_force_run_is_the_run_that_reads_the_tree_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, html: bool, under_o: bool
+def test_a_streamed_run_is_the_run_that_reads_the_tree_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, force: bool, html: bool, under_o: bool
 ) -> None:
-    streamed, whole = run_both(tmp_path, monkeypatch, nested_tree, under_o, html)
+    streamed, whole = run_both(tmp_path, monkeypatch, nested_tree, under_o, html, force)
     assert streamed[0] == whole[0]
     # The page's summary line tells the run's time.
     times = re.compile(rb"in [0-9.]+ s")
@@ -174,7 +181,13 @@ def test_a_streamed_force_run_is_the_run_that_reads_the_tree_first(
         else:
             assert entry == other, name
     assert streamed[1].keys() == whole[1].keys()
-    assert sum(status == "written" for _, status, _ in streamed[0]) == 5
+    # a/x.jpg and a/x.png share an output; a/x-k4.png (beside) is read through b/late.png.
+    written = {source for source, status, _ in streamed[0] if status == "written"}
+    # out/b/s/t/z-k4.png is there already: replaced with --force.
+    expected = {"a/s/y.png", "b/x.png", "c.png", "b/late.png"} | (
+        {"b/s/t/z.png"} if force or not under_o else set()
+    )
+    assert expected <= {name.removeprefix("in/") for name in written}
     assert not html or ("out/index.html" if under_o else "in/index.html") in streamed[1]
 
 
