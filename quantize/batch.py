@@ -339,16 +339,20 @@ class _Phase:
 class _Tally:
     """What the batch result keeps: counts per status, the failures, every result if asked."""
 
-    def __init__(self, keep: bool) -> None:
+    def __init__(self, keep: bool, page: bool = False) -> None:
         self.counts: Counter[str] = Counter()
         self.failed: list[tuple[int, ImageResult]] = []
-        self.results: list[tuple[int, ImageResult]] | None = [] if keep else None
+        self.results: list[tuple[int, ImageResult]] | None = [] if keep or page else None
+        self.page_only = page and not keep
 
     def add(self, index: int, result: ImageResult) -> None:
         self.counts[result.status] += 1
         if result.status == "failed":
             self.failed.append((index, result))
         if self.results is not None:
+            if self.page_only:
+                # What the page shows: a run over millions holds one card's worth per image.
+                result = replace(result, outputs=(), seconds=0.0, detail=None)
             self.results.append((index, result))
 
     def batch(self, seconds: float, interrupted: bool, total: int) -> BatchResult:
@@ -509,7 +513,7 @@ class _Batch:
         self.streaming = streaming
         self.forget_inputs = False
         self.executor, self.progress = executor, progress
-        self.tally = _Tally(options.keep_results or options.html)
+        self.tally = _Tally(options.keep_results, options.html)
         self.found = 0
         self.palette: Palette | None = None
         self.used: Path | None = None

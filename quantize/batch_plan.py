@@ -73,8 +73,8 @@ class BatchOptions:
     read_files: tuple[str, ...] = ()
     #: Keep every image's :class:`ImageResult` in ``BatchResult.results``.  False
     #: keeps only the counts per status and the failures (what a summary needs), so
-    #: that a batch of millions holds a constant amount per image; ``html`` keeps
-    #: them all regardless (the page shows every image).
+    #: that a batch of millions holds a constant amount per image; with ``html``
+    #: what the page shows of each is kept (not its outputs, time or traceback).
     keep_results: bool = True
 
 
@@ -157,7 +157,8 @@ class BatchResult:
     ----------
     results : list of ImageResult
         One per input image, in input order; empty when the batch was run
-        with ``keep_results`` False (the counts and failures are kept).
+        with ``keep_results`` False (the counts and failures are kept), but
+        with ``html`` then: what the page shows (no outputs, time or traceback).
     seconds : float
         Wall time of the whole batch.
     interrupted : bool

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -127,3 +128,19 @@ def test_no_images_found_after_the_scan_with_no_work(tmp_path: Path) -> None:
     with pytest.raises(batch.InputError, match="no images found"):
         run_batch([tmp_path / "empty"], opts(recursive=True), events.append)
     assert events == []
+
+
+def test_compact_results_of_an_html_run_keep_what_the_page_shows(tmp_path: Path) -> None:
+    folder = folder_of(tmp_path, "in", 2)
+    (folder / "zbad.png").write_bytes(b"not a png")
+    out = {flag: tmp_path / f"o{flag}" for flag in (False, True)}
+    results = {
+        flag: run_batch([folder], opts(output=str(out[flag]), html=True, keep_results=flag))
+        for flag in (False, True)
+    }
+    compact, full = results[False], results[True]
+    assert [r.outputs for r in compact.results] == [(), (), ()]
+    assert [r.page is None for r in compact.results] == [False, False, True]
+    assert compact.failures[0].detail is not None  # the failures keep their traceback
+    pages = [(out[flag] / "index.html").read_text().replace(str(out[flag]), "") for flag in out]
+    assert re.sub(r"in [0-9.]+ s", "", pages[0]) == re.sub(r"in [0-9.]+ s", "", pages[1])
