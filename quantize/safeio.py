@@ -110,7 +110,8 @@ class OutputPlanner:
         #: run then protects every input it will find, so that the check
         #: refuses or replaces exactly what it would after the whole scan.
         self.census: Callable[[], None] | None = None
-        self._guarded_free: set[str] = set()  # link targets guarded while unclaimed
+        self._lasting: set[str] = set()  # link targets guarded: never forgotten
+        self._guarded_free: set[str] = set()  # those guarded while unclaimed
         for path in inputs:
             self.protect(path)
 
@@ -155,7 +156,7 @@ class OutputPlanner:
             st = os.lstat(path)
             if stat.S_ISLNK(st.st_mode):
                 target = self.location(Path(os.path.realpath(path)))
-                self._paths.add(target)
+                self._lasting.add(target)
                 if (self._claims.get(target) or self._retired_owner(target)) is None:
                     self._guarded_free.add(target)
                 st = os.stat(path)
@@ -182,18 +183,21 @@ class OutputPlanner:
             self._paths.add(key)
             self._fresh_paths.append(key)
 
+    def _protected(self, key: str) -> bool:
+        return key in self._paths or key in self._lasting
+
     def input_problem(self, path: Path) -> str | None:
         """Why an input cannot even be resolved (loop, name too long), or None."""
         return self._problems.get(Path(path))
 
     def is_input(self, path: Path, st: os.stat_result | None = None) -> bool:
         """True when writing ``path`` (whose ``lstat`` is ``st``, if known) would touch an input."""
-        if self.location(path) in self._paths:
+        if self._protected(self.location(path)):
             return True
         try:
             st = st or os.lstat(path)
             if stat.S_ISLNK(st.st_mode):
-                if self.location(Path(os.path.realpath(path))) in self._paths:
+                if self._protected(self.location(Path(os.path.realpath(path)))):
                     return True
                 st = os.stat(path)
         except OSError:
@@ -295,7 +299,7 @@ class OutputPlanner:
         for out in outputs:
             st = self.inspect(out)
             if st is None:
-                if self.location(out) in self._paths:
+                if self._protected(self.location(out)):
                     raise OutputError(f"{out}: refusing to overwrite the input image")
                 continue
             self.take_census()
