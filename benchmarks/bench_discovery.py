@@ -15,13 +15,20 @@ TREE -r -k 16 -o OUT -j W``, stderr not a terminal, so one line per image):
   run over a tenth of the images (in a tenth as many folders, ``--folders``),
   so that the per-image growth shows, and what it comes to for a million.
 
-``--tree PATH`` compares the code at PATH (another checkout, e.g. ``main``)
+``--modes`` picks the command's options for both measurements: ``plain``,
+``force`` (``--force``, nothing to replace), ``force-replacing`` (``--force``
+with the first image's output already there, so every input is protected
+before it is replaced: the worst case of a re-run) and ``html``
+(``--html``).
+
+``--other PATH`` compares the code at PATH (another checkout, e.g. ``main``)
 with this one: the same commands with ``PYTHONPATH`` set to each.
 
 Run from the repository root::
 
     python benchmarks/bench_discovery.py --quick
     python benchmarks/bench_discovery.py --files 200000 --other /work/main
+    python benchmarks/bench_discovery.py --modes force,force-replacing --other /work/main
 """
 
 from __future__ import annotations
@@ -69,22 +76,38 @@ def make_tiny(folder: Path, count: int, folders: int = 10) -> None:
         Image.fromarray(pixels).save(sub / f"t{i:05d}.png")
 
 
+#: The command's options of each --modes choice.
+MODES = {"plain": [], "force": ["--force"], "force-replacing": ["--force"], "html": ["--html"]}
+
+
+def prepare_out(out: Path, mode: str, first_output: Path | None) -> None:
+    """An empty output folder, or with ``force-replacing`` one holding the first image's output."""
+    shutil.rmtree(out, ignore_errors=True)
+    if mode == "force-replacing" and first_output is not None:
+        target = out / first_output
+        target.parent.mkdir(parents=True)
+        target.write_bytes(b"an old output")
+
+
 def env_for(code: Path) -> dict[str, str]:
+    """The environment that imports ``code``: run with a ``cwd`` outside every checkout
+    (``python -m`` and ``-c`` put the working folder before ``PYTHONPATH``)."""
     env = dict(os.environ, PYTHONPATH=str(code), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     env.pop("COLUMNS", None)
     return env
 
 
-def first_image(code: Path, tree: Path, out: Path, workers: int) -> float:
+def first_image(code: Path, tree: Path, out: Path, workers: int, mode: str) -> float:
     """Seconds from starting the command to its first per-image line."""
-    shutil.rmtree(out, ignore_errors=True)
+    prepare_out(out, mode, Path("d000", "e000", "img0000000-k4.png"))
     cmd = [sys.executable, "-m", "quantize", str(tree), "-r", "-k", "4", "-o", f"{out}/"]
-    cmd += ["-j", str(workers)]
+    cmd += ["-j", str(workers), *MODES[mode]]
     start = time.perf_counter()
     # A shell's background job ignores SIGINT, and so would the command: restore it.
     proc = subprocess.Popen(
         cmd,
         env=env_for(code),
+        cwd=out.parent,
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -104,13 +127,14 @@ def first_image(code: Path, tree: Path, out: Path, workers: int) -> float:
     return seconds
 
 
-def peak_kib(code: Path, folder: Path, out: Path, extra: list[str]) -> int:
+def peak_kib(code: Path, folder: Path, out: Path, extra: list[str], mode: str) -> int:
     """Peak RSS (KiB) of the command run to the end over ``folder``."""
-    shutil.rmtree(out, ignore_errors=True)
+    prepare_out(out, mode, Path("s0", "t00000-k4.png"))
+    extra = [*extra, *MODES[mode]]
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
         cmd = [sys.executable, "-c", PEAK_RSS, rss.name, str(folder), "-r", "-k", "4"]
         cmd += ["-o", f"{out}/", "-q", *extra]
-        subprocess.run(cmd, env=env_for(code), check=False, capture_output=True)
+        subprocess.run(cmd, env=env_for(code), cwd=out.parent, check=False, capture_output=True)
         return int(rss.read() or 0)
 
 
@@ -122,16 +146,17 @@ def first_images(args: argparse.Namespace, codes: dict[str, Path], tree: Path, o
         f"tree: {args.files} files in {args.fanout**2} folders (2 levels), "
         f"made in {time.perf_counter() - made:.0f} s"
     )
-    for workers in (1, 2):
-        times: dict[str, list[float]] = {name: [] for name in codes}
-        for _ in range(args.repeat):  # interleaved
-            for name, code in codes.items():
-                times[name].append(first_image(code, tree, out, workers))
-        for name, values in times.items():
-            print(
-                f"first image, -j {workers}, {name}: median {np.median(values):.2f} s "
-                f"({', '.join(f'{v:.2f}' for v in values)})"
-            )
+    for mode in args.modes:
+        for workers in (1, 2):
+            times: dict[str, list[float]] = {name: [] for name in codes}
+            for _ in range(args.repeat):  # interleaved
+                for name, code in codes.items():
+                    times[name].append(first_image(code, tree, out, workers, mode))
+            for name, values in times.items():
+                print(
+                    f"first image, {mode}, -j {workers}, {name}: median {np.median(values):.2f} s "
+                    f"({', '.join(f'{v:.2f}' for v in values)})"
+                )
     shutil.rmtree(tree)
 
 
@@ -149,6 +174,12 @@ def main() -> None:
     parser.add_argument("--other", type=Path, help="another checkout to compare with")
     parser.add_argument("--dask", action="store_true", help="also measure --dask local")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--modes",
+        type=lambda text: text.split(","),
+        default=["plain"],
+        help=f"comma-separated, of: {', '.join(MODES)}",
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-first", action="store_true", help="measure memory only")
@@ -167,15 +198,17 @@ def main() -> None:
         make_tiny(small, args.tiny // 10, max(1, args.folders // 10))
         runs = [["-j", "2"], *([["--dask", "local", "-j", "2"]] if args.dask else [])]
         for extra in runs:
-            for name, code in codes.items():
-                big = peak_kib(code, tiny, out, extra)
-                little = peak_kib(code, small, out, extra)
-                per = (big - little) * 1024 / (args.tiny - args.tiny // 10)
-                print(
-                    f"peak RSS {' '.join(extra)}, {name}: {args.tiny} images "
-                    f"{big / 1024:.0f} MiB, {args.tiny // 10} images {little / 1024:.0f} MiB, "
-                    f"{per:.0f} bytes/image ({per * 1e6 / 2**20:.0f} MiB per million images)"
-                )
+            for mode in args.modes:
+                for name, code in codes.items():
+                    big = peak_kib(code, tiny, out, extra, mode)
+                    little = peak_kib(code, small, out, extra, mode)
+                    per = (big - little) * 1024 / (args.tiny - args.tiny // 10)
+                    print(
+                        f"peak RSS {' '.join(extra)} {mode}, {name}: {args.tiny} images "
+                        f"{big / 1024:.0f} MiB, {args.tiny // 10} images "
+                        f"{little / 1024:.0f} MiB, {per:.0f} bytes/image "
+                        f"({per * 1e6 / 2**20:.0f} MiB per million images)"
+                    )
 
 
 if __name__ == "__main__":

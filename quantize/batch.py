@@ -48,10 +48,12 @@ from quantize.batch_plan import (
     can_stream,
     check_output_file,
     check_output_folder,
+    excluded_folders,
     html_page_path,
     no_images_message,
     plan_job,
     plan_outputs_for,
+    protect_ahead,
     shared_palette_path,
     single_file_mode,
     stream_jobs,
@@ -93,9 +95,11 @@ __all__ = [
     "can_stream",
     "check_output_file",
     "check_output_folder",
+    "excluded_folders",
     "html_page_path",
     "no_images_message",
     "plan_job",
+    "protect_ahead",
     "read_table",
     "run_batch",
     "run_job",
@@ -335,16 +339,20 @@ class _Phase:
 class _Tally:
     """What the batch result keeps: counts per status, the failures, every result if asked."""
 
-    def __init__(self, keep: bool) -> None:
+    def __init__(self, keep: bool, page: bool = False) -> None:
         self.counts: Counter[str] = Counter()
         self.failed: list[tuple[int, ImageResult]] = []
-        self.results: list[tuple[int, ImageResult]] | None = [] if keep else None
+        self.results: list[tuple[int, ImageResult]] | None = [] if keep or page else None
+        self.page_only = page and not keep
 
     def add(self, index: int, result: ImageResult) -> None:
         self.counts[result.status] += 1
         if result.status == "failed":
             self.failed.append((index, result))
         if self.results is not None:
+            if self.page_only:
+                # What the page shows: a run over millions holds one card's worth per image.
+                result = replace(result, outputs=(), seconds=0.0, detail=None)
             self.results.append((index, result))
 
     def batch(self, seconds: float, interrupted: bool, total: int) -> BatchResult:
@@ -432,7 +440,7 @@ def run_batch(
         page_path = html_page_path(inputs, options.output)
         options = replace(options, run=replace(options.run, page_dir=page_path.parent))
     single = single_file_mode(inputs)
-    exclude = None if options.output is None or single else Path(options.output)
+    exclude = excluded_folders(inputs, options)
     groups = scan_images(inputs, recursive=options.recursive, exclude=exclude)
     streaming = can_stream(inputs, options)
     if not streaming:
@@ -440,6 +448,8 @@ def run_batch(
     # Images found in folders that look like outputs are skipped; files named
     # on the command line are always inputs and must never be overwritten.
     planner = OutputPlanner(force=options.run.force, started=started)
+    if streaming:
+        planner.census = partial(protect_ahead, inputs, options.recursive, exclude, planner)
     for path in [Path(p) for p in inputs if not os.path.isdir(p)]:
         planner.protect(path)
     if options.run.palette_file is not None:
@@ -503,18 +513,28 @@ class _Batch:
         self.streaming = streaming
         self.forget_inputs = False
         self.executor, self.progress = executor, progress
-        self.tally = _Tally(options.keep_results or options.html)
+        self.tally = _Tally(options.keep_results, options.html)
         self.found = 0
         self.palette: Palette | None = None
         self.used: Path | None = None
         self.reused = False
 
     def checked_page(self, groups: Iterator[list[Source]], page: Path) -> Iterator[list[Source]]:
-        """``groups`` (all in one: ``--html`` plans once the scan is over), the page checked."""
+        """``groups``, the page checked before the first group's images are planned.
+
+        When not streaming, the one group holds every image: an input that is
+        the page (a link to it) is protected by then.  When streaming, one
+        found later is a link to an output of this run, and fails alone
+        (:func:`quantize.batch_plan.stream_jobs`); an existing page is checked
+        against every input (:func:`protect_ahead`).
+        """
+        checked = False
         for group in groups:
-            for source in group:
-                self.planner.protect(source.path)
-            self.planner.check([page])  # only now is an input named index.html protected
+            if not checked:
+                for source in group:
+                    self.planner.protect(source.path)
+                self.planner.check([page])
+                checked = True
             yield group
 
     def planned(

@@ -5,7 +5,9 @@ finds them, a folder at a time: every image of a folder is protected as an
 input before any of them is planned, and :func:`can_stream` says when that
 is all the protection an output needs (otherwise the caller passes the whole
 scan as one group, and every input is protected before any output is
-planned).  :mod:`quantize.batch` runs the jobs.
+planned).  When streaming, :func:`protect_ahead` protects every input
+before a first existing output is checked (refused, or with ``--force``
+replaced).  :mod:`quantize.batch` runs the jobs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from quantize.discover import IMAGE_SUFFIXES, Source, folder_images
+from quantize.discover import IMAGE_SUFFIXES, Source, folder_images, scan_images
 from quantize.errors import OutputError, QuantizeError
 from quantize.outputs import OutputPlan, is_folder_spec, plan_outputs
 from quantize.palette import Palette
@@ -71,8 +73,8 @@ class BatchOptions:
     read_files: tuple[str, ...] = ()
     #: Keep every image's :class:`ImageResult` in ``BatchResult.results``.  False
     #: keeps only the counts per status and the failures (what a summary needs), so
-    #: that a batch of millions holds a constant amount per image; ``html`` keeps
-    #: them all regardless (the page shows every image).
+    #: that a batch of millions holds a constant amount per image; with ``html``
+    #: what the page shows of each is kept (not its outputs, time or traceback).
     keep_results: bool = True
 
 
@@ -155,7 +157,8 @@ class BatchResult:
     ----------
     results : list of ImageResult
         One per input image, in input order; empty when the batch was run
-        with ``keep_results`` False (the counts and failures are kept).
+        with ``keep_results`` False (the counts and failures are kept), but
+        with ``html`` then: what the page shows (no outputs, time or traceback).
     seconds : float
         Wall time of the whole batch.
     interrupted : bool
@@ -399,7 +402,10 @@ def _late_link(path: Path, planner: OutputPlanner) -> str | None:
     """
     if not os.path.islink(path):
         return None
-    return planner.owner(Path(os.path.realpath(path)))
+    target = Path(os.path.realpath(path))
+    if planner.guarded_free(target):
+        return None  # protected before any output claimed it: no output of this run
+    return planner.owner(target)
 
 
 def can_stream(inputs: Sequence[str | os.PathLike[str]], options: BatchOptions) -> bool:
@@ -407,21 +413,74 @@ def can_stream(inputs: Sequence[str | os.PathLike[str]], options: BatchOptions) 
 
     Outputs next to their inputs land in a folder read (and protected) in
     full already, under names the scan never takes as inputs
-    (:func:`quantize.outputs.is_own_output`); outputs under ``-o`` land in a
-    folder the scan leaves out, unless a folder argument is the output folder
-    or lies inside it.  ``--force`` replaces existing files, so it waits for
-    the whole scan (an input found later must never be replaced), and so
-    does ``--html`` (its thumbnails go to a folder the scan may read).
+    (:func:`quantize.outputs.is_own_output`); outputs under ``-o``, and the
+    thumbnails of ``--html``, land in folders the scan leaves out
+    (:func:`excluded_folders`), unless a folder argument is one of them or
+    lies inside one.  An existing output (which ``--force`` replaces) may
+    be an input found later (a hard or symbolic link to it, or from it):
+    before the first one is checked, every input is protected
+    (:func:`protect_ahead`).  A thumbnails folder that exists without its
+    page is read as inputs, as it always was: then the whole scan comes
+    first.
     """
     if single_file_mode(inputs):
         return True
-    if options.run.force or options.html:
-        return False
-    if options.output is None:
-        return True
-    out = Path(os.path.realpath(options.output))
     folders = [Path(os.path.realpath(p)) for p in inputs if os.path.isdir(p)]
-    return not any(folder == out or folder.is_relative_to(out) for folder in folders)
+    outside = [Path(os.path.realpath(f)) for f in excluded_folders(inputs, options)]
+    if any(folder == out or folder.is_relative_to(out) for folder in folders for out in outside):
+        return False
+    return not (options.html and _stray_thumbnails(html_page_path(inputs, options.output)))
+
+
+def excluded_folders(inputs: Sequence[str | os.PathLike[str]], options: BatchOptions) -> list[Path]:
+    """The folders the scan of a batch leaves out: the output folder, the page's thumbnails.
+
+    A thumbnails folder is left out when the run makes it (it does not
+    exist yet); one that has its page beside it is left out by the scan
+    anyway; one without (a run stopped before its page) holds inputs.
+    """
+    folders = []
+    if options.output is not None and not single_file_mode(inputs):
+        folders.append(Path(options.output))
+    if options.html:
+        from quantize.report_html import THUMB_DIR
+
+        thumbs = html_page_path(inputs, options.output).parent / THUMB_DIR
+        if not os.path.lexists(thumbs):
+            folders.append(thumbs)
+    return folders
+
+
+def _stray_thumbnails(page: Path) -> bool:
+    """Whether the page's thumbnails folder exists without the page (its images are inputs)."""
+    from quantize.report_html import THUMB_DIR
+
+    return os.path.lexists(page.parent / THUMB_DIR) and not page.is_file()
+
+
+def protect_ahead(
+    inputs: Sequence[str | os.PathLike[str]],
+    recursive: bool,
+    exclude: Sequence[Path],
+    planner: OutputPlanner,
+) -> None:
+    """Protect every input the scan of a batch will find, without keeping them.
+
+    For a streaming run: :meth:`OutputPlanner.check` calls it (as its
+    ``census``) before it checks a first existing output.  An input found
+    later could be that file (a hard link to it, a symbolic link to it or
+    to its name, a path to its folder): ``--force`` would replace it, and
+    without ``--force`` the output would be refused for another reason than
+    after the whole scan.  Once every input is protected, an existing
+    output is refused or replaced exactly as in a run that reads the whole
+    tree first.  Holds one file id per input (what the planner keeps for
+    every input anyway), and one path per symbolic link.  ``exclude`` is
+    what the batch's scan leaves out (:func:`excluded_folders`, from
+    before the run wrote anything).
+    """
+    for group in scan_images(inputs, recursive=recursive, exclude=exclude):
+        for source in group:
+            planner.guard(source.path)
 
 
 def can_forget_inputs(inputs: Sequence[str | os.PathLike[str]]) -> bool:
@@ -445,6 +504,8 @@ def plan_job(
         return ImageResult(source.path, "failed", reason=problem)
     try:
         plan = plan_outputs_for(source, options, single_file)
+        if planner.census is not None and _checks_existing(plan.paths, options.skip_existing):
+            planner.take_census()  # before the claim: a link to these outputs is an input then
         planner.claim(str(source.path), plan.paths)
     except QuantizeError as exc:
         return ImageResult(source.path, "failed", reason=str(exc))
@@ -455,6 +516,13 @@ def plan_job(
     except OutputError as exc:
         return ImageResult(source.path, "failed", reason=str(exc))
     return Job(source.path, plan, options.skip_existing)
+
+
+def _checks_existing(paths: Sequence[Path], skip_existing: bool) -> bool:
+    """Whether planning these outputs checks an existing file (skipped images check none)."""
+    return any(map(os.path.lexists, paths)) and not (
+        skip_existing and all(p.exists() for p in paths)
+    )
 
 
 def plan_outputs_for(source: Source, options: BatchOptions, single_file: bool) -> OutputPlan:

@@ -12,7 +12,7 @@ and what the scan keeps grows with the number of folders, not of files.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +38,7 @@ def find_images(
     inputs: Iterable[str | os.PathLike[str]],
     *,
     recursive: bool = False,
-    exclude: Path | None = None,
+    exclude: Path | Sequence[Path] | None = None,
 ) -> Iterator[Source]:
     """Expand files and folders into the images to process, in a stable order.
 
@@ -47,14 +47,15 @@ def find_images(
     ``recursive`` those of its subfolders (symbolic links to folders are not
     followed).  quantize's own outputs are left out: a file named
     ``STEM-kK.*`` whose folder also holds an image named ``STEM.*``, and
-    everything in the subfolder ``exclude`` (the output folder).  A file met
-    twice is yielded once.
+    everything in the subfolders ``exclude`` (the output folder, the
+    thumbnails of an ``--html`` page), by any path (a bind mount too).  A
+    file met twice is yielded once.
 
     Parameters
     ----------
     inputs : iterable of path
     recursive : bool
-    exclude : Path, optional
+    exclude : Path or sequence of Path, optional
 
     Yields
     ------
@@ -68,7 +69,7 @@ def scan_images(
     inputs: Iterable[str | os.PathLike[str]],
     *,
     recursive: bool = False,
-    exclude: Path | None = None,
+    exclude: Path | Sequence[Path] | None = None,
 ) -> Iterator[list[Source]]:
     """The images of :func:`find_images`, one group per folder read (a named file alone).
 
@@ -83,13 +84,30 @@ def scan_images(
     """
     # os.path: a symlink loop or an over-long name is an input that fails
     # alone later, not an exception here.
-    excluded = Path(os.path.realpath(exclude)) if exclude is not None else None
     seen = _Seen()
+    excluded = _Excluded(seen, [exclude] if isinstance(exclude, Path) else exclude or [])
     for arg in map(Path, inputs):
         if os.path.isdir(arg):
             yield from _scan(arg, recursive, excluded, seen)
         elif seen.first_file(arg):
             yield [Source(arg)]
+
+
+class _Excluded:
+    """Subfolders the scan never enters: by their path resolved, and by device and inode.
+
+    The path catches a folder made after the scan started (the run's own
+    output folder); device and inode catch a folder that existed, under any
+    other path to it (a bind mount of the output folder inside an input
+    folder).
+    """
+
+    def __init__(self, seen: _Seen, folders: Sequence[Path]) -> None:
+        self.paths = {Path(os.path.realpath(f)) for f in folders}
+        self.keys = {seen.folder_key(f) for f in folders if os.path.isdir(f)}
+
+    def path(self, folder: str) -> bool:
+        return Path(os.path.realpath(folder)) in self.paths
 
 
 class _Seen:
@@ -141,13 +159,13 @@ class _Seen:
         )
 
 
-def _scan(
-    root: Path, recursive: bool, excluded: Path | None, seen: _Seen
-) -> Iterator[list[Source]]:
+def _scan(root: Path, recursive: bool, excluded: _Excluded, seen: _Seen) -> Iterator[list[Source]]:
     folders = [root]
     while folders:
         folder = folders.pop()
         key = seen.folder_key(folder)
+        if folder is not root and key in excluded.keys:
+            continue  # the output folder under another path: its files are outputs
         if not seen.first_folder(key):
             continue  # met before (another argument, another spelling): all yielded then
         try:
@@ -171,9 +189,7 @@ def _scan(
             subfolders = [
                 folder / e.name
                 for e in entries
-                if _is_dir(e)
-                and Path(os.path.realpath(e.path)) != excluded
-                and not _page_thumbnails(Path(e.path))
+                if _is_dir(e) and not excluded.path(e.path) and not _page_thumbnails(Path(e.path))
             ]
             folders.extend(reversed(subfolders))  # depth first, in name order
 

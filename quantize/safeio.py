@@ -106,6 +106,12 @@ class OutputPlanner:
         self._fresh_paths: list[str] = []
         self._retired = KeySet()
         self._recover: Callable[[str], str | None] | None = None
+        #: Called once, before the first existing output is checked: a streaming
+        #: run then protects every input it will find, so that the check
+        #: refuses or replaces exactly what it would after the whole scan.
+        self.census: Callable[[], None] | None = None
+        self._lasting: set[str] = set()  # link targets guarded: never forgotten
+        self._guarded_free: set[str] = set()  # those guarded while unclaimed
         for path in inputs:
             self.protect(path)
 
@@ -137,10 +143,48 @@ class OutputPlanner:
             # A symlink loop or a name over the limit cannot be read either.
             self._problems[path] = _reason(exc)
 
+    def guard(self, path: Path) -> None:
+        """Protect an input for the whole run, by its file alone unless it is a link.
+
+        For an input found ahead of the scan that plans it (see
+        :attr:`census`): its file (device and inode) is protected,
+        and for a symbolic link the location it leads to as well, which no
+        :meth:`retire` forgets.  A regular file's own path needs no entry:
+        an output can only land on it when it is the same file.
+        """
+        try:
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                target = self.location(Path(os.path.realpath(path)))
+                self._lasting.add(target)
+                if (self._claims.get(target) or self._retired_owner(target)) is None:
+                    self._guarded_free.add(target)
+                st = os.stat(path)
+            self._ids.add(file_id(st))
+        except OSError:
+            pass  # nothing there to lose (a dangling link's target is guarded above)
+
+    def take_census(self) -> None:
+        """An existing output is checked next: call :attr:`census`, the first time."""
+        census, self.census = self.census, None
+        if census is not None:
+            census()
+
+    def guarded_free(self, path: Path) -> bool:
+        """Whether ``path`` was guarded (as a link's target) before any output claimed it.
+
+        Such a path is never written by this run: every later claim of it is
+        refused by :meth:`check`.
+        """
+        return self.location(path) in self._guarded_free
+
     def _add_path(self, key: str) -> None:
         if key not in self._paths:
             self._paths.add(key)
             self._fresh_paths.append(key)
+
+    def _protected(self, key: str) -> bool:
+        return key in self._paths or key in self._lasting
 
     def input_problem(self, path: Path) -> str | None:
         """Why an input cannot even be resolved (loop, name too long), or None."""
@@ -148,12 +192,12 @@ class OutputPlanner:
 
     def is_input(self, path: Path, st: os.stat_result | None = None) -> bool:
         """True when writing ``path`` (whose ``lstat`` is ``st``, if known) would touch an input."""
-        if self.location(path) in self._paths:
+        if self._protected(self.location(path)):
             return True
         try:
             st = st or os.lstat(path)
             if stat.S_ISLNK(st.st_mode):
-                if self.location(Path(os.path.realpath(path))) in self._paths:
+                if self._protected(self.location(Path(os.path.realpath(path)))):
                     return True
                 st = os.stat(path)
         except OSError:
@@ -255,9 +299,10 @@ class OutputPlanner:
         for out in outputs:
             st = self.inspect(out)
             if st is None:
-                if self.location(out) in self._paths:
+                if self._protected(self.location(out)):
                     raise OutputError(f"{out}: refusing to overwrite the input image")
                 continue
+            self.take_census()
             if self.is_input(out, st):
                 raise OutputError(f"{out}: refusing to overwrite the input image")
             if not self.force:

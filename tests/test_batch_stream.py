@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -48,26 +49,6 @@ def test_work_starts_before_the_scan_is_over(
     totals = [e.total for e in events]
     assert totals == sorted(totals) and totals[0] == 2 and totals[-1] == 4
     assert not events[0].final and events[-1].final
-
-
-def test_force_reads_every_folder_before_any_work(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # An input found later must never be replaced: --force waits for the scan.
-    first, second = folder_of(tmp_path, "a", 1), folder_of(tmp_path, "b", 1, seed=5)
-    events: list[Progress] = []
-    seen_when_reading_b: list[int] = []
-
-    def scan(inputs: Iterable[str], **kwargs: object) -> Iterator[list[Source]]:
-        for group in scan_images(inputs, **kwargs):  # type: ignore[arg-type]
-            if group[0].path.parent == second:
-                seen_when_reading_b.append(len(events))
-            yield group
-
-    monkeypatch.setattr(batch, "scan_images", scan)
-    options = BatchOptions(RunOptions(colors=4, force=True), output=str(tmp_path / "o"), workers=1)
-    run_batch([first, second], options, events.append)
-    assert seen_when_reading_b == [0]
 
 
 def test_an_input_in_a_folder_argument_under_the_output_folder_is_protected(
@@ -147,3 +128,19 @@ def test_no_images_found_after_the_scan_with_no_work(tmp_path: Path) -> None:
     with pytest.raises(batch.InputError, match="no images found"):
         run_batch([tmp_path / "empty"], opts(recursive=True), events.append)
     assert events == []
+
+
+def test_compact_results_of_an_html_run_keep_what_the_page_shows(tmp_path: Path) -> None:
+    folder = folder_of(tmp_path, "in", 2)
+    (folder / "zbad.png").write_bytes(b"not a png")
+    out = {flag: tmp_path / f"o{flag}" for flag in (False, True)}
+    results = {
+        flag: run_batch([folder], opts(output=str(out[flag]), html=True, keep_results=flag))
+        for flag in (False, True)
+    }
+    compact, full = results[False], results[True]
+    assert [r.outputs for r in compact.results] == [(), (), ()]
+    assert [r.page is None for r in compact.results] == [False, False, True]
+    assert compact.failures[0].detail is not None  # the failures keep their traceback
+    pages = [(out[flag] / "index.html").read_text().replace(str(out[flag]), "") for flag in out]
+    assert re.sub(r"in [0-9.]+ s", "", pages[0]) == re.sub(r"in [0-9.]+ s", "", pages[1])
