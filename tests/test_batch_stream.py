@@ -138,7 +138,7 @@ def test_compact_results_of_an_html_run_keep_what_the_page_shows(tmp_path: Path)
         flag: run_batch([folder], opts(output=str(out[flag]), html=True, keep_results=flag))
         for flag in (False, True)
     }
-    compact, full = results[False], results[True]
+    compact = results[False]
     assert [r.outputs for r in compact.results] == [(), (), ()]
     assert [r.page is None for r in compact.results] == [False, False, True]
     assert compact.failures[0].detail is not None  # the failures keep their traceback
