@@ -28,6 +28,7 @@ from quantize.cli_types import (
     IntOrAuto,
     KeepColors,
 )
+from quantize.errors import Terminated
 from quantize.limits import (
     DEFAULT_MAX_FRAMES,
     DEFAULT_MAX_PIXELS,
@@ -545,10 +546,6 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised wherever the program is, so that it stops as for Ctrl-C."""
 
 
 _terminated = False

@@ -13,6 +13,10 @@ these files become.
   appeared after planning (another run) is never replaced; with ``force``
   every replaced file is kept as a backup until the whole set is in place.
   If any step fails, the steps already done are undone.
+* :func:`halt` stops the writes of a run's tasks in a worker process (a
+  cluster's worker, which Ctrl-C cannot interrupt): a task that has not
+  begun its commit places nothing, one that has ends it, and the call
+  returns once none of them has a file on the disk in between.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import stat
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -93,6 +98,7 @@ def make_temp(folder: Path, temps: list[Path]) -> int:
     OSError
         The file cannot be created (``temps`` then ends with its name).
     """
+    _start_writing()
     for _ in range(tempfile.TMP_MAX):
         name = _new_temp_name(folder)
         temps.append(name)
@@ -295,6 +301,7 @@ def commit(moves: Sequence[tuple[Path, Path]], *, force: bool) -> None:
     OutputError
         Naming the target that could not be placed.
     """
+    _start_writing()
     done: list[_Placed] = []
     job: _Job | None = getattr(_recording, "job", None)
     with _locked({target.parent for _, target in moves}), _signals_deferred():
@@ -313,6 +320,94 @@ def commit(moves: Sequence[tuple[Path, Path]], *, force: bool) -> None:
         # abandoned job keeps all of it rather than leave a part.
         if job is not None and not any(placed.adopted for placed in done):
             job.log.extend((placed.target, placed.file) for placed in done)
+
+
+# --------------------------------------------------------------------------- #
+# Halting the writes of a run
+# --------------------------------------------------------------------------- #
+
+
+class Halted(KeyboardInterrupt):
+    """A task of a halted run was about to write: it stops as for Ctrl-C (see :func:`halt`)."""
+
+
+#: Guards the two tables below; notified when a task ends its writes.
+_writes = threading.Condition()
+#: Runs halted in this process; ``None``: every run.
+_halted: set[str | None] = set()
+#: Tasks with a temporary or committed file of their image, by run.
+_busy: Counter[str] = Counter()
+
+
+class _Task:
+    def __init__(self, run: str) -> None:
+        self.run = run
+        self.writing = False
+
+
+_tasks = threading.local()
+
+
+@contextmanager
+def task_of(run: str) -> Iterator[None]:
+    """Run one task of run ``run`` in this thread, so that :func:`halt` can stop its writes.
+
+    The task counts as writing from its first temporary file to the end of
+    this block: by then its files are all in place, or none (its own
+    clean-up, as after Ctrl-C, has removed them).
+    """
+    saved = getattr(_tasks, "task", None)
+    task = _tasks.task = _Task(run)
+    try:
+        yield
+    finally:
+        _tasks.task = saved
+        if task.writing:
+            with _writes:
+                _busy[run] -= 1
+                if _busy[run] <= 0:
+                    del _busy[run]
+                _writes.notify_all()
+
+
+def _start_writing() -> None:
+    """Before a temporary file or a commit: raise Halted once this thread's run is halted."""
+    task: _Task | None = getattr(_tasks, "task", None)
+    if task is None:
+        return
+    with _writes:
+        if task.run in _halted or None in _halted:
+            raise Halted
+        if not task.writing:
+            task.writing = True
+            _busy[task.run] += 1
+
+
+def halt(runs: Iterable[str] | None, timeout: float) -> bool:
+    """Stop the writes of ``runs`` (None: every run) in this process; wait for those under way.
+
+    From now on a task of these runs (see :func:`task_of`) raises
+    :class:`Halted` where it would make a temporary file or begin a commit,
+    and removes its files as after Ctrl-C; a commit already begun ends.
+    Tasks that write nothing more are left to run.
+
+    Returns
+    -------
+    bool
+        True when no task of these runs has a file on the disk any more;
+        False when some still had one after ``timeout`` seconds.
+    """
+    keys: set[str | None] = {None} if runs is None else set(runs)
+    with _writes:
+        _halted.update(keys)
+        return _writes.wait_for(
+            lambda: not any(None in keys or run in keys for run in _busy), timeout
+        )
+
+
+def halted() -> bool:
+    """Whether :func:`halt` was called in this process."""
+    return bool(_halted)
 
 
 #: Signals whose handlers raise (Ctrl-C, and SIGTERM in quantize's command and workers).

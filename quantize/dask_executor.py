@@ -22,9 +22,16 @@ its outputs are byte-identical to a run with ``-j 1``.
   and the task's own input (a task's ``source`` attribute, when it has one).
 * A cluster left with no worker for :data:`WORKER_WAIT` seconds ends the
   run with :class:`ClusterError` instead of waiting for ever.
-* Ctrl-C (or SIGTERM) cancels every task not finished.  A task already
-  running on a worker cannot be interrupted: it ends with all of its
-  outputs, written atomically, or none.
+* Ctrl-C cancels every task not started and lets the running ones end
+  (for up to :data:`STOP_WAIT` seconds); SIGTERM, or a second Ctrl-C, ends
+  the run at once.  Either way the run is then halted on every worker
+  (:func:`quantize.commit.halt`): a task running there, which Ctrl-C
+  cannot interrupt, places no file any more, a commit under way ends, and
+  the client waits (up to :data:`HALT_WAIT` seconds) until no task of the
+  run has a file on the disk before it lets go of the cluster.  So every
+  image ends with all of its outputs or none, and none is written after
+  the command returned.  The workers of a local cluster ignore Ctrl-C (the
+  client stops them) and, on SIGTERM, halt every run before they exit.
 
 Importing this module imports ``distributed``; quantize imports it only
 for ``--dask``.
@@ -32,19 +39,24 @@ for ``--dask``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import platform
 import queue
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import suppress
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from quantize.errors import QuantizeError
+from quantize import commit
+from quantize.errors import QuantizeError, Terminated
 from quantize.executors import (
     MAX_WORKER_DEATHS,
     DoneCallback,
@@ -69,6 +81,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "DEV_LOG_LENGTH",
     "FAN_IN",
+    "HALT_WAIT",
     "LOCAL",
     "STOP_WAIT",
     "WATCH_EVERY",
@@ -98,6 +111,9 @@ WINDOW_PER_THREAD = 3
 FAN_IN = 8
 #: Seconds an interrupted run waits for the tasks running on workers to end.
 STOP_WAIT = 30.0
+#: Seconds a stopped run waits for the workers to end the writes under way
+#: (a commit takes milliseconds; a temporary file is removed at the next one).
+HALT_WAIT = 10.0
 #: Entries in each of Dask's developer logs (recent messages, transitions,
 #: events; its default is 1000) in the client and the local cluster this
 #: module starts: filled by the first thousand tasks, they made up most of the
@@ -195,15 +211,62 @@ def _worker_name() -> str:
         return f"on {platform.node()}"
 
 
-def _remote(fn: Callable[[T], R], shared: _Shared | None, task: T) -> R:
-    """A task as it runs on a worker."""
+def _remote(fn: Callable[[T], R], shared: _Shared | None, task: T, run: str = "") -> R:
+    """A task (of run ``run``, see :meth:`DaskExecutor.halt`) as it runs on a worker."""
     if shared is not None:
         _enter(shared)
         source = getattr(task, "source", None)
         # A worker that sees the folder but not the file says which worker it is.
         if isinstance(source, str | os.PathLike) and not os.path.lexists(source):
             raise NotShared(_not_shared("this file"), os.fspath(source))
-    return fn(task)
+    with commit.task_of(run):
+        return fn(task)
+
+
+async def _halt(runs: list[str], timeout: float) -> bool:
+    """On a worker: stop the writes of ``runs``; True once none is under way."""
+    return await asyncio.to_thread(commit.halt, runs, timeout)
+
+
+class _WorkerSignals(distributed.WorkerPlugin):
+    """Signal handlers of the worker processes of a local cluster this module starts.
+
+    A terminal's Ctrl-C reaches them with the command: it is the client's to
+    act on (an interrupt of a worker's event loop kills it with a
+    traceback).  SIGTERM (the whole process group stopped) halts every run
+    here, waits for the writes under way, and then ends the worker as SIGTERM does.
+    """
+
+    def setup(self, worker: distributed.Worker) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, _worker_sigterm)
+
+
+def _worker_sigterm(signum: int, frame: object) -> None:
+    commit.halt(None, HALT_WAIT)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Ctrl-C and SIGTERM do nothing in this block: the steps that make a stop safe are bounded."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    main = threading.current_thread() is threading.main_thread()
+    if not main or None in [signal.getsignal(s) for s in signals]:
+        yield  # not the main thread, or a handler Python cannot put back
+        return
+    saved = {s: signal.signal(s, _ignore) for s in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """A handler that drops the signal (not SIG_IGN, which child processes would inherit)."""
 
 
 def _light(split: Callable[[R], tuple[R, P | None]], outcome: R) -> tuple[R, bool]:
@@ -265,6 +328,8 @@ class DaskExecutor(Executor):
         self._cluster: Any = None
         self._owned = not isinstance(cluster, distributed.Client)
         self._shared: _Shared | None = None
+        #: Runs whose tasks may still write on a worker (begun, and not ended or halted).
+        self.writing: set[str] = set()
         if isinstance(cluster, distributed.Client):
             self.client = cluster
         elif cluster == LOCAL:
@@ -296,7 +361,9 @@ class DaskExecutor(Executor):
                     dashboard_address=None,
                     silence_logs=logging.CRITICAL,
                 )
-                return distributed.Client(self._cluster)
+                client = distributed.Client(self._cluster)
+            client.register_plugin(_WorkerSignals(), name="quantize-signals")
+            return client
         except Exception as exc:
             self.close()
             raise ClusterError(f"cannot start a local Dask cluster: {_one_line(exc)}") from exc
@@ -367,8 +434,39 @@ class DaskExecutor(Executor):
             return True, None
         return False, run.total()
 
+    def halt(self) -> None:
+        """Stop the writes of the runs not ended on every worker; wait for those under way.
+
+        Bounded by :data:`HALT_WAIT` (and the connection's timeout), during
+        which Ctrl-C and SIGTERM are ignored: cut short, it would let the
+        cluster go while a worker is between two files of an image.
+        """
+        client = getattr(self, "client", None)
+        with _signals_ignored():
+            runs, self.writing = sorted(self.writing), set()
+            if not runs or client is None:
+                return
+            with suppress(Exception):  # a cluster gone has nothing left running
+                client.sync(
+                    client._run,
+                    _halt,
+                    runs,
+                    HALT_WAIT,
+                    on_error="ignore",
+                    callback_timeout=HALT_WAIT + CONNECT_TIMEOUT,
+                )
+
     def close(self) -> None:
-        """Close the connection and the local cluster this executor made (not a given client)."""
+        """Close the connection and the local cluster this executor made (not a given client).
+
+        A run that did not end (interrupted, or stopped by an error) is
+        halted first (:meth:`halt`).
+        """
+        self.halt()
+        with _signals_ignored():
+            self._close()
+
+    def _close(self) -> None:
         client = getattr(self, "client", None)
         # A cluster that went away meanwhile has nothing left to release.
         if self._owned and client is not None:
@@ -508,10 +606,14 @@ class _Run(Generic[T, R, P]):
         settle: Settle[T, R],
         reduction: Reduction[R, P] | None,
     ) -> None:
+        self.executor = executor
         self.client = executor.client
         self.window = WINDOW_PER_THREAD * executor.threads()
         self.items = enumerate(tasks)
-        self.remote = partial(_remote, fn, executor.shared)
+        #: Names this run's tasks on the workers, so that it can be halted there.
+        self.name = uuid.uuid4().hex
+        executor.writing.add(self.name)
+        self.remote = partial(_remote, fn, executor.shared, run=self.name)
         self.on_done, self.settle, self.reduction = on_done, settle, reduction
         #: Every future submitted and not yet reported, with its task.
         self.held: dict[Future[Any], tuple[int, T]] = {}
@@ -537,12 +639,14 @@ class _Run(Generic[T, R, P]):
             while self.held:
                 self.finish(self.wait())
                 self.submit()
-        except KeyboardInterrupt:
-            self.stop()
+        except KeyboardInterrupt as exc:
+            # SIGTERM asks for an end, not for the images under way.
+            self.stop(wait=not isinstance(exc, Terminated))
             return True
         except ClusterError:
             self.cancel(list(self.held))
             raise
+        self.executor.writing.discard(self.name)
         return False
 
     def wait(self) -> list[Future[Any]]:
@@ -669,14 +773,26 @@ class _Run(Generic[T, R, P]):
         finally:
             self.levels = []
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
         """Cancel what has not started; report what ended or still ends in a short while.
 
-        A task running on a worker cannot be interrupted: it is left to end
-        (for up to :data:`STOP_WAIT` seconds, or until a second Ctrl-C) so that
-        it is reported, and so that a local cluster closed right after does not
-        kill it halfway.
+        A task running on a worker cannot be interrupted: with ``wait`` it is
+        left to end (for up to :data:`STOP_WAIT` seconds, or until a second
+        Ctrl-C) so that it is reported.  Then the run is halted on the workers
+        (:meth:`DaskExecutor.halt`): whatever still runs writes nothing more,
+        and no image is left between two files when the cluster goes.
         """
+        try:
+            if wait:
+                self.wait_running()
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: the halt below, now
+        finally:
+            self.executor.halt()
+            self.cancel(list(self.held))
+
+    def wait_running(self) -> None:
+        """Cancel the tasks not started; report the running ones as they end, for a while."""
         try:
             on_workers = {key for keys in self.client.processing().values() for key in keys}
         except Exception:
@@ -688,14 +804,11 @@ class _Run(Generic[T, R, P]):
             if future.status == "finished" or keys & on_workers:
                 ending.append(future)
         self.cancel([f for f in self.held if f not in ending])
-        try:
+        with suppress(TimeoutError):
             for future in distributed.as_completed(
                 ending, timeout=STOP_WAIT, loop=self.client.loop
             ):
                 self.finish([future])
-        except (KeyboardInterrupt, TimeoutError):
-            pass
-        self.cancel(list(self.held))
 
     def cancel(self, futures: list[Future[Any]]) -> None:
         extra = [self.whole[f] for f in futures if f in self.whole]

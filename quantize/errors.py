@@ -29,3 +29,11 @@ class InputError(QuantizeError):
 
 class OutputError(QuantizeError):
     """An output could not be written, or would overwrite something it must not."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised wherever the program is, so that it stops as for Ctrl-C.
+
+    Raised by the command's handler; an executor may tell it from Ctrl-C
+    (it asks for an end at once, not for the images under way).
+    """

@@ -1,0 +1,157 @@
+"""Interrupting ``quantize --dask local`` while a worker is in the middle of a commit.
+
+The command runs as a user runs it: a real process, with a real
+``LocalCluster`` of 2 worker processes, sent Ctrl-C twice (to its whole
+process group, as a terminal does) or SIGTERM.  A hook planted in every
+process of the run (a ``sitecustomize`` module on ``PYTHONPATH``) holds one
+worker inside its commit, after the first of an image's two files is in
+place and before the second, until that worker is told to stop writing:
+the interrupt lands in that window every time, and the commit ends only
+after the run was stopped.  Whatever the run did, every image ends with
+all of its outputs or none, and no temporary file is left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.helpers import ROOT, SAMPLES
+
+pytest.importorskip("distributed")  # the [dask] extra
+
+COUNT = 6
+#: The file after which the held worker waits, mid-commit (its report comes next).
+HELD = "p00-k16.png"
+#: Generous: a loaded machine starts a cluster slowly; none of these is waited out on success.
+DEADLINE = 120.0
+
+HOOK = """
+import os
+from pathlib import Path
+
+_control = os.environ.get("QUANTIZE_TEST_HOLD")
+if _control:
+    import time
+    from quantize import commit
+
+    _place = commit._place
+
+    def _held_place(temp, target, *args):
+        placed = _place(temp, target, *args)
+        if Path(target).name == os.environ["QUANTIZE_TEST_HOLD_AFTER"]:
+            Path(_control, "held").write_text(str(os.getpid()))
+            # Until this worker is told to stop writing (code without that
+            # notion: until long after the run gave up on it).
+            halted = getattr(commit, "halted", lambda: False)
+            deadline = time.monotonic() + 90
+            while not halted() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            Path(_control, "released").touch()
+        return placed
+
+    commit._place = _held_place
+"""
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    src = tmp_path / "in"
+    src.mkdir()
+    with Image.open(SAMPLES / "china.jpg") as photo:
+        for i in range(COUNT):
+            photo.crop((i, i, 96 + i, 72 + i)).save(src / f"p{i:02d}.png", compress_level=1)
+    return src
+
+
+def _start(tmp_path: Path, src: Path) -> tuple[subprocess.Popen[str], Path]:
+    hook, control = tmp_path / "hook", tmp_path / "control"
+    hook.mkdir()
+    control.mkdir()
+    (hook / "sitecustomize.py").write_text(HOOK)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", str(ROOT))]),
+        QUANTIZE_TEST_HOLD=str(control),
+        QUANTIZE_TEST_HOLD_AFTER=HELD,
+    )
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "quantize", str(src), "-o", str(out), "-k", "16"]
+    proc = subprocess.Popen(
+        [*command, "--dask", "local", "-j", "2"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's job
+    )
+    return proc, control
+
+
+def _wait_held(proc: subprocess.Popen[str], control: Path) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not (control / "held").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _end(proc)
+            pytest.fail(f"the commit was never held: {proc.communicate()[1]}")
+        time.sleep(0.02)
+
+
+def _end(proc: subprocess.Popen[str]) -> str:
+    try:
+        return proc.communicate(timeout=DEADLINE)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
+def _whole_or_none(out: Path) -> set[str]:
+    """Each image has both of its files or neither; no temporary file is left."""
+    names = sorted(p.name for p in out.iterdir())
+    assert [n for n in names if n.startswith(".")] == []
+    pngs = {n[:-4] for n in names if n.endswith(".png")}
+    assert pngs == {n[:-5] for n in names if n.endswith(".json")}, names
+    return pngs
+
+
+@pytest.mark.parametrize(
+    ("signum", "times", "group", "code", "line"),
+    [
+        (signal.SIGINT, 2, True, 130, "quantize: interrupted"),  # Ctrl-C twice at a terminal
+        (signal.SIGTERM, 1, False, 143, "quantize: terminated"),  # kill PID
+        (signal.SIGTERM, 1, True, 143, "quantize: terminated"),  # a service manager's stop
+    ],
+    ids=["ctrl-c-twice", "sigterm", "sigterm-to-the-group"],
+)
+def test_an_interrupt_mid_commit_leaves_every_image_whole_or_absent(
+    tmp_path: Path, photos: Path, signum: int, times: int, group: bool, code: int, line: str
+) -> None:
+    proc, control = _start(tmp_path, photos)
+    try:
+        _wait_held(proc, control)
+        for time_ in range(times):
+            if time_:
+                # Two signals at once count as one (the second Ctrl-C would then
+                # find the first one's wait, up to STOP_WAIT): a user's pause.
+                time.sleep(1.0)
+            if group:
+                os.killpg(proc.pid, signum)
+            else:
+                proc.send_signal(signum)
+    finally:
+        text = _end(proc)
+    assert proc.returncode == code, text
+    assert text.count(line) == 1 and text.rstrip().splitlines()[-2] == line, text
+    assert "Traceback" not in text and "Error" not in text, text
+    # The held commit ended (it was not killed halfway), and its image is whole.
+    assert (control / "released").exists()
+    whole = _whole_or_none(tmp_path / "out")
+    assert HELD[:-4] in whole
+    assert len(whole) < COUNT
