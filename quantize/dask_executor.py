@@ -788,8 +788,9 @@ class _Run(Generic[T, R, P]):
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: the halt below, now
         finally:
-            self.executor.halt()
+            # Cancelled first: a worker started after the halt would not know of it.
             self.cancel(list(self.held))
+            self.executor.halt()
 
     def wait_running(self) -> None:
         """Cancel the tasks not started; report the running ones as they end, for a while."""
