@@ -359,6 +359,9 @@ class DaskExecutor(Executor):
                     processes=True,
                     host="127.0.0.1",
                     dashboard_address=None,
+                    # Its HTTP server (health, metrics) starts all the same, on
+                    # port 8787 of every interface unless told: busy, it warned.
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                     silence_logs=logging.CRITICAL,
                 )
                 client = distributed.Client(self._cluster)
