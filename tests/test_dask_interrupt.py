@@ -17,16 +17,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
+from quantize import commit
+from quantize.encode import bytes_writer, write_files
 from tests.helpers import ROOT, SAMPLES
-
-pytest.importorskip("distributed")  # the [dask] extra
 
 COUNT = 6
 #: The file after which the held worker waits, mid-commit (its report comes next).
@@ -62,8 +65,53 @@ if _control:
 """
 
 
+def test_a_halted_run_writes_nothing_more_and_its_commit_under_way_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a worker does when the client halts a run (no cluster needed).
+    run, other = uuid.uuid4().hex, uuid.uuid4().hex
+    placing, go_on = threading.Event(), threading.Event()
+    place = commit._place
+
+    def paused_place(temp: Path, target: Path, *args: Any) -> Any:
+        placed = place(temp, target, *args)
+        if target.name == "a1":
+            placing.set()
+            go_on.wait(DEADLINE)
+        return placed
+
+    monkeypatch.setattr(commit, "_place", paused_place)
+    errors: dict[str, BaseException] = {}
+
+    def task(name: str, of: str, files: list[str]) -> None:
+        try:
+            with commit.task_of(of):
+                write_files([(tmp_path / f, bytes_writer(f.encode())) for f in files])
+        except BaseException as exc:
+            errors[name] = exc
+
+    committing = threading.Thread(target=task, args=("a", run, ["a1", "a2"]))
+    committing.start()
+    assert placing.wait(DEADLINE)
+    drained: list[bool] = []
+    halting = threading.Thread(target=lambda: drained.append(commit.halt([run], DEADLINE)))
+    halting.start()
+    for name, of in (("b", run), ("c", other)):
+        task(name, of, [f"{name}1", f"{name}2"])
+    halting.join(0.2)
+    assert halting.is_alive()  # it cannot end while "a" is between its two files
+    go_on.set()
+    halting.join(DEADLINE)
+    committing.join(DEADLINE)
+    assert drained == [True]
+    assert list(errors) == ["b"] and isinstance(errors["b"], commit.Halted)
+    # "a" ended its commit, "b" (same run, not yet committing) wrote nothing, "c" is another run.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a1", "a2", "c1", "c2"]
+
+
 @pytest.fixture
 def photos(tmp_path: Path) -> Path:
+    pytest.importorskip("distributed")  # the [dask] extra
     src = tmp_path / "in"
     src.mkdir()
     with Image.open(SAMPLES / "china.jpg") as photo:
