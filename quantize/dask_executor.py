@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from quantize import commit
 from quantize.errors import QuantizeError, Terminated
 from quantize.executors import (
+    EXIT_TERMINATED,
     MAX_WORKER_DEATHS,
     DoneCallback,
     Executor,
@@ -244,9 +245,16 @@ class _WorkerSignals(distributed.WorkerPlugin):
 
 
 def _worker_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, _ignore)  # one is enough: it ends the worker
+    commit.halt(None, 0)  # from now on, no task here begins a file
+    # The wait runs beside the event loop, which goes on answering the client.
+    threading.Thread(target=_end_worker, name="quantize-sigterm", daemon=True).start()
+
+
+def _end_worker() -> None:
+    """End this worker once no task of any run has a file on the disk (or HALT_WAIT passed)."""
     commit.halt(None, HALT_WAIT)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
+    os._exit(EXIT_TERMINATED)
 
 
 @contextmanager
