@@ -309,7 +309,7 @@ def test_dense_nearest_center_breaks_ties_to_the_lowest_index() -> None:
     prep = loops.prepare(X, np.ones(700))
     c = prep.X[:6].copy()
     c[4] = c[1]  # an exact tie for every row nearest to center 1
-    labels, sq_dist = loops._nearest_dense(prep, c)
+    labels, sq_dist = loops._DenseScores(prep, 6)(c)
     scores = -2.0 * c @ prep.X.T + (c**2).sum(axis=1)[:, None]
     np.testing.assert_array_equal(labels, np.argmin(scores, axis=0))
     assert (labels == 1).any() and not (labels == 4).any()
