@@ -111,13 +111,19 @@ class Prepared:
         return np.ascontiguousarray(self.X.T)
 
 
-def prepare(X: FloatArray, w: NDArray[np.float64]) -> Prepared:
+def prepare(X: FloatArray, w: NDArray[np.float64], n_clusters: int | None = None) -> Prepared:
     """X (n, d) and its weights (n,) ready for Lloyd's iterations: shifted to
-    the mean, with the row norms and weighted transpose computed once."""
+    the mean, with the row norms and weighted transpose computed once.
+    With ``n_clusters``, also the transposed rows when plain passes with
+    that many centers read them (see :func:`_assign`), so that all of it
+    can be made ahead, on another thread."""
     shift = X.mean(axis=0, dtype=np.float64)
     centered = X - shift.astype(X.dtype)
     x_sq = row_norms(centered)
-    return Prepared(centered, shift, w, x_sq, transpose_weighted(centered, w), w * x_sq)
+    prep = Prepared(centered, shift, w, x_sq, transpose_weighted(centered, w), w * x_sq)
+    if n_clusters is not None and _columns_layout(X.shape[1], n_clusters):
+        prep.xt  # noqa: B018  # made now: a cached property
+    return prep
 
 
 @dataclass(frozen=True)
@@ -332,30 +338,54 @@ def lloyd_plain(
     """Lloyd's iterations with a full assignment pass each time: on small
     data a pass costs less than the bookkeeping that would skip it."""
     c = centers - prep.shift
-    labels, sq_dist = _assign(prep, c)
+    # The passes write into the same arrays: the previous labels and
+    # distances are spent once the centers are updated.
+    reuse = _Scratch()
+    labels, sq_dist = _assign(prep, c, reuse)
     inertia = float(prep.w @ sq_dist)
     n_iter = 0
     while n_iter < max_iter:
         c = update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, c)
         n_iter += 1
-        labels, sq_dist = _assign(prep, c)
+        labels, sq_dist = _assign(prep, c, reuse)
         previous, inertia = inertia, float(prep.w @ sq_dist)
         if previous - inertia <= tol * previous:
             break
     return LloydResult(c + prep.shift, labels, inertia, n_iter)
 
 
-def _assign(prep: Prepared, c: FloatArray) -> tuple[NDArray[np.intp], FloatArray]:
+class _Scratch:
+    """Arrays of :func:`_assign_columns` kept from one pass to the next of a
+    run: fresh arrays of a large table's size cost page faults (the heap
+    returns them to the system between passes) worth a good part of the
+    pass itself.  ``out`` holds the last labels and distances, ``blocks``
+    the score matrices of each stripe."""
+
+    def __init__(self) -> None:
+        self.out: tuple[NDArray[np.intp], FloatArray] | None = None
+        self.blocks: dict[tuple[int, int, int], tuple[FloatArray, FloatArray]] = {}
+
+
+def _assign(
+    prep: Prepared, c: FloatArray, reuse: _Scratch | None = None
+) -> tuple[NDArray[np.intp], FloatArray]:
     """:func:`quantize._kernels.assign_nearest` of the prepared rows to ``c``
-    (shifted centers), in the layout that costs least for their shape."""
-    # One center takes numpy's matrix-vector product, which rounds otherwise.
-    if prep.X.shape[1] <= _COLUMNS_MAX_FEATURES and 2 <= c.shape[0] <= _COLUMNS_MAX_K:
-        return _assign_columns(prep.xt, prep.x_sq, c)
+    (shifted centers), in the layout that costs least for their shape;
+    ``reuse`` overwrites the arrays an earlier call returned with it."""
+    if _columns_layout(prep.X.shape[1], c.shape[0]):
+        return _assign_columns(prep.xt, prep.x_sq, c, reuse)
     return assign_nearest(prep.X, c, prep.x_sq)
 
 
+def _columns_layout(d: int, k: int) -> bool:
+    """Whether plain passes assign rows of ``d`` features to ``k`` centers
+    with :func:`_assign_columns`."""
+    # One center takes numpy's matrix-vector product, which rounds otherwise.
+    return d <= _COLUMNS_MAX_FEATURES and 2 <= k <= _COLUMNS_MAX_K
+
+
 def _assign_columns(
-    xt: FloatArray, x_sq: FloatArray, centers: FloatArray
+    xt: FloatArray, x_sq: FloatArray, centers: FloatArray, reuse: _Scratch | None = None
 ) -> tuple[NDArray[np.intp], FloatArray]:
     """:func:`quantize._kernels.assign_nearest` from the transposed rows
     ``xt`` (d, n), with the same labels and squared distances.
@@ -363,7 +393,8 @@ def _assign_columns(
     Scores ``||c||^2 - 2 c.x`` are laid out centers x rows: each score is
     the same product of the same numbers as in the rows x centers layout,
     and the minimum over the centers runs along long rows.  The label is
-    the lowest center at the minimum (:func:`_lowest_at_min`).
+    the lowest center at the minimum (:func:`_lowest_at_min`).  With
+    ``reuse``, the arrays it holds are overwritten (see :class:`_Scratch`).
     """
     d, n = xt.shape
     c = np.asarray(centers, dtype=xt.dtype)
@@ -371,13 +402,18 @@ def _assign_columns(
     minus_two_c = -2.0 * c
     c_sq = row_norms(c)[:, None]
     index_and_count = _index_and_count(k, xt.dtype)
-    labels = np.empty(n, dtype=np.intp)
-    sq_dist = np.empty(n, dtype=xt.dtype)
+    scratch = reuse or _Scratch()
+    if scratch.out is None:
+        scratch.out = np.empty(n, dtype=np.intp), np.empty(n, dtype=xt.dtype)
+    labels, sq_dist = scratch.out
     size = max(256, min(_COLUMNS_BLOCK_ELEMENTS // k, DENSE_MAX_PRODUCT // (k * d)))
 
     def stripe(first: int, last: int) -> None:
-        scores = np.empty((k, min(size, last - first)), dtype=xt.dtype)
-        equal = np.empty_like(scores)
+        key = (first, last, k)
+        if key not in scratch.blocks:
+            block = np.empty((k, min(size, last - first)), dtype=xt.dtype)
+            scratch.blocks[key] = block, np.empty_like(block)
+        scores, equal = scratch.blocks[key]
         for start in range(first, last, size):
             stop = min(start + size, last)
             part, same = scores[:, : stop - start], equal[:, : stop - start]
