@@ -54,6 +54,7 @@ used to decide which colors share a bin.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -578,15 +579,18 @@ def _fit_kmeans(
         cap = None
     if _seed_on_fine_bins(seed_w, k, x.shape[0]):
         seed_x, seed_w = bins.means, bins.totals
-    fine_prep = prepare(bins.means, bins.totals)
+    # The 6-bit bins prepared on another thread while the restarts run.
+    fine_ready = Deferred(functools.partial(prepare, bins.means, bins.totals))
     resume = None
     if k <= _BINNED_REFINE_MAX_K:
         seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng)
         if cap != 0:
             tries = _capped(_SWAP_TRIES, cap)
             seeded = _swap_search(prepare(seed_x, seed_w), seeded, max_iter, rng, tries)
+        fine_prep = fine_ready.result()
     else:
         # Ranked on the 6-bit bins: go on from where the winner stopped.
+        fine_prep = fine_ready.result()
         seeded = resume = _ranked_on_bins(seed_x, seed_w, fine_prep, k, n_init, max_iter, rng)
     fine = lloyd(fine_prep, seeded.centers, max_iter, TOL, resume)
     # Not under the caller's cap (the estimators): a good optimum for less.
