@@ -255,6 +255,9 @@ def kmeans_plusplus_indices(
     rng: np.random.Generator,
     existing: NDArray[np.float64] | None = None,
     n_local_trials: int | None = None,
+    *,
+    xt: FloatArray | None = None,
+    x_sq: FloatArray | None = None,
 ) -> NDArray[np.intp]:
     """Greedy weighted k-means++ seeding; returns the indices of the chosen rows.
 
@@ -266,15 +269,20 @@ def kmeans_plusplus_indices(
     the distinct rows, fewer than ``n_clusters``.
 
     With ``existing`` centers, seeding continues from them and returns only
-    the ``n_clusters`` new rows.
+    the ``n_clusters`` new rows.  ``xt`` (the contiguous ``X.T``) and
+    ``x_sq`` (``row_norms(X)``) may be given where the caller has them.
     """
     if n_local_trials is None:
         total = n_clusters + (0 if existing is None else existing.shape[0])
         n_local_trials = 2 + int(math.log(total))
     # Candidates x rows layout: every elementwise pass runs over long
     # contiguous rows, where the rows x candidates layout strides across them.
-    xt = np.ascontiguousarray(X.T)
-    x_sq = row_norms(X)
+    if xt is None:
+        xt = np.ascontiguousarray(X.T)
+    if x_sq is None:
+        x_sq = row_norms(X)
+    # The rounding bound of _zero_copies, less the chosen center's norm.
+    x_sq_max = float(x_sq.max())
     n, d = X.shape
     # Columns per product (candidates, d) x (d, columns), see MAX_PRODUCT.
     columns = max(_MIN_BLOCK_ROWS, MAX_PRODUCT // (n_local_trials * d))
@@ -308,7 +316,7 @@ def kmeans_plusplus_indices(
         best = int(np.argmin(dist @ w))
         chosen.append(int(candidates[best]))
         closest = dist[best].astype(np.float64)
-        _zero_copies(X, closest, x_sq, rows[best])
+        _zero_copies(X, closest, x_sq_max, rows[best])
         potential = w * closest
     return np.asarray(chosen, dtype=np.intp)
 
@@ -323,15 +331,16 @@ def _stack_centers(
 
 
 def _zero_copies(
-    X: FloatArray, closest: NDArray[np.float64], x_sq: FloatArray, center: FloatArray
+    X: FloatArray, closest: NDArray[np.float64], x_sq_max: float, center: FloatArray
 ) -> None:
     """Set ``closest`` to exactly 0 on the rows equal to ``center``.
 
-    The expansion leaves them rounding noise of a few ulps of the norms; only
-    rows under a generous bound on that noise are compared exactly.
+    The expansion leaves them rounding noise of a few ulps of the norms
+    (``x_sq_max`` is the largest squared norm of a row); only rows under a
+    generous bound on that noise are compared exactly.
     """
     eps = float(np.finfo(X.dtype).eps)
-    bound = 64 * eps * (float(x_sq.max()) + float(center @ center))
+    bound = 64 * eps * (x_sq_max + float(center @ center))
     near = np.flatnonzero(closest <= bound)
     closest[near[(X[near] == center).all(axis=1)]] = 0
 

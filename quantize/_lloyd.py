@@ -17,6 +17,7 @@ rows near a Voronoi boundary; the result is the same as with full passes.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,13 +111,19 @@ class Prepared:
         return np.ascontiguousarray(self.X.T)
 
 
-def prepare(X: FloatArray, w: NDArray[np.float64]) -> Prepared:
+def prepare(X: FloatArray, w: NDArray[np.float64], n_clusters: int | None = None) -> Prepared:
     """X (n, d) and its weights (n,) ready for Lloyd's iterations: shifted to
-    the mean, with the row norms and weighted transpose computed once."""
+    the mean, with the row norms and weighted transpose computed once.
+    With ``n_clusters``, also the transposed rows when plain passes with
+    that many centers read them (see :func:`_assign`), so that all of it
+    can be made ahead, on another thread."""
     shift = X.mean(axis=0, dtype=np.float64)
     centered = X - shift.astype(X.dtype)
     x_sq = row_norms(centered)
-    return Prepared(centered, shift, w, x_sq, transpose_weighted(centered, w), w * x_sq)
+    prep = Prepared(centered, shift, w, x_sq, transpose_weighted(centered, w), w * x_sq)
+    if n_clusters is not None and _columns_layout(X.shape[1], n_clusters):
+        prep.xt  # noqa: B018  # made now: a cached property
+    return prep
 
 
 @dataclass(frozen=True)
@@ -331,30 +338,54 @@ def lloyd_plain(
     """Lloyd's iterations with a full assignment pass each time: on small
     data a pass costs less than the bookkeeping that would skip it."""
     c = centers - prep.shift
-    labels, sq_dist = _assign(prep, c)
+    # The passes write into the same arrays: the previous labels and
+    # distances are spent once the centers are updated.
+    reuse = _Scratch()
+    labels, sq_dist = _assign(prep, c, reuse)
     inertia = float(prep.w @ sq_dist)
     n_iter = 0
     while n_iter < max_iter:
         c = update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, c)
         n_iter += 1
-        labels, sq_dist = _assign(prep, c)
+        labels, sq_dist = _assign(prep, c, reuse)
         previous, inertia = inertia, float(prep.w @ sq_dist)
         if previous - inertia <= tol * previous:
             break
     return LloydResult(c + prep.shift, labels, inertia, n_iter)
 
 
-def _assign(prep: Prepared, c: FloatArray) -> tuple[NDArray[np.intp], FloatArray]:
+class _Scratch:
+    """Arrays of :func:`_assign_columns` kept from one pass to the next of a
+    run: fresh arrays of a large table's size cost page faults (the heap
+    returns them to the system between passes) worth a good part of the
+    pass itself.  ``out`` holds the last labels and distances, ``blocks``
+    the score matrices of each stripe."""
+
+    def __init__(self) -> None:
+        self.out: tuple[NDArray[np.intp], FloatArray] | None = None
+        self.blocks: dict[tuple[int, int, int], tuple[FloatArray, FloatArray]] = {}
+
+
+def _assign(
+    prep: Prepared, c: FloatArray, reuse: _Scratch | None = None
+) -> tuple[NDArray[np.intp], FloatArray]:
     """:func:`quantize._kernels.assign_nearest` of the prepared rows to ``c``
-    (shifted centers), in the layout that costs least for their shape."""
-    # One center takes numpy's matrix-vector product, which rounds otherwise.
-    if prep.X.shape[1] <= _COLUMNS_MAX_FEATURES and 2 <= c.shape[0] <= _COLUMNS_MAX_K:
-        return _assign_columns(prep.xt, prep.x_sq, c)
+    (shifted centers), in the layout that costs least for their shape;
+    ``reuse`` overwrites the arrays an earlier call returned with it."""
+    if _columns_layout(prep.X.shape[1], c.shape[0]):
+        return _assign_columns(prep.xt, prep.x_sq, c, reuse)
     return assign_nearest(prep.X, c, prep.x_sq)
 
 
+def _columns_layout(d: int, k: int) -> bool:
+    """Whether plain passes assign rows of ``d`` features to ``k`` centers
+    with :func:`_assign_columns`."""
+    # One center takes numpy's matrix-vector product, which rounds otherwise.
+    return d <= _COLUMNS_MAX_FEATURES and 2 <= k <= _COLUMNS_MAX_K
+
+
 def _assign_columns(
-    xt: FloatArray, x_sq: FloatArray, centers: FloatArray
+    xt: FloatArray, x_sq: FloatArray, centers: FloatArray, reuse: _Scratch | None = None
 ) -> tuple[NDArray[np.intp], FloatArray]:
     """:func:`quantize._kernels.assign_nearest` from the transposed rows
     ``xt`` (d, n), with the same labels and squared distances.
@@ -362,7 +393,8 @@ def _assign_columns(
     Scores ``||c||^2 - 2 c.x`` are laid out centers x rows: each score is
     the same product of the same numbers as in the rows x centers layout,
     and the minimum over the centers runs along long rows.  The label is
-    the lowest center at the minimum (:func:`_lowest_at_min`).
+    the lowest center at the minimum (:func:`_lowest_at_min`).  With
+    ``reuse``, the arrays it holds are overwritten (see :class:`_Scratch`).
     """
     d, n = xt.shape
     c = np.asarray(centers, dtype=xt.dtype)
@@ -370,13 +402,18 @@ def _assign_columns(
     minus_two_c = -2.0 * c
     c_sq = row_norms(c)[:, None]
     index_and_count = _index_and_count(k, xt.dtype)
-    labels = np.empty(n, dtype=np.intp)
-    sq_dist = np.empty(n, dtype=xt.dtype)
+    scratch = reuse or _Scratch()
+    if scratch.out is None:
+        scratch.out = np.empty(n, dtype=np.intp), np.empty(n, dtype=xt.dtype)
+    labels, sq_dist = scratch.out
     size = max(256, min(_COLUMNS_BLOCK_ELEMENTS // k, DENSE_MAX_PRODUCT // (k * d)))
 
     def stripe(first: int, last: int) -> None:
-        scores = np.empty((k, min(size, last - first)), dtype=xt.dtype)
-        equal = np.empty_like(scores)
+        key = (first, last, k)
+        if key not in scratch.blocks:
+            block = np.empty((k, min(size, last - first)), dtype=xt.dtype)
+            scratch.blocks[key] = block, np.empty_like(block)
+        scores, equal = scratch.blocks[key]
         for start in range(first, last, size):
             stop = min(start + size, last)
             part, same = scores[:, : stop - start], equal[:, : stop - start]
@@ -393,10 +430,14 @@ def _assign_columns(
     return labels, sq_dist
 
 
+@functools.cache
 def _index_and_count(k: int, dtype: np.dtype[Any]) -> FloatArray:
     """``[0, 1, ..., k - 1]`` over ``k`` ones, (2, k): small integers, exact
-    in any float type, for :func:`_lowest_at_min`."""
-    return np.stack([np.arange(k), np.ones(k)]).astype(dtype)
+    in any float type, for :func:`_lowest_at_min`.  Read-only and cached:
+    the swap searches assign a few thousand rows hundreds of times a fit."""
+    out = np.stack([np.arange(k), np.ones(k)]).astype(dtype)
+    out.flags.writeable = False
+    return out
 
 
 def _lowest_at_min(
@@ -479,7 +520,8 @@ def lloyd_dense(
     """
     k = centers.shape[0]
     c = centers - prep.shift
-    labels, sq_dist = _nearest_dense(prep, c)
+    nearest = _DenseScores(prep, k)
+    labels, sq_dist = nearest(c)
     inertia = float(prep.w @ sq_dist)
     stats = _dense_stats(prep, labels, k)
     n_iter = 0
@@ -491,7 +533,7 @@ def lloyd_dense(
             if c.shape[0] < k:
                 return lloyd_plain(prep, c + prep.shift, max_iter - n_iter, tol)
         n_iter += 1
-        new, sq_dist = _nearest_dense(prep, c)
+        new, sq_dist = nearest(c)
         changed = np.flatnonzero(new != labels)
         if changed.size:
             stats.move_rows(prep, changed, labels[changed], new[changed])
@@ -519,26 +561,40 @@ def _dense_stats(prep: Prepared, labels: NDArray[np.intp], k: int) -> _Stats:
     return _Stats(np.bincount(labels, minlength=k), totals, sums, sq_sums)
 
 
-def _nearest_dense(prep: Prepared, c: NDArray[np.float64]) -> tuple[NDArray[np.intp], FloatArray]:
+class _DenseScores:
     """Nearest center of every row and the squared distance to it (clamped
     at zero, in X's precision), from a (k, n) score matrix ``||c||^2 -
-    2 c.x`` built in products of at most ``DENSE_MAX_PRODUCT`` multiply-adds."""
-    X = prep.X
-    n, d = X.shape
-    k = c.shape[0]
-    minus_two_c = (-2.0 * c).astype(X.dtype)
-    scores = np.empty((k, n), dtype=X.dtype)
-    step = max(1, DENSE_MAX_PRODUCT // max(k * d, 1))
-    xt = X.T
-    for start in range(0, n, step):
-        part = slice(start, start + step)
-        np.matmul(minus_two_c, xt[:, part], out=scores[:, part])
-    scores += row_norms(c).astype(X.dtype)[:, None]
-    sq_dist = scores.min(axis=0)
-    labels = np.empty(n, dtype=np.intp)
-    _lowest_at_min(scores, sq_dist, np.empty_like(scores), _index_and_count(k, X.dtype), labels)
-    sq_dist += prep.x_sq
-    return labels, np.maximum(sq_dist, 0, out=sq_dist)
+    2 c.x`` built in products of at most ``DENSE_MAX_PRODUCT`` multiply-adds.
+
+    Made once per run of :func:`lloyd_dense`: the score matrices are reused
+    at every step, and the products read the contiguous transpose of the
+    rows (``Prepared.xt``), which OpenBLAS multiplies faster than the
+    transposed view of the rows.
+    """
+
+    def __init__(self, prep: Prepared, k: int) -> None:
+        n, d = prep.X.shape
+        self.xt = prep.xt
+        self.x_sq = prep.x_sq
+        self.scores = np.empty((k, n), dtype=prep.X.dtype)
+        self.equal = np.empty_like(self.scores)
+        self.index_and_count = _index_and_count(k, prep.X.dtype)
+        step = max(1, DENSE_MAX_PRODUCT // max(k * d, 1))
+        self.blocks = [slice(start, start + step) for start in range(0, n, step)]
+
+    def __call__(self, c: NDArray[np.float64]) -> tuple[NDArray[np.intp], FloatArray]:
+        """Labels (n,) and squared distances (n,) of the rows to ``c`` (k, d),
+        shifted centers; fresh arrays, the caller may keep them."""
+        scores, xt = self.scores, self.xt
+        minus_two_c = (-2.0 * c).astype(xt.dtype)
+        for part in self.blocks:
+            np.matmul(minus_two_c, xt[:, part], out=scores[:, part])
+        scores += row_norms(c).astype(xt.dtype)[:, None]
+        sq_dist = scores.min(axis=0)
+        labels = np.empty(scores.shape[1], dtype=np.intp)
+        _lowest_at_min(scores, sq_dist, self.equal, self.index_and_count, labels)
+        sq_dist += self.x_sq
+        return labels, np.maximum(sq_dist, 0, out=sq_dist)
 
 
 def _reseed(
@@ -556,12 +612,20 @@ def _initial_centers(
     init: str | NDArray[np.float64],
     rng: np.random.Generator,
     n_local_trials: int | None = None,
+    prep: Prepared | None = None,
 ) -> NDArray[np.float64]:
+    """Starting centers; k-means++ runs on ``prep``'s centered rows when
+    given (same draws up to rounding), reusing their transpose and norms."""
     if isinstance(init, np.ndarray):
         return init.copy()
     if init == "random":
         return random_init(X, w, n_clusters, rng)
-    chosen = kmeans_plusplus_indices(X, w, n_clusters, rng, n_local_trials=n_local_trials)
+    if prep is None:
+        chosen = kmeans_plusplus_indices(X, w, n_clusters, rng, n_local_trials=n_local_trials)
+    else:
+        chosen = kmeans_plusplus_indices(
+            prep.X, w, n_clusters, rng, n_local_trials=n_local_trials, xt=prep.xt, x_sq=prep.x_sq
+        )
     return X[chosen].astype(np.float64)
 
 
@@ -584,11 +648,12 @@ def best_of(
     """
     prep = prepare(X, w)
     run: Callable[[Prepared, NDArray[np.float64], int, float], LloydResult] = lloyd
+    seed_prep = None
     if dense and X.shape[0] * n_clusters <= DENSE_MAX_WORK:
-        run = lloyd_dense
+        run, seed_prep = lloyd_dense, prep
     best: LloydResult | None = None
     for _ in range(n_init):
-        start = _initial_centers(X, w, n_clusters, init, rng, n_local_trials)
+        start = _initial_centers(X, w, n_clusters, init, rng, n_local_trials, seed_prep)
         if isinstance(init, str) and init == "k-means++" and start.shape[0] < n_clusters:
             # Seeding ran out of distinct rows: they are the exact answer.
             return distinct_rows_result(X, w, start)

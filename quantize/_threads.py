@@ -75,6 +75,8 @@ def stripes(n: int, *, min_rows: int, align: int = 1) -> list[tuple[int, int]]:
         As even as the alignment allows, in order; ``[(0, n)]`` for one
         stripe (also for ``n == 0``).
     """
+    if n < 2 * min_rows:  # one stripe whatever the cores: skip asking for them
+        return [(0, n)]
     parts = min(thread_count(), n // max(min_rows, 1))
     if parts <= 1:
         return [(0, n)]

@@ -54,6 +54,7 @@ used to decide which colors share a bin.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -556,11 +557,15 @@ def _fit_kmeans(
     if keys is not None and x.shape[0] >= MIN_ROWS_TO_BIN:
         bins = make_bins(x, w, np.asarray(keys, dtype=np.uint32), k)
     exact_filter: Deferred[Filter] | None = None
+    exact_prep: Deferred[Prepared] | None = None
     if bins is not None and x.shape[0] >= _LARGE_TABLE:
         # Depends only on the rows and bins: made on another thread while
         # the restarts run on this one.
         made = bins
         exact_filter = Deferred(lambda: Filter.of(x, w, made))
+    elif bins is not None and assign:
+        # The rows prepared for the exact finish, the same way.
+        exact_prep = Deferred(lambda: prepare(x, w, k))
     if bins is None:
         result = best_of(x, w, k, "k-means++", n_init, max_iter, TOL, rng)
         tiny = x.shape[0] < MIN_ROWS_TO_BIN and k <= _TINY_TABLE_SWAP_MAX_K
@@ -574,15 +579,18 @@ def _fit_kmeans(
         cap = None
     if _seed_on_fine_bins(seed_w, k, x.shape[0]):
         seed_x, seed_w = bins.means, bins.totals
-    fine_prep = prepare(bins.means, bins.totals)
+    # The 6-bit bins prepared on another thread while the restarts run.
+    fine_ready = Deferred(functools.partial(prepare, bins.means, bins.totals))
     resume = None
     if k <= _BINNED_REFINE_MAX_K:
         seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng)
         if cap != 0:
             tries = _capped(_SWAP_TRIES, cap)
             seeded = _swap_search(prepare(seed_x, seed_w), seeded, max_iter, rng, tries)
+        fine_prep = fine_ready.result()
     else:
         # Ranked on the 6-bit bins: go on from where the winner stopped.
+        fine_prep = fine_ready.result()
         seeded = resume = _ranked_on_bins(seed_x, seed_w, fine_prep, k, n_init, max_iter, rng)
     fine = lloyd(fine_prep, seeded.centers, max_iter, TOL, resume)
     # Not under the caller's cap (the estimators): a good optimum for less.
@@ -594,7 +602,7 @@ def _fit_kmeans(
     if exact_filter is not None:
         return _exact_step(exact_filter.result(), fine.centers, n_iter, assign)
     if k >= _SWAP_MIN_K or small:
-        exact = prepare(x, w)
+        exact = prepare(x, w) if exact_prep is None else exact_prep.result()
         refined = lloyd(exact, fine.centers, max_iter, TOL)
         tries = _exact_swap_tries(x.shape[0], k, small)
         if cap != 0 and tries:
@@ -605,7 +613,8 @@ def _fit_kmeans(
     # _exact_step costs about as much as it saves.
     if not assign:
         return exact_means(x, w, fine.centers), n_iter + 1
-    done = lloyd_plain(prepare(x, w), fine.centers, EXACT_STEPS, 0.0)
+    assert exact_prep is not None
+    done = lloyd_plain(exact_prep.result(), fine.centers, EXACT_STEPS, 0.0)
     return _drop_unused(done.centers, done.labels, done.inertia, n_iter + done.n_iter)
 
 

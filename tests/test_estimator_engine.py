@@ -276,15 +276,37 @@ def test_column_layout_assignment_equals_assign_nearest(dtype: type) -> None:
     X = (photo_like(150_000, seed=8) / 255.0).astype(dtype)
     prep = loops.prepare(X, np.ones(len(X)))
     rng = np.random.default_rng(0)
-    for k in (2, 3, 7, 16, 24):
+    # Passes that reuse their arrays (lloyd_plain's) overwrite them exactly,
+    # also when the number of centers changes between passes.
+    reuse = loops._Scratch()
+    for k in (2, 3, 7, 16, 24, 7):
         c = prep.X[rng.choice(len(X), k, replace=False)].astype(np.float64)
         c[k // 2] = c[0]
         expected = assign_nearest(prep.X, c, prep.x_sq)
-        got = loops._assign_columns(prep.xt, prep.x_sq, c)
-        np.testing.assert_array_equal(got[0], expected[0])
-        np.testing.assert_array_equal(got[1], expected[1])
-        assert got[1].dtype == expected[1].dtype
-        assert not (got[0] == k // 2).any()
+        for got in (
+            loops._assign_columns(prep.xt, prep.x_sq, c),
+            loops._assign_columns(prep.xt, prep.x_sq, c, reuse),
+        ):
+            np.testing.assert_array_equal(got[0], expected[0])
+            np.testing.assert_array_equal(got[1], expected[1])
+            assert got[1].dtype == expected[1].dtype
+            assert not (got[0] == k // 2).any()
+
+
+def test_seeding_on_prepared_rows_draws_the_same_rows() -> None:
+    # The dense path seeds on the centered rows with the transpose and norms
+    # Lloyd's iterations share: the same draws as on the rows themselves.
+    from quantize._kernels import kmeans_plusplus_indices
+
+    X = np.random.default_rng(3).normal(5.0, 2.0, size=(1500, 64))
+    w = np.ones(len(X))
+    prep = loops.prepare(X, w)
+    for seed in range(3):
+        plain = kmeans_plusplus_indices(X, w, 10, np.random.default_rng(seed))
+        shared = kmeans_plusplus_indices(
+            prep.X, w, 10, np.random.default_rng(seed), xt=prep.xt, x_sq=prep.x_sq
+        )
+        np.testing.assert_array_equal(shared, plain)
 
 
 def test_sorted_keys_match_numpy_unique() -> None:
@@ -309,7 +331,7 @@ def test_dense_nearest_center_breaks_ties_to_the_lowest_index() -> None:
     prep = loops.prepare(X, np.ones(700))
     c = prep.X[:6].copy()
     c[4] = c[1]  # an exact tie for every row nearest to center 1
-    labels, sq_dist = loops._nearest_dense(prep, c)
+    labels, sq_dist = loops._DenseScores(prep, 6)(c)
     scores = -2.0 * c @ prep.X.T + (c**2).sum(axis=1)[:, None]
     np.testing.assert_array_equal(labels, np.argmin(scores, axis=0))
     assert (labels == 1).any() and not (labels == 4).any()
