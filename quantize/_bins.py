@@ -44,9 +44,13 @@ SEED_BITS = 5
 FINE_BITS = 6
 #: Rows per chunk when setting up the bin filter of large tables.
 FILTER_CHUNK = 1 << 16
-#: Distances per block when testing which bins are settled (8 MB of float64).
-SETTLE_BLOCK_ELEMENTS = 1 << 20
-SETTLE_MIN_ROWS = 1024
+#: Distances per block when testing which bins are settled: 1 MiB of
+#: float64, within the L2 cache, and a product of (rows, d) by (d, k) small
+#: enough for OpenBLAS's small-matrix kernels (see
+#: quantize._kernels.MAX_PRODUCT); larger blocks made the settling test
+#: several times slower at k = 256.
+SETTLE_BLOCK_ELEMENTS = 1 << 17
+SETTLE_MIN_ROWS = 256
 #: A binning is only useful when it leaves several bins per cluster.
 MIN_BINS_PER_CLUSTER = 4
 #: A bin heavier than 1 / (HEAVY_BIN_SPLIT * clusters) of the table's weight
@@ -223,7 +227,9 @@ def gap_block(
     with one center): a point within half that distance of the mean has
     the same nearest center, by the triangle inequality."""
     m_sq, c_sq = row_norms(means), row_norms(centers)
-    dist = means @ (-2.0 * centers.T)
+    # A C-ordered right operand: OpenBLAS is many times slower on the
+    # transposed view for these shapes.
+    dist = means @ np.ascontiguousarray(-2.0 * centers.T)
     dist += c_sq
     dist += m_sq[:, None]
     np.maximum(dist, 0, out=dist)
