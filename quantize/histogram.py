@@ -444,7 +444,9 @@ def recolor(
     if table.histogram is None:
         lut: NDArray[Any] = lookup(table.keys, row_index)
     else:
-        lut = table.histogram
+        # The histogram's first 2**24 bytes as a uint8 table: indices come
+        # out in the output's type, from half the memory of uint16 counts.
+        lut = table.histogram.reshape(-1).view(np.uint8)[:N_KEYS]
         lut[table.keys] = row_index
     out = [np.zeros(rgb.shape[:2], dtype=np.uint8) for rgb, _ in sources]
 
