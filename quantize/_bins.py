@@ -7,7 +7,9 @@ of large tables, and :class:`Filter` uses them for an exact Lloyd step on
 every color: a bin whose ball (mean, distance to its farthest color) lies
 closer to one center than to any other is assigned whole, with its exact
 sufficient statistics, and only the colors of bins that straddle a boundary
-are compared with the centers.
+are compared with the centers: with the mean's nearest center when they
+provably keep it, with its two nearest when one of those is provably the
+nearest, and with every center only otherwise.
 """
 
 from __future__ import annotations
