@@ -7,7 +7,9 @@ of large tables, and :class:`Filter` uses them for an exact Lloyd step on
 every color: a bin whose ball (mean, distance to its farthest color) lies
 closer to one center than to any other is assigned whole, with its exact
 sufficient statistics, and only the colors of bins that straddle a boundary
-are compared with the centers.
+are compared with the centers: with the mean's nearest center when they
+provably keep it, with its two nearest when one of those is provably the
+nearest, and with every center only otherwise.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from numpy.typing import NDArray
 
 from quantize import histogram
 from quantize._kernels import (
+    FloatArray,
     assign_nearest,
     row_norms,
     transpose_weighted,
@@ -44,9 +47,13 @@ SEED_BITS = 5
 FINE_BITS = 6
 #: Rows per chunk when setting up the bin filter of large tables.
 FILTER_CHUNK = 1 << 16
-#: Distances per block when testing which bins are settled (8 MB of float64).
-SETTLE_BLOCK_ELEMENTS = 1 << 20
-SETTLE_MIN_ROWS = 1024
+#: Distances per block when testing which bins are settled: 1 MiB of
+#: float64, within the L2 cache, and a product of (rows, d) by (d, k) small
+#: enough for OpenBLAS's small-matrix kernels (see
+#: quantize._kernels.MAX_PRODUCT); larger blocks made the settling test
+#: several times slower at k = 256.
+SETTLE_BLOCK_ELEMENTS = 1 << 17
+SETTLE_MIN_ROWS = 256
 #: A binning is only useful when it leaves several bins per cluster.
 MIN_BINS_PER_CLUSTER = 4
 #: A bin heavier than 1 / (HEAVY_BIN_SPLIT * clusters) of the table's weight
@@ -181,18 +188,45 @@ def settled_bins(
 ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.bool_]]:
     """Nearest center of each bin mean, the squared distance to it, and
     whether every row of the bin provably has that nearest center."""
-    labels, d1, gap = bin_gaps(f, centers)
-    return labels, d1, gap > 2.0 * f.radius * (1 + 1e-9)
+    gaps = bin_gaps(f, centers)
+    return gaps.labels, gaps.d1, gaps.gap > 2.0 * f.radius * (1 + 1e-9)
 
 
-def bin_gaps(
-    f: Filter, centers: NDArray[np.float64]
-) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
+@dataclass(frozen=True)
+class Gaps:
+    """Where each of b points (bin means) stands among the centers.
+
+    ``labels`` and ``second`` are its nearest and second-nearest centers,
+    ``d1`` the squared distance to the nearest, ``gap`` a lower bound on how
+    much nearer the nearest is than any other center (``inf`` with one
+    center): a point within half that distance of the mean has the same
+    nearest center, by the triangle inequality.  ``third`` is a lower
+    bound on the distance to every center but those two (``inf`` with
+    fewer than three centers).  The bounds allow for the rounding of the
+    expanded distances.
+    """
+
+    labels: NDArray[np.intp]
+    d1: NDArray[np.float64]
+    gap: NDArray[np.float64]
+    second: NDArray[np.intp]
+    third: NDArray[np.float64]
+
+    @classmethod
+    def empty(cls, n: int) -> Gaps:
+        labels, second = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp)
+        return cls(labels, np.empty(n), np.empty(n), second, np.empty(n))
+
+    def fill(self, rows: slice, other: Gaps) -> None:
+        """Copy ``other`` (the gaps of the points ``rows``) into place."""
+        for name in ("labels", "d1", "gap", "second", "third"):
+            getattr(self, name)[rows] = getattr(other, name)
+
+
+def bin_gaps(f: Filter, centers: NDArray[np.float64]) -> Gaps:
     """:func:`gap_block` of every bin mean."""
     n_bins = f.bins.means.shape[0]
-    labels = np.empty(n_bins, dtype=np.intp)
-    d1 = np.empty(n_bins)
-    gap = np.empty(n_bins)
+    gaps = Gaps.empty(n_bins)
     # In blocks of bins: the whole (bins, k) distance matrix would be 512 MB
     # for the 2**18 6-bit bins of noise at k = 256.
     rows = max(SETTLE_MIN_ROWS, SETTLE_BLOCK_ELEMENTS // centers.shape[0])
@@ -200,50 +234,53 @@ def bin_gaps(
     def stripe(first: int, last: int) -> None:
         for start in range(first, last, rows):
             part = slice(start, min(start + rows, last))
-            labels[part], d1[part], gap[part] = gap_block(f.bins.means[part], centers)
+            gaps.fill(part, gap_block(f.bins.means[part], centers))
 
     # Stripes of whole blocks: every block is the one the serial loop makes.
     run_stripes(stripe, n_bins, min_rows=rows, align=rows)
-    return labels, d1, gap
+    return gaps
 
 
 def settled_block(
     means: NDArray[np.float64], radius: NDArray[np.float64], centers: NDArray[np.float64]
 ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.bool_]]:
     """`settled_bins` of some bins: their means (b, d) and radii (b,)."""
-    labels, d1, gap = gap_block(means, centers)
-    return labels, d1, gap > 2.0 * radius * (1 + 1e-9)
+    gaps = gap_block(means, centers)
+    return gaps.labels, gaps.d1, gaps.gap > 2.0 * radius * (1 + 1e-9)
 
 
-def gap_block(
-    means: NDArray[np.float64], centers: NDArray[np.float64]
-) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
-    """Nearest center of each mean (b, d), the squared distance to it, and a
-    lower bound on how much nearer it is than any other center (``inf``
-    with one center): a point within half that distance of the mean has
-    the same nearest center, by the triangle inequality."""
+def gap_block(means: NDArray[np.float64], centers: NDArray[np.float64]) -> Gaps:
+    """The `Gaps` of the points ``means`` (b, d) among ``centers`` (k, d)."""
+    b = means.shape[0]
     m_sq, c_sq = row_norms(means), row_norms(centers)
-    dist = means @ (-2.0 * centers.T)
+    # A C-ordered right operand: OpenBLAS is many times slower on the
+    # transposed view for these shapes.
+    dist = means @ np.ascontiguousarray(-2.0 * centers.T)
     dist += c_sq
     dist += m_sq[:, None]
     np.maximum(dist, 0, out=dist)
     labels = np.argmin(dist, axis=1)
     d1 = np.take_along_axis(dist, labels[:, None], axis=1)[:, 0]
     if centers.shape[0] == 1:
-        return labels, d1, np.full(means.shape[0], np.inf)
+        return Gaps(labels, d1, np.full(b, np.inf), labels, np.full(b, np.inf))
     np.put_along_axis(dist, labels[:, None], np.inf, axis=1)
-    d2 = dist.min(axis=1)
+    second = np.argmin(dist, axis=1)
+    d2 = np.take_along_axis(dist, second[:, None], axis=1)[:, 0]
+    np.put_along_axis(dist, second[:, None], np.inf, axis=1)
+    d3 = dist.min(axis=1)
     # Generous bound on the rounding of the expansion, so that no bin whose
     # rows could tie is called settled.
     slack = 16 * np.finfo(np.float64).eps * (m_sq + float(c_sq.max()))
-    return labels, d1, np.sqrt(np.maximum(d2 - slack, 0)) - np.sqrt(d1 + slack)
+    gap = np.sqrt(np.maximum(d2 - slack, 0)) - np.sqrt(d1 + slack)
+    return Gaps(labels, d1, gap, second, np.sqrt(np.maximum(d3 - slack, 0)))
 
 
 def filtered_assign(f: Filter, centers: NDArray[np.float64]) -> Assignment:
     """Exact nearest-center assignment of every row, bin by bin where possible."""
     k, d = centers.shape
-    bin_labels, d1, gap = bin_gaps(f, centers)
-    settled = gap > 2.0 * f.radius * (1 + 1e-9)
+    gaps = bin_gaps(f, centers)
+    bin_labels, d1 = gaps.labels, gaps.d1
+    settled = gaps.gap > 2.0 * f.radius * (1 + 1e-9)
     lab = bin_labels[settled]
     inertia = float(f.spread[settled].sum() + f.bins.totals[settled] @ d1[settled])
     totals = weighted_count(lab, f.bins.totals[settled], k)
@@ -253,7 +290,7 @@ def filtered_assign(f: Filter, centers: NDArray[np.float64]) -> Assignment:
         sums[:, j] = np.bincount(lab, weights=settled_sums[:, j], minlength=k)
     rows = np.flatnonzero(~settled[f.bins.index])
     x, w = f.x[rows], f.w[rows]
-    row_labels, sq = assign_unsettled(f, centers, bin_labels, d1, gap, rows, x)
+    row_labels, sq = assign_unsettled(f, centers, gaps, rows, x)
     inertia += float(w @ sq)
     totals += weighted_count(row_labels, w, k)
     for j in range(d):
@@ -264,9 +301,7 @@ def filtered_assign(f: Filter, centers: NDArray[np.float64]) -> Assignment:
 def assign_unsettled(
     f: Filter,
     centers: NDArray[np.float64],
-    bin_labels: NDArray[np.intp],
-    d1: NDArray[np.float64],
-    gap: NDArray[np.float64],
+    gaps: Gaps,
     rows: NDArray[np.intp],
     x: NDArray[np.float64],
 ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
@@ -278,11 +313,14 @@ def assign_unsettled(
     is at least ``sqrt(d2) - |x - m|`` from a row x of a bin with mean m,
     and ``gap + sqrt(d1)`` bounds the mean's second-nearest distance
     ``sqrt(d2)`` from below, so a row nearer to c than that keeps c (more
-    than half the rows of such bins on photos at k = 256).  Only the
-    others are compared with every center.
+    than half the rows of such bins on photos at k = 256).  Of the others,
+    a row goes to the nearer of the mean's two nearest centers when that
+    one is clearly nearer than the other and than ``third - |x - m|``,
+    which bounds every further center's distance from below (most of the
+    rest).  Only the remaining rows are compared with every center.
     """
     index = f.bins.index[rows]
-    labels = bin_labels[index]
+    labels = gaps.labels[index]
     offset = np.take(f.bins.means, index, axis=0)
     offset -= x
     to_mean = np.sqrt(np.einsum("ij,ij->i", offset, offset))
@@ -292,25 +330,63 @@ def assign_unsettled(
     del offset
     # As in gap_block: slack for the rounding of the expanded distances
     # that assign_nearest compares, so that no kept row could tie there.
-    # In place: a row-sized array is 4 MB per 500k rows, at the run's peak.
-    near = row_norms(x)
-    near += float(row_norms(centers).max())
-    near *= 16 * np.finfo(np.float64).eps
-    near += sq
+    slack = row_norms(x)
+    slack += float(row_norms(centers).max())
+    slack *= 16 * np.finfo(np.float64).eps
+    near = slack + sq
     np.sqrt(near, out=near)
     near += to_mean
     near *= 1 + 1e-9
-    keep = near < np.take(gap + np.sqrt(d1), index)
+    keep = near < np.take(gaps.gap + np.sqrt(gaps.d1), index)
     del near
     # A row within half the gap of its mean keeps c too (implied by the
     # test above but for rounding: such rows were never compared).
-    to_mean *= 2.0 * (1 + 1e-9)
-    keep |= np.take(gap, index) > to_mean
-    del index, to_mean
-    far = np.flatnonzero(~keep)
+    keep |= np.take(gaps.gap, index) > 2.0 * (1 + 1e-9) * to_mean
+    rest = np.flatnonzero(~keep)
+    del keep
+    far = rest[~_pair_settles(centers, gaps, x, index, rest, to_mean, slack, labels, sq)]
     if far.size:
         labels[far], sq[far] = assign_nearest(x[far], centers)
     return labels, sq
+
+
+def _pair_settles(
+    centers: NDArray[np.float64],
+    gaps: Gaps,
+    x: NDArray[np.float64],
+    index: NDArray[np.intp],
+    rest: NDArray[np.intp],
+    to_mean: NDArray[np.float64],
+    slack: FloatArray,
+    labels: NDArray[np.intp],
+    sq: NDArray[np.float64],
+) -> NDArray[np.bool_]:
+    """Which of the rows ``rest`` go to the nearer of their mean's two
+    nearest centers, provably: it is nearer than the other by more than
+    twice the rounding ``slack`` of the expanded distances, and than any
+    further center.  Their ``labels`` and ``sq`` are set; the rest are
+    left for a search over every center."""
+    at = index[rest]
+    second = gaps.second[at]
+    offset = np.take(centers, second, axis=0)
+    offset -= x[rest]
+    sq_second = np.einsum("ij,ij->i", offset, offset)
+    del offset
+    sq_first = sq[rest]
+    moved = sq_second < sq_first
+    best = np.where(moved, sq_second, sq_first)
+    margin = slack[rest]
+    margin *= 2.0
+    settles = best + margin < np.where(moved, sq_first, sq_second)
+    margin += best
+    np.sqrt(margin, out=margin)
+    margin += to_mean[rest]
+    margin *= 1 + 1e-9
+    settles &= margin < gaps.third[at]
+    went = rest[settles & moved]
+    labels[went] = second[settles & moved]
+    sq[went] = sq_second[settles & moved]
+    return settles
 
 
 def exact_update(f: Filter, centers: NDArray[np.float64]) -> NDArray[np.float64]:

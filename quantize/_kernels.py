@@ -57,9 +57,14 @@ __all__ = [
 
 FloatArray = NDArray[np.floating[Any]]
 
-# Elements of one block of the (rows, k) distance matrix: 2**18 floats is
-# 1 MiB in float32, which stays in the L2 cache of current CPUs.
+# Elements of one block of the (rows, k) matrix of weighted_sums' products:
+# 2**18 floats is 1 MiB in float32, which stays in the L2 cache of current CPUs.
 _BLOCK_ELEMENTS = 1 << 18
+# Bytes of one block of the (rows, k) distance matrix of a nearest-center
+# search: within the L2 cache whatever the precision.  The float64 blocks
+# of twice that, which several passes (argmin, gathers) read again, made
+# the searches at k = 256 a quarter slower.
+_DISTANCE_BLOCK_BYTES = 1 << 20
 _MIN_BLOCK_ROWS = 256
 # Up to this many features, weighted sums per cluster are one bincount per
 # feature (pixels: 3); above, a product with the cluster indicator matrix
@@ -87,12 +92,18 @@ def row_norms(X: FloatArray) -> FloatArray:
     return np.einsum("ij,ij->i", X, X)
 
 
-def _block_rows(n_centers: int, n_features: int) -> int:
-    """Rows per block of a (rows, n_centers) distance matrix computed from
-    ``n_features`` coordinates: within the cache and under ``MAX_PRODUCT``."""
+def _block_rows(n_centers: int, n_features: int, elements: int = _BLOCK_ELEMENTS) -> int:
+    """Rows per block of a (rows, n_centers) matrix computed from
+    ``n_features`` coordinates: at most ``elements`` entries (within the
+    cache) and under ``MAX_PRODUCT``."""
     per_row = max(n_centers, 1)
     by_product = MAX_PRODUCT // (per_row * max(n_features, 1))
-    return max(_MIN_BLOCK_ROWS, min(_BLOCK_ELEMENTS // per_row, by_product))
+    return max(_MIN_BLOCK_ROWS, min(elements // per_row, by_product))
+
+
+def _distance_rows(n_centers: int, n_features: int, dtype: np.dtype[Any]) -> int:
+    """`_block_rows` of a distance matrix in ``dtype``: `_DISTANCE_BLOCK_BYTES` a block."""
+    return _block_rows(n_centers, n_features, _DISTANCE_BLOCK_BYTES // np.dtype(dtype).itemsize)
 
 
 def assign_nearest(
@@ -125,7 +136,7 @@ def assign_nearest(
     c_sq = row_norms(c)
     labels = np.empty(n, dtype=np.intp)
     sq_dist = np.empty(n, dtype=X.dtype)
-    rows = _block_rows(k, X.shape[1])
+    rows = _distance_rows(k, X.shape[1], X.dtype)
 
     def stripe(first: int, last: int) -> None:
         block = np.empty((min(rows, last - first), k), dtype=X.dtype)
@@ -417,7 +428,7 @@ def nearest_three(
     first_label = np.zeros(n, dtype=np.intp)
     second_label = np.zeros(n, dtype=np.intp)
     dist = np.full((3, n), np.inf)
-    rows = _block_rows(k, d + 1)
+    rows = _distance_rows(k, d + 1, X.dtype)
 
     def stripe(first: int, last: int) -> None:
         # [x, 1] a block at a time, in one buffer: no augmented copy of X.

@@ -387,16 +387,34 @@ def _present(hist: NDArray[Any]) -> tuple[NDArray[np.uint32], NDArray[np.int64]]
     def fill(lo: int, hi: int) -> None:
         row = first_row[lo, hi]
         for start in range(lo, hi, _CHUNK_PIXELS):
-            part = hist[start : min(start + _CHUNK_PIXELS, hi)]
-            where = np.flatnonzero(part)
+            where, found_counts = _nonzero(hist[start : min(start + _CHUNK_PIXELS, hi)])
             stop = row + where.size
-            counts[row:stop] = part[where]
+            counts[row:stop] = found_counts
             where += start
             keys[row:stop] = where
             row = stop
 
     run_ranges(fill, ranges)
     return keys, counts
+
+
+def _nonzero(part: NDArray[Any]) -> tuple[NDArray[np.intp], NDArray[Any]]:
+    """Increasing positions of the nonzero entries of ``part`` (1-D) and their values.
+
+    Counts narrower than 8 bytes are scanned as the 64-bit words that hold
+    several of them: a photo's histogram is mostly zeros, and numpy finds
+    the nonzero words of a quarter as many entries several times faster
+    than the nonzero uint16 counts themselves.
+    """
+    lanes = 8 // part.itemsize
+    if lanes <= 1 or 8 % part.itemsize or part.size % lanes or not part.flags.c_contiguous:
+        where = np.flatnonzero(part)
+        return where, part[where]
+    words = np.flatnonzero(part.view(np.uint64))
+    held = part.reshape(-1, lanes)[words]
+    found = held != 0
+    where = (words[:, None] * lanes + np.arange(lanes))[found]
+    return where, held[found]
 
 
 def recolor(
@@ -426,7 +444,9 @@ def recolor(
     if table.histogram is None:
         lut: NDArray[Any] = lookup(table.keys, row_index)
     else:
-        lut = table.histogram
+        # The histogram's first 2**24 bytes as a uint8 table: indices come
+        # out in the output's type, from half the memory of uint16 counts.
+        lut = table.histogram.reshape(-1).view(np.uint8)[:N_KEYS]
         lut[table.keys] = row_index
     out = [np.zeros(rgb.shape[:2], dtype=np.uint8) for rgb, _ in sources]
 

@@ -209,6 +209,21 @@ def test_settled_bins_in_blocks_match_one_block(monkeypatch: pytest.MonkeyPatch)
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.uint64, np.int64])
+def test_histogram_table_finds_every_count_of_every_width(dtype: Any) -> None:
+    # Narrow counts are scanned as the 64-bit words holding several of them:
+    # each lane of a word, the first and last entries included, is found.
+    rng = np.random.default_rng(13)
+    hist = np.zeros(histogram.N_KEYS, dtype=dtype)
+    where = np.unique(np.concatenate([rng.integers(0, hist.size, 3000), [0, 1, 2, 3, 5]]))
+    where = np.concatenate([where, [hist.size - 1]])
+    hist[where] = rng.integers(1, 60000, where.size)
+    table = histogram.histogram_table(hist)
+    np.testing.assert_array_equal(table.keys, where)
+    np.testing.assert_array_equal(table.counts, hist[where])
+    assert table.keys.dtype == np.uint32 and table.counts.dtype == np.int64
+
+
 def test_table_merger_sums_on_a_dense_histogram(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(histogram, "_MERGE_ROWS", 1000)
