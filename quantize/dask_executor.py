@@ -229,6 +229,12 @@ async def _halt(runs: list[str], timeout: float) -> bool:
     return await asyncio.to_thread(commit.halt, runs, timeout)
 
 
+def _ask_halt(client: distributed.Client, runs: list[str]) -> None:
+    """Halt ``runs`` on every worker of ``client``'s cluster (see :meth:`DaskExecutor.halt`)."""
+    with suppress(Exception):  # a cluster gone has nothing left running
+        client.run(_halt, runs, HALT_WAIT, on_error="ignore")
+
+
 class _WorkerSignals(distributed.WorkerPlugin):
     """Signal handlers of the worker processes of a local cluster this module starts.
 
@@ -457,15 +463,11 @@ class DaskExecutor(Executor):
             runs, self.writing = sorted(self.writing), set()
             if not runs or client is None:
                 return
-            with suppress(Exception):  # a cluster gone has nothing left running
-                client.sync(
-                    client._run,
-                    _halt,
-                    runs,
-                    HALT_WAIT,
-                    on_error="ignore",
-                    callback_timeout=HALT_WAIT + CONNECT_TIMEOUT,
-                )
+            # Client.run has no deadline of its own: a worker that does not
+            # answer must not keep the command, so the call runs on a thread.
+            asking = threading.Thread(target=_ask_halt, args=(client, runs), daemon=True)
+            asking.start()
+            asking.join(HALT_WAIT + CONNECT_TIMEOUT)
 
     def close(self) -> None:
         """Close the connection and the local cluster this executor made (not a given client).
