@@ -31,8 +31,9 @@ same k-means objective, and this module makes that fast:
    Only tables of up to ``2**18`` colors with 24 clusters or more
    converge on every distinct color instead,
    where per-row bounds (:class:`quantize._lloyd._Bounds`) make the late
-   iterations revisit only the colors near a boundary; up to 64 clusters
-   and ``2**22`` colors x clusters a few swaps follow on the colors.
+   iterations revisit only the colors near a boundary; a few swaps follow
+   on the colors up to ``2**22`` colors x clusters at 24 to 32 clusters,
+   and, in the command's fit above 32 clusters, up to ``2**24``.
 3. **Finish exactly.**  After converging on the bins, tables of up to
    ``2**18`` colors get one plain Lloyd step on every color.  Larger
    tables get one exact Lloyd step on every
@@ -204,6 +205,24 @@ _COARSE_SEED_PER_CLUSTER = 8.0
 _SMALL_FINE_SWAP_TRIES = 8
 _SMALL_EXACT_SWAP_TRIES = 8
 _SMALL_EXACT_SWAP_MAX_WORK = 1 << 20
+# Above _BINNED_REFINE_MAX_K clusters the command's fit of a table under
+# _LARGE_TABLE rows (see _thorough_high_k) ranks its runs on the 6-bit bins
+# after Lloyd's iterations there to _HIGH_K_RANK_TOL (not SEED_TOL: the run
+# ahead after a few iterations often ends behind), converges on every row
+# to _HIGH_K_EXACT_TOL (the late iterations at k = 256 still gain tenths of
+# a percent, and per-row bounds make them cheap), and gets up to
+# _HIGH_K_EXACT_SWAP_TRIES swaps there, as many as fit in
+# _HIGH_K_EXACT_SWAP_WORK rows x clusters (none above 64 clusters before).
+# On the tuning set (benchmarks/tuning.py, 15 images, seeds 0-4) this took
+# the cases more than 0.5% above scikit-learn's best of 10 at k = 256 from
+# 12 of 75 to 1 (elevation data under a colormap, +0.85%), at k = 64 from 5
+# to 2 (a gradient render in two seeds); at k = 64, seeds 0-2, 4 tries
+# instead of 8, or the old tolerance, each left a case (a darkened photo
+# +1.2%, the gradient +0.6%) that these settings do not.
+_HIGH_K_EXACT_TOL = 1e-6
+_HIGH_K_RANK_TOL = TOL
+_HIGH_K_EXACT_SWAP_TRIES = 8
+_HIGH_K_EXACT_SWAP_WORK = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -269,8 +288,10 @@ def cluster_table(
         table of up to ``2**22`` rows x clusters; from 9 to 23 clusters,
         tables of fewer than ``2**18`` rows get swaps on the 6-bit bins,
         converge on every row and get swaps there up to ``2**20`` rows x
-        clusters; tables too small to bin get swaps up to 64 clusters (up
-        to 256 below 8192 rows).
+        clusters; above 32 clusters, uncapped fits of such tables converge
+        further on every row and get swaps there up to ``2**24`` rows x
+        clusters, at any k; tables too small to bin get swaps up to 64
+        clusters (up to 256 below 8192 rows).
         "minibatch" fits mini-batches sampled in proportion to the
         weights, then finishes with one exact Lloyd step.
     n_init : int or "auto", default "auto"
@@ -581,6 +602,7 @@ def _fit_kmeans(
         seed_x, seed_w = bins.means, bins.totals
     # The 6-bit bins prepared on another thread while the restarts run.
     fine_ready = Deferred(functools.partial(prepare, bins.means, bins.totals))
+    high_k = _thorough_high_k(x.shape[0], k, max_swap_tries)
     resume = None
     if k <= _BINNED_REFINE_MAX_K:
         seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng)
@@ -591,7 +613,10 @@ def _fit_kmeans(
     else:
         # Ranked on the 6-bit bins: go on from where the winner stopped.
         fine_prep = fine_ready.result()
-        seeded = resume = _ranked_on_bins(seed_x, seed_w, fine_prep, k, n_init, max_iter, rng)
+        rank_tol = _HIGH_K_RANK_TOL if high_k else SEED_TOL
+        seeded = resume = _ranked_on_bins(
+            seed_x, seed_w, fine_prep, k, n_init, max_iter, rng, rank_tol
+        )
     fine = lloyd(fine_prep, seeded.centers, max_iter, TOL, resume)
     # Not under the caller's cap (the estimators): a good optimum for less.
     small = cap is None and x.shape[0] < _LARGE_TABLE and _CHEAP_FINE_SWAP_MIN_K <= k < _SWAP_MIN_K
@@ -603,8 +628,8 @@ def _fit_kmeans(
         return _exact_step(exact_filter.result(), fine.centers, n_iter, assign)
     if k >= _SWAP_MIN_K or small:
         exact = prepare(x, w) if exact_prep is None else exact_prep.result()
-        refined = lloyd(exact, fine.centers, max_iter, TOL)
-        tries = _exact_swap_tries(x.shape[0], k, small)
+        refined = lloyd(exact, fine.centers, max_iter, _HIGH_K_EXACT_TOL if high_k else TOL)
+        tries = _exact_swap_tries(x.shape[0], k, small, high_k)
         if cap != 0 and tries:
             refined = _swap_search(exact, refined, max_iter, rng, _capped(tries, cap))
         n_iter += refined.n_iter
@@ -623,8 +648,18 @@ def _tiny_swap_tries(n_rows: int, k: int) -> int:
     return max(_SWAP_TRIES, min(_TINY_SWAP_MAX_TRIES, _TINY_SWAP_WORK // (n_rows * k)))
 
 
-def _exact_swap_tries(n_rows: int, k: int, small: bool) -> int:
+def _thorough_high_k(n_rows: int, k: int, max_swap_tries: int | None) -> bool:
+    """Whether a binned table gets the thorough schedule above
+    ``_BINNED_REFINE_MAX_K`` clusters (see ``_HIGH_K_EXACT_TOL``): only the
+    command's own fit (no cap on the swaps, unlike the estimators') of a
+    table that converges on every row (fewer than ``_LARGE_TABLE``)."""
+    return max_swap_tries is None and k > _BINNED_REFINE_MAX_K and n_rows < _LARGE_TABLE
+
+
+def _exact_swap_tries(n_rows: int, k: int, small: bool, high_k: bool = False) -> int:
     """Swap tries on every row of a table that converged there (0: none)."""
+    if high_k:
+        return min(_HIGH_K_EXACT_SWAP_TRIES, _HIGH_K_EXACT_SWAP_WORK // (n_rows * k))
     if small:
         return _SMALL_EXACT_SWAP_TRIES if n_rows * k <= _SMALL_EXACT_SWAP_MAX_WORK else 0
     return _EXACT_SWAP_TRIES if k <= _FINE_SWAP_MAX_K and n_rows * k <= _EXACT_SWAP_MAX_WORK else 0
@@ -721,10 +756,12 @@ def _ranked_on_bins(
     n_init: int,
     max_iter: int,
     rng: np.random.Generator,
+    rank_tol: float = SEED_TOL,
 ) -> LloydResult:
     """Best of ``n_init`` runs seeded on the 5-bit bins, ranked on the 6-bit
     bins: at high k the 5-bit inertia no longer tells which run ends best,
-    while the 6-bit one, after a few iterations, does.
+    while the 6-bit one, after Lloyd's iterations there down to a relative
+    improvement of ``rank_tol``, does.
 
     The result lives on the 6-bit bins; ``n_iter`` counts the winner's
     updates on both binnings.
@@ -739,7 +776,7 @@ def _ranked_on_bins(
             for _ in range(n_init)
         ]
     # Each run on a thread of its own where there are cores for them.
-    runs = restarts.lloyd_each(fine_prep, [s.centers for s in seeds], max_iter, SEED_TOL)
+    runs = restarts.lloyd_each(fine_prep, [s.centers for s in seeds], max_iter, rank_tol)
     best: LloydResult | None = None
     for seeded, run in zip(seeds, runs, strict=True):
         if best is None or run.inertia < best.inertia:

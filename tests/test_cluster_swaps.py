@@ -64,9 +64,12 @@ def test_binned_table_gets_swaps_on_the_fine_bins_at_64_clusters(
     cluster.cluster_centers(
         table.colors / 255.0, table.counts.astype(np.float64), table.keys, 64, random_state=0
     )
-    assert len(swaps) == 1  # on the 6-bit bins: more rows than the 5-bit seed bins
+    # On the 6-bit bins (more rows than the 5-bit seed bins, fewer than the
+    # table), then on every row: the table has fewer than 2**18.
+    assert len(swaps) == 2
     assert cluster.make_bins(table.colors / 255.0, table.counts.astype(float), table.keys, 64)
-    assert swaps[0] > 4 * 64
+    assert 4 * 64 < swaps[0] < table.n_colors
+    assert swaps[1] == table.n_colors
 
 
 def test_coarse_seed_bins_tell_dark_tables_from_photos() -> None:
@@ -259,3 +262,25 @@ def test_split_bins_keep_the_exact_objective() -> None:
     np.testing.assert_allclose(bins.means * bins.totals[:, None], sums, atol=1e-9)
     fit = cluster.cluster_table(x, w, table.keys, 256, random_state=0)
     assert fit.inertia == pytest.approx(float(w @ ((x - fit.centers[fit.labels]) ** 2).sum(1)))
+
+
+def test_command_fit_of_a_small_table_gets_swaps_on_every_row_at_256_clusters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Binned but under 2**18 rows: the command's fit (no cap) converges on
+    # every row and gets swaps there above 64 clusters too; the estimators
+    # (a cap) and tables over 2**18 rows keep their schedule.
+    table = table_of(sample_rgb("flower.jpg")[::2, ::2])
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    assert cluster.MIN_ROWS_TO_BIN <= table.n_colors < cluster._LARGE_TABLE
+    assert cluster._exact_swap_tries(table.n_colors, 256, False, True) > 0
+    swaps = spy_swaps(monkeypatch)
+    fit = cluster.cluster_table(x, w, table.keys, 256, random_state=0)
+    assert swaps == [table.n_colors]
+    labels = nearest_three(x, fit.centers, np.einsum("ij,ij->i", x, x))[0]
+    np.testing.assert_array_equal(fit.labels, labels)
+    swaps.clear()
+    cluster.cluster_table(x, w, table.keys, 256, random_state=0, max_swap_tries=8)
+    assert swaps == []
+    assert not cluster._thorough_high_k(cluster._LARGE_TABLE, 256, None)
+    assert not cluster._thorough_high_k(table.n_colors, 32, None)
