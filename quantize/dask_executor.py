@@ -378,9 +378,11 @@ class DaskExecutor(Executor):
                     scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                     silence_logs=logging.CRITICAL,
                 )
-                client = distributed.Client(self._cluster)
-            client.register_plugin(_WorkerSignals(), name="quantize-signals")
-            return client
+                # Held by the executor at once, so that close() releases it
+                # should the plugin fail to register.
+                self.client = distributed.Client(self._cluster)
+            self.client.register_plugin(_WorkerSignals(), name="quantize-signals")
+            return self.client
         except Exception as exc:
             self.close()
             raise ClusterError(f"cannot start a local Dask cluster: {_one_line(exc)}") from exc
