@@ -254,12 +254,13 @@ def main() -> None:
         photos.mkdir()
         make_images(photos, args.images)
         workloads.append((f"{args.images} images", photos, args.images))
-        tiny = Path(tmp) / "tiny"
-        tiny.mkdir()
-        make_tiny(tiny, args.tiny)
-        tenth = max(1, args.tiny // 10)
-        workloads.append((f"{tenth} tiny images", tiny / "000", tenth))
-        workloads.append((f"{args.tiny} tiny images", tiny, args.tiny))
+        if args.tiny > 0:  # --tiny 0: the photos' throughput alone
+            tiny = Path(tmp) / "tiny"
+            tiny.mkdir()
+            make_tiny(tiny, args.tiny)
+            tenth = max(1, args.tiny // 10)
+            workloads.append((f"{tenth} tiny images", tiny / "000", tenth))
+            workloads.append((f"{args.tiny} tiny images", tiny, args.tiny))
         results = {}
         for label, src, count in workloads:
             results[label] = measure(src, out, count, args.workers, args.repeats)
