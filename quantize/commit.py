@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -417,6 +417,25 @@ _DEFERRED_SIGNALS = tuple(
 
 
 @contextmanager
+def signals_handled(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM go to ``handler`` in this block, then to their own handlers again.
+
+    Only the main thread can set handlers; elsewhere, and where a handler
+    Python cannot put back is set, nothing changes.
+    """
+    handlers = [signal.getsignal(signum) for signum in _DEFERRED_SIGNALS]
+    if threading.current_thread() is not threading.main_thread() or None in handlers:
+        yield
+        return
+    saved = {signum: signal.signal(signum, handler) for signum in _DEFERRED_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, previous in saved.items():
+            signal.signal(signum, previous)
+
+
+@contextmanager
 def _signals_deferred() -> Iterator[None]:
     """Hold Ctrl-C and SIGTERM until the block ends, then act on them.
 
@@ -425,21 +444,15 @@ def _signals_deferred() -> Iterator[None]:
     file would stay under its backup name.  The moves take milliseconds.
     Only the main thread can set handlers; elsewhere nothing is deferred.
     """
-    handlers = [signal.getsignal(signum) for signum in _DEFERRED_SIGNALS]
-    if threading.current_thread() is not threading.main_thread() or None in handlers:
-        yield  # not the main thread, or a handler Python cannot put back
-        return
     received: list[int] = []
 
     def hold(signum: int, frame: object) -> None:
         received.append(signum)
 
-    saved = {signum: signal.signal(signum, hold) for signum in _DEFERRED_SIGNALS}
     try:
-        yield
+        with signals_handled(hold):
+            yield
     finally:
-        for signum, handler in saved.items():
-            signal.signal(signum, handler)
         for signum in dict.fromkeys(received):
             signal.raise_signal(signum)
 

@@ -48,8 +48,8 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -263,20 +263,9 @@ def _end_worker() -> None:
     os._exit(EXIT_TERMINATED)
 
 
-@contextmanager
-def _signals_ignored() -> Iterator[None]:
+def _signals_ignored() -> AbstractContextManager[None]:
     """Ctrl-C and SIGTERM do nothing in this block: the steps that make a stop safe are bounded."""
-    signals = (signal.SIGINT, signal.SIGTERM)
-    main = threading.current_thread() is threading.main_thread()
-    if not main or None in [signal.getsignal(s) for s in signals]:
-        yield  # not the main thread, or a handler Python cannot put back
-        return
-    saved = {s: signal.signal(s, _ignore) for s in signals}
-    try:
-        yield
-    finally:
-        for signum, handler in saved.items():
-            signal.signal(signum, handler)
+    return commit.signals_handled(_ignore)
 
 
 def _ignore(signum: int, frame: object) -> None:
