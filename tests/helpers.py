@@ -65,3 +65,15 @@ def sample_rgb(name: str = "china.jpg") -> NDArray[np.uint8]:
     """The pixels of a bundled sample image as RGB, shape (height, width, 3)."""
     with Image.open(SAMPLES / name) as image:
         return np.asarray(image.convert("RGB"))
+
+
+def photo_crops(root: Path, count: int, size: tuple[int, int]) -> Path:
+    """``root/in`` holding ``count`` PNG crops of china.jpg of ``size``, each shifted by a pixel."""
+    src = root / "in"
+    src.mkdir()
+    width, height = size
+    with Image.open(SAMPLES / "china.jpg") as photo:
+        for i in range(count):
+            crop = photo.crop((i, i, width + i, height + i))
+            crop.save(src / f"p{i:02d}.png", compress_level=1)
+    return src

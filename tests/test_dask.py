@@ -29,7 +29,7 @@ from quantize import commit
 from quantize.batch import BatchOptions, Job, Progress, run_batch
 from quantize.executors import Executor, InProcess, Reduction, death_reason
 from quantize.vocabulary import Status
-from tests.helpers import SAMPLES, gradient_rgb, run_cli
+from tests.helpers import SAMPLES, gradient_rgb, photo_crops, run_cli
 
 distributed = pytest.importorskip("distributed")  # the [dask] extra
 
@@ -257,12 +257,7 @@ COUNT = 8
 
 def _crops(root: Path) -> Path:
     """Photo crops: each takes a worker a noticeable moment."""
-    src = root / "in"
-    src.mkdir()
-    with Image.open(SAMPLES / "china.jpg") as photo:
-        for i in range(COUNT):
-            photo.crop((i, i, 160 + i, 120 + i)).save(src / f"p{i:02d}.png", compress_level=1)
-    return src
+    return photo_crops(root, COUNT, (160, 120))
 
 
 def _whole_images(out: Path, killed: int | None = None) -> set[str]:

@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from quantize import commit
 from quantize.encode import bytes_writer, write_files
-from tests.helpers import ROOT, SAMPLES
+from tests.helpers import ROOT, photo_crops
 
 COUNT = 6
 #: The file after which the held worker waits, mid-commit (its report comes next).
@@ -112,12 +111,7 @@ def test_a_halted_run_writes_nothing_more_and_its_commit_under_way_ends(
 @pytest.fixture
 def photos(tmp_path: Path) -> Path:
     pytest.importorskip("distributed")  # the [dask] extra
-    src = tmp_path / "in"
-    src.mkdir()
-    with Image.open(SAMPLES / "china.jpg") as photo:
-        for i in range(COUNT):
-            photo.crop((i, i, 96 + i, 72 + i)).save(src / f"p{i:02d}.png", compress_level=1)
-    return src
+    return photo_crops(tmp_path, COUNT, (96, 72))
 
 
 def _start(tmp_path: Path, src: Path) -> tuple[subprocess.Popen[str], Path]:
