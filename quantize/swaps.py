@@ -73,7 +73,7 @@ def _kept(best: LloydResult, run: LloydResult) -> LloydResult:
 
 
 # Clusters considered on each side of a split/merge move: the most
-# profitable splits and the cheapest removals, paired best first.
+# profitable splits and the cheapest merges, paired best first.
 _MOVE_SIDE = 6
 
 
