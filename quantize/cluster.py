@@ -154,6 +154,18 @@ _TINY_TABLE_SWAP_MAX_K = 256
 # one seed at +1.7%.  At k = 256 a table of 2000 colors keeps 20 tries.
 _TINY_SWAP_WORK = 1 << 23
 _TINY_SWAP_MAX_TRIES = 200
+# The command's own fit of such a table draws no row twice against the same
+# centers (a repeated try is the same Lloyd run, rejected again) and stops
+# once every row was tried, so the tries of a table of a few dozen colors
+# end where the search is exhausted: an 8x8 image of 64 random colors at
+# k = 2 took 64 Lloyd runs instead of 200.  Its budget is then
+# _TINY_COMMAND_SWAP_WORK: on the tuning set at k = 256 (benchmarks/tuning.py,
+# seeds 0-4) it took the one table more than 0.5% above scikit-learn's best
+# of 10 (a 2782-color flat illustration, +0.84%) to -1.2%, and the
+# 866-color logo from -4.0..-6.6% to -6.6..-9.1%; four restarts instead of
+# two did about as well for twice the added time (k-means++ seeding of 256
+# centers costs more than the tries).
+_TINY_COMMAND_SWAP_WORK = 1 << 25
 # Up to this many clusters the fit converged on the 6-bit bins is improved
 # by swaps there (see _swaps_on_fine_bins).  Above 32 clusters, where the
 # 5-bit bins are too coarse to judge swaps, _RANKED_FINE_SWAP_TRIES of them:
@@ -588,11 +600,7 @@ def _fit_kmeans(
         # The rows prepared for the exact finish, the same way.
         exact_prep = Deferred(lambda: prepare(x, w, k))
     if bins is None:
-        result = best_of(x, w, k, "k-means++", n_init, max_iter, TOL, rng)
-        tiny = x.shape[0] < MIN_ROWS_TO_BIN and k <= _TINY_TABLE_SWAP_MAX_K
-        if cap != 0 and (k <= _SMALL_SWAP_MAX_K or tiny):
-            tries = _tiny_swap_tries(x.shape[0], k) if tiny else _SWAP_TRIES
-            result = _swap_search(prepare(x, w), result, max_iter, rng, _capped(tries, cap))
+        result = _fit_unbinned(x, w, k, n_init, max_iter, rng, cap)
         return _drop_unused(result.centers, result.labels, result.inertia, result.n_iter)
     seed_x, seed_w = seed_set(bins, k)
     if _coarse_seed_bins(seed_w, k):
@@ -643,9 +651,46 @@ def _fit_kmeans(
     return _drop_unused(done.centers, done.labels, done.inertia, n_iter + done.n_iter)
 
 
-def _tiny_swap_tries(n_rows: int, k: int) -> int:
-    """Swap tries on a table too small to bin: see ``_TINY_SWAP_WORK``."""
-    return max(_SWAP_TRIES, min(_TINY_SWAP_MAX_TRIES, _TINY_SWAP_WORK // (n_rows * k)))
+def _fit_unbinned(
+    x: NDArray[np.float64],
+    w: NDArray[np.float64],
+    k: int,
+    n_init: int,
+    max_iter: int,
+    rng: np.random.Generator,
+    cap: int | None,
+) -> LloydResult:
+    """Restarts and swaps on every row of a table that is not binned: too
+    small (fewer than ``MIN_ROWS_TO_BIN`` rows) or without keys."""
+    tiny = x.shape[0] < MIN_ROWS_TO_BIN and k <= _TINY_TABLE_SWAP_MAX_K
+    if tiny and cap is None:
+        return _fit_tiny(x, w, k, n_init, max_iter, rng)
+    result = best_of(x, w, k, "k-means++", n_init, max_iter, TOL, rng)
+    if cap != 0 and (k <= _SMALL_SWAP_MAX_K or tiny):
+        tries = _tiny_swap_tries(x.shape[0], k) if tiny else _SWAP_TRIES
+        result = _swap_search(prepare(x, w), result, max_iter, rng, _capped(tries, cap))
+    return result
+
+
+def _fit_tiny(
+    x: NDArray[np.float64],
+    w: NDArray[np.float64],
+    k: int,
+    n_init: int,
+    max_iter: int,
+    rng: np.random.Generator,
+) -> LloydResult:
+    """The command's own fit of a table too small to bin: restarts, then
+    swaps that never repeat a try (see ``_TINY_COMMAND_SWAP_WORK``)."""
+    result = best_of(x, w, k, "k-means++", n_init, max_iter, TOL, rng)
+    tries = _tiny_swap_tries(x.shape[0], k, _TINY_COMMAND_SWAP_WORK)
+    return _swap_search(prepare(x, w), result, max_iter, rng, tries, fresh_picks=True)
+
+
+def _tiny_swap_tries(n_rows: int, k: int, work: int = _TINY_SWAP_WORK) -> int:
+    """Swap tries on a table too small to bin: as many as fit in ``work``
+    rows x clusters (see ``_TINY_SWAP_WORK``)."""
+    return max(_SWAP_TRIES, min(_TINY_SWAP_MAX_TRIES, work // (n_rows * k)))
 
 
 def _thorough_high_k(n_rows: int, k: int, max_swap_tries: int | None) -> bool:

@@ -34,9 +34,9 @@ def spy_swaps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     rows: list[int] = []
     original = cluster._swap_search
 
-    def spy(prep: Prepared, start: LloydResult, *args: object) -> LloydResult:
+    def spy(prep: Prepared, start: LloydResult, *args: object, **options: object) -> LloydResult:
         rows.append(prep.X.shape[0])
-        return original(prep, start, *args)  # type: ignore[arg-type]
+        return original(prep, start, *args, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(cluster, "_swap_search", spy)
     return rows
@@ -228,6 +228,42 @@ def test_tiny_table_gets_swaps_at_256_clusters(monkeypatch: pytest.MonkeyPatch) 
     swaps = spy_swaps(monkeypatch)
     cluster.cluster_table(x, w, table.keys, 256, random_state=0)
     assert swaps == [table.n_colors]
+
+
+def test_tiny_table_swaps_stop_once_every_row_was_tried(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An 8x8 image of 64 random colors: a try that draws a row already tried
+    # against the same centers would repeat a rejected Lloyd run.
+    rng = np.random.default_rng(0)
+    table = table_of(rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8))
+    assert table.n_colors == 64
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    starts: list[float] = []
+    tries: list[float] = []
+    search, run = cluster._swap_search, swaps.lloyd
+
+    def spy_search(
+        prep: Prepared, start: LloydResult, *args: object, **options: object
+    ) -> LloydResult:
+        starts.append(start.inertia)
+        return search(prep, start, *args, **options)  # type: ignore[arg-type]
+
+    def spy_try(*args: object, **options: object) -> LloydResult:
+        result = run(*args, **options)  # type: ignore[arg-type]
+        tries.append(result.inertia)
+        return result
+
+    monkeypatch.setattr(cluster, "_swap_search", spy_search)
+    monkeypatch.setattr(swaps, "lloyd", spy_try)
+    fit = cluster.cluster_table(x, w, table.keys, 2, random_state=0)
+    assert len(starts) == 1
+    best, kept = starts[0], 0
+    for inertia in tries:
+        if inertia < best:
+            best, kept = inertia, kept + 1
+    # At most one try per row between two kept ones, not the 200 of a budget
+    # meant for a table a hundred times larger.
+    assert 0 < len(tries) <= (kept + 1) * table.n_colors
+    assert fit.inertia == pytest.approx(best)
 
 
 def test_heavy_bins_are_split_down_to_single_colors() -> None:
