@@ -217,6 +217,14 @@ _COARSE_SEED_PER_CLUSTER = 8.0
 _SMALL_FINE_SWAP_TRIES = 8
 _SMALL_EXACT_SWAP_TRIES = 8
 _SMALL_EXACT_SWAP_MAX_WORK = 1 << 20
+# Within that, tables whose tries are cheap get as many as fit in
+# _SMALL_EXACT_SWAP_WORK rows x clusters, up to _SMALL_EXACT_SWAP_MAX_TRIES,
+# and never repeat one (see swap_search's fresh_picks): on the tuning set
+# at k = 16 (seeds 0-4) the darkened photo (12k colors, 16 tries) went from
+# +0.36/+0.35% above scikit-learn's best of 10 in seeds 0 and 1 to
+# -0.11/+0.35%.
+_SMALL_EXACT_SWAP_WORK = 1 << 22
+_SMALL_EXACT_SWAP_MAX_TRIES = 16
 # Above _BINNED_REFINE_MAX_K clusters the command's fit of a table under
 # _LARGE_TABLE rows (see _thorough_high_k) ranks its runs on the 6-bit bins
 # after Lloyd's iterations there to _HIGH_K_RANK_TOL (not SEED_TOL: the run
@@ -639,7 +647,9 @@ def _fit_kmeans(
         refined = lloyd(exact, fine.centers, max_iter, _HIGH_K_EXACT_TOL if high_k else TOL)
         tries = _exact_swap_tries(x.shape[0], k, small, high_k)
         if cap != 0 and tries:
-            refined = _swap_search(exact, refined, max_iter, rng, _capped(tries, cap))
+            refined = _swap_search(
+                exact, refined, max_iter, rng, _capped(tries, cap), fresh_picks=small
+            )
         n_iter += refined.n_iter
         return _drop_unused(refined.centers, refined.labels, refined.inertia, n_iter)
     # Plain passes: on a table this small, at these k, the bin filter of
@@ -706,7 +716,10 @@ def _exact_swap_tries(n_rows: int, k: int, small: bool, high_k: bool = False) ->
     if high_k:
         return min(_HIGH_K_EXACT_SWAP_TRIES, _HIGH_K_EXACT_SWAP_WORK // (n_rows * k))
     if small:
-        return _SMALL_EXACT_SWAP_TRIES if n_rows * k <= _SMALL_EXACT_SWAP_MAX_WORK else 0
+        if n_rows * k > _SMALL_EXACT_SWAP_MAX_WORK:
+            return 0
+        scaled = _SMALL_EXACT_SWAP_WORK // (n_rows * k)
+        return min(_SMALL_EXACT_SWAP_MAX_TRIES, max(_SMALL_EXACT_SWAP_TRIES, scaled))
     return _EXACT_SWAP_TRIES if k <= _FINE_SWAP_MAX_K and n_rows * k <= _EXACT_SWAP_MAX_WORK else 0
 
 

@@ -107,6 +107,36 @@ def test_small_table_gets_swaps_on_every_level_at_16_clusters(
     assert len(searched) == 1
 
 
+def test_small_table_with_cheap_exact_tries_gets_more_of_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A dark photo of some 10,000 colors at 16 clusters: a swap try on every
+    # row is cheap, so it gets twice the tries of a table near the limit,
+    # none of them repeated.
+    table = table_of((sample_rgb("china.jpg")[::2, ::2] * 0.2).astype(np.uint8))
+    assert table.n_colors >= cluster.MIN_ROWS_TO_BIN and table.n_colors * 16 <= 1 << 18
+    calls: list[tuple[int, int, object]] = []
+    original = cluster._swap_search
+
+    def spy(
+        prep: Prepared,
+        start: LloydResult,
+        max_iter: int,
+        rng: np.random.Generator,
+        tries: int,
+        **options: object,
+    ) -> LloydResult:
+        calls.append((prep.X.shape[0], tries, options.get("fresh_picks", False)))
+        return original(prep, start, max_iter, rng, tries, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cluster, "_swap_search", spy)
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    cluster.cluster_table(x, w, table.keys, 16, random_state=0)
+    assert calls[-1] == (table.n_colors, 2 * cluster._SMALL_EXACT_SWAP_TRIES, True)
+    # Near the limit of rows x clusters, the tries stay as they were.
+    assert cluster._exact_swap_tries(1 << 16, 16, small=True) == cluster._SMALL_EXACT_SWAP_TRIES
+
+
 def swap_search_recomputing(
     prep: Prepared, start: LloydResult, max_iter: int, rng: np.random.Generator, tries: int
 ) -> tuple[LloydResult, int]:
