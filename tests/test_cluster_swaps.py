@@ -350,3 +350,78 @@ def test_command_fit_of_a_small_table_gets_swaps_on_every_row_at_256_clusters(
     assert swaps == []
     assert not cluster._thorough_high_k(cluster._LARGE_TABLE, 256, None)
     assert not cluster._thorough_high_k(table.n_colors, 32, None)
+
+
+def three_lumps() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Three tight lumps of equal weight on a line, at 0, 0.4 and 0.8."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([c + rng.normal(0, 0.01, size=(200, 3)) for c in (0.0, 0.4, 0.8)])
+    return x, np.ones(x.shape[0])
+
+
+def test_split_merge_moves_a_center_from_a_shared_lump_to_a_split_one() -> None:
+    # Two centers share the first lump and one sits between the other two:
+    # Lloyd's iterations stay there.  The best move merges the first two
+    # and splits the wide cluster, which lands on one center per lump.
+    x, w = three_lumps()
+    prep = prepare(x, w)
+    start = lloyd(prep, np.array([[-0.01] * 3, [0.01] * 3, [0.6] * 3]), 300, cluster.TOL)
+    assert np.bincount(start.labels, minlength=3)[2] == 400
+    moves = swaps._moves(prep, start)
+    assert {moves[0].b, moves[0].c} == {0, 1} and moves[0].a == 2
+    got = swaps.split_merge_search(prep, start, 300, 1)
+    best = lloyd(prep, np.array([[0.0] * 3, [0.4] * 3, [0.8] * 3]), 300, cluster.TOL)
+    assert got.inertia == pytest.approx(best.inertia)
+    assert got.inertia < start.inertia / 10
+    np.testing.assert_array_equal(
+        got.labels, nearest_three(prep.X, got.centers - prep.shift, prep.x_sq)[0]
+    )
+
+
+def test_split_merge_keeps_its_start_when_no_move_gains() -> None:
+    x, w = three_lumps()
+    prep = prepare(x, w)
+    best = lloyd(prep, np.array([[0.0] * 3, [0.4] * 3, [0.8] * 3]), 300, cluster.TOL)
+    got = swaps.split_merge_search(prep, best, 300, 4, 2)
+    assert got is best
+
+
+def spy_splits(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, int]]:
+    """Record rows, tries and batch of every split/merge search."""
+    calls: list[tuple[int, int, int]] = []
+    original = cluster._split_merge_search
+
+    def spy(
+        prep: Prepared, start: LloydResult, max_iter: int, tries: int, batch: int
+    ) -> LloydResult:
+        calls.append((prep.X.shape[0], tries, batch))
+        return original(prep, start, max_iter, tries, batch)
+
+    monkeypatch.setattr(cluster, "_split_merge_search", spy)
+    return calls
+
+
+def test_command_fit_above_32_clusters_gets_split_merge_moves_on_the_fine_bins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Only the command's thorough schedule (no cap, under 2**18 rows, above
+    # 32 clusters): the estimators and the large-table path are unchanged.
+    table = table_of(sample_rgb("flower.jpg")[::2, ::2])
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    fine = []
+    for k in (256, 64):
+        bins = cluster.make_bins(x, w, table.keys, k)
+        assert bins is not None
+        fine.append(bins.means.shape[0])
+    calls = spy_splits(monkeypatch)
+    with_moves = cluster.cluster_table(x, w, table.keys, 256, random_state=0)
+    cluster.cluster_table(x, w, table.keys, 64, random_state=0)
+    assert calls == [(fine[0], 4, 4), (fine[1], 8, 1)]
+    calls.clear()
+    cluster.cluster_table(x, w, table.keys, 256, random_state=0, max_swap_tries=8)
+    cluster.cluster_table(x, w, table.keys, 32, random_state=0)
+    assert calls == []
+    # On this photo the moves find a better optimum than the schedule without them.
+    monkeypatch.setattr(cluster, "_HIGH_K_WIDE_SPLITS", 0)
+    without = cluster.cluster_table(x, w, table.keys, 256, random_state=0)
+    assert with_moves.inertia < without.inertia
