@@ -137,6 +137,41 @@ def test_small_table_with_cheap_exact_tries_gets_more_of_them(
     assert cluster._exact_swap_tries(1 << 16, 16, small=True) == cluster._SMALL_EXACT_SWAP_TRIES
 
 
+def smooth_ramp(h: int, w: int) -> NDArray[np.uint8]:
+    """A two-axis color gradient with a little noise: many colors, few 6-bit bins."""
+    y, x = np.mgrid[0:h, 0:w] / np.array([h - 1, w - 1])[:, None, None]
+    rgb = np.stack([0.9 * x + 0.1 * y, 0.2 + 0.6 * y * (1 - x), 1 - 0.8 * x * y], axis=-1)
+    noise = np.random.default_rng(0).normal(0.0, 1.5, rgb.shape)
+    return np.clip(rgb * 255 + noise, 0, 255).astype(np.uint8)
+
+
+def test_split_merge_moves_follow_where_the_fine_bins_are_few_at_16_clusters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A smooth ramp: swaps alone leave basins where one cluster spans two
+    # stretches of it; a photo with many 6-bit bins is left as it was.
+    moved: list[int] = []
+    original = cluster._split_merge_search
+
+    def spy(prep: Prepared, start: LloydResult, *args: int) -> LloydResult:
+        moved.append(prep.X.shape[0])
+        return original(prep, start, *args)
+
+    monkeypatch.setattr(cluster, "_split_merge_search", spy)
+    for pixels, expected in ((smooth_ramp(150, 200), 1), (sample_rgb("china.jpg"), 0)):
+        table = table_of(pixels)
+        moved.clear()
+        x, w = table.colors / 255.0, table.counts.astype(np.float64)
+        fit = cluster.cluster_table(x, w, table.keys, 16, random_state=0)
+        assert len(moved) == expected
+        assert all(0 < rows < table.n_colors for rows in moved)  # on the 6-bit bins
+        # Not under the estimators' swap cap.
+        moved.clear()
+        capped = cluster.cluster_table(x, w, table.keys, 16, random_state=0, max_swap_tries=4)
+        assert moved == []
+        assert fit.centers.shape == capped.centers.shape == (16, 3)
+
+
 def swap_search_recomputing(
     prep: Prepared, start: LloydResult, max_iter: int, rng: np.random.Generator, tries: int
 ) -> tuple[LloydResult, int]:
