@@ -686,10 +686,10 @@ def _fit_kmeans(
         exact = prepare(x, w) if exact_prep is None else exact_prep.result()
         refined = lloyd(exact, fine.centers, max_iter, _HIGH_K_EXACT_TOL if high_k else TOL)
         tries = _exact_swap_tries(x.shape[0], k, small, high_k)
-        if cap != 0 and tries:
-            refined = _swap_search(
-                exact, refined, max_iter, rng, _capped(tries, cap), fresh_picks=small
-            )
+        if cap != 0 and tries and small:
+            refined = _swap_search(exact, refined, max_iter, rng, tries, fresh_picks=True)
+        elif cap != 0 and tries:
+            refined = _swap_search(exact, refined, max_iter, rng, _capped(tries, cap))
         n_iter += refined.n_iter
         return _drop_unused(refined.centers, refined.labels, refined.inertia, n_iter)
     # Plain passes: on a table this small, at these k, the bin filter of
