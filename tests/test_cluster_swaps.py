@@ -331,6 +331,37 @@ def test_tiny_table_swaps_stop_once_every_row_was_tried(monkeypatch: pytest.Monk
     assert fit.inertia == pytest.approx(best)
 
 
+def test_command_fit_of_a_tiny_table_gets_a_larger_swap_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Tries that never repeat stop early on the smallest tables, so the
+    # command's fit can afford more of them on a table of 2,000 colors.
+    table = table_of(lumps(600, 2500, seed=4))
+    assert 1000 < table.n_colors < 4096
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    tries: list[int] = []
+    original = cluster._swap_search
+
+    def spy(
+        prep: Prepared,
+        start: LloydResult,
+        max_iter: int,
+        rng: np.random.Generator,
+        count: int,
+        **options: object,
+    ) -> LloydResult:
+        tries.append(count)
+        return original(prep, start, max_iter, rng, count, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cluster, "_swap_search", spy)
+    cluster.cluster_table(x, w, table.keys, 256, random_state=0)
+    assert tries == [(1 << 25) // (table.n_colors * 256)]
+    assert tries[0] > 2 * cluster._SWAP_TRIES
+    tries.clear()
+    cluster.cluster_table(x, w, table.keys, 256, random_state=0, max_swap_tries=40)
+    assert tries == [cluster._SWAP_TRIES]  # the estimators' budget is as it was
+
+
 def test_heavy_bins_are_split_down_to_single_colors() -> None:
     # A dark photo piles its pixels into a few 6-bit bins: split, no bin
     # the iterations run on weighs more than the cap unless it is one color,
