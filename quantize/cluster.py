@@ -226,14 +226,15 @@ _SMALL_FINE_SWAP_TRIES = 8
 # cluster spans two stretches of the ramp while two centers share one: the
 # 5-bit bins rank such a basin first, and a random swap rarely undoes it.
 # On the tuning set at k = 16 (seeds 0-4) this took the cases more than
-# 0.5% above scikit-learn's best of 10 from 5 of 45 on binned tables
+# 0.5% above scikit-learn's best of 10 from 4 of 45 on binned tables
 # (a gradient render +1.1% to +1.7% in three seeds, an elevation map
 # +1.06%) to 0 (+0.04% and +0.40% at worst).  Photos with many 6-bit bins
 # (china.jpg) are outside the gate and unchanged; replacing the swaps by
 # these moves instead cost the darkened photo +0.15%.  The first move
-# ranked does it there: 1, 2, 4 and 8 tries gave the same results, and
-# flower.jpg, just inside the gate (16,377 bins), spends about 5% more in
-# the fit with 2 tries, about 20% with 8 (its moves are all rejected).
+# ranked does it there: 1, 2, 4 and 8 tries gave the same misses and
+# worst cases, and flower.jpg, just inside the gate (16,377 bins), spends
+# about 5% more in quantize_image with 2 tries, about 20% with 8 (its
+# moves are all rejected).
 _SMALL_FINE_SPLITS = 2
 _SMALL_EXACT_SWAP_TRIES = 8
 _SMALL_EXACT_SWAP_MAX_WORK = 1 << 20
