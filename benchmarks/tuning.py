@@ -58,6 +58,12 @@ def _noisy(pixels: NDArray[np.uint8], sigma: float, seed: int) -> NDArray[np.uin
     return np.clip(pixels + noise, 0, 255).astype(np.uint8)
 
 
+def _thumbnail(pixels: NDArray[np.uint8], size: tuple[int, int]) -> NDArray[np.uint8]:
+    """``pixels`` resized (Lanczos) to ``size`` (h, w)."""
+    im = Image.fromarray(pixels).resize((size[1], size[0]), Image.Resampling.LANCZOS)
+    return np.asarray(im)
+
+
 def _darkened(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """A photo as if underexposed: gamma 2.2 and half the light."""
     dark = 0.5 * (pixels / 255.0) ** 2.2
@@ -136,6 +142,11 @@ def tuning_set() -> list[CorpusImage]:
             CorpusImage("flower-crop", "sample crop", flower[50:400, 200:600].copy()),
             CorpusImage("china-half-noisy", "sample, noisy", _noisy(np.asarray(half), 4.0, 7)),
             CorpusImage("flower-dark", "sample, darkened", _darkened(flower[::2, ::2])),
+            # Tables too small to bin (under 8192 colors), like the corpus's
+            # illustrations: thumbnails and a small crop.
+            CorpusImage("china-thumb", "sample thumbnail", _thumbnail(china, (80, 120))),
+            CorpusImage("flower-thumb", "sample thumbnail", _thumbnail(flower, (64, 96))),
+            CorpusImage("china-crop64", "sample crop, small", china[200:264, 300:364].copy()),
         ]
     except ImportError:
         print("tuning: scikit-learn is not installed; its samples are skipped", file=sys.stderr)
@@ -144,5 +155,10 @@ def tuning_set() -> list[CorpusImage]:
         CorpusImage("night-s12", "night scene", _night(500, 700, seed=12)),
         CorpusImage("flat-s13", "flat-color illustration", _flat(500, 700, seed=13)),
         CorpusImage("sunset-s14", "sky gradient, sun", _sunset(480, 640, seed=14)),
+        # Small renders: tables too small to bin.
+        CorpusImage("flat-small-s15", "flat-color illustration, small", _flat(128, 160, seed=15)),
+        CorpusImage("flat-small-s16", "flat-color illustration, small", _flat(100, 100, seed=16)),
+        CorpusImage("gradient-thumb-s17", "smooth gradient, small", _gradient(48, 64, seed=17)),
+        CorpusImage("night-small-s18", "night scene, small", _night(120, 160, seed=18)),
     ]
     return images

@@ -29,7 +29,8 @@ same k-means objective, and this module makes that fast:
    pixels into a few of them) or the 6-bit bins are few, a few more swaps
    follow on these bins.  In the command's fit of tables under ``2**18``
    colors above 32 clusters, split/merge moves follow there too
-   (:func:`quantize.swaps.split_merge_search`).
+   (:func:`quantize.swaps.split_merge_search`), and from 9 to 23 clusters
+   where the 6-bit bins are few.
    Only tables of up to ``2**18`` colors with 24 clusters or more
    converge on every distinct color instead,
    where per-row bounds (:class:`quantize._lloyd._Bounds`) make the late
@@ -157,6 +158,18 @@ _TINY_TABLE_SWAP_MAX_K = 256
 # one seed at +1.7%.  At k = 256 a table of 2000 colors keeps 20 tries.
 _TINY_SWAP_WORK = 1 << 23
 _TINY_SWAP_MAX_TRIES = 200
+# The command's own fit of such a table draws no row twice against the same
+# centers (a repeated try is the same Lloyd run, rejected again) and stops
+# once every row was tried, so the tries of a table of a few dozen colors
+# end where the search is exhausted: an 8x8 image of 64 random colors at
+# k = 2 took 64 Lloyd runs instead of 200.  Its budget is then
+# _TINY_COMMAND_SWAP_WORK: on the tuning set at k = 256 (benchmarks/tuning.py,
+# seeds 0-4) it took the one table more than 0.5% above scikit-learn's best
+# of 10 (a 2782-color flat illustration, +0.84%) to -1.2%, and the
+# 866-color logo from -4.0..-6.6% to -6.6..-9.1%; four restarts instead of
+# two did about as well for twice the added time (k-means++ seeding of 256
+# centers costs more than the tries).
+_TINY_COMMAND_SWAP_WORK = 1 << 25
 # Up to this many clusters the fit converged on the 6-bit bins is improved
 # by swaps there (see _swaps_on_fine_bins).  Above 32 clusters, where the
 # 5-bit bins are too coarse to judge swaps, _RANKED_FINE_SWAP_TRIES of them:
@@ -206,8 +219,33 @@ _COARSE_SEED_PER_CLUSTER = 8.0
 # separates); with these, 5.  The fit of such a table costs up to about
 # twice as much; the 12 MP path, over _LARGE_TABLE rows, is unchanged.
 _SMALL_FINE_SWAP_TRIES = 8
+# After those swaps, where a try on the 6-bit bins is cheap (fewer than
+# BOUNDS_MIN_WORK bins x clusters, plain passes), _SMALL_FINE_SPLITS
+# split/merge tries (quantize.swaps.split_merge_search).  Smooth ramps
+# (gradients, elevation maps under a colormap) end in basins where one
+# cluster spans two stretches of the ramp while two centers share one: the
+# 5-bit bins rank such a basin first, and a random swap rarely undoes it.
+# On the tuning set at k = 16 (seeds 0-4) this took the cases more than
+# 0.5% above scikit-learn's best of 10 from 4 of 45 on binned tables
+# (a gradient render +1.1% to +1.7% in three seeds, an elevation map
+# +1.06%) to 0 (+0.04% and +0.40% at worst).  Photos with many 6-bit bins
+# (china.jpg) are outside the gate and unchanged; replacing the swaps by
+# these moves instead cost the darkened photo +0.15%.  The first move
+# ranked does it there: 1, 2, 4 and 8 tries gave the same misses and
+# worst cases, and flower.jpg, just inside the gate (16,377 bins), spends
+# about 5% more in quantize_image with 2 tries, about 20% with 8 (its
+# moves are all rejected).
+_SMALL_FINE_SPLITS = 2
 _SMALL_EXACT_SWAP_TRIES = 8
 _SMALL_EXACT_SWAP_MAX_WORK = 1 << 20
+# Within that, tables whose tries are cheap get as many as fit in
+# _SMALL_EXACT_SWAP_WORK rows x clusters, up to _SMALL_EXACT_SWAP_MAX_TRIES,
+# and never repeat one (see swap_search's fresh_picks): on the tuning set
+# at k = 16 (seeds 0-4) the darkened photo (12k colors, 16 tries) went from
+# +0.36/+0.35% above scikit-learn's best of 10 in seeds 0 and 1 to
+# -0.11/+0.35%.
+_SMALL_EXACT_SWAP_WORK = 1 << 22
+_SMALL_EXACT_SWAP_MAX_TRIES = 16
 # Above _BINNED_REFINE_MAX_K clusters the command's fit of a table under
 # _LARGE_TABLE rows (see _thorough_high_k) ranks its runs on the 6-bit bins
 # after Lloyd's iterations there to _HIGH_K_RANK_TOL (not SEED_TOL: the run
@@ -302,7 +340,8 @@ def cluster_table(
         up to 64 (below 33 only on coarse seed bins or few 6-bit bins)
         the fit on the 6-bit bins too, and a fit converged on the exact
         table of up to ``2**22`` rows x clusters; from 9 to 23 clusters,
-        tables of fewer than ``2**18`` rows get swaps on the 6-bit bins,
+        tables of fewer than ``2**18`` rows get swaps on the 6-bit bins
+        (and split/merge moves where those are few),
         converge on every row and get swaps there up to ``2**20`` rows x
         clusters; above 32 clusters, uncapped fits of such tables get
         split/merge moves on the 6-bit bins, converge further on every row
@@ -605,11 +644,7 @@ def _fit_kmeans(
         # The rows prepared for the exact finish, the same way.
         exact_prep = Deferred(lambda: prepare(x, w, k))
     if bins is None:
-        result = best_of(x, w, k, "k-means++", n_init, max_iter, TOL, rng)
-        tiny = x.shape[0] < MIN_ROWS_TO_BIN and k <= _TINY_TABLE_SWAP_MAX_K
-        if cap != 0 and (k <= _SMALL_SWAP_MAX_K or tiny):
-            tries = _tiny_swap_tries(x.shape[0], k) if tiny else _SWAP_TRIES
-            result = _swap_search(prepare(x, w), result, max_iter, rng, _capped(tries, cap))
+        result = _fit_unbinned(x, w, k, n_init, max_iter, rng, cap)
         return _drop_unused(result.centers, result.labels, result.inertia, result.n_iter)
     seed_x, seed_w = seed_set(bins, k)
     if _coarse_seed_bins(seed_w, k):
@@ -643,6 +678,8 @@ def _fit_kmeans(
     if high_k:
         tries, batch = _fine_split_tries(k)
         fine = _split_merge_search(fine_prep, fine, max_iter, tries, batch)
+    elif small and fine_prep.X.shape[0] * k < BOUNDS_MIN_WORK:
+        fine = _split_merge_search(fine_prep, fine, max_iter, _SMALL_FINE_SPLITS)
     n_iter = seeded.n_iter + fine.n_iter
     if exact_filter is not None:
         return _exact_step(exact_filter.result(), fine.centers, n_iter, assign)
@@ -650,7 +687,9 @@ def _fit_kmeans(
         exact = prepare(x, w) if exact_prep is None else exact_prep.result()
         refined = lloyd(exact, fine.centers, max_iter, _HIGH_K_EXACT_TOL if high_k else TOL)
         tries = _exact_swap_tries(x.shape[0], k, small, high_k)
-        if cap != 0 and tries:
+        if cap != 0 and tries and small:
+            refined = _swap_search(exact, refined, max_iter, rng, tries, fresh_picks=True)
+        elif cap != 0 and tries:
             refined = _swap_search(exact, refined, max_iter, rng, _capped(tries, cap))
         n_iter += refined.n_iter
         return _drop_unused(refined.centers, refined.labels, refined.inertia, n_iter)
@@ -663,9 +702,46 @@ def _fit_kmeans(
     return _drop_unused(done.centers, done.labels, done.inertia, n_iter + done.n_iter)
 
 
-def _tiny_swap_tries(n_rows: int, k: int) -> int:
-    """Swap tries on a table too small to bin: see ``_TINY_SWAP_WORK``."""
-    return max(_SWAP_TRIES, min(_TINY_SWAP_MAX_TRIES, _TINY_SWAP_WORK // (n_rows * k)))
+def _fit_unbinned(
+    x: NDArray[np.float64],
+    w: NDArray[np.float64],
+    k: int,
+    n_init: int,
+    max_iter: int,
+    rng: np.random.Generator,
+    cap: int | None,
+) -> LloydResult:
+    """Restarts and swaps on every row of a table that is not binned: too
+    small (fewer than ``MIN_ROWS_TO_BIN`` rows) or without keys."""
+    tiny = x.shape[0] < MIN_ROWS_TO_BIN and k <= _TINY_TABLE_SWAP_MAX_K
+    if tiny and cap is None:
+        return _fit_tiny(x, w, k, n_init, max_iter, rng)
+    result = best_of(x, w, k, "k-means++", n_init, max_iter, TOL, rng)
+    if cap != 0 and (k <= _SMALL_SWAP_MAX_K or tiny):
+        tries = _tiny_swap_tries(x.shape[0], k) if tiny else _SWAP_TRIES
+        result = _swap_search(prepare(x, w), result, max_iter, rng, _capped(tries, cap))
+    return result
+
+
+def _fit_tiny(
+    x: NDArray[np.float64],
+    w: NDArray[np.float64],
+    k: int,
+    n_init: int,
+    max_iter: int,
+    rng: np.random.Generator,
+) -> LloydResult:
+    """The command's own fit of a table too small to bin: restarts, then
+    swaps that never repeat a try (see ``_TINY_COMMAND_SWAP_WORK``)."""
+    result = best_of(x, w, k, "k-means++", n_init, max_iter, TOL, rng)
+    tries = _tiny_swap_tries(x.shape[0], k, _TINY_COMMAND_SWAP_WORK)
+    return _swap_search(prepare(x, w), result, max_iter, rng, tries, fresh_picks=True)
+
+
+def _tiny_swap_tries(n_rows: int, k: int, work: int = _TINY_SWAP_WORK) -> int:
+    """Swap tries on a table too small to bin: as many as fit in ``work``
+    rows x clusters (see ``_TINY_SWAP_WORK``)."""
+    return max(_SWAP_TRIES, min(_TINY_SWAP_MAX_TRIES, work // (n_rows * k)))
 
 
 def _thorough_high_k(n_rows: int, k: int, max_swap_tries: int | None) -> bool:
@@ -681,7 +757,10 @@ def _exact_swap_tries(n_rows: int, k: int, small: bool, high_k: bool = False) ->
     if high_k:
         return min(_HIGH_K_EXACT_SWAP_TRIES, _HIGH_K_EXACT_SWAP_WORK // (n_rows * k))
     if small:
-        return _SMALL_EXACT_SWAP_TRIES if n_rows * k <= _SMALL_EXACT_SWAP_MAX_WORK else 0
+        if n_rows * k > _SMALL_EXACT_SWAP_MAX_WORK:
+            return 0
+        scaled = _SMALL_EXACT_SWAP_WORK // (n_rows * k)
+        return min(_SMALL_EXACT_SWAP_MAX_TRIES, max(_SMALL_EXACT_SWAP_TRIES, scaled))
     return _EXACT_SWAP_TRIES if k <= _FINE_SWAP_MAX_K and n_rows * k <= _EXACT_SWAP_MAX_WORK else 0
 
 

@@ -27,10 +27,18 @@ def swap_search(
     max_iter: int,
     rng: np.random.Generator,
     tries: int = 20,
+    *,
+    fresh_picks: bool = False,
 ) -> LloydResult:
     """Local search by swaps: replace one center by a row drawn in proportion
     to its weighted squared distance, rerun Lloyd's iterations, keep the
     result if its inertia is lower; ``tries`` times.
+
+    With ``fresh_picks`` a row already tried against the current best is not
+    drawn again (its try would be the same Lloyd run, rejected again), and
+    the search ends early once every row that could be drawn has been
+    tried: on a small table the tries then stop where the search is
+    exhausted instead of repeating themselves.
 
     The center given up is the one whose loss costs least with the drawn row
     added, computed exactly for every center at once from each row's
@@ -45,12 +53,21 @@ def swap_search(
     # A rejected try leaves ``best`` as it was: its distances are reused
     # (the same function of the same centers) instead of recomputed.
     nearest = None
+    # Rows tried against the current best (fresh_picks only).
+    tried = np.zeros(prep.X.shape[0], dtype=bool) if fresh_picks else None
     for _ in range(tries):
         if nearest is None:
             labels, _, near, others = nearest_three(prep.X, best.centers - prep.shift, prep.x_sq)
             nearest = labels, near**2, others[:, 0] ** 2
         labels, d1, d2 = nearest
-        pick = int(draw(rng, prep.w * d1, 1)[0])
+        mass = prep.w * d1
+        if tried is not None:
+            mass[tried] = 0.0
+            if not mass.any():
+                break
+        pick = int(draw(rng, mass, 1)[0])
+        if tried is not None:
+            tried[pick] = True
         offset = prep.X - prep.X[pick]
         d_new = np.einsum("ij,ij->i", offset, offset)
         kept = np.minimum(d1, d_new)
@@ -63,6 +80,8 @@ def swap_search(
         if run.inertia < best.inertia:
             best = _kept(best, run)
             nearest = None
+            if tried is not None:
+                tried[:] = False
     return best
 
 

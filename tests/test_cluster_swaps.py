@@ -34,9 +34,9 @@ def spy_swaps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     rows: list[int] = []
     original = cluster._swap_search
 
-    def spy(prep: Prepared, start: LloydResult, *args: object) -> LloydResult:
+    def spy(prep: Prepared, start: LloydResult, *args: object, **options: object) -> LloydResult:
         rows.append(prep.X.shape[0])
-        return original(prep, start, *args)  # type: ignore[arg-type]
+        return original(prep, start, *args, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(cluster, "_swap_search", spy)
     return rows
@@ -105,6 +105,71 @@ def test_small_table_gets_swaps_on_every_level_at_16_clusters(
     searched = spy_swaps(monkeypatch)
     cluster.cluster_table(table.colors / 255.0, table.counts.astype(float), table.keys, 8)
     assert len(searched) == 1
+
+
+def test_small_table_with_cheap_exact_tries_gets_more_of_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A dark photo of some 10,000 colors at 16 clusters: a swap try on every
+    # row is cheap, so it gets twice the tries of a table near the limit,
+    # none of them repeated.
+    table = table_of((sample_rgb("china.jpg")[::2, ::2] * 0.2).astype(np.uint8))
+    assert table.n_colors >= cluster.MIN_ROWS_TO_BIN and table.n_colors * 16 <= 1 << 18
+    calls: list[tuple[int, int, object]] = []
+    original = cluster._swap_search
+
+    def spy(
+        prep: Prepared,
+        start: LloydResult,
+        max_iter: int,
+        rng: np.random.Generator,
+        tries: int,
+        **options: object,
+    ) -> LloydResult:
+        calls.append((prep.X.shape[0], tries, options.get("fresh_picks", False)))
+        return original(prep, start, max_iter, rng, tries, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cluster, "_swap_search", spy)
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    cluster.cluster_table(x, w, table.keys, 16, random_state=0)
+    assert calls[-1] == (table.n_colors, 2 * cluster._SMALL_EXACT_SWAP_TRIES, True)
+    # Near the limit of rows x clusters, the tries stay as they were.
+    assert cluster._exact_swap_tries(1 << 16, 16, small=True) == cluster._SMALL_EXACT_SWAP_TRIES
+
+
+def smooth_ramp(h: int, w: int) -> NDArray[np.uint8]:
+    """A two-axis color gradient with a little noise: many colors, few 6-bit bins."""
+    y, x = np.mgrid[0:h, 0:w] / np.array([h - 1, w - 1])[:, None, None]
+    rgb = np.stack([0.9 * x + 0.1 * y, 0.2 + 0.6 * y * (1 - x), 1 - 0.8 * x * y], axis=-1)
+    noise = np.random.default_rng(0).normal(0.0, 1.5, rgb.shape)
+    return np.clip(rgb * 255 + noise, 0, 255).astype(np.uint8)
+
+
+def test_split_merge_moves_follow_where_the_fine_bins_are_few_at_16_clusters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A smooth ramp: swaps alone leave basins where one cluster spans two
+    # stretches of it; a photo with many 6-bit bins is left as it was.
+    moved: list[int] = []
+    original = cluster._split_merge_search
+
+    def spy(prep: Prepared, start: LloydResult, *args: int) -> LloydResult:
+        moved.append(prep.X.shape[0])
+        return original(prep, start, *args)
+
+    monkeypatch.setattr(cluster, "_split_merge_search", spy)
+    for pixels, expected in ((smooth_ramp(150, 200), 1), (sample_rgb("china.jpg"), 0)):
+        table = table_of(pixels)
+        moved.clear()
+        x, w = table.colors / 255.0, table.counts.astype(np.float64)
+        fit = cluster.cluster_table(x, w, table.keys, 16, random_state=0)
+        assert len(moved) == expected
+        assert all(0 < rows < table.n_colors for rows in moved)  # on the 6-bit bins
+        # Not under the estimators' swap cap.
+        moved.clear()
+        capped = cluster.cluster_table(x, w, table.keys, 16, random_state=0, max_swap_tries=4)
+        assert moved == []
+        assert fit.centers.shape == capped.centers.shape == (16, 3)
 
 
 def swap_search_recomputing(
@@ -228,6 +293,73 @@ def test_tiny_table_gets_swaps_at_256_clusters(monkeypatch: pytest.MonkeyPatch) 
     swaps = spy_swaps(monkeypatch)
     cluster.cluster_table(x, w, table.keys, 256, random_state=0)
     assert swaps == [table.n_colors]
+
+
+def test_tiny_table_swaps_stop_once_every_row_was_tried(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An 8x8 image of 64 random colors: a try that draws a row already tried
+    # against the same centers would repeat a rejected Lloyd run.
+    rng = np.random.default_rng(0)
+    table = table_of(rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8))
+    assert table.n_colors == 64
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    starts: list[float] = []
+    tries: list[float] = []
+    search, run = cluster._swap_search, swaps.lloyd
+
+    def spy_search(
+        prep: Prepared, start: LloydResult, *args: object, **options: object
+    ) -> LloydResult:
+        starts.append(start.inertia)
+        return search(prep, start, *args, **options)  # type: ignore[arg-type]
+
+    def spy_try(*args: object, **options: object) -> LloydResult:
+        result = run(*args, **options)  # type: ignore[arg-type]
+        tries.append(result.inertia)
+        return result
+
+    monkeypatch.setattr(cluster, "_swap_search", spy_search)
+    monkeypatch.setattr(swaps, "lloyd", spy_try)
+    fit = cluster.cluster_table(x, w, table.keys, 2, random_state=0)
+    assert len(starts) == 1
+    best, kept = starts[0], 0
+    for inertia in tries:
+        if inertia < best:
+            best, kept = inertia, kept + 1
+    # At most one try per row between two kept ones, not the 200 of a budget
+    # meant for a table a hundred times larger.
+    assert 0 < len(tries) <= (kept + 1) * table.n_colors
+    assert fit.inertia == pytest.approx(best)
+
+
+def test_command_fit_of_a_tiny_table_gets_a_larger_swap_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Tries that never repeat stop early on the smallest tables, so the
+    # command's fit can afford more of them on a table of 2,000 colors.
+    table = table_of(lumps(600, 2500, seed=4))
+    assert 1000 < table.n_colors < 4096
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    tries: list[int] = []
+    original = cluster._swap_search
+
+    def spy(
+        prep: Prepared,
+        start: LloydResult,
+        max_iter: int,
+        rng: np.random.Generator,
+        count: int,
+        **options: object,
+    ) -> LloydResult:
+        tries.append(count)
+        return original(prep, start, max_iter, rng, count, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cluster, "_swap_search", spy)
+    cluster.cluster_table(x, w, table.keys, 256, random_state=0)
+    assert tries == [(1 << 25) // (table.n_colors * 256)]
+    assert tries[0] > 2 * cluster._SWAP_TRIES
+    tries.clear()
+    cluster.cluster_table(x, w, table.keys, 256, random_state=0, max_swap_tries=40)
+    assert tries == [cluster._SWAP_TRIES]  # the estimators' budget is as it was
 
 
 def test_heavy_bins_are_split_down_to_single_colors() -> None:
