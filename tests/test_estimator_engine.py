@@ -284,8 +284,8 @@ def test_column_layout_assignment_equals_assign_nearest(dtype: type) -> None:
         c[k // 2] = c[0]
         expected = assign_nearest(prep.X, c, prep.x_sq)
         for got in (
-            loops._assign_columns(prep.xt, prep.x_sq, c),
-            loops._assign_columns(prep.xt, prep.x_sq, c, reuse),
+            loops._assign_columns(prep.xt_aug, prep.x_sq, c),
+            loops._assign_columns(prep.xt_aug, prep.x_sq, c, reuse),
         ):
             np.testing.assert_array_equal(got[0], expected[0])
             np.testing.assert_array_equal(got[1], expected[1])
