@@ -184,6 +184,7 @@ class _Workspace:
         self.n_runs = n_runs
         rows = max(self._group_size(p) * p for p in per_run)
         self.dist = np.empty((rows, self.n))
+        self._same: NDArray[np.bool_] | None = None
 
     def groups(self, n_runs: int, per_run: int) -> list[slice]:
         """Consecutive runs of ``per_run`` rows each (one of those the
@@ -201,6 +202,12 @@ class _Workspace:
     def matrix(self, rows: int, columns: int) -> NDArray[np.float64]:
         """A (rows, columns) scratch matrix, columns <= n, over ``dist``."""
         return self.dist.reshape(-1)[: rows * columns].reshape(rows, columns)
+
+    def flags(self, rows: int, columns: int) -> NDArray[np.bool_]:
+        """A (rows, columns) bool scratch matrix, columns <= n."""
+        if self._same is None:
+            self._same = np.empty(self.dist.shape, dtype=bool)
+        return self._same.reshape(-1)[: rows * columns].reshape(rows, columns)
 
     def _group_size(self, per_run: int) -> int:
         # The products have at most d + 2 columns.
@@ -448,8 +455,11 @@ class _Table:
                 np.matmul(c_aug[runs.start * k : runs.stop * k], self.xt_aug[:, rows], out=flat)
                 dist = flat.reshape(-1, k, flat.shape[1])
                 near = np.min(dist, axis=1, out=nearest[runs, rows])
-                # The one-hot assignment, in place: 1.0 where equal.
-                np.equal(dist, near[:, None, :], out=dist, casting="unsafe")
+                # The one-hot assignment, in place: 1.0 where equal (compared
+                # into bools, then copied: faster than comparing into floats).
+                same = self.work.flags(size, flat.shape[1]).reshape(dist.shape)
+                np.equal(dist, near[:, None, :], out=same)
+                np.copyto(dist, same)
                 part = sums[runs].reshape(size, d + 2)
                 if len(blocks) == 1:
                     np.matmul(flat, self.stats, out=part)
