@@ -19,7 +19,9 @@ short row at a time.  Here the restarts advance together instead:
 Above ``LOCKSTEP_LLOYD_MAX_K`` clusters the restarts' Lloyd iterations run
 one restart per thread instead (:func:`lloyd_each`): their products and
 passes over the rows release the GIL, and a restart computes the same on
-any thread.
+any thread.  The estimators' restarts (``threads=True``) are also shared
+among threads below that, each thread advancing its share in lockstep and
+summing each run's SSE for that run alone (:func:`seeded_runs`).
 
 Each restart reads the generator as it would in sequence and computes what
 a sequential restart computes, up to rounding: the seeds, the result and
