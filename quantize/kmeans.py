@@ -376,8 +376,7 @@ def _general_runs(
 ) -> LloydResult:
     """Best of ``n_init`` runs on the rows: several k-means++ runs on small
     data advance in lockstep (:mod:`quantize.restarts`, the same runs as one
-    after the other, for less numpy overhead), as the image path's seeding,
-    shared among threads where there are cores for them."""
+    after the other, for less numpy overhead), as the image path's seeding."""
     from quantize import cluster, restarts
 
     lockstep = (
@@ -390,7 +389,7 @@ def _general_runs(
     if lockstep:
         trials = 2 + int(math.log(k))
         x64 = np.asarray(X, dtype=np.float64)
-        return restarts.best_of_batched(x64, w, k, n_init, max_iter, tol, rng, trials, threads=True)
+        return restarts.best_of_batched(x64, w, k, n_init, max_iter, tol, rng, trials)
     return best_of(X, w, k, init, n_init, max_iter, tol, rng, dense=True)
 
 
