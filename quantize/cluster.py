@@ -605,9 +605,7 @@ def _fit_kmeans(
     high_k = _thorough_high_k(x.shape[0], k, max_swap_tries)
     resume = None
     if k <= _BINNED_REFINE_MAX_K:
-        # The estimators' runs are shared among threads (see _seed_runs).
-        threads = max_swap_tries is not None
-        seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng, threads)
+        seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng)
         if cap != 0:
             tries = _capped(_SWAP_TRIES, cap)
             seeded = _swap_search(prepare(seed_x, seed_w), seeded, max_iter, rng, tries)
@@ -730,20 +728,16 @@ def _seed_runs(
     n_init: int,
     max_iter: int,
     rng: np.random.Generator,
-    threads: bool = False,
 ) -> LloydResult:
     """Best of ``n_init`` k-means++ + Lloyd runs on the seed bins.
 
     The runs advance in lockstep (:mod:`quantize.restarts`) where each of
     their steps is mostly numpy overhead: several runs on few bins, which
-    Lloyd's iterations would do in plain passes anyway.  With ``threads``
-    (the estimators' fit), shared among threads, each summing its runs'
-    SSEs run by run (the same up to rounding; the command's fit keeps the
-    sums it has always made).
+    Lloyd's iterations would do in plain passes anyway.
     """
     if seeds_in_lockstep(seed_x.shape[0], k, n_init):
         return restarts.best_of_batched(
-            seed_x, seed_w, k, n_init, max_iter, SEED_TOL, rng, SEED_TRIALS, threads=threads
+            seed_x, seed_w, k, n_init, max_iter, SEED_TOL, rng, SEED_TRIALS
         )
     return best_of(seed_x, seed_w, k, "k-means++", n_init, max_iter, SEED_TOL, rng, SEED_TRIALS)
 

@@ -19,9 +19,7 @@ short row at a time.  Here the restarts advance together instead:
 Above ``LOCKSTEP_LLOYD_MAX_K`` clusters the restarts' Lloyd iterations run
 one restart per thread instead (:func:`lloyd_each`): their products and
 passes over the rows release the GIL, and a restart computes the same on
-any thread.  The estimators' restarts (``threads=True``) are also shared
-among threads below that, each thread advancing its share in lockstep and
-summing each run's SSE for that run alone (:func:`seeded_runs`).
+any thread.
 
 Each restart reads the generator as it would in sequence and computes what
 a sequential restart computes, up to rounding: the seeds, the result and
@@ -80,8 +78,6 @@ def best_of_batched(
     tol: float,
     rng: np.random.Generator,
     n_local_trials: int,
-    *,
-    threads: bool = False,
 ) -> LloydResult:
     """Best of ``n_init`` greedy k-means++ + Lloyd runs, advanced together.
 
@@ -101,8 +97,6 @@ def best_of_batched(
     rng : numpy.random.Generator
     n_local_trials : int
         Candidates per greedy k-means++ step.
-    threads : bool, default False
-        Share the runs among threads (see :func:`seeded_runs`).
 
     Returns
     -------
@@ -111,9 +105,7 @@ def best_of_batched(
         nearest-center assignment of the centers and the inertia their SSE;
         with fewer distinct rows than ``n_clusters``, those rows, exactly.
     """
-    runs = seeded_runs(
-        X, w, n_clusters, n_init, max_iter, tol, rng, n_local_trials, threads=threads
-    )
+    runs = seeded_runs(X, w, n_clusters, n_init, max_iter, tol, rng, n_local_trials)
     best = runs[int(np.argmin([run.inertia for run in runs]))]
     if best.labels is not None:
         return LloydResult(best.centers, best.labels, best.inertia, best.n_iter)
@@ -130,8 +122,6 @@ def seeded_runs(
     tol: float,
     rng: np.random.Generator,
     n_local_trials: int,
-    *,
-    threads: bool = False,
 ) -> list[Run]:
     """Where each of ``n_init`` greedy k-means++ + Lloyd runs ends, in order.
 
@@ -139,62 +129,21 @@ def seeded_runs(
     ``r``-th of ``n_init`` sequential calls of ``best_of(..., n_init=1,
     ...)`` returns, up to rounding; with fewer distinct rows than
     ``n_clusters`` the result is one run, those rows exactly.
-
-    With ``threads``, the runs are shared among threads where there are
-    cores for them (see :mod:`quantize._threads`), each thread advancing
-    its share in lockstep, and every sum that spans a run (its SSE, its
-    candidates' potentials) is computed for that run alone: a run then
-    computes the same whichever runs share its thread, so the result does
-    not depend on the number of cores.  Without, the runs' SSEs come from
-    one product over all of them, as the command's fit has always taken
-    them (the same up to rounding).
     """
-    uniform = _seeding_draws(rng, n_init, n_clusters, n_local_trials)
-    prep = prepare(X, w)
-
-    def some(first: int, last: int) -> tuple[NDArray[np.intp], list[Run] | None]:
-        draws = uniform[first:last]
-        return _seeded_some(X, w, prep, n_clusters, draws, max_iter, tol, n_local_trials, threads)
-
-    parts = run_stripes(some, n_init, min_rows=1) if threads else [some(0, n_init)]
-    if len(parts) > 1 and any(runs is None for _, runs in parts):
-        # A share ran out of distinct rows: which run gives the answer is
-        # decided over all runs together, as one lockstep seeding decides it.
-        parts = [some(0, n_init)]
-    seeds, runs = parts[0]
-    if runs is None:
+    work = _Workspace(X.shape, n_init, n_clusters, n_local_trials)
+    seeds = kmeans_plusplus_runs(X, w, n_clusters, n_init, rng, n_local_trials, work)
+    if seeds.shape[1] < n_clusters:
         # Seeding ran out of distinct rows: they are the exact answer.
         exact = distinct_rows_result(X, w, X[seeds[0]])
         return [Run(exact.centers, exact.inertia, 0, exact.labels)]
-    return [run for _, part in parts for run in part or ()]
-
-
-def _seeded_some(
-    X: NDArray[np.float64],
-    w: NDArray[np.float64],
-    prep: Prepared,
-    n_clusters: int,
-    uniform: NDArray[np.float64],
-    max_iter: int,
-    tol: float,
-    n_local_trials: int,
-    per_run: bool,
-) -> tuple[NDArray[np.intp], list[Run] | None]:
-    """The seeds and runs of :func:`seeded_runs` whose draws are ``uniform``
-    (one row per run); no runs when seeding ran out of distinct rows."""
-    work = _Workspace(X.shape, uniform.shape[0], n_clusters, n_local_trials)
-    seeds = _kmeans_plusplus_from(X, w, n_clusters, uniform, n_local_trials, work, per_run)
-    if seeds.shape[1] < n_clusters:
-        return seeds, None
+    prep = prepare(X, w)
     if n_clusters > LOCKSTEP_LLOYD_MAX_K:
-        return seeds, [
+        return [
             Run(run.centers, run.inertia, run.n_iter, run.labels)
             for run in lloyd_each(prep, [X[rows] for rows in seeds], max_iter, tol)
         ]
-    runs = lloyd_runs(prep, X[seeds], max_iter, tol, work, per_run=per_run)
-    return seeds, [
-        Run(run.centers + prep.shift, run.inertia, run.n_iter, run.labels) for run in runs
-    ]
+    runs = lloyd_runs(prep, X[seeds], max_iter, tol, work)
+    return [Run(run.centers + prep.shift, run.inertia, run.n_iter, run.labels) for run in runs]
 
 
 def lloyd_each(
@@ -290,33 +239,6 @@ def kmeans_plusplus_runs(
     ``m < n_clusters``: they are all the distinct rows.  ``work`` must have
     been made for ``n_local_trials`` rows per run.
     """
-    # Each run reads the generator as a sequential run would, one run after
-    # the other, so that the seeds are those of _lloyd.best_of (up to
-    # rounding) and so is the generator's state afterwards (unless seeding
-    # runs out of distinct rows, where best_of stops drawing early).
-    uniform = _seeding_draws(rng, n_runs, n_clusters, n_local_trials)
-    return _kmeans_plusplus_from(X, w, n_clusters, uniform, n_local_trials, work)
-
-
-def _seeding_draws(
-    rng: np.random.Generator, n_runs: int, n_clusters: int, n_local_trials: int
-) -> NDArray[np.float64]:
-    """The uniform numbers of ``n_runs`` seedings, one row per run."""
-    return rng.random((n_runs, 1 + (n_clusters - 1) * n_local_trials))
-
-
-def _kmeans_plusplus_from(
-    X: NDArray[np.float64],
-    w: NDArray[np.float64],
-    n_clusters: int,
-    uniform: NDArray[np.float64],
-    n_local_trials: int,
-    work: _Workspace | None = None,
-    per_run: bool = False,
-) -> NDArray[np.intp]:
-    """:func:`kmeans_plusplus_runs` from the runs' draws, one row per run;
-    with ``per_run``, each run's candidate potentials summed for it alone."""
-    n_runs = uniform.shape[0]
     n, d = X.shape
     x_sq = np.einsum("ij,ij->i", X, X)
     # [x, 1, |x|^2]: one product with [-2 c, |c|^2, 1] gives the squared
@@ -329,6 +251,11 @@ def _kmeans_plusplus_from(
     padded = -(-n // _DRAW_BLOCK) * _DRAW_BLOCK
     mass = np.zeros((n_runs, padded))
     mass[:, :n] = w
+    # Each run reads the generator as a sequential run would, one run after
+    # the other, so that the seeds are those of _lloyd.best_of (up to
+    # rounding) and so is the generator's state afterwards (unless seeding
+    # runs out of distinct rows, where best_of stops drawing early).
+    uniform = rng.random((n_runs, 1 + (n_clusters - 1) * n_local_trials))
     chosen = np.empty((n_runs, n_clusters), dtype=np.intp)
     chosen[:, 0] = _draw_runs(uniform[:, :1], mass)[:, 0]
     offset = X[None, :, :] - X[chosen[:, 0], None, :]
@@ -354,7 +281,7 @@ def _kmeans_plusplus_from(
         rows_aug[:, d + 1] = 1
         best = np.empty(n_runs, dtype=np.intp)
         for runs in groups:
-            best[runs] = _best_candidates(work, rows_aug, xt_aug, w, closest, runs, per_run)
+            best[runs] = _best_candidates(work, rows_aug, xt_aug, w, closest, runs)
         chosen[:, step] = candidates[best]
         _zero_copies_runs(X, closest, x_sq, rows[best])
         np.multiply(closest, w, out=potential)
@@ -368,7 +295,6 @@ def _best_candidates(
     w: NDArray[np.float64],
     closest: NDArray[np.float64],
     runs: slice,
-    per_run: bool = False,
 ) -> NDArray[np.intp]:
     """Index (into all candidates) of the best candidate of each of ``runs``,
     whose ``closest`` squared distances are updated to include it."""
@@ -382,11 +308,7 @@ def _best_candidates(
     np.minimum(by_run, closest[runs, None, :], out=by_run)
     # Rounding can leave tiny negative distances: harmless in the scores,
     # clamped in the potential that is drawn from.
-    if per_run:
-        potentials = np.stack([candidates @ w for candidates in by_run])
-    else:
-        potentials = (dist @ w).reshape(n_runs, trials)
-    best = np.argmin(potentials, axis=1)
+    best = np.argmin((dist @ w).reshape(n_runs, trials), axis=1)
     np.maximum(by_run[np.arange(n_runs), best], 0, out=closest[runs])
     return best + np.arange(first, first + n_runs * trials, trials)
 
@@ -449,8 +371,6 @@ def lloyd_runs(
     max_iter: int,
     tol: float,
     work: _Workspace | None = None,
-    *,
-    per_run: bool = False,
 ) -> list[Run]:
     """Lloyd's iterations from each of ``starts`` (runs, k, d), advanced
     together; the centers of the result are in ``prep``'s shifted
@@ -466,7 +386,7 @@ def lloyd_runs(
     centers = starts - prep.shift
     runs: list[Run | None] = [None] * n_runs
     active = np.arange(n_runs)
-    table = _Table(prep, work or _Workspace(prep.X.shape, n_runs, k), per_run)
+    table = _Table(prep, work or _Workspace(prep.X.shape, n_runs, k))
     inertia, sums = table.assign(centers)
     n_iter = 0
     while active.size and n_iter < max_iter:
@@ -497,15 +417,13 @@ class _Table:
 
     ``xt_aug`` is ``[x, 1]`` transposed; ``stats`` holds ``[w x, w, 1]`` per
     row, so that one-hot assignments times ``stats`` are every cluster's
-    weighted coordinate sums, weight and row count.  With ``per_run``, each
-    run's SSE is summed for it alone (see :func:`seeded_runs`).
+    weighted coordinate sums, weight and row count.
     """
 
-    def __init__(self, prep: Prepared, work: _Workspace, per_run: bool = False) -> None:
+    def __init__(self, prep: Prepared, work: _Workspace) -> None:
         n, d = prep.X.shape
         self.prep = prep
         self.work = work
-        self.per_run = per_run
         self.xt_aug = np.empty((d + 1, n))
         self.xt_aug[:d] = prep.X.T
         self.xt_aug[d] = 1
@@ -549,8 +467,6 @@ class _Table:
                     part += flat @ self.stats[rows]
         sq_dist = np.add(nearest, self.prep.x_sq, out=nearest)
         np.maximum(sq_dist, 0, out=sq_dist)
-        if self.per_run:
-            return np.array([run @ self.prep.w for run in sq_dist]), sums
         return sq_dist @ self.prep.w, sums
 
 

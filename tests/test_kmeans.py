@@ -322,31 +322,6 @@ def test_same_result_with_any_number_of_threads() -> None:
     assert len(outputs_by_blas_threads(_THREADS_SCRIPT, ("1", "2", "3"))) == 1
 
 
-@pytest.mark.parametrize("distinct", [400, 9])
-def test_restarts_shared_among_threads_do_not_depend_on_the_cores(
-    monkeypatch: pytest.MonkeyPatch, distinct: int
-) -> None:
-    """The estimators' restarts, shared among threads (two runs each on two
-    cores, three on three), end where all of them advanced together on one
-    thread end, bit for bit; also when seeding runs out of distinct rows
-    (9 for 16 clusters)."""
-    from quantize import _threads, restarts
-
-    rng = np.random.default_rng(0)
-    rows = rng.random((distinct, 3))
-    X = rows[rng.integers(0, distinct, 3000)]
-    w = rng.random(3000) + 0.5
-    results = []
-    for cores in (1, 2, 3):
-        monkeypatch.setattr(_threads, "thread_count", lambda cores=cores: cores)
-        runs = restarts.seeded_runs(
-            X, w, 16, 6, 300, 1e-4, np.random.default_rng(3), 8, threads=True
-        )
-        results.append([(r.centers.tobytes(), r.inertia, r.n_iter) for r in runs])
-    assert results[0] == results[1] == results[2]
-    assert len(results[0]) == (6 if distinct > 16 else 1)
-
-
 # --------------------------------------------------------------------------
 # API.
 
