@@ -38,6 +38,7 @@ from quantize._kernels import (
     transpose_weighted,
     update_centers,
     weighted_count,
+    weighted_sum,
     weighted_sums,
 )
 from quantize._threads import run_stripes
@@ -353,13 +354,13 @@ def lloyd_plain(
     # distances are spent once the centers are updated.
     reuse = _Scratch()
     labels, sq_dist = _assign(prep, c, reuse)
-    inertia = float(prep.w @ sq_dist)
+    inertia = weighted_sum(prep.w, sq_dist)
     n_iter = 0
     while n_iter < max_iter:
         c = update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, c)
         n_iter += 1
         labels, sq_dist = _assign(prep, c, reuse)
-        previous, inertia = inertia, float(prep.w @ sq_dist)
+        previous, inertia = inertia, weighted_sum(prep.w, sq_dist)
         if previous - inertia <= tol * previous:
             break
     return LloydResult(c + prep.shift, labels, inertia, n_iter)

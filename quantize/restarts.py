@@ -45,6 +45,8 @@ from quantize._kernels import (
     row_norms,
     sq_dist_exact,
     update_centers,
+    weighted_sum,
+    weighted_sums_of_rows,
 )
 from quantize._lloyd import (
     LloydResult,
@@ -110,7 +112,7 @@ def best_of_batched(
     if best.labels is not None:
         return LloydResult(best.centers, best.labels, best.inertia, best.n_iter)
     labels, sq_dist = assign_nearest(X, best.centers)
-    return LloydResult(best.centers, labels, float(w @ sq_dist), best.n_iter)
+    return LloydResult(best.centers, labels, weighted_sum(w, sq_dist), best.n_iter)
 
 
 def seeded_runs(
@@ -308,7 +310,7 @@ def _best_candidates(
     np.minimum(by_run, closest[runs, None, :], out=by_run)
     # Rounding can leave tiny negative distances: harmless in the scores,
     # clamped in the potential that is drawn from.
-    best = np.argmin((dist @ w).reshape(n_runs, trials), axis=1)
+    best = np.argmin(weighted_sums_of_rows(dist, w).reshape(n_runs, trials), axis=1)
     np.maximum(by_run[np.arange(n_runs), best], 0, out=closest[runs])
     return best + np.arange(first, first + n_runs * trials, trials)
 
@@ -467,7 +469,7 @@ class _Table:
                     part += flat @ self.stats[rows]
         sq_dist = np.add(nearest, self.prep.x_sq, out=nearest)
         np.maximum(sq_dist, 0, out=sq_dist)
-        return sq_dist @ self.prep.w, sums
+        return np.asarray(weighted_sums_of_rows(sq_dist, self.prep.w), dtype=np.float64), sums
 
 
 def _update_runs(
