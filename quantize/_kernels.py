@@ -106,12 +106,11 @@ def plain_sums() -> Iterator[None]:
     OpenBLAS splits a dot product of more than 10**4 numbers, or a
     matrix-vector product of more than 9216, over its threads, whose
     workers then spin for a while after each call: a fit that makes such
-    a call every few milliseconds keeps a second core busy (about as much
-    CPU as the fit itself on china.jpg's pixels), delays the threads that
-    prepare the next steps on that core, and its sum depends on the
-    number of BLAS threads.  The estimators fit inside this block; the
-    command (one BLAS thread, set by the CLI) keeps BLAS's sums, so that
-    its results stay those it has always given.
+    a call every few milliseconds keeps a second core busy all along,
+    delays the threads that prepare its next steps on that core, and its
+    sums depend on the number of BLAS threads.  The estimators fit inside
+    this block; the command (one BLAS thread, set by the CLI) keeps BLAS's
+    sums, so that its results stay those it has always given.
     """
     token = _PLAIN_SUMS.set(True)
     try:
