@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from quantize._kernels import FloatArray
+from quantize._kernels import FloatArray, plain_sums
 from quantize._lloyd import LloydResult
 from quantize._threads import Deferred
 
@@ -271,14 +271,16 @@ def fit_table_kmeans(
     every original row."""
     from quantize.cluster import cluster_table
 
-    fit = cluster_table(
-        table.rows.astype(np.float64, copy=False),
-        table.weights(w),
-        table.keys,
-        n_clusters,
-        n_init=n_init,
-        max_iter=max_iter,
-        random_state=rng,
-        max_swap_tries=TABLE_SWAP_TRIES,
-    )
+    # Sums without BLAS's threads (see plain_sums): the same up to rounding.
+    with plain_sums():
+        fit = cluster_table(
+            table.rows.astype(np.float64, copy=False),
+            table.weights(w),
+            table.keys,
+            n_clusters,
+            n_init=n_init,
+            max_iter=max_iter,
+            random_state=rng,
+            max_swap_tries=TABLE_SWAP_TRIES,
+        )
     return LloydResult(fit.centers, fit.labels[table.inverse], fit.inertia, fit.n_iter)

@@ -28,7 +28,10 @@ integers in sRGB (:func:`quantize.histogram.nearest_rgb8`).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -45,6 +48,7 @@ __all__ = [
     "farthest_distinct",
     "kmeans_plusplus_indices",
     "nearest_three",
+    "plain_sums",
     "random_init",
     "row_norms",
     "sq_dist_exact",
@@ -52,7 +56,9 @@ __all__ = [
     "transpose_weighted",
     "update_centers",
     "weighted_count",
+    "weighted_sum",
     "weighted_sums",
+    "weighted_sums_of_rows",
 ]
 
 FloatArray = NDArray[np.floating[Any]]
@@ -85,6 +91,49 @@ _STRIPE_DISTANCES = 1 << 20
 #: by rows gives the same numbers (every element sums over the same
 #: features in the same order); sums over rows change only by rounding.
 MAX_PRODUCT = 900_000
+
+
+# Set by plain_sums(): weighted sums over rows without BLAS.
+_PLAIN_SUMS: contextvars.ContextVar[bool] = contextvars.ContextVar("plain_sums", default=False)
+
+
+@contextlib.contextmanager
+def plain_sums() -> Iterator[None]:
+    """Within the block, :func:`weighted_sum` and :func:`weighted_sums_of_rows`
+    sum without BLAS, on the calling thread (and the threads of
+    :mod:`quantize._threads`, which carry the caller's context).
+
+    OpenBLAS splits a dot product of more than 10**4 numbers, or a
+    matrix-vector product of more than 9216, over its threads, whose
+    workers then spin for a while after each call: a fit that makes such
+    a call every few milliseconds keeps a second core busy all along,
+    delays the threads that prepare its next steps on that core, and its
+    sums depend on the number of BLAS threads.  The estimators fit inside
+    this block; the command (one BLAS thread, set by the CLI) keeps BLAS's
+    sums, so that its results stay those it has always given.
+    """
+    token = _PLAIN_SUMS.set(True)
+    try:
+        yield
+    finally:
+        _PLAIN_SUMS.reset(token)
+
+
+def weighted_sum(w: NDArray[np.floating[Any]], values: NDArray[np.floating[Any]]) -> float:
+    """``w @ values`` (both (n,)), without BLAS within :func:`plain_sums`."""
+    if _PLAIN_SUMS.get():
+        return float(np.einsum("i,i->", w, values))
+    return float(w @ values)
+
+
+def weighted_sums_of_rows(
+    values: NDArray[np.floating[Any]], w: NDArray[np.floating[Any]]
+) -> NDArray[np.floating[Any]]:
+    """``values @ w`` ((m, n) by (n,), one sum per row), without BLAS within
+    :func:`plain_sums` (each row summed on its own)."""
+    if _PLAIN_SUMS.get():
+        return np.einsum("ij,j->i", values, w)
+    return values @ w
 
 
 def row_norms(X: FloatArray) -> FloatArray:

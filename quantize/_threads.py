@@ -19,6 +19,7 @@ would not survive a ``fork``.
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import os
 import sys
@@ -103,7 +104,12 @@ def run_ranges(work: Callable[[int, int], T], ranges: Sequence[tuple[int, int]])
         except BaseException as exc:  # re-raised in the calling thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(1, len(ranges))]
+    # Each thread runs in a copy of the caller's context (its settings,
+    # such as quantize._kernels.plain_sums, hold there too).
+    threads = [
+        threading.Thread(target=contextvars.copy_context().run, args=(one, i), daemon=True)
+        for i in range(1, len(ranges))
+    ]
     started: list[threading.Thread] = []
     _splitting.set()
     try:
@@ -143,7 +149,8 @@ class Deferred(Generic[T]):
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         if thread_count() > 1:
-            self._thread = threading.Thread(target=self._run, daemon=True)
+            context = contextvars.copy_context()  # the caller's settings hold there too
+            self._thread = threading.Thread(target=context.run, args=(self._run,), daemon=True)
             self._thread.start()
 
     @classmethod

@@ -45,6 +45,8 @@ from quantize._kernels import (
     row_norms,
     sq_dist_exact,
     update_centers,
+    weighted_sum,
+    weighted_sums_of_rows,
 )
 from quantize._lloyd import (
     LloydResult,
@@ -110,7 +112,7 @@ def best_of_batched(
     if best.labels is not None:
         return LloydResult(best.centers, best.labels, best.inertia, best.n_iter)
     labels, sq_dist = assign_nearest(X, best.centers)
-    return LloydResult(best.centers, labels, float(w @ sq_dist), best.n_iter)
+    return LloydResult(best.centers, labels, weighted_sum(w, sq_dist), best.n_iter)
 
 
 def seeded_runs(
@@ -184,6 +186,7 @@ class _Workspace:
         self.n_runs = n_runs
         rows = max(self._group_size(p) * p for p in per_run)
         self.dist = np.empty((rows, self.n))
+        self._same: NDArray[np.bool_] | None = None
 
     def groups(self, n_runs: int, per_run: int) -> list[slice]:
         """Consecutive runs of ``per_run`` rows each (one of those the
@@ -201,6 +204,12 @@ class _Workspace:
     def matrix(self, rows: int, columns: int) -> NDArray[np.float64]:
         """A (rows, columns) scratch matrix, columns <= n, over ``dist``."""
         return self.dist.reshape(-1)[: rows * columns].reshape(rows, columns)
+
+    def flags(self, rows: int, columns: int) -> NDArray[np.bool_]:
+        """A (rows, columns) bool scratch matrix, columns <= n."""
+        if self._same is None:
+            self._same = np.empty(self.dist.shape, dtype=bool)
+        return self._same.reshape(-1)[: rows * columns].reshape(rows, columns)
 
     def _group_size(self, per_run: int) -> int:
         # The products have at most d + 2 columns.
@@ -301,7 +310,7 @@ def _best_candidates(
     np.minimum(by_run, closest[runs, None, :], out=by_run)
     # Rounding can leave tiny negative distances: harmless in the scores,
     # clamped in the potential that is drawn from.
-    best = np.argmin((dist @ w).reshape(n_runs, trials), axis=1)
+    best = np.argmin(weighted_sums_of_rows(dist, w).reshape(n_runs, trials), axis=1)
     np.maximum(by_run[np.arange(n_runs), best], 0, out=closest[runs])
     return best + np.arange(first, first + n_runs * trials, trials)
 
@@ -448,8 +457,11 @@ class _Table:
                 np.matmul(c_aug[runs.start * k : runs.stop * k], self.xt_aug[:, rows], out=flat)
                 dist = flat.reshape(-1, k, flat.shape[1])
                 near = np.min(dist, axis=1, out=nearest[runs, rows])
-                # The one-hot assignment, in place: 1.0 where equal.
-                np.equal(dist, near[:, None, :], out=dist, casting="unsafe")
+                # The one-hot assignment, in place: 1.0 where equal (compared
+                # into bools, then copied: faster than comparing into floats).
+                same = self.work.flags(size, flat.shape[1]).reshape(dist.shape)
+                np.equal(dist, near[:, None, :], out=same)
+                np.copyto(dist, same)
                 part = sums[runs].reshape(size, d + 2)
                 if len(blocks) == 1:
                     np.matmul(flat, self.stats, out=part)
@@ -457,7 +469,7 @@ class _Table:
                     part += flat @ self.stats[rows]
         sq_dist = np.add(nearest, self.prep.x_sq, out=nearest)
         np.maximum(sq_dist, 0, out=sq_dist)
-        return sq_dist @ self.prep.w, sums
+        return np.asarray(weighted_sums_of_rows(sq_dist, self.prep.w), dtype=np.float64), sums
 
 
 def _update_runs(

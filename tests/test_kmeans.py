@@ -322,6 +322,26 @@ def test_same_result_with_any_number_of_threads() -> None:
     assert len(outputs_by_blas_threads(_THREADS_SCRIPT, ("1", "2", "3"))) == 1
 
 
+_PIXELS_SCRIPT = textwrap.dedent(
+    """
+    import hashlib
+    from quantize.kmeans import KMeans
+    from tests.helpers import sample_rgb
+    X = sample_rgb("china.jpg").reshape(-1, 3) / 255
+    km = KMeans(16, random_state=0).fit(X)
+    digest = hashlib.sha256(km.cluster_centers_.tobytes() + km.labels_.tobytes()).hexdigest()
+    print(repr(km.inertia_), km.n_iter_, digest)
+    """
+)
+
+
+def test_pixel_fit_inertia_does_not_depend_on_blas_threads() -> None:
+    # China's table has about 10**5 rows: BLAS would split the SSE's dot
+    # product over its threads (another sum, and spinning workers); the
+    # estimators' fit sums without BLAS (quantize._kernels.plain_sums).
+    assert len(outputs_by_blas_threads(_PIXELS_SCRIPT, ("1", "2"))) == 1
+
+
 # --------------------------------------------------------------------------
 # API.
 
