@@ -443,6 +443,7 @@ def _signals_deferred() -> Iterator[None]:
     its entry in the list of moves to undo, that file would stay, or an old
     file would stay under its backup name.  The moves take milliseconds.
     Only the main thread can set handlers; elsewhere nothing is deferred.
+    Blocks nest: an inner one's signals are held by the outer one.
     """
     received: list[int] = []
 
@@ -453,7 +454,9 @@ def _signals_deferred() -> Iterator[None]:
         with signals_handled(hold):
             yield
     finally:
-        for signum in dict.fromkeys(received):
+        # SIGTERM first: its handler raises too, and it asks for more (an end
+        # at once, exit 143) than a Ctrl-C that came with it.
+        for signum in sorted(set(received), key=lambda held: held != signal.SIGTERM):
             signal.raise_signal(signum)
 
 

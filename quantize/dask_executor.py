@@ -49,7 +49,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -263,11 +263,6 @@ def _end_worker() -> None:
     os._exit(EXIT_TERMINATED)
 
 
-def _signals_ignored() -> AbstractContextManager[None]:
-    """Ctrl-C and SIGTERM do nothing in this block: the steps that make a stop safe are bounded."""
-    return commit.signals_handled(_ignore)
-
-
 def _ignore(signum: int, frame: object) -> None:
     """A handler that drops the signal (not SIG_IGN, which child processes would inherit)."""
 
@@ -446,11 +441,12 @@ class DaskExecutor(Executor):
         """Stop the writes of the runs not ended on every worker; wait for those under way.
 
         Bounded by :data:`HALT_WAIT` (and the connection's timeout), during
-        which Ctrl-C and SIGTERM are ignored: cut short, it would let the
-        cluster go while a worker is between two files of an image.
+        which Ctrl-C and SIGTERM are held, and acted on once it returns: cut
+        short, it would let the cluster go while a worker is between two
+        files of an image.
         """
         client = getattr(self, "client", None)
-        with _signals_ignored():
+        with commit.signals_deferred():
             runs, self.writing = sorted(self.writing), set()
             if not runs or client is None:
                 return
@@ -464,10 +460,11 @@ class DaskExecutor(Executor):
         """Close the connection and the local cluster this executor made (not a given client).
 
         A run that did not end (interrupted, or stopped by an error) is
-        halted first (:meth:`halt`).
+        halted first (:meth:`halt`).  Ctrl-C and SIGTERM are held until the
+        cluster is released, then acted on (their handlers raise here).
         """
-        self.halt()
-        with _signals_ignored():
+        with commit.signals_deferred():
+            self.halt()
             self._close()
 
     def _close(self) -> None:
@@ -644,8 +641,11 @@ class _Run(Generic[T, R, P]):
                 self.finish(self.wait())
                 self.submit()
         except KeyboardInterrupt as exc:
-            # SIGTERM asks for an end, not for the images under way.
-            self.stop(wait=not isinstance(exc, Terminated))
+            # A signal held while the run halted is raised once it is halted:
+            # this stop is the one it asks for (SIGTERM's handler has noted it).
+            with suppress(KeyboardInterrupt):
+                # SIGTERM asks for an end, not for the images under way.
+                self.stop(wait=not isinstance(exc, Terminated))
             return True
         except ClusterError:
             self.cancel(list(self.held))

@@ -47,6 +47,11 @@ if _control:
 
     _place = commit._place
 
+    def _wait_for(name, seconds):
+        deadline = time.monotonic() + seconds
+        while not Path(_control, name).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def _held_place(temp, target, *args):
         placed = _place(temp, target, *args)
         if Path(target).name == os.environ["QUANTIZE_TEST_HOLD_AFTER"]:
@@ -57,10 +62,27 @@ if _control:
             deadline = time.monotonic() + 90
             while not halted() and time.monotonic() < deadline:
                 time.sleep(0.01)
+            if os.environ.get("QUANTIZE_TEST_HOLD_HALTING"):
+                # The client now waits for this commit (its halt, under HALT_WAIT).
+                Path(_control, "halting").touch()
+                _wait_for("go", 8)
             Path(_control, "released").touch()
         return placed
 
     commit._place = _held_place
+
+    if os.environ.get("QUANTIZE_TEST_HOLD_CLOSE") == str(os.getppid()):
+        # The command itself (its workers are its children): a slow release of the cluster.
+        from quantize import dask_executor
+
+        _close = dask_executor.DaskExecutor._close
+
+        def _held_close(self):
+            Path(_control, "closing").touch()
+            _wait_for("go", 90)
+            _close(self)
+
+        dask_executor.DaskExecutor._close = _held_close
 """
 
 
@@ -114,7 +136,9 @@ def photos(tmp_path: Path) -> Path:
     return photo_crops(tmp_path, COUNT, (96, 72))
 
 
-def _start(tmp_path: Path, src: Path) -> tuple[subprocess.Popen[str], Path]:
+def _start(
+    tmp_path: Path, src: Path, held: str = HELD, **hooks: str
+) -> tuple[subprocess.Popen[str], Path]:
     hook, control = tmp_path / "hook", tmp_path / "control"
     hook.mkdir()
     control.mkdir()
@@ -123,7 +147,8 @@ def _start(tmp_path: Path, src: Path) -> tuple[subprocess.Popen[str], Path]:
         os.environ,
         PYTHONPATH=os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", str(ROOT))]),
         QUANTIZE_TEST_HOLD=str(control),
-        QUANTIZE_TEST_HOLD_AFTER=HELD,
+        QUANTIZE_TEST_HOLD_AFTER=held,
+        **hooks,
     )
     out = tmp_path / "out"
     command = [sys.executable, "-m", "quantize", str(src), "-o", str(out), "-k", "16"]
@@ -137,12 +162,12 @@ def _start(tmp_path: Path, src: Path) -> tuple[subprocess.Popen[str], Path]:
     return proc, control
 
 
-def _wait_held(proc: subprocess.Popen[str], control: Path) -> None:
+def _wait_held(proc: subprocess.Popen[str], control: Path, what: str = "held") -> None:
     deadline = time.monotonic() + DEADLINE
-    while not (control / "held").exists():
+    while not (control / what).exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             _end(proc)
-            pytest.fail(f"the commit was never held: {proc.communicate()[1]}")
+            pytest.fail(f"the run was never {what}: {proc.communicate()[1]}")
         time.sleep(0.02)
 
 
@@ -203,3 +228,51 @@ def test_an_interrupt_mid_commit_leaves_every_image_whole_or_absent(
     whole = _whole_or_none(tmp_path / "out")
     assert HELD[:-4] in whole
     assert len(whole) < COUNT
+
+
+def _lines(text: str, photos: Path) -> tuple[str, str]:
+    """The stop line and the summary, after one line per image and nothing else."""
+    *images, stop, summary = text.rstrip("\n").split("\n")
+    assert all(image.startswith(f"{photos}{os.sep}p") for image in images), text
+    return stop, summary
+
+
+def test_a_sigterm_while_the_run_halts_after_ctrl_c_is_acted_on_once_it_is_halted(
+    tmp_path: Path, photos: Path
+) -> None:
+    # The client waits for the held commit (its halt) when SIGTERM comes:
+    # it must end the command as SIGTERM does (143), not be dropped (130).
+    proc, control = _start(tmp_path, photos, QUANTIZE_TEST_HOLD_HALTING="1")
+    try:
+        _wait_held(proc, control)
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(1.0)  # a user's pause (see above)
+        os.killpg(proc.pid, signal.SIGINT)
+        _wait_held(proc, control, "halting")
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # taken (and held) before the commit ends
+        (control / "go").touch()
+    finally:
+        text = _end(proc)
+    assert proc.returncode == 143, text
+    stop, summary = _lines(text, photos)
+    assert stop == "quantize: terminated" and " not done in " in summary, text
+    assert HELD[:-4] in _whole_or_none(tmp_path / "out")
+
+
+def test_a_sigterm_while_a_finished_run_lets_go_of_its_cluster_is_acted_on_once_it_has(
+    tmp_path: Path, photos: Path
+) -> None:
+    proc, control = _start(tmp_path, photos, "", QUANTIZE_TEST_HOLD_CLOSE=str(os.getpid()))
+    try:
+        _wait_held(proc, control, "closing")
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        (control / "go").touch()
+    finally:
+        text = _end(proc)
+    assert proc.returncode == 143, text
+    stop, summary = _lines(text, photos)
+    assert stop == "quantize: terminated", text
+    assert summary.startswith(f"{COUNT} written, 0 skipped, 0 failed, 0 not done in "), text
+    assert len(_whole_or_none(tmp_path / "out")) == COUNT
