@@ -1,4 +1,4 @@
-"""Interrupting ``quantize --dask local`` while a worker is in the middle of a commit.
+"""Interrupting ``quantize --dask local`` (and ``-j``) while a worker is in the middle of a commit.
 
 The command runs as a user runs it: a real process, with a real
 ``LocalCluster`` of 2 worker processes, sent Ctrl-C twice (to its whole
@@ -59,7 +59,7 @@ if _control:
             # Until this worker is told to stop writing (code without that
             # notion: until long after the run gave up on it).
             halted = getattr(commit, "halted", lambda: False)
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + float(os.environ.get("QUANTIZE_TEST_HOLD_SECONDS", 90))
             while not halted() and time.monotonic() < deadline:
                 time.sleep(0.01)
             if os.environ.get("QUANTIZE_TEST_HOLD_HALTING"):
@@ -136,8 +136,30 @@ def photos(tmp_path: Path) -> Path:
     return photo_crops(tmp_path, COUNT, (96, 72))
 
 
+def test_ctrl_c_again_while_local_workers_end_is_held_until_they_have(tmp_path: Path) -> None:
+    # The local -j pool: a worker's commit ends before it acts on Ctrl-C
+    # (held here for a few seconds); further Ctrl-C while the command waits
+    # for it made the command leave half-way, without its summary, and
+    # multiprocessing's exit print the interrupt of its wait for the worker.
+    photos = photo_crops(tmp_path, COUNT, (96, 72))
+    proc, control = _start(tmp_path, photos, dask=False, QUANTIZE_TEST_HOLD_SECONDS="3")
+    try:
+        _wait_held(proc, control)
+        for _ in range(3):
+            proc.send_signal(signal.SIGINT)  # `kill -INT`: the command forwards it
+            time.sleep(0.3)
+    finally:
+        text = _end(proc)
+    assert proc.returncode == 130, text
+    stop, summary = _lines(text, photos)
+    assert stop == "quantize: interrupted" and " not done in " in summary, text
+    assert (control / "released").exists()
+    # Its commit was interrupted as it ended: the worker removed the whole set.
+    assert HELD[:-4] not in _whole_or_none(tmp_path / "out")
+
+
 def _start(
-    tmp_path: Path, src: Path, held: str = HELD, **hooks: str
+    tmp_path: Path, src: Path, held: str = HELD, dask: bool = True, **hooks: str
 ) -> tuple[subprocess.Popen[str], Path]:
     hook, control = tmp_path / "hook", tmp_path / "control"
     hook.mkdir()
@@ -153,7 +175,7 @@ def _start(
     out = tmp_path / "out"
     command = [sys.executable, "-m", "quantize", str(src), "-o", str(out), "-k", "16"]
     proc = subprocess.Popen(
-        [*command, "--dask", "local", "-j", "2"],
+        [*command, *(["--dask", "local"] if dask else []), "-j", "2"],
         env=env,
         stderr=subprocess.PIPE,
         text=True,
