@@ -224,15 +224,26 @@ def _remote(fn: Callable[[T], R], shared: _Shared | None, task: T, run: str = ""
         return fn(task)
 
 
-async def _halt(runs: list[str], timeout: float) -> bool:
-    """On a worker: stop the writes of ``runs``; True once none is under way."""
-    return await asyncio.to_thread(commit.halt, runs, timeout)
+Temps = list[tuple[str, commit.FileId]]
 
 
-def _ask_halt(client: distributed.Client, runs: list[str]) -> None:
-    """Halt ``runs`` on every worker of ``client``'s cluster (see :meth:`DaskExecutor.halt`)."""
+async def _halt(runs: list[str], timeout: float) -> Temps:
+    """On a worker: stop the writes of ``runs``; the temporary files still written after it."""
+    return await asyncio.to_thread(_halted_temps, runs, timeout)
+
+
+def _halted_temps(runs: list[str], timeout: float) -> Temps:
+    return [] if commit.halt(runs, timeout) else commit.unfinished_temps(runs)
+
+
+def _ask_halt(client: distributed.Client, runs: list[str], unfinished: Temps) -> None:
+    """Halt ``runs`` on every worker of ``client``'s cluster (see :meth:`DaskExecutor.halt`).
+
+    The temporary files tasks still wrote after :data:`HALT_WAIT` go to ``unfinished``.
+    """
     with suppress(Exception):  # a cluster gone has nothing left running
-        client.run(_halt, runs, HALT_WAIT, on_error="ignore")
+        replies = client.run(_halt, runs, HALT_WAIT, on_error="ignore")
+        unfinished.extend(temp for temps in replies.values() for temp in temps)
 
 
 class _WorkerSignals(distributed.WorkerPlugin):
@@ -259,7 +270,10 @@ def _worker_sigterm(signum: int, frame: object) -> None:
 
 def _end_worker() -> None:
     """End this worker once no task of any run has a file on the disk (or HALT_WAIT passed)."""
-    commit.halt(None, HALT_WAIT)
+    if not commit.halt(None, HALT_WAIT):
+        # A task still writes an image (a long encode): it ends with this
+        # process, before it could remove its temporary file.
+        commit.remove_temps(commit.unfinished_temps(None))
     os._exit(EXIT_TERMINATED)
 
 
@@ -328,6 +342,8 @@ class DaskExecutor(Executor):
         self._shared: _Shared | None = None
         #: Runs whose tasks may still write on a worker (begun, and not ended or halted).
         self.writing: set[str] = set()
+        #: Temporary files tasks of halted runs still wrote when the halt gave up waiting.
+        self.unfinished: Temps = []
         if isinstance(cluster, distributed.Client):
             self.client = cluster
         elif cluster == LOCAL:
@@ -452,7 +468,9 @@ class DaskExecutor(Executor):
                 return
             # Client.run has no deadline of its own: a worker that does not
             # answer must not keep the command, so the call runs on a thread.
-            asking = threading.Thread(target=_ask_halt, args=(client, runs), daemon=True)
+            asking = threading.Thread(
+                target=_ask_halt, args=(client, runs, self.unfinished), daemon=True
+            )
             asking.start()
             asking.join(HALT_WAIT + CONNECT_TIMEOUT)
 
@@ -478,6 +496,13 @@ class DaskExecutor(Executor):
             with suppress(Exception):
                 self._cluster.close(timeout=CONNECT_TIMEOUT)
             self._cluster = None
+            # Its workers are gone, and with them a task that still wrote an
+            # image (an encode longer than HALT_WAIT) and would have removed
+            # its temporary file.  Should a worker outlive the close, removing
+            # the name is still safe: a task of a halted run begins no commit,
+            # and one under way undoes itself when a file is missing.
+            commit.remove_temps(self.unfinished)
+            self.unfinished = []
 
 
 def worker_environment() -> dict[str, Any]:

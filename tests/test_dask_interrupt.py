@@ -71,6 +71,27 @@ if _control:
 
     commit._place = _held_place
 
+    if os.environ.get("QUANTIZE_TEST_SLOW_WRITE"):
+        # One worker writes one temporary file for that long (a long encode).
+        _make_temp = commit.make_temp
+
+        def _slow_make_temp(folder, temps):
+            fd = _make_temp(folder, temps)
+            try:
+                os.close(os.open(Path(_control, "claimed"), os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return fd
+            Path(_control, "writing").write_text(str(temps[-1]))
+            time.sleep(float(os.environ["QUANTIZE_TEST_SLOW_WRITE"]))
+            return fd
+
+        commit.make_temp = _slow_make_temp
+
+    if os.environ.get("QUANTIZE_TEST_HALT_WAIT"):
+        from quantize import dask_executor
+
+        dask_executor.HALT_WAIT = float(os.environ["QUANTIZE_TEST_HALT_WAIT"])
+
     if os.environ.get("QUANTIZE_TEST_HOLD_CLOSE") == str(os.getppid()):
         # The command itself (its workers are its children): a slow release of the cluster.
         from quantize import dask_executor
@@ -298,3 +319,29 @@ def test_a_sigterm_while_a_finished_run_lets_go_of_its_cluster_is_acted_on_once_
     assert stop == "quantize: terminated", text
     assert summary.startswith(f"{COUNT} written, 0 skipped, 0 failed, 0 not done in "), text
     assert len(_whole_or_none(tmp_path / "out")) == COUNT
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["sigterm", "sigterm-to-the-group"])
+def test_a_write_that_outlasts_the_halt_leaves_no_temporary_file(
+    tmp_path: Path, photos: Path, group: bool
+) -> None:
+    # An image still written when the halt gives up waiting (HALT_WAIT, 1 s
+    # here) ends with its worker: the command (or, SIGTERM reaching the
+    # worker too, the worker itself) removes the temporary file it had made.
+    hooks = {"QUANTIZE_TEST_SLOW_WRITE": "60", "QUANTIZE_TEST_HALT_WAIT": "1"}
+    proc, control = _start(tmp_path, photos, "", **hooks)
+    try:
+        _wait_held(proc, control, "writing")
+        temp = Path((control / "writing").read_text())
+        assert temp.exists()
+        if group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
+    finally:
+        text = _end(proc)
+    assert proc.returncode == 143, text
+    stop, _ = _lines(text, photos)
+    assert stop == "quantize: terminated", text
+    assert not temp.exists()
+    _whole_or_none(tmp_path / "out")
