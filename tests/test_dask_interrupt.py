@@ -151,6 +151,41 @@ def test_a_halted_run_writes_nothing_more_and_its_commit_under_way_ends(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a1", "a2", "c1", "c2"]
 
 
+def test_the_temporary_files_a_halt_leaves_are_removed_only_while_they_are_the_tasks(
+    tmp_path: Path,
+) -> None:
+    # What a worker reports of a task still writing when its halt gives up,
+    # and what the command removes once that worker is gone.
+    run = uuid.uuid4().hex
+    writing, go_on = threading.Event(), threading.Event()
+
+    def task() -> None:
+        with suppress(commit.Halted), commit.task_of(run):
+            for _ in range(2):
+                os.close(commit.make_temp(tmp_path, []))
+            writing.set()
+            go_on.wait(DEADLINE)  # a long encode
+
+    thread = threading.Thread(target=task)
+    thread.start()
+    try:
+        assert writing.wait(DEADLINE)
+        assert not commit.halt([run], 0.05)
+        temps = commit.unfinished_temps([run])
+        assert commit.unfinished_temps([uuid.uuid4().hex]) == []
+    finally:
+        go_on.set()
+        thread.join(DEADLINE)
+    assert sorted(Path(path).parent for path, _ in temps) == [tmp_path, tmp_path]
+    # Another file now has the first name (made since by someone else): it stays.
+    (first, _), (second, _) = temps
+    (tmp_path / "theirs").write_bytes(b"not the task's")
+    os.replace(tmp_path / "theirs", first)
+    assert commit.remove_temps(temps) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [Path(first).name]
+    assert not Path(second).exists()
+
+
 @pytest.fixture
 def photos(tmp_path: Path) -> Path:
     pytest.importorskip("distributed")  # the [dask] extra
@@ -159,11 +194,11 @@ def photos(tmp_path: Path) -> Path:
 
 def test_ctrl_c_again_while_local_workers_end_is_held_until_they_have(tmp_path: Path) -> None:
     # The local -j pool: a worker's commit ends before it acts on Ctrl-C
-    # (held here for a few seconds); further Ctrl-C while the command waits
+    # (held here for 5 s); further Ctrl-C while the command waits
     # for it made the command leave half-way, without its summary, and
     # multiprocessing's exit print the interrupt of its wait for the worker.
     photos = photo_crops(tmp_path, COUNT, (96, 72))
-    proc, control = _start(tmp_path, photos, dask=False, QUANTIZE_TEST_HOLD_SECONDS="3")
+    proc, control = _start(tmp_path, photos, dask=False, QUANTIZE_TEST_HOLD_SECONDS="5")
     try:
         _wait_held(proc, control)
         for _ in range(3):
