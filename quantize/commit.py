@@ -16,7 +16,9 @@ these files become.
 * :func:`halt` stops the writes of a run's tasks in a worker process (a
   cluster's worker, which Ctrl-C cannot interrupt): a task that has not
   begun its commit places nothing, one that has ends it, and the call
-  returns once none of them has a file on the disk in between.
+  returns once none of them has a file on the disk in between.  A task
+  still writing when it gives up (a long encode) has its temporary files
+  listed (:func:`unfinished_temps`), for removal once its process is gone.
 """
 
 from __future__ import annotations

@@ -30,8 +30,12 @@ its outputs are byte-identical to a run with ``-j 1``.
   the client waits (up to :data:`HALT_WAIT` seconds) until no task of the
   run has a file on the disk before it lets go of the cluster.  So every
   image ends with all of its outputs or none, and none is written after
-  the command returned.  The workers of a local cluster ignore Ctrl-C (the
-  client stops them) and, on SIGTERM, halt every run before they exit.
+  the command returned.  Further Ctrl-C and SIGTERM are held until the halt
+  and the close are done, then acted on.  The workers of a local cluster
+  ignore Ctrl-C (the client stops them) and, on SIGTERM, halt every run
+  before they exit; an image still encoded after the halt's wait ends with
+  them, and its temporary file is removed (by the client once it closed
+  the cluster, or by the worker as it exits).
 
 Importing this module imports ``distributed``; quantize imports it only
 for ``--dask``.
