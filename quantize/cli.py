@@ -411,6 +411,7 @@ def quantize_command(
         _preload_plots(quiet)
     executor = _dask_executor(dask_address, workers, quiet) if dask_address is not None else None
     reporter = Reporter(quiet=quiet, debug=debug)
+    stopped_late = False
     try:
         result = run_batch(inputs, batch, reporter.progress, executor)
     except QuantizeError as exc:
@@ -423,7 +424,11 @@ def quantize_command(
         sys.exit(EXIT_USAGE if isinstance(exc, PaletteError) else EXIT_FAILED)
     finally:
         if executor is not None:
-            executor.close()
+            stopped_late = _close(executor)
+    if stopped_late and not result.interrupted:
+        # Held while the cluster was let go: the run ended all the same, and
+        # says it was stopped (with none not done) and exits as stopped.
+        result.interrupted = True
     reporter.close()
     reporter.finish(result, _stop_message())
     if result.page_path is not None and not quiet:
@@ -431,6 +436,19 @@ def quantize_command(
     if result.interrupted:
         sys.exit(_stop_code())
     sys.exit(EXIT_FAILED if result.failures else EXIT_OK)
+
+
+def _close(executor: Executor) -> bool:
+    """Close ``executor``; True when Ctrl-C or SIGTERM came meanwhile.
+
+    The Dask executor holds them until its cluster is released, then they
+    raise: the run is over by then, and only the exit code is left to say so.
+    """
+    try:
+        executor.close()
+    except KeyboardInterrupt:
+        return True
+    return False
 
 
 def _dask_executor(address: str, workers: int | None, quiet: bool) -> Executor:

@@ -16,7 +16,9 @@ these files become.
 * :func:`halt` stops the writes of a run's tasks in a worker process (a
   cluster's worker, which Ctrl-C cannot interrupt): a task that has not
   begun its commit places nothing, one that has ends it, and the call
-  returns once none of them has a file on the disk in between.
+  returns once none of them has a file on the disk in between.  A task
+  still writing when it gives up (a long encode) has its temporary files
+  listed (:func:`unfinished_temps`), for removal once its process is gone.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import stat
 import tempfile
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -103,9 +104,12 @@ def make_temp(folder: Path, temps: list[Path]) -> int:
         name = _new_temp_name(folder)
         temps.append(name)
         try:
-            return os.open(name, _TEMP_FLAGS, 0o600)
+            fd = os.open(name, _TEMP_FLAGS, 0o600)
         except FileExistsError:
             temps.pop()  # not ours to remove: another call's file
+            continue
+        _made_temp(fd, name)
+        return fd
     raise FileExistsError(errno.EEXIST, "no free temporary file name", str(folder))
 
 
@@ -331,18 +335,20 @@ class Halted(KeyboardInterrupt):
     """A task of a halted run was about to write: it stops as for Ctrl-C (see :func:`halt`)."""
 
 
-#: Guards the two tables below; notified when a task ends its writes.
-_writes = threading.Condition()
-#: Runs halted in this process; ``None``: every run.
-_halted: set[str | None] = set()
-#: Tasks with a temporary or committed file of their image, by run.
-_busy: Counter[str] = Counter()
-
-
 class _Task:
     def __init__(self, run: str) -> None:
         self.run = run
         self.writing = False
+        #: The temporary files it made (see :func:`unfinished_temps`).
+        self.temps: dict[str, FileId] = {}
+
+
+#: Guards the two tables below; notified when a task ends its writes.
+_writes = threading.Condition()
+#: Runs halted in this process; ``None``: every run.
+_halted: set[str | None] = set()
+#: Tasks with a temporary or committed file of their image.
+_writers: set[_Task] = set()
 
 
 _tasks = threading.local()
@@ -364,9 +370,7 @@ def task_of(run: str) -> Iterator[None]:
         _tasks.task = saved
         if task.writing:
             with _writes:
-                _busy[run] -= 1
-                if _busy[run] <= 0:
-                    del _busy[run]
+                _writers.discard(task)
                 _writes.notify_all()
 
 
@@ -380,7 +384,14 @@ def _start_writing() -> None:
             raise Halted
         if not task.writing:
             task.writing = True
-            _busy[task.run] += 1
+            _writers.add(task)
+
+
+def _made_temp(fd: int, name: Path) -> None:
+    """Note temporary file ``name`` (open as ``fd``) for :func:`unfinished_temps`."""
+    task: _Task | None = getattr(_tasks, "task", None)
+    if task is not None:
+        task.temps[os.path.abspath(name)] = file_id(os.fstat(fd))
 
 
 def halt(runs: Iterable[str] | None, timeout: float) -> bool:
@@ -400,9 +411,48 @@ def halt(runs: Iterable[str] | None, timeout: float) -> bool:
     keys: set[str | None] = {None} if runs is None else set(runs)
     with _writes:
         _halted.update(keys)
-        return _writes.wait_for(
-            lambda: not any(None in keys or run in keys for run in _busy), timeout
-        )
+        return _writes.wait_for(lambda: not _writing(keys), timeout)
+
+
+def _writing(keys: set[str | None]) -> list[_Task]:
+    """The tasks of runs ``keys`` (``None`` in it: every run) with a file on the disk."""
+    return [task for task in _writers if None in keys or task.run in keys]
+
+
+def unfinished_temps(runs: Iterable[str] | None) -> list[tuple[str, FileId]]:
+    """The temporary files that tasks of ``runs`` (None: every run) still have on the disk.
+
+    For a process that ends before such a task could remove them (a
+    worker stopped after :func:`halt` gave up waiting): each is an absolute
+    path and the identity of the file this process made there, which
+    :func:`remove_temps` checks before it removes anything.
+    """
+    keys: set[str | None] = {None} if runs is None else set(runs)
+    with _writes:
+        temps = [item for task in _writing(keys) for item in list(task.temps.items())]
+    return [(path, file) for path, file in temps if _is_file(path, file)]
+
+
+def remove_temps(temps: Iterable[tuple[str, FileId]]) -> int:
+    """Remove the temporary files of :func:`unfinished_temps` that are still those files.
+
+    A name that now holds another file (made since by another process) is
+    left alone.  Returns how many were removed.
+    """
+    removed = 0
+    for path, file in temps:
+        if _TEMP_NAME.fullmatch(os.path.basename(path)) and _is_file(path, file):
+            with suppress(OSError):
+                os.unlink(path)
+                removed += 1
+    return removed
+
+
+def _is_file(path: str, file: FileId) -> bool:
+    try:
+        return file_id(os.lstat(path)) == file
+    except OSError:
+        return False
 
 
 def halted() -> bool:
@@ -443,6 +493,7 @@ def _signals_deferred() -> Iterator[None]:
     its entry in the list of moves to undo, that file would stay, or an old
     file would stay under its backup name.  The moves take milliseconds.
     Only the main thread can set handlers; elsewhere nothing is deferred.
+    Blocks nest: an inner one's signals are held by the outer one.
     """
     received: list[int] = []
 
@@ -453,7 +504,9 @@ def _signals_deferred() -> Iterator[None]:
         with signals_handled(hold):
             yield
     finally:
-        for signum in dict.fromkeys(received):
+        # SIGTERM first: its handler raises too, and it asks for more (an end
+        # at once, exit 143) than a Ctrl-C that came with it.
+        for signum in sorted(set(received), key=lambda held: held != signal.SIGTERM):
             signal.raise_signal(signum)
 
 

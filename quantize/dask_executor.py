@@ -30,8 +30,12 @@ its outputs are byte-identical to a run with ``-j 1``.
   the client waits (up to :data:`HALT_WAIT` seconds) until no task of the
   run has a file on the disk before it lets go of the cluster.  So every
   image ends with all of its outputs or none, and none is written after
-  the command returned.  The workers of a local cluster ignore Ctrl-C (the
-  client stops them) and, on SIGTERM, halt every run before they exit.
+  the command returned.  Further Ctrl-C and SIGTERM are held until the halt
+  and the close are done, then acted on.  The workers of a local cluster
+  ignore Ctrl-C (the client stops them) and, on SIGTERM, halt every run
+  before they exit; an image still encoded after the halt's wait ends with
+  them, and its temporary file is removed (by the client once it closed
+  the cluster, or by the worker as it exits).
 
 Importing this module imports ``distributed``; quantize imports it only
 for ``--dask``.
@@ -49,7 +53,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -224,15 +228,26 @@ def _remote(fn: Callable[[T], R], shared: _Shared | None, task: T, run: str = ""
         return fn(task)
 
 
-async def _halt(runs: list[str], timeout: float) -> bool:
-    """On a worker: stop the writes of ``runs``; True once none is under way."""
-    return await asyncio.to_thread(commit.halt, runs, timeout)
+Temps = list[tuple[str, commit.FileId]]
 
 
-def _ask_halt(client: distributed.Client, runs: list[str]) -> None:
-    """Halt ``runs`` on every worker of ``client``'s cluster (see :meth:`DaskExecutor.halt`)."""
+async def _halt(runs: list[str], timeout: float) -> Temps:
+    """On a worker: stop the writes of ``runs``; the temporary files still written after it."""
+    return await asyncio.to_thread(_halted_temps, runs, timeout)
+
+
+def _halted_temps(runs: list[str], timeout: float) -> Temps:
+    return [] if commit.halt(runs, timeout) else commit.unfinished_temps(runs)
+
+
+def _ask_halt(client: distributed.Client, runs: list[str], unfinished: Temps) -> None:
+    """Halt ``runs`` on every worker of ``client``'s cluster (see :meth:`DaskExecutor.halt`).
+
+    The temporary files tasks still wrote after :data:`HALT_WAIT` go to ``unfinished``.
+    """
     with suppress(Exception):  # a cluster gone has nothing left running
-        client.run(_halt, runs, HALT_WAIT, on_error="ignore")
+        replies = client.run(_halt, runs, HALT_WAIT, on_error="ignore")
+        unfinished.extend(temp for temps in replies.values() for temp in temps)
 
 
 class _WorkerSignals(distributed.WorkerPlugin):
@@ -259,13 +274,11 @@ def _worker_sigterm(signum: int, frame: object) -> None:
 
 def _end_worker() -> None:
     """End this worker once no task of any run has a file on the disk (or HALT_WAIT passed)."""
-    commit.halt(None, HALT_WAIT)
+    if not commit.halt(None, HALT_WAIT):
+        # A task still writes an image (a long encode): it ends with this
+        # process, before it could remove its temporary file.
+        commit.remove_temps(commit.unfinished_temps(None))
     os._exit(EXIT_TERMINATED)
-
-
-def _signals_ignored() -> AbstractContextManager[None]:
-    """Ctrl-C and SIGTERM do nothing in this block: the steps that make a stop safe are bounded."""
-    return commit.signals_handled(_ignore)
 
 
 def _ignore(signum: int, frame: object) -> None:
@@ -333,6 +346,8 @@ class DaskExecutor(Executor):
         self._shared: _Shared | None = None
         #: Runs whose tasks may still write on a worker (begun, and not ended or halted).
         self.writing: set[str] = set()
+        #: Temporary files tasks of halted runs still wrote when the halt gave up waiting.
+        self.unfinished: Temps = []
         if isinstance(cluster, distributed.Client):
             self.client = cluster
         elif cluster == LOCAL:
@@ -446,17 +461,20 @@ class DaskExecutor(Executor):
         """Stop the writes of the runs not ended on every worker; wait for those under way.
 
         Bounded by :data:`HALT_WAIT` (and the connection's timeout), during
-        which Ctrl-C and SIGTERM are ignored: cut short, it would let the
-        cluster go while a worker is between two files of an image.
+        which Ctrl-C and SIGTERM are held, and acted on once it returns: cut
+        short, it would let the cluster go while a worker is between two
+        files of an image.
         """
         client = getattr(self, "client", None)
-        with _signals_ignored():
+        with commit.signals_deferred():
             runs, self.writing = sorted(self.writing), set()
             if not runs or client is None:
                 return
             # Client.run has no deadline of its own: a worker that does not
             # answer must not keep the command, so the call runs on a thread.
-            asking = threading.Thread(target=_ask_halt, args=(client, runs), daemon=True)
+            asking = threading.Thread(
+                target=_ask_halt, args=(client, runs, self.unfinished), daemon=True
+            )
             asking.start()
             asking.join(HALT_WAIT + CONNECT_TIMEOUT)
 
@@ -464,10 +482,11 @@ class DaskExecutor(Executor):
         """Close the connection and the local cluster this executor made (not a given client).
 
         A run that did not end (interrupted, or stopped by an error) is
-        halted first (:meth:`halt`).
+        halted first (:meth:`halt`).  Ctrl-C and SIGTERM are held until the
+        cluster is released, then acted on (their handlers raise here).
         """
-        self.halt()
-        with _signals_ignored():
+        with commit.signals_deferred():
+            self.halt()
             self._close()
 
     def _close(self) -> None:
@@ -481,6 +500,13 @@ class DaskExecutor(Executor):
             with suppress(Exception):
                 self._cluster.close(timeout=CONNECT_TIMEOUT)
             self._cluster = None
+            # Its workers are gone, and with them a task that still wrote an
+            # image (an encode longer than HALT_WAIT) and would have removed
+            # its temporary file.  Should a worker outlive the close, removing
+            # the name is still safe: a task of a halted run begins no commit,
+            # and one under way undoes itself when a file is missing.
+            commit.remove_temps(self.unfinished)
+            self.unfinished = []
 
 
 def worker_environment() -> dict[str, Any]:
@@ -644,8 +670,11 @@ class _Run(Generic[T, R, P]):
                 self.finish(self.wait())
                 self.submit()
         except KeyboardInterrupt as exc:
-            # SIGTERM asks for an end, not for the images under way.
-            self.stop(wait=not isinstance(exc, Terminated))
+            # A signal held while the run halted is raised once it is halted:
+            # this stop is the one it asks for (SIGTERM's handler has noted it).
+            with suppress(KeyboardInterrupt):
+                # SIGTERM asks for an end, not for the images under way.
+                self.stop(wait=not isinstance(exc, Terminated))
             return True
         except ClusterError:
             self.cancel(list(self.held))

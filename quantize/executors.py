@@ -44,6 +44,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from itertools import chain, islice
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -477,6 +478,7 @@ def _run_pool(
     from concurrent.futures.process import BrokenProcessPool
 
     pool = _Pool(workers)
+    stopped = False
     # Tasks to run again first (their workers died), then the ones not yet taken.
     retry: deque[int] = deque()
     held: dict[int, T] = {}  # every task submitted and not yet reported
@@ -535,10 +537,29 @@ def _run_pool(
                     again.append(index)
             retry.extendleft(reversed(again))
     except KeyboardInterrupt:
-        _stop(pool, running, held, report, settle)
-        return True
+        stopped = True
+        _undisturbed(partial(_stop, pool, running, held, report, settle))
     finally:
-        pool.executor.shutdown(wait=True, cancel_futures=True)
+        late = _undisturbed(partial(pool.executor.shutdown, wait=True, cancel_futures=True))
+    return stopped or late
+
+
+def _undisturbed(end: Callable[[], object]) -> bool:
+    """Run ``end`` (a wait for the workers to end) with Ctrl-C and SIGTERM held; True if one came.
+
+    Cut short by a second Ctrl-C, the command left while a worker still
+    removed its files (or committed them, which a worker ends first), and
+    multiprocessing's exit then waited for that worker and printed the
+    interrupt of that wait.  The workers were told to stop (or have no task
+    left): the wait is theirs to end.  A held signal's handler runs
+    afterwards (SIGTERM's notes the exit code); what it raises asks for
+    the stop under way, or for one after the last task (reported as a stop).
+    """
+    try:
+        with signals_deferred():
+            end()
+    except KeyboardInterrupt:
+        return True
     return False
 
 

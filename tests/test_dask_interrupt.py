@@ -1,4 +1,4 @@
-"""Interrupting ``quantize --dask local`` while a worker is in the middle of a commit.
+"""Interrupting ``quantize --dask local`` (and ``-j``) while a worker is in the middle of a commit.
 
 The command runs as a user runs it: a real process, with a real
 ``LocalCluster`` of 2 worker processes, sent Ctrl-C twice (to its whole
@@ -47,6 +47,11 @@ if _control:
 
     _place = commit._place
 
+    def _wait_for(name, seconds):
+        deadline = time.monotonic() + seconds
+        while not Path(_control, name).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def _held_place(temp, target, *args):
         placed = _place(temp, target, *args)
         if Path(target).name == os.environ["QUANTIZE_TEST_HOLD_AFTER"]:
@@ -54,13 +59,51 @@ if _control:
             # Until this worker is told to stop writing (code without that
             # notion: until long after the run gave up on it).
             halted = getattr(commit, "halted", lambda: False)
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + float(os.environ.get("QUANTIZE_TEST_HOLD_SECONDS", 90))
             while not halted() and time.monotonic() < deadline:
                 time.sleep(0.01)
+            if os.environ.get("QUANTIZE_TEST_HOLD_HALTING"):
+                # The client now waits for this commit (its halt, under HALT_WAIT).
+                Path(_control, "halting").touch()
+                _wait_for("go", 8)
             Path(_control, "released").touch()
         return placed
 
     commit._place = _held_place
+
+    if os.environ.get("QUANTIZE_TEST_SLOW_WRITE"):
+        # One worker writes one temporary file for that long (a long encode).
+        _make_temp = commit.make_temp
+
+        def _slow_make_temp(folder, temps):
+            fd = _make_temp(folder, temps)
+            try:
+                os.close(os.open(Path(_control, "claimed"), os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return fd
+            Path(_control, "writing").write_text(str(temps[-1]))
+            time.sleep(float(os.environ["QUANTIZE_TEST_SLOW_WRITE"]))
+            return fd
+
+        commit.make_temp = _slow_make_temp
+
+    if os.environ.get("QUANTIZE_TEST_HALT_WAIT"):
+        from quantize import dask_executor
+
+        dask_executor.HALT_WAIT = float(os.environ["QUANTIZE_TEST_HALT_WAIT"])
+
+    if os.environ.get("QUANTIZE_TEST_HOLD_CLOSE") == str(os.getppid()):
+        # The command itself (its workers are its children): a slow release of the cluster.
+        from quantize import dask_executor
+
+        _close = dask_executor.DaskExecutor._close
+
+        def _held_close(self):
+            Path(_control, "closing").touch()
+            _wait_for("go", 90)
+            _close(self)
+
+        dask_executor.DaskExecutor._close = _held_close
 """
 
 
@@ -108,13 +151,72 @@ def test_a_halted_run_writes_nothing_more_and_its_commit_under_way_ends(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a1", "a2", "c1", "c2"]
 
 
+def test_the_temporary_files_a_halt_leaves_are_removed_only_while_they_are_the_tasks(
+    tmp_path: Path,
+) -> None:
+    # What a worker reports of a task still writing when its halt gives up,
+    # and what the command removes once that worker is gone.
+    run = uuid.uuid4().hex
+    writing, go_on = threading.Event(), threading.Event()
+
+    def task() -> None:
+        with suppress(commit.Halted), commit.task_of(run):
+            for _ in range(2):
+                os.close(commit.make_temp(tmp_path, []))
+            writing.set()
+            go_on.wait(DEADLINE)  # a long encode
+
+    thread = threading.Thread(target=task)
+    thread.start()
+    try:
+        assert writing.wait(DEADLINE)
+        assert not commit.halt([run], 0.05)
+        temps = commit.unfinished_temps([run])
+        assert commit.unfinished_temps([uuid.uuid4().hex]) == []
+    finally:
+        go_on.set()
+        thread.join(DEADLINE)
+    assert sorted(Path(path).parent for path, _ in temps) == [tmp_path, tmp_path]
+    # Another file now has the first name (made since by someone else): it stays.
+    (first, _), (second, _) = temps
+    (tmp_path / "theirs").write_bytes(b"not the task's")
+    os.replace(tmp_path / "theirs", first)
+    assert commit.remove_temps(temps) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [Path(first).name]
+    assert not Path(second).exists()
+
+
 @pytest.fixture
 def photos(tmp_path: Path) -> Path:
     pytest.importorskip("distributed")  # the [dask] extra
     return photo_crops(tmp_path, COUNT, (96, 72))
 
 
-def _start(tmp_path: Path, src: Path) -> tuple[subprocess.Popen[str], Path]:
+def test_ctrl_c_again_while_local_workers_end_is_held_until_they_have(tmp_path: Path) -> None:
+    # The local -j pool: a worker's commit ends before it acts on Ctrl-C
+    # (held here for 5 s); further Ctrl-C while the command waits
+    # for it made the command leave half-way, without its summary, and
+    # multiprocessing's exit print the interrupt of its wait for the worker.
+    photos = photo_crops(tmp_path, COUNT, (96, 72))
+    proc, control = _start(tmp_path, photos, dask=False, QUANTIZE_TEST_HOLD_SECONDS="5")
+    try:
+        _wait_held(proc, control)
+        for _ in range(3):
+            proc.send_signal(signal.SIGINT)  # `kill -INT`: the command forwards it
+            time.sleep(0.3)
+    finally:
+        text = _end(proc)
+    assert proc.returncode == 130, text
+    stop, summary = _lines(text, photos)
+    assert stop == "quantize: interrupted" and " not done in " in summary, text
+    assert (control / "released").exists()
+    # Its commit was interrupted as it ended: the worker removed the whole set.
+    assert HELD[:-4] not in _whole_or_none(tmp_path / "out")
+
+
+def _start(
+    tmp_path: Path, src: Path, held: str = HELD, dask: bool = True, **hooks: str
+) -> tuple[subprocess.Popen[str], Path]:
     hook, control = tmp_path / "hook", tmp_path / "control"
     hook.mkdir()
     control.mkdir()
@@ -123,12 +225,13 @@ def _start(tmp_path: Path, src: Path) -> tuple[subprocess.Popen[str], Path]:
         os.environ,
         PYTHONPATH=os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", str(ROOT))]),
         QUANTIZE_TEST_HOLD=str(control),
-        QUANTIZE_TEST_HOLD_AFTER=HELD,
+        QUANTIZE_TEST_HOLD_AFTER=held,
+        **hooks,
     )
     out = tmp_path / "out"
     command = [sys.executable, "-m", "quantize", str(src), "-o", str(out), "-k", "16"]
     proc = subprocess.Popen(
-        [*command, "--dask", "local", "-j", "2"],
+        [*command, *(["--dask", "local"] if dask else []), "-j", "2"],
         env=env,
         stderr=subprocess.PIPE,
         text=True,
@@ -137,12 +240,12 @@ def _start(tmp_path: Path, src: Path) -> tuple[subprocess.Popen[str], Path]:
     return proc, control
 
 
-def _wait_held(proc: subprocess.Popen[str], control: Path) -> None:
+def _wait_held(proc: subprocess.Popen[str], control: Path, what: str = "held") -> None:
     deadline = time.monotonic() + DEADLINE
-    while not (control / "held").exists():
+    while not (control / what).exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             _end(proc)
-            pytest.fail(f"the commit was never held: {proc.communicate()[1]}")
+            pytest.fail(f"the run was never {what}: {proc.communicate()[1]}")
         time.sleep(0.02)
 
 
@@ -203,3 +306,77 @@ def test_an_interrupt_mid_commit_leaves_every_image_whole_or_absent(
     whole = _whole_or_none(tmp_path / "out")
     assert HELD[:-4] in whole
     assert len(whole) < COUNT
+
+
+def _lines(text: str, photos: Path) -> tuple[str, str]:
+    """The stop line and the summary, after one line per image and nothing else."""
+    *images, stop, summary = text.rstrip("\n").split("\n")
+    assert all(image.startswith(f"{photos}{os.sep}p") for image in images), text
+    return stop, summary
+
+
+def test_a_sigterm_while_the_run_halts_after_ctrl_c_is_acted_on_once_it_is_halted(
+    tmp_path: Path, photos: Path
+) -> None:
+    # The client waits for the held commit (its halt) when SIGTERM comes:
+    # it must end the command as SIGTERM does (143), not be dropped (130).
+    proc, control = _start(tmp_path, photos, QUANTIZE_TEST_HOLD_HALTING="1")
+    try:
+        _wait_held(proc, control)
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(1.0)  # a user's pause (see above)
+        os.killpg(proc.pid, signal.SIGINT)
+        _wait_held(proc, control, "halting")
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # taken (and held) before the commit ends
+        (control / "go").touch()
+    finally:
+        text = _end(proc)
+    assert proc.returncode == 143, text
+    stop, summary = _lines(text, photos)
+    assert stop == "quantize: terminated" and " not done in " in summary, text
+    assert HELD[:-4] in _whole_or_none(tmp_path / "out")
+
+
+def test_a_sigterm_while_a_finished_run_lets_go_of_its_cluster_is_acted_on_once_it_has(
+    tmp_path: Path, photos: Path
+) -> None:
+    proc, control = _start(tmp_path, photos, "", QUANTIZE_TEST_HOLD_CLOSE=str(os.getpid()))
+    try:
+        _wait_held(proc, control, "closing")
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        (control / "go").touch()
+    finally:
+        text = _end(proc)
+    assert proc.returncode == 143, text
+    stop, summary = _lines(text, photos)
+    assert stop == "quantize: terminated", text
+    assert summary.startswith(f"{COUNT} written, 0 skipped, 0 failed, 0 not done in "), text
+    assert len(_whole_or_none(tmp_path / "out")) == COUNT
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["sigterm", "sigterm-to-the-group"])
+def test_a_write_that_outlasts_the_halt_leaves_no_temporary_file(
+    tmp_path: Path, photos: Path, group: bool
+) -> None:
+    # An image still written when the halt gives up waiting (HALT_WAIT, 1 s
+    # here) ends with its worker: the command (or, SIGTERM reaching the
+    # worker too, the worker itself) removes the temporary file it had made.
+    hooks = {"QUANTIZE_TEST_SLOW_WRITE": "60", "QUANTIZE_TEST_HALT_WAIT": "1"}
+    proc, control = _start(tmp_path, photos, "", **hooks)
+    try:
+        _wait_held(proc, control, "writing")
+        temp = Path((control / "writing").read_text())
+        assert temp.exists()
+        if group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
+    finally:
+        text = _end(proc)
+    assert proc.returncode == 143, text
+    stop, _ = _lines(text, photos)
+    assert stop == "quantize: terminated", text
+    assert not temp.exists()
+    _whole_or_none(tmp_path / "out")
