@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -481,8 +481,11 @@ def signals_handled(handler: Callable[[int, object], None]) -> Iterator[None]:
     try:
         yield
     finally:
-        for signum, previous in saved.items():
-            signal.signal(signum, previous)
+        # Every handler goes back even if a Ctrl-C lands between two of them:
+        # SIGTERM left with this block's handler would be lost from then on.
+        with ExitStack() as restore:
+            for signum, previous in saved.items():
+                restore.callback(signal.signal, signum, previous)
 
 
 @contextmanager

@@ -291,3 +291,30 @@ def test_an_interrupt_as_a_temporary_file_is_created_leaves_no_file(
     with pytest.raises(KeyboardInterrupt):
         write_files([(tmp_path / "a.json", bytes_writer(b"{}"))])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_ctrl_c_while_the_handlers_go_back_leaves_sigterm_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from quantize import commit
+
+    got: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    real = signal.signal
+
+    def ctrl_c_after_sigint(signum: int, handler: Any) -> Any:
+        old = real(signum, handler)
+        if signum == signal.SIGINT and handler is signal.default_int_handler:
+            monkeypatch.setattr(signal, "signal", real)
+            raise KeyboardInterrupt  # as if Ctrl-C came right then
+        return old
+
+    try:
+        with pytest.raises(KeyboardInterrupt), commit.signals_deferred():
+            monkeypatch.setattr(signal, "signal", ctrl_c_after_sigint)
+            os.kill(os.getpid(), signal.SIGTERM)  # held until the block ends
+        # The held SIGTERM reached its own handler, and so does a later one.
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert got == [signal.SIGTERM, signal.SIGTERM]
+    finally:
+        real(signal.SIGTERM, previous)
