@@ -203,7 +203,7 @@ def _moves(prep: Prepared, fit: LloydResult) -> list[_Move]:
     for a in rich.tolist():
         for b in cheap.tolist():
             c = int(partner[b])
-            if split[a] <= 0 or a in (b, c):
+            if split[a] <= 0 or a in (b, c) or pair[b, c] <= 0:
                 continue
             joint = (weight[b] * means[b] + weight[c] * means[c]) / pair[b, c]
             new = np.stack([halves[a, 0], halves[a, 1], joint])

@@ -491,3 +491,19 @@ def test_command_fit_above_32_clusters_gets_split_merge_moves_on_the_fine_bins(
     monkeypatch.setattr(cluster, "_HIGH_K_WIDE_SPLITS", 0)
     without = cluster.cluster_table(x, w, table.keys, 256, random_state=0)
     assert with_moves.inertia < without.inertia
+
+
+def test_split_merge_never_merges_two_empty_clusters() -> None:
+    # Two centers far from every row hold nothing: merging one into the
+    # other would put a center at 0/0.
+    rng = np.random.default_rng(1)
+    x, w = rng.random((500, 3)), rng.random(500) + 0.1
+    prep = prepare(x, w)
+    fit = lloyd(prep, x[rng.choice(500, 14, replace=False)], 300, 1e-4)
+    centers = np.vstack([[10.0, 10.0, 10.0], [11.0, 11.0, 11.0], fit.centers])
+    d = ((x[:, None, :] - centers[None]) ** 2).sum(axis=2)
+    start = LloydResult(centers, d.argmin(axis=1), float(w @ d.min(axis=1)), 0)
+    with np.errstate(all="raise"):
+        moves = swaps._moves(prep, start)
+    assert moves and all(np.isfinite(move.centers).all() for move in moves)
+    assert not any({move.b, move.c} == {0, 1} for move in moves)
