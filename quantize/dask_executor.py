@@ -148,6 +148,22 @@ class _SyncCancelRace(logging.Filter):
 logging.getLogger("tornado.application").addFilter(_SyncCancelRace())
 
 
+class _AbandonedGather(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" traceback for
+    distributed's internal ``AllExit``: when Ctrl-C or SIGTERM ends a wait
+    for a result, the client's gather is abandoned and its inner task ends
+    on that signal with nobody to read it (the run stops cleanly all the
+    same), and the command must not print a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        kind = type(exc)
+        return not (kind.__name__ == "AllExit" and kind.__module__ == "distributed.client")
+
+
+logging.getLogger("asyncio").addFilter(_AbandonedGather())
+
+
 class ClusterError(QuantizeError):
     """The cluster cannot be reached or started (a one-line reason)."""
 

@@ -380,3 +380,24 @@ def test_a_write_that_outlasts_the_halt_leaves_no_temporary_file(
     assert stop == "quantize: terminated", text
     assert not temp.exists()
     _whole_or_none(tmp_path / "out")
+
+
+def test_an_abandoned_gather_prints_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    # A signal that ends a wait for a result leaves distributed's gather task
+    # to end on its internal AllExit; asyncio then logs that nobody read it.
+    import asyncio
+
+    pytest.importorskip("distributed")
+    from distributed.client import AllExit
+
+    import quantize.dask_executor  # noqa: F401  (installs the filter)
+
+    loop = asyncio.new_event_loop()
+    try:
+        for exc in (AllExit(), ValueError("kept")):
+            context = {"message": "Task exception was never retrieved", "exception": exc}
+            loop.call_exception_handler(context)
+    finally:
+        loop.close()
+    logged = [r.exc_info[1] for r in caplog.records if r.name == "asyncio" and r.exc_info]
+    assert [type(exc).__name__ for exc in logged] == ["ValueError"]
