@@ -425,9 +425,10 @@ def quantize_command(
     finally:
         if executor is not None:
             stopped_late = _close(executor)
-    if stopped_late and not result.interrupted:
-        # Held while the cluster was let go: the run ended all the same, and
-        # says it was stopped (with none not done) and exits as stopped.
+    if (stopped_late or _terminated) and not result.interrupted:
+        # Held while the cluster was let go, or a SIGTERM whose exception
+        # a finalizer swallowed: the run ended all the same, and says it was
+        # stopped (with none not done) and exits as stopped.
         result.interrupted = True
     reporter.close()
     reporter.finish(result, _stop_message())
@@ -577,6 +578,16 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Terminated
 
 
+def _signals_in_finalizers(unraisable: Any) -> None:
+    """``sys.unraisablehook``: a Ctrl-C or SIGTERM whose exception lands in a
+    finalizer (a ``__del__``) cannot stop the run from there, and Python's
+    "Exception ignored in" traceback would be printed; SIGTERM stays noted in
+    ``_terminated`` and decides the exit code.  Anything else is reported as usual."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def _stop_code() -> int:
     return EXIT_TERMINATED if _terminated else EXIT_INTERRUPTED
 
@@ -656,6 +667,7 @@ def main() -> None:
     summary printed) and exits 143.
     """
     signal.signal(signal.SIGTERM, _on_sigterm)
+    sys.unraisablehook = _signals_in_finalizers
     _open_std_streams()
     if not isinstance(sys.stderr, _StderrWithoutReader):
         sys.stderr = _StderrWithoutReader(sys.stderr)

@@ -318,3 +318,38 @@ def test_a_ctrl_c_while_the_handlers_go_back_leaves_sigterm_its_own(
         assert got == [signal.SIGTERM, signal.SIGTERM]
     finally:
         real(signal.SIGTERM, previous)
+
+
+def test_a_sigterm_swallowed_by_a_finalizer_still_stops_quietly_with_143(tmp_path: Path) -> None:
+    # The handler's exception raised inside a __del__ (distributed's Future
+    # does work there) is swallowed by Python: the run goes on to its end,
+    # then says it was stopped and exits 143, with no "Exception ignored" text.
+    argv = ["quantize", str(ROOT / "sample_images" / "china.jpg"), "-k", "4", "-o", f"{tmp_path}/"]
+    script = f"""
+import sys
+from quantize import cli
+from quantize.errors import Terminated
+
+class Finalized:
+    def __del__(self):
+        cli._on_sigterm(15, None)  # as if SIGTERM came during the finalizer
+
+from quantize import batch
+real = batch.run_batch
+
+def run_batch(*args, **kwargs):
+    Finalized()  # dropped at once: its __del__ runs here, during the run
+    return real(*args, **kwargs)
+
+batch.run_batch = run_batch
+sys.argv = {argv!r}
+cli.main()
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert proc.returncode == 143, proc.stderr
+    assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "quantize: terminated" in proc.stderr
+    assert (tmp_path / "china-k4.png").exists() and (tmp_path / "china-k4.json").exists()
