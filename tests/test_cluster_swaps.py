@@ -3,6 +3,9 @@ clusters, the 6-bit bins at k = 33..64, and coarse seed bins below."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -29,17 +32,32 @@ def lumps(n_lumps: int, rows: int, seed: int) -> NDArray[np.uint8]:
     return np.clip(np.rint(centers[which] + noise), 0, 255).astype(np.uint8)
 
 
-def spy_swaps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Record the number of rows of every swap search."""
-    rows: list[int] = []
+def _rows_of(prep: Prepared, tries: int, options: dict[str, object]) -> int:
+    return int(prep.X.shape[0])
+
+
+def spy_swaps(
+    monkeypatch: pytest.MonkeyPatch,
+    record: Callable[[Prepared, int, dict[str, object]], Any] = _rows_of,
+) -> list[Any]:
+    """Record every swap search: by default its number of rows, else what
+    ``record`` makes of its rows, tries and keyword options."""
+    calls: list[Any] = []
     original = cluster._swap_search
 
-    def spy(prep: Prepared, start: LloydResult, *args: object, **options: object) -> LloydResult:
-        rows.append(prep.X.shape[0])
-        return original(prep, start, *args, **options)  # type: ignore[arg-type]
+    def spy(
+        prep: Prepared,
+        start: LloydResult,
+        max_iter: int,
+        rng: np.random.Generator,
+        tries: int,
+        **options: object,
+    ) -> LloydResult:
+        calls.append(record(prep, tries, options))
+        return original(prep, start, max_iter, rng, tries, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(cluster, "_swap_search", spy)
-    return rows
+    return calls
 
 
 def test_small_table_gets_swaps_at_64_clusters(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,21 +133,10 @@ def test_small_table_with_cheap_exact_tries_gets_more_of_them(
     # none of them repeated.
     table = table_of((sample_rgb("china.jpg")[::2, ::2] * 0.2).astype(np.uint8))
     assert table.n_colors >= cluster.MIN_ROWS_TO_BIN and table.n_colors * 16 <= 1 << 18
-    calls: list[tuple[int, int, object]] = []
-    original = cluster._swap_search
-
-    def spy(
-        prep: Prepared,
-        start: LloydResult,
-        max_iter: int,
-        rng: np.random.Generator,
-        tries: int,
-        **options: object,
-    ) -> LloydResult:
-        calls.append((prep.X.shape[0], tries, options.get("fresh_picks", False)))
-        return original(prep, start, max_iter, rng, tries, **options)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(cluster, "_swap_search", spy)
+    calls = spy_swaps(
+        monkeypatch,
+        lambda prep, tries, options: (prep.X.shape[0], tries, options.get("fresh_picks", False)),
+    )
     x, w = table.colors / 255.0, table.counts.astype(np.float64)
     cluster.cluster_table(x, w, table.keys, 16, random_state=0)
     assert calls[-1] == (table.n_colors, 2 * cluster._SMALL_EXACT_SWAP_TRIES, True)
@@ -339,21 +346,7 @@ def test_command_fit_of_a_tiny_table_gets_a_larger_swap_budget(
     table = table_of(lumps(600, 2500, seed=4))
     assert 1000 < table.n_colors < 4096
     x, w = table.colors / 255.0, table.counts.astype(np.float64)
-    tries: list[int] = []
-    original = cluster._swap_search
-
-    def spy(
-        prep: Prepared,
-        start: LloydResult,
-        max_iter: int,
-        rng: np.random.Generator,
-        count: int,
-        **options: object,
-    ) -> LloydResult:
-        tries.append(count)
-        return original(prep, start, max_iter, rng, count, **options)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(cluster, "_swap_search", spy)
+    tries = spy_swaps(monkeypatch, lambda prep, count, options: count)
     cluster.cluster_table(x, w, table.keys, 256, random_state=0)
     assert tries == [(1 << 25) // (table.n_colors * 256)]
     assert tries[0] > 2 * cluster._SWAP_TRIES
