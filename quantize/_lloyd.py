@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -309,6 +309,11 @@ class LloydResult:
     # Where bounded iterations left off, to go on without setting the
     # bounds up again (see lloyd's ``resume``).
     state: _BoundedState | None = None
+
+    def after(self, n_iter: int) -> LloydResult:
+        """This run, kept as the continuation of runs of ``n_iter`` center
+        updates: its ``n_iter`` counts both."""
+        return replace(self, n_iter=n_iter + self.n_iter)
 
 
 @dataclass(frozen=True)

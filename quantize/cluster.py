@@ -886,8 +886,7 @@ def _ranked_on_bins(
     best: LloydResult | None = None
     for seeded, run in zip(seeds, runs, strict=True):
         if best is None or run.inertia < best.inertia:
-            n_iter = seeded.n_iter + run.n_iter
-            best = LloydResult(run.centers, run.labels, run.inertia, n_iter, run.state)
+            best = run.after(seeded.n_iter)
     assert best is not None
     return best
 

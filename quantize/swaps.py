@@ -78,17 +78,11 @@ def swap_search(
         centers[int(np.argmin(cost))] = prep.X[pick] + prep.shift
         run = lloyd(prep, centers, max_iter, TOL)
         if run.inertia < best.inertia:
-            best = _kept(best, run)
+            best = run.after(best.n_iter)
             nearest = None
             if tried is not None:
                 tried[:] = False
     return best
-
-
-def _kept(best: LloydResult, run: LloydResult) -> LloydResult:
-    """``run``, kept over ``best``: ``n_iter`` counts the kept runs."""
-    n_iter = best.n_iter + run.n_iter
-    return LloydResult(run.centers, run.labels, run.inertia, n_iter, run.state)
 
 
 # Clusters considered on each side of a split/merge move: the most
@@ -129,7 +123,7 @@ def split_merge_search(
         tries -= 1
         run = lloyd(prep, centers + prep.shift, max_iter, TOL)
         if run.inertia < best.inertia:
-            best = _kept(best, run)
+            best = run.after(best.n_iter)
             if tries:
                 moves, skipped = _moves(prep, best), 0
         elif batch > 1:
