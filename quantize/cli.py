@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
+from quantize import errors
 from quantize._version import __version__
 from quantize.cli_report import Reporter, echo
 from quantize.cli_types import (
@@ -425,9 +426,10 @@ def quantize_command(
     finally:
         if executor is not None:
             stopped_late = _close(executor)
-    if (stopped_late or _terminated) and not result.interrupted:
-        # Held while the cluster was let go, or a SIGTERM whose exception
-        # a finalizer swallowed: the run ended all the same, and says it was
+    dropped = errors.take_dropped()
+    if (stopped_late or dropped or errors.terminated()) and not result.interrupted:
+        # Held while the cluster was let go, or dropped in a finalizer after
+        # the run's last wait: the run ended all the same, and says it was
         # stopped (with none not done) and exits as stopped.
         result.interrupted = True
     reporter.close()
@@ -567,33 +569,28 @@ def _reason(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-_terminated = False
-
-
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    global _terminated
-    if _terminated:
+    if not errors.note_terminated():
         return  # the first one is being handled: let the clean-up finish
-    _terminated = True
     raise Terminated
 
 
 def _signals_in_finalizers(unraisable: Any) -> None:
     """``sys.unraisablehook``: a Ctrl-C or SIGTERM whose exception lands in a
-    finalizer (a ``__del__``) cannot stop the run from there, and Python's
-    "Exception ignored in" traceback would be printed; SIGTERM stays noted in
-    ``_terminated`` and decides the exit code.  Anything else is reported as usual."""
-    if isinstance(unraisable.exc_value, KeyboardInterrupt):
-        return
-    sys.__unraisablehook__(unraisable)
+    finalizer (a ``__del__``) is dropped there by Python, which would print
+    "Exception ignored in" and a traceback.  The request is noted instead
+    (:func:`quantize.errors.note_dropped`), and the run's next wait raises it
+    again.  Anything else is reported as usual."""
+    if not errors.note_dropped(unraisable.exc_value):
+        sys.__unraisablehook__(unraisable)
 
 
 def _stop_code() -> int:
-    return EXIT_TERMINATED if _terminated else EXIT_INTERRUPTED
+    return EXIT_TERMINATED if errors.terminated() else EXIT_INTERRUPTED
 
 
 def _stop_message() -> str:
-    return "quantize: terminated" if _terminated else "quantize: interrupted"
+    return "quantize: terminated" if errors.terminated() else "quantize: interrupted"
 
 
 #: Thread-pool variables of the BLAS libraries numpy may use.

@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from quantize import commit
-from quantize.errors import QuantizeError, Terminated
+from quantize.errors import QuantizeError, Terminated, raise_dropped, take_dropped, terminated
 from quantize.executors import (
     EXIT_TERMINATED,
     MAX_WORKER_DEATHS,
@@ -686,11 +686,13 @@ class _Run(Generic[T, R, P]):
                 self.finish(self.wait())
                 self.submit()
         except KeyboardInterrupt as exc:
+            # This stop acts on every request so far, one a finalizer dropped too.
+            take_dropped()
             # A signal held while the run halted is raised once it is halted:
             # this stop is the one it asks for (SIGTERM's handler has noted it).
             with suppress(KeyboardInterrupt):
                 # SIGTERM asks for an end, not for the images under way.
-                self.stop(wait=not isinstance(exc, Terminated))
+                self.stop(wait=not (isinstance(exc, Terminated) or terminated()))
             return True
         except ClusterError:
             self.cancel(list(self.held))
@@ -699,8 +701,13 @@ class _Run(Generic[T, R, P]):
         return False
 
     def wait(self) -> list[Future[Any]]:
-        """The submitted futures that ended, waiting for one; raise when no worker is left."""
+        """The submitted futures that ended, waiting for one; raise when no worker is left.
+
+        At each tick a stop request a finalizer dropped is raised
+        (:func:`quantize.errors.raise_dropped`): ending this wait, it stops the run.
+        """
         while True:
+            raise_dropped()
             try:
                 ended = [self.ended.get(timeout=WATCH_EVERY)]
             except queue.Empty:
@@ -752,9 +759,11 @@ class _Run(Generic[T, R, P]):
     def finish(self, futures: list[Future[Any]]) -> None:
         """Report the outcomes of finished futures (and merge their parts), in input order."""
         for future in sorted(futures, key=lambda f: self.held[f][0]):
-            index, task = self.held.pop(future)
-            whole = self.whole.pop(future, None)
+            index, task = self.held[future]
+            # Still held while its result comes: a stop then reports it.
             outcome, has_part = self.outcome(future, task)
+            del self.held[future]
+            whole = self.whole.pop(future, None)
             if whole is not None and has_part:
                 self.merge(whole, 0)
             self.on_done(index, outcome)
@@ -771,6 +780,7 @@ class _Run(Generic[T, R, P]):
             except TimeoutError:
                 if future.status == "error":
                     raise  # the task's own TimeoutError
+                raise_dropped()
                 self.watch()
 
     def outcome(self, future: Future[Any], task: T) -> tuple[R, bool]:
@@ -854,10 +864,19 @@ class _Run(Generic[T, R, P]):
             if future.status == "finished" or keys & on_workers:
                 ending.append(future)
         self.cancel([f for f in self.held if f not in ending])
-        with suppress(TimeoutError):
-            for future in distributed.as_completed(
-                ending, timeout=STOP_WAIT, loop=self.client.loop
-            ):
+        # Ended already (taken from the queue before the stop), or to come
+        # through it; a stop request a finalizer dropped is raised at a tick.
+        self.finish([future for future in ending if future.done()])
+        left = {future for future in ending if future in self.held}
+        deadline = time.monotonic() + STOP_WAIT
+        while left and (remaining := deadline - time.monotonic()) > 0:
+            raise_dropped()
+            try:
+                future = self.ended.get(timeout=min(WATCH_EVERY, remaining))
+            except queue.Empty:
+                continue
+            if future in left:
+                left.discard(future)
                 self.finish([future])
 
     def cancel(self, futures: list[Future[Any]]) -> None:

@@ -50,6 +50,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from quantize.commit import signals_deferred
+from quantize.errors import raise_dropped, take_dropped
 from quantize.vocabulary import Status
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_TERMINATED",
     "MAX_WORKER_DEATHS",
+    "TICK",
     "Executor",
     "InProcess",
     "LocalProcesses",
@@ -129,6 +131,8 @@ Settle = Callable[[T, Status, "str | None"], R]
 MAX_WORKER_DEATHS = 2
 #: Exit status of a process ended by SIGTERM, as a shell reports it.
 EXIT_TERMINATED = 128 + signal.SIGTERM
+#: Seconds between a wait's checks for a stop request that a finalizer dropped.
+TICK = 1.0
 
 
 class Executor(ABC):
@@ -243,11 +247,15 @@ class InProcess(Executor):
     ) -> bool:
         try:
             for index, task in enumerate(tasks):
+                # Between images: a stop request a finalizer dropped stops here.
+                raise_dropped()
                 outcome = fn(task)
                 on_done(index, outcome)
                 if outcome.status == "interrupted":
+                    take_dropped()  # this stop acts on it
                     return True
         except KeyboardInterrupt:
+            take_dropped()
             return True
         return False
 
@@ -474,7 +482,7 @@ def _run_pool(
     on_done: DoneCallback[R],
     settle: Settle[T, R],
 ) -> bool:
-    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures import wait
     from concurrent.futures.process import BrokenProcessPool
 
     pool = _Pool(workers)
@@ -516,7 +524,7 @@ def _run_pool(
                     break
             if not running and not broken:
                 break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            done = _first_completed(running)
             lost = _collect(done, running, report)
             finished = len(done) - len(lost)
             if not (lost or broken):
@@ -538,10 +546,29 @@ def _run_pool(
             retry.extendleft(reversed(again))
     except KeyboardInterrupt:
         stopped = True
+        take_dropped()  # this stop acts on it
         _undisturbed(partial(_stop, pool, running, held, report, settle))
     finally:
         late = _undisturbed(partial(pool.executor.shutdown, wait=True, cancel_futures=True))
     return stopped or late
+
+
+def _first_completed(running: dict[Future[R], int]) -> set[Future[R]]:
+    """Wait for one of ``running`` to end; the ended ones.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        At a tick (:data:`TICK`), a stop request a finalizer dropped
+        (:func:`quantize.errors.raise_dropped`): Terminated for SIGTERM.
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    while True:
+        raise_dropped()
+        done, _ = wait(running, timeout=TICK, return_when=FIRST_COMPLETED)
+        if done:
+            return done
 
 
 def _undisturbed(end: Callable[[], object]) -> bool:
