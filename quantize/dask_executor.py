@@ -273,12 +273,24 @@ class _WorkerSignals(distributed.WorkerPlugin):
     act on (an interrupt of a worker's event loop kills it with a
     traceback).  SIGTERM (the whole process group stopped) halts every run
     here, waits for the writes under way, and then ends the worker as SIGTERM does.
+    A worker that closes (its cluster closes) halts every run here too, and
+    removes the temporary files of the tasks still writing.
     """
 
     def setup(self, worker: distributed.Worker) -> None:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, _worker_sigterm)
+
+    def teardown(self, worker: distributed.Worker) -> None:
+        # The process ends with the tasks it still runs.  The client removes
+        # the temporary files a halt reported, but a reply that came after
+        # it stopped waiting (HALT_WAIT and the connection's timeout), or
+        # never, reported nothing: without this they stayed until a later
+        # run found them stale.  A commit under way when its temporary file
+        # goes undoes itself, so the image still has all or none of its files.
+        commit.halt(None, 0)
+        commit.remove_temps(commit.unfinished_temps(None))
 
 
 def _worker_sigterm(signum: int, frame: object) -> None:

@@ -92,6 +92,18 @@ if _control:
 
         dask_executor.HALT_WAIT = float(os.environ["QUANTIZE_TEST_HALT_WAIT"])
 
+    if os.environ.get("QUANTIZE_TEST_LATE_HALT") == str(os.getppid()):
+        # The command: the workers' replies to its halt come after it gave up on them.
+        from quantize import dask_executor
+
+        _ask_halt = dask_executor._ask_halt
+
+        def _late_ask_halt(client, runs, unfinished):
+            time.sleep(dask_executor.HALT_WAIT + dask_executor.CONNECT_TIMEOUT + 1)
+            _ask_halt(client, runs, unfinished)
+
+        dask_executor._ask_halt = _late_ask_halt
+
     if os.environ.get("QUANTIZE_TEST_HOLD_CLOSE") == str(os.getppid()):
         # The command itself (its workers are its children): a slow release of the cluster.
         from quantize import dask_executor
@@ -373,6 +385,32 @@ def test_a_write_that_outlasts_the_halt_leaves_no_temporary_file(
             os.killpg(proc.pid, signal.SIGTERM)
         else:
             proc.send_signal(signal.SIGTERM)
+    finally:
+        text = _end(proc)
+    assert proc.returncode == 143, text
+    stop, _ = _lines(text, photos)
+    assert stop == "quantize: terminated", text
+    assert not temp.exists()
+    _whole_or_none(tmp_path / "out")
+
+
+def test_a_write_whose_halt_reply_comes_too_late_leaves_no_temporary_file(
+    tmp_path: Path, photos: Path
+) -> None:
+    # The workers' replies (the temporary files still written) reach the
+    # command after it stopped waiting for them and let go of the cluster:
+    # the worker itself removes that file as the cluster closes.
+    hooks = {
+        "QUANTIZE_TEST_SLOW_WRITE": "60",
+        "QUANTIZE_TEST_HALT_WAIT": "1",
+        "QUANTIZE_TEST_LATE_HALT": str(os.getpid()),
+    }
+    proc, control = _start(tmp_path, photos, "", **hooks)
+    try:
+        _wait_held(proc, control, "writing")
+        temp = Path((control / "writing").read_text())
+        assert temp.exists()
+        proc.send_signal(signal.SIGTERM)
     finally:
         text = _end(proc)
     assert proc.returncode == 143, text
