@@ -281,6 +281,35 @@ def test_a_stop_request_a_finalizer_dropped_stops_the_run_at_its_next_wait(
     assert not errors.take_dropped()  # acted on once: no second stop is left
 
 
+def _all_but_the_first_run_long(task: int) -> _Num:
+    if task:
+        time.sleep(8)
+    return _Num(task)
+
+
+def test_a_second_ctrl_c_a_finalizer_dropped_ends_the_wait_for_running_tasks(
+    executor: DaskExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C lets the running tasks end (up to STOP_WAIT) unless a second
+    # one comes; that one, dropped in a finalizer, must end the wait too.
+    drop = dropping(monkeypatch)
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: drop("ctrl-c"))
+    reported: list[int] = []
+
+    def on_done(index: int, outcome: _Num) -> None:
+        reported.append(index)
+        signal.setitimer(signal.ITIMER_REAL, 0.2)  # the second one, in the wait
+        raise KeyboardInterrupt  # the first Ctrl-C, as the first task ends
+
+    try:
+        assert executor.run(range(10), _all_but_the_first_run_long, on_done, _settle)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    # The two tasks running on the workers were not waited for.
+    assert reported == [0]
+
+
 #: Images in the folders of _crops.
 COUNT = 8
 
