@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from quantize.errors import OutputError
 
@@ -276,10 +276,45 @@ def remove_committed(log: Iterable[tuple[Path, FileId]]) -> None:
 
     A file another process put there since is left alone.
     """
-    for target, file in log:
-        with suppress(OSError):
-            if file_id(os.lstat(target)) == file:
-                os.unlink(target)
+    with _guarded():
+        for target, file in log:
+            with suppress(OSError):
+                if file_id(os.lstat(target)) == file:
+                    os.unlink(target)
+
+
+class Guard(Protocol):
+    """A lock shared with another process (``multiprocessing.Lock``)."""
+
+    def acquire(self, block: bool = True) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+_guard: Guard | None = None
+
+
+def guard_moves(guard: Guard | None) -> None:
+    """Hold ``guard`` while this process moves or removes a set of outputs.
+
+    For a process that another one may kill (a pool's worker): the killer
+    takes ``guard`` first, so a set of files is never left half moved.
+    """
+    global _guard
+    _guard = guard
+
+
+@contextmanager
+def _guarded() -> Iterator[None]:
+    guard = _guard
+    if guard is None:
+        yield
+        return
+    guard.acquire()
+    try:
+        yield
+    finally:
+        guard.release()
 
 
 def commit(moves: Sequence[tuple[Path, Path]], *, force: bool) -> None:
@@ -308,7 +343,7 @@ def commit(moves: Sequence[tuple[Path, Path]], *, force: bool) -> None:
     _start_writing()
     done: list[_Placed] = []
     job: _Job | None = getattr(_recording, "job", None)
-    with _locked({target.parent for _, target in moves}), _signals_deferred():
+    with _locked({target.parent for _, target in moves}), _signals_deferred(), _guarded():
         try:
             for temp, target in moves:
                 done.append(_place(temp, target, force, job))
@@ -489,7 +524,7 @@ def signals_handled(handler: Callable[[int, object], None]) -> Iterator[None]:
 
 
 @contextmanager
-def _signals_deferred() -> Iterator[None]:
+def _signals_deferred(on_held: Callable[[int], None] | None = None) -> Iterator[None]:
     """Hold Ctrl-C and SIGTERM until the block ends, then act on them.
 
     Their handlers raise wherever the program is: between a file's move and
@@ -497,11 +532,14 @@ def _signals_deferred() -> Iterator[None]:
     file would stay under its backup name.  The moves take milliseconds.
     Only the main thread can set handlers; elsewhere nothing is deferred.
     Blocks nest: an inner one's signals are held by the outer one.
+    ``on_held(signum)``, when given, is called as each one comes.
     """
     received: list[int] = []
 
     def hold(signum: int, frame: object) -> None:
         received.append(signum)
+        if on_held is not None:
+            on_held(signum)
 
     try:
         with signals_handled(hold):

@@ -49,7 +49,7 @@ from itertools import chain, islice
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from quantize.commit import signals_deferred
+from quantize.commit import guard_moves, signals_deferred
 from quantize.errors import raise_dropped, take_dropped
 from quantize.vocabulary import Status
 
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXIT_TERMINATED",
+    "KILL_AFTER",
     "MAX_WORKER_DEATHS",
     "TICK",
     "Executor",
@@ -133,6 +134,9 @@ MAX_WORKER_DEATHS = 2
 EXIT_TERMINATED = 128 + signal.SIGTERM
 #: Seconds between a wait's checks for a stop request that a finalizer dropped.
 TICK = 1.0
+#: Seconds the pool's workers get to end on SIGTERM (see :meth:`_Pool.end_workers`)
+#: before those still running outside a move of files are killed.
+KILL_AFTER = 2.0
 
 
 class Executor(ABC):
@@ -336,7 +340,13 @@ def interruptible() -> Iterator[None]:
 # --------------------------------------------------------------------------- #
 
 
-def _worker_init(parent: int | None = None, board: Any = None, counter: Any = None) -> None:
+def _worker_init(
+    parent: int | None = None,
+    board: Any = None,
+    counter: Any = None,
+    pids: Any = None,
+    guards: Sequence[Any] = (),
+) -> None:
     """Set up a worker process: signals, its board cell, and dying with its parent.
 
     Ctrl-C interrupts a worker only while it works on an image.  An idle
@@ -354,6 +364,9 @@ def _worker_init(parent: int | None = None, board: Any = None, counter: Any = No
             _slot = counter.value
             counter.value += 1
         _board = board
+        if pids is not None and _slot < len(guards):
+            pids[_slot] = os.getpid()
+            guard_moves(guards[_slot])
     _parent_pid = os.getppid() if parent is None else parent
     _die_with_parent()
     if os.getppid() != _parent_pid:
@@ -452,6 +465,10 @@ class _Pool:
 
         context = multiprocessing.get_context()
         self.board = context.Array("q", [-1] * workers, lock=False)
+        #: Each cell's worker, and the lock it holds while it moves or removes outputs.
+        self.pids = context.Array("q", [0] * workers, lock=False)
+        self.guards = [context.Lock() for _ in range(workers)]
+        self.killer: threading.Timer | None = None
         counter = context.Value("i", 0)
         # A forked or spawned worker's parent is this process (a forkserver's is not).
         parent = os.getpid() if context.get_start_method() in ("fork", "spawn") else None
@@ -459,7 +476,7 @@ class _Pool:
             workers,
             mp_context=context,
             initializer=_worker_init,
-            initargs=(parent, self.board, counter),
+            initargs=(parent, self.board, counter, self.pids, self.guards),
         )
 
     def submit(self, fn: Callable[[T], R], index: int, task: T) -> Future[R]:
@@ -473,6 +490,37 @@ class _Pool:
         """Shut the pool down; the indices of the tasks whose workers died."""
         self.executor.shutdown(wait=True, cancel_futures=True)
         return {index for index in self.board if index >= 0}
+
+    def end_workers(self, signum: int) -> None:
+        """A stop request while the pool ends: SIGTERM the workers, kill the stuck ones.
+
+        A worker ends on SIGTERM once its image is cleaned up (one moving
+        files first ends that).  One stuck in a long C call never runs its
+        handler: after :data:`KILL_AFTER` seconds it is killed, unless it is
+        moving or removing an image's files (it holds its guard then), so
+        that no image is left with only some of them.
+        """
+        if self.killer is not None:
+            return  # the workers were told already
+        processes: dict[int, Any] = dict(getattr(self.executor, "_processes", None) or {})
+        for process in processes.values():
+            with suppress(OSError):
+                process.terminate()
+        self.killer = threading.Timer(KILL_AFTER, self._kill_stuck, (processes,))
+        self.killer.daemon = True
+        self.killer.start()
+
+    def _kill_stuck(self, processes: dict[int, Any]) -> None:
+        for slot, guard in enumerate(self.guards):
+            process = processes.get(self.pids[slot])
+            # The guard stays taken: a killed worker must not begin a move.
+            if process is not None and process.exitcode is None and guard.acquire(block=False):
+                with suppress(OSError):
+                    process.kill()
+
+    def stop_killer(self) -> None:
+        if self.killer is not None:
+            self.killer.cancel()
 
 
 def _run_pool(
@@ -547,9 +595,9 @@ def _run_pool(
     except KeyboardInterrupt:
         stopped = True
         take_dropped()  # this stop acts on it
-        _undisturbed(partial(_stop, pool, running, held, report, settle))
+        _undisturbed(partial(_stop, pool, running, held, report, settle), pool)
     finally:
-        late = _undisturbed(partial(pool.executor.shutdown, wait=True, cancel_futures=True))
+        late = _undisturbed(partial(pool.executor.shutdown, wait=True, cancel_futures=True), pool)
     return stopped or late
 
 
@@ -571,22 +619,26 @@ def _first_completed(running: dict[Future[R], int]) -> set[Future[R]]:
             return done
 
 
-def _undisturbed(end: Callable[[], object]) -> bool:
+def _undisturbed(end: Callable[[], object], pool: _Pool) -> bool:
     """Run ``end`` (a wait for the workers to end) with Ctrl-C and SIGTERM held; True if one came.
 
     Cut short by a second Ctrl-C, the command left while a worker still
     removed its files (or committed them, which a worker ends first), and
     multiprocessing's exit then waited for that worker and printed the
     interrupt of that wait.  The workers were told to stop (or have no task
-    left): the wait is theirs to end.  A held signal's handler runs
+    left), and one that comes during the wait ends them
+    (:meth:`_Pool.end_workers`), so that a worker deaf to signals (a long C
+    call) cannot keep the command.  A held signal's handler runs
     afterwards (SIGTERM's notes the exit code); what it raises asks for
     the stop under way, or for one after the last task (reported as a stop).
     """
     try:
-        with signals_deferred():
+        with signals_deferred(pool.end_workers):
             end()
     except KeyboardInterrupt:
         return True
+    finally:
+        pool.stop_killer()
     return False
 
 

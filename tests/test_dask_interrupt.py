@@ -87,6 +87,25 @@ if _control:
 
         commit.make_temp = _slow_make_temp
 
+    if os.environ.get("QUANTIZE_TEST_STUCK"):
+        # One worker gets stuck before its first temporary file, deaf to signals
+        # as in a long C call (they stay pending: no handler runs).
+        import signal
+
+        _make_temp_before = commit.make_temp
+
+        def _stuck_make_temp(folder, temps):
+            try:
+                os.close(os.open(Path(_control, "claimed-stuck"), os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return _make_temp_before(folder, temps)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            Path(_control, "stuck").write_text(str(os.getpid()))
+            time.sleep(float(os.environ["QUANTIZE_TEST_STUCK"]))
+            return _make_temp_before(folder, temps)
+
+        commit.make_temp = _stuck_make_temp
+
     if os.environ.get("QUANTIZE_TEST_HALT_WAIT"):
         from quantize import dask_executor
 
@@ -224,6 +243,27 @@ def test_ctrl_c_again_while_local_workers_end_is_held_until_they_have(tmp_path: 
     assert (control / "released").exists()
     # Its commit was interrupted as it ended: the worker removed the whole set.
     assert HELD[:-4] not in _whole_or_none(tmp_path / "out")
+
+
+def test_a_second_ctrl_c_ends_a_local_worker_stuck_in_a_long_call(tmp_path: Path) -> None:
+    # The local -j pool: the workers were told to stop, and quantize waits for
+    # them with further signals held; a worker deaf to them (a long C call)
+    # kept it waiting for as long as that call lasted.  A second Ctrl-C now
+    # ends the workers: SIGTERM, then, for one still there, SIGKILL.
+    photos = photo_crops(tmp_path, COUNT, (96, 72))
+    proc, control = _start(tmp_path, photos, "", dask=False, QUANTIZE_TEST_STUCK="600")
+    try:
+        _wait_held(proc, control, "stuck")
+        proc.send_signal(signal.SIGINT)  # `kill -INT`: the command forwards it
+        time.sleep(1.0)  # a user's pause
+        proc.send_signal(signal.SIGINT)
+    finally:
+        text = _end(proc)
+    assert proc.returncode == 130, text
+    stop, summary = _lines(text, photos)
+    assert stop == "quantize: interrupted" and " not done in " in summary, text
+    # The stuck worker ended too: it held the command's stderr, which _end read to its end.
+    _whole_or_none(tmp_path / "out")
 
 
 def _start(
