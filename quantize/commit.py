@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from quantize.errors import OutputError
 
@@ -512,15 +512,19 @@ def signals_handled(handler: Callable[[int, object], None]) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread() or None in handlers:
         yield
         return
-    saved = {signum: signal.signal(signum, handler) for signum in _DEFERRED_SIGNALS}
-    try:
+    # Every handler goes back even if a Ctrl-C lands between two of them, as
+    # they are set or put back: a signal left with this block's handler
+    # would be lost from then on.  So each one's way back is noted first.
+    with ExitStack() as restore:
+        for signum, previous in zip(_DEFERRED_SIGNALS, handlers, strict=True):
+            restore.callback(_set_handler, signum, previous)
+            signal.signal(signum, handler)
         yield
-    finally:
-        # Every handler goes back even if a Ctrl-C lands between two of them:
-        # SIGTERM left with this block's handler would be lost from then on.
-        with ExitStack() as restore:
-            for signum, previous in saved.items():
-                restore.callback(signal.signal, signum, previous)
+
+
+def _set_handler(signum: int, handler: Any) -> None:
+    """``signal.signal``, looked up as it is called (a test stands in for it)."""
+    signal.signal(signum, handler)
 
 
 @contextmanager

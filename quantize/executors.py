@@ -632,14 +632,19 @@ def _undisturbed(end: Callable[[], object], pool: _Pool) -> bool:
     afterwards (SIGTERM's notes the exit code); what it raises asks for
     the stop under way, or for one after the last task (reported as a stop).
     """
-    try:
-        with signals_deferred(pool.end_workers):
-            end()
-    except KeyboardInterrupt:
-        return True
-    finally:
-        pool.stop_killer()
-    return False
+    came = ended = False
+    while not ended:
+        try:
+            with signals_deferred(pool.end_workers):
+                end()
+                ended = True
+        except KeyboardInterrupt:
+            # Held and raised as the block ended, or raised before the signals
+            # were held: ``end`` has not run then, and runs now.
+            came = True
+        finally:
+            pool.stop_killer()
+    return came
 
 
 def _collect(

@@ -321,6 +321,58 @@ def test_a_ctrl_c_while_the_handlers_go_back_leaves_sigterm_its_own(
         real(signal.SIGTERM, previous)
 
 
+def test_a_ctrl_c_while_the_holding_handlers_go_in_leaves_each_signal_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from quantize import commit
+
+    real = signal.signal
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def ctrl_c_after_the_first(signum: int, handler: Any) -> Any:
+        real(signum, handler)
+        monkeypatch.setattr(signal, "signal", real)
+        raise KeyboardInterrupt  # as if Ctrl-C came right then
+
+    monkeypatch.setattr(signal, "signal", ctrl_c_after_the_first)
+    try:
+        with pytest.raises(KeyboardInterrupt), commit.signals_deferred():
+            pytest.fail("the block ran")  # pragma: no cover
+        # The first handler set was put back: no later signal is held for ever.
+        assert {signum: signal.getsignal(signum) for signum in before} == before
+    finally:
+        for signum, handler in before.items():
+            real(signum, handler)
+
+
+def _ended(calls: list[str]) -> None:
+    calls.append("ended")
+
+
+def test_a_stop_request_before_the_workers_wait_is_held_still_runs_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A second Ctrl-C as the wait for the workers begins, before its signals
+    # are held: the wait (the pool's stop or shutdown) was skipped.
+    from contextlib import AbstractContextManager
+
+    real = executors.signals_deferred
+    calls: list[str] = []
+
+    def interrupted_once(*args: Any) -> AbstractContextManager[None]:
+        monkeypatch.setattr(executors, "signals_deferred", real)
+        raise KeyboardInterrupt
+
+    class NoPool:
+        def end_workers(self, signum: int) -> None: ...
+
+        def stop_killer(self) -> None: ...
+
+    monkeypatch.setattr(executors, "signals_deferred", interrupted_once)
+    assert executors._undisturbed(partial(_ended, calls), NoPool())  # type: ignore[arg-type]
+    assert calls == ["ended"]
+
+
 # --------------------------------------------------------------------------- #
 # A stop request whose exception a finalizer dropped
 # --------------------------------------------------------------------------- #
