@@ -59,6 +59,7 @@ __all__ = [
     "minibatch_fit",
     "minibatch_run",
     "minibatch_step",
+    "nearest_two",
     "prepare",
 ]
 
@@ -502,6 +503,28 @@ def _lowest_at_min(
     ties = np.flatnonzero(found[1] > 1)
     if ties.size:
         out[ties] = np.argmin(scores[:, ties], axis=0)
+
+
+def nearest_two(
+    prep: Prepared, centers: NDArray[np.float64]
+) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
+    """Nearest center of every row (ties to the lowest index) and the squared
+    distances to its nearest and second-nearest centers, for ``centers``
+    (k, d) in ``prep``'s shifted coordinates: scores laid out centers x
+    rows, so that the minima run along long rows."""
+    k, n = centers.shape[0], prep.X.shape[0]
+    c_aug = np.empty((k, centers.shape[1] + 1), dtype=prep.X.dtype)
+    np.multiply(centers, -2.0, out=c_aug[:, :-1], casting="same_kind")
+    c_aug[:, -1] = row_norms(c_aug[:, :-1]) / 4
+    scores = c_aug @ prep.xt_aug
+    near = scores.min(axis=0)
+    labels = np.empty(n, dtype=np.intp)
+    _lowest_at_min(scores, near, np.empty_like(scores), _index_and_count(k, scores.dtype), labels)
+    scores.reshape(-1)[labels * n + np.arange(n)] = np.inf
+    second = scores.min(axis=0)
+    near += prep.x_sq
+    second += prep.x_sq
+    return labels, np.maximum(near, 0, out=near), np.maximum(second, 0, out=second)
 
 
 def _lloyd_bounded(

@@ -657,10 +657,11 @@ def _fit_kmeans(
     high_k = _thorough_high_k(x.shape[0], k, max_swap_tries)
     resume = None
     if k <= _BINNED_REFINE_MAX_K:
-        seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng)
-        if cap != 0:
-            tries = _capped(_SWAP_TRIES, cap)
-            seeded = _swap_search(prepare(seed_x, seed_w), seeded, max_iter, rng, tries)
+        if cap is None:
+            seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng)
+            seeded = _swap_search(prepare(seed_x, seed_w), seeded, max_iter, rng, _SWAP_TRIES)
+        else:
+            seeded = _seed_capped(seed_x, seed_w, k, n_init, max_iter, rng, cap)
         fine_prep = fine_ready.result()
     else:
         # Ranked on the 6-bit bins: go on from where the winner stopped.
@@ -848,10 +849,45 @@ def _seed_runs(
     return best_of(seed_x, seed_w, k, "k-means++", n_init, max_iter, SEED_TOL, rng, SEED_TRIALS)
 
 
+def _seed_capped(
+    seed_x: NDArray[np.float64],
+    seed_w: NDArray[np.float64],
+    k: int,
+    n_init: int,
+    max_iter: int,
+    rng: np.random.Generator,
+    cap: int,
+) -> LloydResult:
+    """Restarts and swaps on the seed bins under the caller's cap (the
+    estimators).  Where Lloyd's iterations on the seed bins take plain
+    passes (few bins), both run in float32, where those passes cost about
+    two thirds as much, and the swap tries as the lockstep restarts run
+    (see :func:`quantize.swaps.swap_search`): the seeding only needs to
+    rank runs and find a basin; the refinement that follows, in float64,
+    settles the centers and the exact objective.  On the held-out corpus
+    (benchmarks/corpus.py) at k = 16 and 64, seeds 0-2, the estimator's
+    inertia stayed that of float64 seeding."""
+    if _plain_passes(seed_x.shape[0], k):
+        seed_x = seed_x.astype(np.float32)
+    seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng)
+    if cap == 0:
+        return seeded
+    prep = prepare(seed_x, seed_w)
+    tries = _capped(_SWAP_TRIES, cap)
+    lockstep = prep.X.dtype == np.float32
+    return _swap_search(prep, seeded, max_iter, rng, tries, lockstep=lockstep)
+
+
 def seeds_in_lockstep(n: int, k: int, n_init: int) -> bool:
     """Whether the seeding runs pay to be run in lockstep: several of them,
     on so few bins that Lloyd's iterations would take plain passes."""
-    return n_init > 1 and (n < BOUNDS_MIN_ROWS or n * k < BOUNDS_MIN_WORK)
+    return n_init > 1 and _plain_passes(n, k)
+
+
+def _plain_passes(n: int, k: int) -> bool:
+    """Whether Lloyd's iterations on ``n`` rows with ``k`` centers take
+    plain passes (:func:`quantize._lloyd.lloyd`'s rule)."""
+    return n < BOUNDS_MIN_ROWS or n * k < BOUNDS_MIN_WORK
 
 
 def _ranked_on_bins(

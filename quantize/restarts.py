@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import DTypeLike, NDArray
 
 from quantize._kernels import (
     MAX_PRODUCT,
@@ -132,7 +132,7 @@ def seeded_runs(
     ...)`` returns, up to rounding; with fewer distinct rows than
     ``n_clusters`` the result is one run, those rows exactly.
     """
-    work = _Workspace(X.shape, n_init, n_clusters, n_local_trials)
+    work = _Workspace(X.shape, n_init, n_clusters, n_local_trials, dtype=X.dtype)
     seeds = kmeans_plusplus_runs(X, w, n_clusters, n_init, rng, n_local_trials, work)
     if seeds.shape[1] < n_clusters:
         # Seeding ran out of distinct rows: they are the exact answer.
@@ -181,11 +181,17 @@ class _Workspace:
     take as long as the arithmetic of several iterations.
     """
 
-    def __init__(self, shape: tuple[int, int], n_runs: int, *per_run: int) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        n_runs: int,
+        *per_run: int,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
         self.n, self.d = shape
         self.n_runs = n_runs
         rows = max(self._group_size(p) * p for p in per_run)
-        self.dist = np.empty((rows, self.n))
+        self.dist = np.empty((rows, self.n), dtype=dtype)
         self._same: NDArray[np.bool_] | None = None
 
     def groups(self, n_runs: int, per_run: int) -> list[slice]:
@@ -245,7 +251,7 @@ def kmeans_plusplus_runs(
     x_sq = np.einsum("ij,ij->i", X, X)
     # [x, 1, |x|^2]: one product with [-2 c, |c|^2, 1] gives the squared
     # distances, without two more passes over the (candidates, rows) matrix.
-    xt_aug = np.empty((d + 2, n))
+    xt_aug = np.empty((d + 2, n), dtype=X.dtype)
     xt_aug[:d] = X.T
     xt_aug[d] = 1
     xt_aug[d + 1] = x_sq
@@ -264,7 +270,7 @@ def kmeans_plusplus_runs(
     closest = np.einsum("rij,rij->ri", offset, offset)  # exact: 0 on copies
     potential = mass[:, :n]
     np.multiply(closest, w, out=potential)
-    work = work or _Workspace(X.shape, n_runs, n_local_trials)
+    work = work or _Workspace(X.shape, n_runs, n_local_trials, dtype=X.dtype)
     groups = work.groups(n_runs, n_local_trials)
     for step in range(1, n_clusters):
         for r in np.flatnonzero(~potential.any(axis=1)):
@@ -277,7 +283,7 @@ def kmeans_plusplus_runs(
         draws = uniform[:, 1 + (step - 1) * n_local_trials : 1 + step * n_local_trials]
         candidates = _draw_runs(draws, mass).ravel()
         rows = X[candidates]
-        rows_aug = np.empty((candidates.size, d + 2))
+        rows_aug = np.empty((candidates.size, d + 2), dtype=X.dtype)
         np.multiply(rows, -2.0, out=rows_aug[:, :d])
         rows_aug[:, d] = row_norms(rows)
         rows_aug[:, d + 1] = 1
@@ -310,7 +316,10 @@ def _best_candidates(
     np.minimum(by_run, closest[runs, None, :], out=by_run)
     # Rounding can leave tiny negative distances: harmless in the scores,
     # clamped in the potential that is drawn from.
-    best = np.argmin(weighted_sums_of_rows(dist, w).reshape(n_runs, trials), axis=1)
+    # In the rows' precision: float32 rows (a seeding that only ranks runs)
+    # would otherwise have their scores cast to float64 whole first.
+    scores = weighted_sums_of_rows(dist, w.astype(dist.dtype, copy=False))
+    best = np.argmin(scores.reshape(n_runs, trials), axis=1)
     np.maximum(by_run[np.arange(n_runs), best], 0, out=closest[runs])
     return best + np.arange(first, first + n_runs * trials, trials)
 
@@ -388,7 +397,7 @@ def lloyd_runs(
     centers = starts - prep.shift
     runs: list[Run | None] = [None] * n_runs
     active = np.arange(n_runs)
-    table = _Table(prep, work or _Workspace(prep.X.shape, n_runs, k))
+    table = _Table(prep, work or _Workspace(prep.X.shape, n_runs, k, dtype=prep.X.dtype))
     inertia, sums = table.assign(centers)
     n_iter = 0
     while active.size and n_iter < max_iter:
@@ -426,10 +435,10 @@ class _Table:
         n, d = prep.X.shape
         self.prep = prep
         self.work = work
-        self.xt_aug = np.empty((d + 1, n))
+        self.xt_aug = np.empty((d + 1, n), dtype=prep.X.dtype)
         self.xt_aug[:d] = prep.X.T
         self.xt_aug[d] = 1
-        self.stats = np.empty((n, d + 2))
+        self.stats = np.empty((n, d + 2), dtype=prep.X.dtype)
         self.stats[:, :d] = prep.wxt.T
         self.stats[:, d] = prep.w
         self.stats[:, d + 1] = 1
@@ -443,11 +452,11 @@ class _Table:
         where it is exactly as near to two centers."""
         n_runs, k, d = centers.shape
         n = self.xt_aug.shape[1]
-        c_aug = np.empty((n_runs * k, d + 1))
+        c_aug = np.empty((n_runs * k, d + 1), dtype=self.xt_aug.dtype)
         np.multiply(centers.reshape(-1, d), -2.0, out=c_aug[:, :d])
         c_aug[:, d] = row_norms(c_aug[:, :d]) / 4
-        nearest = np.empty((n_runs, n))
-        sums = np.zeros((n_runs, k, d + 2))
+        nearest = np.empty((n_runs, n), dtype=self.xt_aug.dtype)
+        sums = np.zeros((n_runs, k, d + 2), dtype=self.xt_aug.dtype)
         blocks = self.work.row_blocks(k)
         for runs in self.work.groups(n_runs, k):
             size = (runs.stop - runs.start) * k
