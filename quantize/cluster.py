@@ -835,16 +835,19 @@ def _seed_runs(
     n_init: int,
     max_iter: int,
     rng: np.random.Generator,
+    one_at_a_time: bool = False,
 ) -> LloydResult:
     """Best of ``n_init`` k-means++ + Lloyd runs on the seed bins.
 
     The runs advance in lockstep (:mod:`quantize.restarts`) where each of
     their steps is mostly numpy overhead: several runs on few bins, which
-    Lloyd's iterations would do in plain passes anyway.
+    Lloyd's iterations would do in plain passes anyway; their seeding
+    always, their iterations unless ``one_at_a_time`` (see
+    :func:`quantize.restarts.best_of_batched`).
     """
     if seeds_in_lockstep(seed_x.shape[0], k, n_init):
         return restarts.best_of_batched(
-            seed_x, seed_w, k, n_init, max_iter, SEED_TOL, rng, SEED_TRIALS
+            seed_x, seed_w, k, n_init, max_iter, SEED_TOL, rng, SEED_TRIALS, one_at_a_time
         )
     return best_of(seed_x, seed_w, k, "k-means++", n_init, max_iter, SEED_TOL, rng, SEED_TRIALS)
 
@@ -860,22 +863,23 @@ def _seed_capped(
 ) -> LloydResult:
     """Restarts and swaps on the seed bins under the caller's cap (the
     estimators).  Where Lloyd's iterations on the seed bins take plain
-    passes (few bins), both run in float32, where those passes cost about
-    two thirds as much, and the swap tries as the lockstep restarts run
-    (see :func:`quantize.swaps.swap_search`): the seeding only needs to
+    passes (few bins), both run in float32, their Lloyd's iterations one
+    run at a time without the lockstep's setup
+    (:class:`quantize.restarts.PlainRuns`, see also
+    :func:`quantize.swaps.swap_search`): the seeding only needs to
     rank runs and find a basin; the refinement that follows, in float64,
     settles the centers and the exact objective.  On the held-out corpus
     (benchmarks/corpus.py) at k = 16 and 64, seeds 0-2, the estimator's
     inertia stayed that of float64 seeding."""
-    if _plain_passes(seed_x.shape[0], k):
+    low = _plain_passes(seed_x.shape[0], k)
+    if low:
         seed_x = seed_x.astype(np.float32)
-    seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng)
+    seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng, one_at_a_time=low)
     if cap == 0:
         return seeded
     prep = prepare(seed_x, seed_w)
     tries = _capped(_SWAP_TRIES, cap)
-    lockstep = prep.X.dtype == np.float32
-    return _swap_search(prep, seeded, max_iter, rng, tries, lockstep=lockstep)
+    return _swap_search(prep, seeded, max_iter, rng, tries, lockstep=low)
 
 
 def seeds_in_lockstep(n: int, k: int, n_init: int) -> bool:

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from quantize._kernels import FloatArray, draw, nearest_three, weighted_count, weighted_sums
 from quantize._lloyd import LloydResult, Prepared, lloyd, nearest_two
-from quantize.restarts import lloyd_runs
+from quantize.restarts import PlainRuns
 
 __all__ = ["TOL", "split_merge_search", "swap_search"]
 
@@ -51,11 +51,12 @@ def swap_search(
     settle the rest.  ``n_iter`` of the result counts the kept runs only.
 
     With ``lockstep`` the distances are computed as the lockstep restarts
-    compute theirs (scores laid out centers x rows, Lloyd's iterations by
-    :func:`quantize.restarts.lloyd_runs`), in ``prep``'s precision: for
-    the few rows of the estimators' seeding, in float32, where that costs
-    about two thirds of :func:`quantize._lloyd.lloyd`'s passes.  The
-    tries are the same up to rounding.
+    compute theirs (scores laid out centers x rows; Lloyd's iterations as
+    one run of :func:`quantize.restarts.lloyd_runs`, see
+    :class:`quantize.restarts.PlainRuns`), in ``prep``'s precision: for the few rows of the
+    estimators' seeding, in float32, at a fraction of the cost of
+    :func:`quantize._lloyd.lloyd`'s passes.  The tries are the same up to
+    rounding.
     """
     best = start
     k = start.centers.shape[0]
@@ -64,6 +65,7 @@ def swap_search(
     nearest = None
     # Rows tried against the current best (fresh_picks only).
     tried = np.zeros(prep.X.shape[0], dtype=bool) if fresh_picks else None
+    runs = PlainRuns(prep, k, TOL) if lockstep else None
     for _ in range(tries):
         if nearest is None:
             nearest = _nearest(prep, best.centers, lockstep)
@@ -84,11 +86,7 @@ def swap_search(
         cost = weighted_count(labels, prep.w * (np.minimum(d2, d_new) - kept), k)
         centers = best.centers.copy()
         centers[int(np.argmin(cost))] = prep.X[pick] + prep.shift
-        run = (
-            _lloyd_lockstep(prep, centers, max_iter)
-            if lockstep
-            else lloyd(prep, centers, max_iter, TOL)
-        )
+        run = lloyd(prep, centers, max_iter, TOL) if runs is None else runs.run(centers, max_iter)
         if run.inertia < best.inertia:
             best = run.after(best.n_iter)
             nearest = None
@@ -106,16 +104,6 @@ def _nearest(
         return nearest_two(prep, centers - prep.shift)
     labels, _, near, others = nearest_three(prep.X, centers - prep.shift, prep.x_sq)
     return labels, near**2, others[:, 0] ** 2
-
-
-def _lloyd_lockstep(prep: Prepared, centers: NDArray[np.float64], max_iter: int) -> LloydResult:
-    """:func:`quantize._lloyd.lloyd` to ``TOL`` as one run of
-    :func:`quantize.restarts.lloyd_runs`, labelled by :func:`nearest_two`."""
-    run = lloyd_runs(prep, centers[None], max_iter, TOL)[0]
-    labels = run.labels
-    if labels is None:
-        labels = nearest_two(prep, run.centers)[0]
-    return LloydResult(run.centers + prep.shift, labels, run.inertia, run.n_iter)
 
 
 # Clusters considered on each side of a split/merge move: the most

@@ -350,9 +350,9 @@ def test_estimator_seeds_in_float32_on_few_seed_bins(monkeypatch: pytest.MonkeyP
     seen: list[tuple[object, object]] = []
     runs, search = cluster._seed_runs, cluster._swap_search
 
-    def spy_runs(x: Any, *rest: Any) -> Any:
+    def spy_runs(x: Any, *rest: Any, **options: Any) -> Any:
         seen.append(("runs", x.dtype))
-        return runs(x, *rest)
+        return runs(x, *rest, **options)
 
     def spy_search(prep: Any, *rest: Any, **options: Any) -> Any:
         seen.append(("swaps", prep.X.dtype))

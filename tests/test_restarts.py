@@ -246,3 +246,18 @@ def test_float32_rows_computed_in_float32(
         np.testing.assert_allclose(low.centers, high.centers, atol=1e-4)  # type: ignore[attr-defined]
         assert low.centers.dtype == np.float64  # type: ignore[attr-defined]
     assert dtypes == {np.dtype(np.float32), np.dtype(np.float64)}
+
+
+def test_runs_one_at_a_time_as_in_lockstep(
+    seed_bins: tuple[NDArray[np.float64], NDArray[np.float64]],
+) -> None:
+    # PlainRuns: the same iterations as lloyd_runs, one run after the other.
+    x, w = seed_bins
+    for seed in range(3):
+        args = (x, w, 16, 4, 300, 1e-3)
+        together = restarts.best_of_batched(*args, np.random.default_rng(seed), TRIALS)
+        alone = restarts.best_of_batched(*args, np.random.default_rng(seed), TRIALS, True)
+        assert alone.inertia == pytest.approx(together.inertia, rel=1e-9)
+        np.testing.assert_allclose(alone.centers, together.centers, atol=1e-9)
+        np.testing.assert_array_equal(alone.labels, together.labels)
+        assert alone.n_iter == together.n_iter
