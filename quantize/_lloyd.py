@@ -56,6 +56,7 @@ __all__ = [
     "lloyd",
     "lloyd_dense",
     "lloyd_plain",
+    "lloyd_step_rounded",
     "minibatch_fit",
     "minibatch_run",
     "minibatch_step",
@@ -370,6 +371,23 @@ def lloyd_plain(
         if previous - inertia <= tol * previous:
             break
     return LloydResult(c + prep.shift, labels, inertia, n_iter)
+
+
+def lloyd_step_rounded(prep: Prepared, centers: NDArray[np.float64]) -> LloydResult:
+    """One Lloyd step from ``centers`` (original coordinates) whose first
+    assignment, which only decides the clusters' means, compares float32
+    scores; the last one, which gives the labels and the inertia, is exact
+    as :func:`lloyd_plain`'s.  The two assignments differ only for rows
+    within rounding of float32 from a boundary, a negligible change of the
+    means.  Plain passes in the centers x rows layout (few features and
+    clusters, see :func:`_columns_layout`), else :func:`lloyd_plain`."""
+    if not _columns_layout(prep.X.shape[1], centers.shape[0]):
+        return lloyd_plain(prep, centers, 1, 0.0)
+    c = centers - prep.shift
+    labels, sq_dist = _assign_columns(prep.xt_aug.astype(np.float32), prep.x_sq, c)
+    c = update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, c)
+    labels, sq_dist = _assign(prep, c)
+    return LloydResult(c + prep.shift, labels, weighted_sum(prep.w, sq_dist), 1)
 
 
 class _Scratch:

@@ -82,6 +82,7 @@ from quantize._lloyd import (
     best_of,
     lloyd,
     lloyd_plain,
+    lloyd_step_rounded,
     minibatch_fit,
     prepare,
 )
@@ -372,6 +373,9 @@ def cluster_table(
         whose seed bins are coarse (dark, hazy, flat images), where the
         whole schedule runs: a good local optimum for less, where the best
         one is not the goal (the estimators of :mod:`quantize.kmeans`).
+        Under a cap the seeding on few bins computes in float32, and the
+        first assignment of the plain exact step compares float32 scores
+        (its last one, which gives ``labels`` and ``inertia``, is exact).
         A cap also skips the fuller schedule of tables under ``2**18``
         rows at 9 to 23 clusters.  Ignored with ``fixed_centers``.
 
@@ -699,7 +703,11 @@ def _fit_kmeans(
     if not assign:
         return exact_means(x, w, fine.centers), n_iter + 1
     assert exact_prep is not None
-    done = lloyd_plain(exact_prep.result(), fine.centers, EXACT_STEPS, 0.0)
+    if cap is not None and EXACT_STEPS == 1:
+        # The estimators: see lloyd_step_rounded.
+        done = lloyd_step_rounded(exact_prep.result(), fine.centers)
+    else:
+        done = lloyd_plain(exact_prep.result(), fine.centers, EXACT_STEPS, 0.0)
     return _drop_unused(done.centers, done.labels, done.inertia, n_iter + done.n_iter)
 
 

@@ -366,3 +366,22 @@ def test_estimator_seeds_in_float32_on_few_seed_bins(monkeypatch: pytest.MonkeyP
     seen.clear()
     cluster.cluster_table(*args, random_state=0)
     assert seen[:2] == [("runs", np.float64), ("swaps", np.float64)]
+
+
+def test_rounded_exact_step_ends_on_an_exact_assignment() -> None:
+    # The estimators' exact step decides the means from float32 scores,
+    # then labels the rows and sums their SSE exactly.
+    pixels = np.random.default_rng(3).integers(0, 256, size=(40000, 3))
+    table = color_table(pack_rgb(pixels.astype(np.uint8)))
+    x, w = table.colors / 255.0, table.counts * 1.0
+    prep = loops.prepare(x, w)
+    start = x[np.random.default_rng(0).choice(x.shape[0], 12, replace=False)]
+    step = loops.lloyd_step_rounded(prep, start)
+    plain = loops.lloyd_plain(prep, start, 1, 0.0)
+    # A row within float32 rounding of a boundary may count in another
+    # cluster's mean: a few such rows move a mean by a few 1e-5.
+    np.testing.assert_allclose(step.centers, plain.centers, atol=1e-3)
+    sq = ((x[:, None, :] - step.centers[None]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(step.labels, np.argmin(sq, axis=1))
+    assert step.inertia == pytest.approx(float(w @ sq.min(axis=1)), rel=1e-12)
+    assert step.n_iter == 1
