@@ -53,10 +53,10 @@ def swap_search(
     With ``lockstep`` the distances are computed as the lockstep restarts
     compute theirs (scores laid out centers x rows; Lloyd's iterations as
     one run of :func:`quantize.restarts.lloyd_runs`, see
-    :class:`quantize.restarts.PlainRuns`), in ``prep``'s precision: for the few rows of the
-    estimators' seeding, in float32, at a fraction of the cost of
-    :func:`quantize._lloyd.lloyd`'s passes.  The tries are the same up to
-    rounding.
+    :class:`quantize.restarts.PlainRuns`), in ``prep``'s precision: for
+    the few rows of the estimators' seeding, in float32, at a fraction of
+    the cost of :func:`quantize._lloyd.lloyd`'s passes.  The tries are the
+    same up to rounding.
     """
     best = start
     k = start.centers.shape[0]
