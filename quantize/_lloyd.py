@@ -56,9 +56,11 @@ __all__ = [
     "lloyd",
     "lloyd_dense",
     "lloyd_plain",
+    "lloyd_step_rounded",
     "minibatch_fit",
     "minibatch_run",
     "minibatch_step",
+    "nearest_two",
     "prepare",
 ]
 
@@ -371,6 +373,23 @@ def lloyd_plain(
     return LloydResult(c + prep.shift, labels, inertia, n_iter)
 
 
+def lloyd_step_rounded(prep: Prepared, centers: NDArray[np.float64]) -> LloydResult:
+    """One Lloyd step from ``centers`` (original coordinates) whose first
+    assignment, which only decides the clusters' means, compares float32
+    scores; the last one, which gives the labels and the inertia, is exact
+    as :func:`lloyd_plain`'s.  The two assignments differ only for rows
+    within rounding of float32 from a boundary, a negligible change of the
+    means.  Plain passes in the centers x rows layout (few features and
+    clusters, see :func:`_columns_layout`), else :func:`lloyd_plain`."""
+    if not _columns_layout(prep.X.shape[1], centers.shape[0]):
+        return lloyd_plain(prep, centers, 1, 0.0)
+    c = centers - prep.shift
+    labels, sq_dist = _assign_columns(prep.xt_aug.astype(np.float32), prep.x_sq, c)
+    c = update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, c)
+    labels, sq_dist = _assign(prep, c)
+    return LloydResult(c + prep.shift, labels, weighted_sum(prep.w, sq_dist), 1)
+
+
 class _Scratch:
     """Arrays of :func:`_assign_columns` kept from one pass to the next of a
     run: fresh arrays of a large table's size cost page faults (the heap
@@ -502,6 +521,28 @@ def _lowest_at_min(
     ties = np.flatnonzero(found[1] > 1)
     if ties.size:
         out[ties] = np.argmin(scores[:, ties], axis=0)
+
+
+def nearest_two(
+    prep: Prepared, centers: NDArray[np.float64]
+) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
+    """Nearest center of every row (ties to the lowest index) and the squared
+    distances to its nearest and second-nearest centers, for ``centers``
+    (k, d) in ``prep``'s shifted coordinates: scores laid out centers x
+    rows, so that the minima run along long rows."""
+    k, n = centers.shape[0], prep.X.shape[0]
+    c_aug = np.empty((k, centers.shape[1] + 1), dtype=prep.X.dtype)
+    np.multiply(centers, -2.0, out=c_aug[:, :-1], casting="same_kind")
+    c_aug[:, -1] = row_norms(c_aug[:, :-1]) / 4
+    scores = c_aug @ prep.xt_aug
+    near = scores.min(axis=0)
+    labels = np.empty(n, dtype=np.intp)
+    _lowest_at_min(scores, near, np.empty_like(scores), _index_and_count(k, scores.dtype), labels)
+    scores.reshape(-1)[labels * n + np.arange(n)] = np.inf
+    second = scores.min(axis=0)
+    near += prep.x_sq
+    second += prep.x_sq
+    return labels, np.maximum(near, 0, out=near), np.maximum(second, 0, out=second)
 
 
 def _lloyd_bounded(

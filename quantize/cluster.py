@@ -82,6 +82,7 @@ from quantize._lloyd import (
     best_of,
     lloyd,
     lloyd_plain,
+    lloyd_step_rounded,
     minibatch_fit,
     prepare,
 )
@@ -372,6 +373,9 @@ def cluster_table(
         whose seed bins are coarse (dark, hazy, flat images), where the
         whole schedule runs: a good local optimum for less, where the best
         one is not the goal (the estimators of :mod:`quantize.kmeans`).
+        Under a cap the seeding on few bins computes in float32, and the
+        first assignment of the plain exact step compares float32 scores
+        (its last one, which gives ``labels`` and ``inertia``, is exact).
         A cap also skips the fuller schedule of tables under ``2**18``
         rows at 9 to 23 clusters.  Ignored with ``fixed_centers``.
 
@@ -657,10 +661,11 @@ def _fit_kmeans(
     high_k = _thorough_high_k(x.shape[0], k, max_swap_tries)
     resume = None
     if k <= _BINNED_REFINE_MAX_K:
-        seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng)
-        if cap != 0:
-            tries = _capped(_SWAP_TRIES, cap)
-            seeded = _swap_search(prepare(seed_x, seed_w), seeded, max_iter, rng, tries)
+        if cap is None:
+            seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng)
+            seeded = _swap_search(prepare(seed_x, seed_w), seeded, max_iter, rng, _SWAP_TRIES)
+        else:
+            seeded = _seed_capped(seed_x, seed_w, k, n_init, max_iter, rng, cap)
         fine_prep = fine_ready.result()
     else:
         # Ranked on the 6-bit bins: go on from where the winner stopped.
@@ -698,7 +703,11 @@ def _fit_kmeans(
     if not assign:
         return exact_means(x, w, fine.centers), n_iter + 1
     assert exact_prep is not None
-    done = lloyd_plain(exact_prep.result(), fine.centers, EXACT_STEPS, 0.0)
+    if cap is not None and EXACT_STEPS == 1:
+        # The estimators: see lloyd_step_rounded.
+        done = lloyd_step_rounded(exact_prep.result(), fine.centers)
+    else:
+        done = lloyd_plain(exact_prep.result(), fine.centers, EXACT_STEPS, 0.0)
     return _drop_unused(done.centers, done.labels, done.inertia, n_iter + done.n_iter)
 
 
@@ -834,24 +843,63 @@ def _seed_runs(
     n_init: int,
     max_iter: int,
     rng: np.random.Generator,
+    one_at_a_time: bool = False,
 ) -> LloydResult:
     """Best of ``n_init`` k-means++ + Lloyd runs on the seed bins.
 
     The runs advance in lockstep (:mod:`quantize.restarts`) where each of
     their steps is mostly numpy overhead: several runs on few bins, which
-    Lloyd's iterations would do in plain passes anyway.
+    Lloyd's iterations would do in plain passes anyway; their seeding
+    always, their iterations unless ``one_at_a_time`` (see
+    :func:`quantize.restarts.best_of_batched`).
     """
     if seeds_in_lockstep(seed_x.shape[0], k, n_init):
         return restarts.best_of_batched(
-            seed_x, seed_w, k, n_init, max_iter, SEED_TOL, rng, SEED_TRIALS
+            seed_x, seed_w, k, n_init, max_iter, SEED_TOL, rng, SEED_TRIALS, one_at_a_time
         )
     return best_of(seed_x, seed_w, k, "k-means++", n_init, max_iter, SEED_TOL, rng, SEED_TRIALS)
+
+
+def _seed_capped(
+    seed_x: NDArray[np.float64],
+    seed_w: NDArray[np.float64],
+    k: int,
+    n_init: int,
+    max_iter: int,
+    rng: np.random.Generator,
+    cap: int,
+) -> LloydResult:
+    """Restarts and swaps on the seed bins under the caller's cap (the
+    estimators).  Where Lloyd's iterations on the seed bins take plain
+    passes (few bins), both run in float32, their Lloyd's iterations one
+    run at a time without the lockstep's setup
+    (:class:`quantize.restarts.PlainRuns`, see also
+    :func:`quantize.swaps.swap_search`): the seeding only needs to
+    rank runs and find a basin; the refinement that follows, in float64,
+    settles the centers and the exact objective.  On the held-out corpus
+    (benchmarks/corpus.py) at k = 16 and 64, seeds 0-2, the estimator's
+    inertia stayed that of float64 seeding."""
+    low = _plain_passes(seed_x.shape[0], k)
+    if low:
+        seed_x = seed_x.astype(np.float32)
+    seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng, one_at_a_time=low)
+    if cap == 0:
+        return seeded
+    prep = prepare(seed_x, seed_w)
+    tries = _capped(_SWAP_TRIES, cap)
+    return _swap_search(prep, seeded, max_iter, rng, tries, lockstep=low)
 
 
 def seeds_in_lockstep(n: int, k: int, n_init: int) -> bool:
     """Whether the seeding runs pay to be run in lockstep: several of them,
     on so few bins that Lloyd's iterations would take plain passes."""
-    return n_init > 1 and (n < BOUNDS_MIN_ROWS or n * k < BOUNDS_MIN_WORK)
+    return n_init > 1 and _plain_passes(n, k)
+
+
+def _plain_passes(n: int, k: int) -> bool:
+    """Whether Lloyd's iterations on ``n`` rows with ``k`` centers take
+    plain passes (:func:`quantize._lloyd.lloyd`'s rule)."""
+    return n < BOUNDS_MIN_ROWS or n * k < BOUNDS_MIN_WORK
 
 
 def _ranked_on_bins(

@@ -244,8 +244,9 @@ default "k-means++"
     exact finish (:func:`quantize.cluster.cluster_table`), when ``init`` is
     "k-means++" and ``tol`` is 1e-4, but with shorter swap searches than
     the command's (a few tries each; the full schedule on dark or flat
-    data): the command aims at the best of many runs, the estimator at a
-    better optimum than one scikit-learn run in a fraction of its time, so
+    data) and a seeding computed in float32: the command aims at the best
+    of many runs, the estimator at a better optimum than one scikit-learn
+    run in a fraction of its time, so
     its result can differ from the command's palette.  The results mean
     the same:
     ``labels_`` covers every row, ``inertia_`` is the weighted SSE of every

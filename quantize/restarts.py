@@ -37,10 +37,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import DTypeLike, NDArray
 
 from quantize._kernels import (
     MAX_PRODUCT,
+    FloatArray,
     assign_nearest,
     row_norms,
     sq_dist_exact,
@@ -80,6 +81,7 @@ def best_of_batched(
     tol: float,
     rng: np.random.Generator,
     n_local_trials: int,
+    one_at_a_time: bool = False,
 ) -> LloydResult:
     """Best of ``n_init`` greedy k-means++ + Lloyd runs, advanced together.
 
@@ -99,6 +101,12 @@ def best_of_batched(
     rng : numpy.random.Generator
     n_local_trials : int
         Candidates per greedy k-means++ step.
+    one_at_a_time : bool, default False
+        Lloyd's iterations of the runs one after the other
+        (:class:`PlainRuns`) instead of in lockstep, up to
+        ``LOCKSTEP_LLOYD_MAX_K`` clusters: the same runs up to rounding, for
+        less numpy overhead per pass where the rows are float32 (the
+        estimators' seeding).
 
     Returns
     -------
@@ -107,7 +115,7 @@ def best_of_batched(
         nearest-center assignment of the centers and the inertia their SSE;
         with fewer distinct rows than ``n_clusters``, those rows, exactly.
     """
-    runs = seeded_runs(X, w, n_clusters, n_init, max_iter, tol, rng, n_local_trials)
+    runs = seeded_runs(X, w, n_clusters, n_init, max_iter, tol, rng, n_local_trials, one_at_a_time)
     best = runs[int(np.argmin([run.inertia for run in runs]))]
     if best.labels is not None:
         return LloydResult(best.centers, best.labels, best.inertia, best.n_iter)
@@ -124,6 +132,7 @@ def seeded_runs(
     tol: float,
     rng: np.random.Generator,
     n_local_trials: int,
+    one_at_a_time: bool = False,
 ) -> list[Run]:
     """Where each of ``n_init`` greedy k-means++ + Lloyd runs ends, in order.
 
@@ -132,7 +141,7 @@ def seeded_runs(
     ...)`` returns, up to rounding; with fewer distinct rows than
     ``n_clusters`` the result is one run, those rows exactly.
     """
-    work = _Workspace(X.shape, n_init, n_clusters, n_local_trials)
+    work = _Workspace(X.shape, n_init, n_clusters, n_local_trials, dtype=X.dtype)
     seeds = kmeans_plusplus_runs(X, w, n_clusters, n_init, rng, n_local_trials, work)
     if seeds.shape[1] < n_clusters:
         # Seeding ran out of distinct rows: they are the exact answer.
@@ -144,6 +153,10 @@ def seeded_runs(
             Run(run.centers, run.inertia, run.n_iter, run.labels)
             for run in lloyd_each(prep, [X[rows] for rows in seeds], max_iter, tol)
         ]
+    if one_at_a_time:
+        each = PlainRuns(prep, n_clusters, tol)
+        done = [each.run(X[rows], max_iter) for rows in seeds]
+        return [Run(run.centers, run.inertia, run.n_iter, run.labels) for run in done]
     runs = lloyd_runs(prep, X[seeds], max_iter, tol, work)
     return [Run(run.centers + prep.shift, run.inertia, run.n_iter, run.labels) for run in runs]
 
@@ -181,11 +194,17 @@ class _Workspace:
     take as long as the arithmetic of several iterations.
     """
 
-    def __init__(self, shape: tuple[int, int], n_runs: int, *per_run: int) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        n_runs: int,
+        *per_run: int,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
         self.n, self.d = shape
         self.n_runs = n_runs
         rows = max(self._group_size(p) * p for p in per_run)
-        self.dist = np.empty((rows, self.n))
+        self.dist = np.empty((rows, self.n), dtype=dtype)
         self._same: NDArray[np.bool_] | None = None
 
     def groups(self, n_runs: int, per_run: int) -> list[slice]:
@@ -245,7 +264,7 @@ def kmeans_plusplus_runs(
     x_sq = np.einsum("ij,ij->i", X, X)
     # [x, 1, |x|^2]: one product with [-2 c, |c|^2, 1] gives the squared
     # distances, without two more passes over the (candidates, rows) matrix.
-    xt_aug = np.empty((d + 2, n))
+    xt_aug = np.empty((d + 2, n), dtype=X.dtype)
     xt_aug[:d] = X.T
     xt_aug[d] = 1
     xt_aug[d + 1] = x_sq
@@ -264,7 +283,7 @@ def kmeans_plusplus_runs(
     closest = np.einsum("rij,rij->ri", offset, offset)  # exact: 0 on copies
     potential = mass[:, :n]
     np.multiply(closest, w, out=potential)
-    work = work or _Workspace(X.shape, n_runs, n_local_trials)
+    work = work or _Workspace(X.shape, n_runs, n_local_trials, dtype=X.dtype)
     groups = work.groups(n_runs, n_local_trials)
     for step in range(1, n_clusters):
         for r in np.flatnonzero(~potential.any(axis=1)):
@@ -277,7 +296,7 @@ def kmeans_plusplus_runs(
         draws = uniform[:, 1 + (step - 1) * n_local_trials : 1 + step * n_local_trials]
         candidates = _draw_runs(draws, mass).ravel()
         rows = X[candidates]
-        rows_aug = np.empty((candidates.size, d + 2))
+        rows_aug = np.empty((candidates.size, d + 2), dtype=X.dtype)
         np.multiply(rows, -2.0, out=rows_aug[:, :d])
         rows_aug[:, d] = row_norms(rows)
         rows_aug[:, d + 1] = 1
@@ -310,7 +329,10 @@ def _best_candidates(
     np.minimum(by_run, closest[runs, None, :], out=by_run)
     # Rounding can leave tiny negative distances: harmless in the scores,
     # clamped in the potential that is drawn from.
-    best = np.argmin(weighted_sums_of_rows(dist, w).reshape(n_runs, trials), axis=1)
+    # In the rows' precision: float32 rows (a seeding that only ranks runs)
+    # would otherwise have their scores cast to float64 whole first.
+    scores = weighted_sums_of_rows(dist, w.astype(dist.dtype, copy=False))
+    best = np.argmin(scores.reshape(n_runs, trials), axis=1)
     np.maximum(by_run[np.arange(n_runs), best], 0, out=closest[runs])
     return best + np.arange(first, first + n_runs * trials, trials)
 
@@ -388,7 +410,7 @@ def lloyd_runs(
     centers = starts - prep.shift
     runs: list[Run | None] = [None] * n_runs
     active = np.arange(n_runs)
-    table = _Table(prep, work or _Workspace(prep.X.shape, n_runs, k))
+    table = _Table(prep, work or _Workspace(prep.X.shape, n_runs, k, dtype=prep.X.dtype))
     inertia, sums = table.assign(centers)
     n_iter = 0
     while active.size and n_iter < max_iter:
@@ -414,6 +436,81 @@ def lloyd_runs(
     return [run for run in runs if run is not None]
 
 
+class PlainRuns:
+    """Lloyd's iterations to ``tol`` from one start at a time on few rows,
+    computed as one run of :func:`quantize.restarts.lloyd_runs` computes
+    them (scores laid out centers x rows; each cluster's sums from the
+    one-hot assignment times ``[w x, w, 1]``), in the rows' precision, with
+    the rows' layout and every scratch array made once for all the tries of
+    a search: on a few thousand rows each pass is mostly numpy's per-call
+    overhead, which the setup of ``lloyd_runs`` for several runs multiplies.
+    """
+
+    def __init__(self, prep: Prepared, k: int, tol: float) -> None:
+        n, d = prep.X.shape
+        dtype = prep.X.dtype
+        self.prep = prep
+        self.tol = tol
+        self.stats = np.empty((n, d + 2), dtype=dtype)
+        self.stats[:, :d] = prep.wxt.T
+        self.stats[:, d] = prep.w
+        self.stats[:, d + 1] = 1
+        self.scores = np.empty((k, n), dtype=dtype)
+        self.same = np.empty((k, n), dtype=bool)
+        self.near = np.empty(n, dtype=dtype)
+        self.c_aug = np.empty((k, d + 1), dtype=dtype)
+        self.index_and_count = np.stack([np.arange(k), np.ones(k)]).astype(dtype)
+
+    def run(self, centers: NDArray[np.float64], max_iter: int) -> LloydResult:
+        """Lloyd's iterations from ``centers`` (original coordinates), as
+        :func:`quantize._lloyd.lloyd` ends them; labels and inertia of the
+        returned centers."""
+        prep = self.prep
+        n, d = prep.X.shape
+        c = centers - prep.shift
+        inertia, sums = self._assign(c)
+        n_iter = 0
+        while n_iter < max_iter:
+            counts = sums[:, d + 1]
+            if counts.sum() > n or not counts.all():
+                # A row exactly as near to two centers, or an empty cluster
+                # (rare): the sequential iterations go on, and reseed.
+                return lloyd(prep, c + prep.shift, max_iter - n_iter, self.tol).after(n_iter)
+            c = (sums[:, :d] / sums[:, d, None]).astype(np.float64)
+            n_iter += 1
+            previous = inertia
+            inertia, sums = self._assign(c)
+            if previous - inertia <= self.tol * previous:
+                break
+        return LloydResult(c + prep.shift, self._labels(), inertia, n_iter)
+
+    def _assign(self, c: NDArray[np.float64]) -> tuple[float, FloatArray]:
+        """Assign every row to its nearest of ``c`` (shifted centers): the
+        SSE, and per cluster ``[sum w x, sum w, rows]`` (k, d + 2), which
+        count a row twice where it is exactly as near to two centers.
+        Leaves the one-hot assignment in ``scores``."""
+        d = c.shape[1]
+        np.multiply(c, -2.0, out=self.c_aug[:, :d], casting="same_kind")
+        self.c_aug[:, d] = row_norms(self.c_aug[:, :d]) / 4
+        np.matmul(self.c_aug, self.prep.xt_aug, out=self.scores)
+        near = np.min(self.scores, axis=0, out=self.near)
+        np.equal(self.scores, near, out=self.same)
+        np.copyto(self.scores, self.same)
+        sq_dist = near + self.prep.x_sq
+        np.maximum(sq_dist, 0, out=sq_dist)
+        return weighted_sum(self.prep.w, sq_dist), self.scores @ self.stats
+
+    def _labels(self) -> NDArray[np.intp]:
+        """The lowest nearest center of every row, from the last one-hot
+        assignment."""
+        found = self.index_and_count @ self.scores
+        labels = found[0].astype(np.intp)
+        ties = np.flatnonzero(found[1] > 1)
+        if ties.size:
+            labels[ties] = np.argmax(self.scores[:, ties], axis=0)
+        return labels
+
+
 class _Table:
     """The rows as the batched assignment needs them.
 
@@ -426,10 +523,10 @@ class _Table:
         n, d = prep.X.shape
         self.prep = prep
         self.work = work
-        self.xt_aug = np.empty((d + 1, n))
+        self.xt_aug = np.empty((d + 1, n), dtype=prep.X.dtype)
         self.xt_aug[:d] = prep.X.T
         self.xt_aug[d] = 1
-        self.stats = np.empty((n, d + 2))
+        self.stats = np.empty((n, d + 2), dtype=prep.X.dtype)
         self.stats[:, :d] = prep.wxt.T
         self.stats[:, d] = prep.w
         self.stats[:, d + 1] = 1
@@ -443,11 +540,11 @@ class _Table:
         where it is exactly as near to two centers."""
         n_runs, k, d = centers.shape
         n = self.xt_aug.shape[1]
-        c_aug = np.empty((n_runs * k, d + 1))
+        c_aug = np.empty((n_runs * k, d + 1), dtype=self.xt_aug.dtype)
         np.multiply(centers.reshape(-1, d), -2.0, out=c_aug[:, :d])
         c_aug[:, d] = row_norms(c_aug[:, :d]) / 4
-        nearest = np.empty((n_runs, n))
-        sums = np.zeros((n_runs, k, d + 2))
+        nearest = np.empty((n_runs, n), dtype=self.xt_aug.dtype)
+        sums = np.zeros((n_runs, k, d + 2), dtype=self.xt_aug.dtype)
         blocks = self.work.row_blocks(k)
         for runs in self.work.groups(n_runs, k):
             size = (runs.stop - runs.start) * k

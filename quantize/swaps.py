@@ -12,7 +12,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quantize._kernels import FloatArray, draw, nearest_three, weighted_count, weighted_sums
-from quantize._lloyd import LloydResult, Prepared, lloyd
+from quantize._lloyd import LloydResult, Prepared, lloyd, nearest_two
+from quantize.restarts import PlainRuns
 
 __all__ = ["TOL", "split_merge_search", "swap_search"]
 
@@ -29,6 +30,7 @@ def swap_search(
     tries: int = 20,
     *,
     fresh_picks: bool = False,
+    lockstep: bool = False,
 ) -> LloydResult:
     """Local search by swaps: replace one center by a row drawn in proportion
     to its weighted squared distance, rerun Lloyd's iterations, keep the
@@ -47,6 +49,14 @@ def swap_search(
     optima where a cluster is split across two lumps of color while another
     lump shares a center; a swap moves that center and the iterations
     settle the rest.  ``n_iter`` of the result counts the kept runs only.
+
+    With ``lockstep`` the distances are computed as the lockstep restarts
+    compute theirs (scores laid out centers x rows; Lloyd's iterations as
+    one run of :func:`quantize.restarts.lloyd_runs`, see
+    :class:`quantize.restarts.PlainRuns`), in ``prep``'s precision: for
+    the few rows of the estimators' seeding, in float32, at a fraction of
+    the cost of :func:`quantize._lloyd.lloyd`'s passes.  The tries are the
+    same up to rounding.
     """
     best = start
     k = start.centers.shape[0]
@@ -55,10 +65,10 @@ def swap_search(
     nearest = None
     # Rows tried against the current best (fresh_picks only).
     tried = np.zeros(prep.X.shape[0], dtype=bool) if fresh_picks else None
+    runs = PlainRuns(prep, k, TOL) if lockstep else None
     for _ in range(tries):
         if nearest is None:
-            labels, _, near, others = nearest_three(prep.X, best.centers - prep.shift, prep.x_sq)
-            nearest = labels, near**2, others[:, 0] ** 2
+            nearest = _nearest(prep, best.centers, lockstep)
         labels, d1, d2 = nearest
         mass = prep.w * d1
         if tried is not None:
@@ -76,13 +86,24 @@ def swap_search(
         cost = weighted_count(labels, prep.w * (np.minimum(d2, d_new) - kept), k)
         centers = best.centers.copy()
         centers[int(np.argmin(cost))] = prep.X[pick] + prep.shift
-        run = lloyd(prep, centers, max_iter, TOL)
+        run = lloyd(prep, centers, max_iter, TOL) if runs is None else runs.run(centers, max_iter)
         if run.inertia < best.inertia:
             best = run.after(best.n_iter)
             nearest = None
             if tried is not None:
                 tried[:] = False
     return best
+
+
+def _nearest(
+    prep: Prepared, centers: NDArray[np.float64], lockstep: bool
+) -> tuple[NDArray[np.intp], FloatArray, FloatArray]:
+    """Every row's nearest center and the squared distances to its nearest
+    and second-nearest centers (``centers`` in the original coordinates)."""
+    if lockstep:
+        return nearest_two(prep, centers - prep.shift)
+    labels, _, near, others = nearest_three(prep.X, centers - prep.shift, prep.x_sq)
+    return labels, near**2, others[:, 0] ** 2
 
 
 # Clusters considered on each side of a split/merge move: the most

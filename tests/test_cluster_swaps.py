@@ -500,3 +500,19 @@ def test_split_merge_never_merges_two_empty_clusters() -> None:
         moves = swaps._moves(prep, start)
     assert moves and all(np.isfinite(move.centers).all() for move in moves)
     assert not any({move.b, move.c} == {0, 1} for move in moves)
+
+
+def test_lockstep_swap_search_makes_the_same_tries() -> None:
+    # The estimators' seeding computes its tries as the lockstep restarts
+    # do: the same draws, swaps and Lloyd runs up to rounding.
+    table = table_of(lumps(30, 20000, 4))
+    x, w = table.colors / 255.0, table.counts.astype(np.float64)
+    prep = prepare(x, w)
+    start = best_of(x, w, 12, "k-means++", 1, 300, 1e-3, np.random.default_rng(0))
+    plain = swaps.swap_search(prep, start, 300, np.random.default_rng(1), 8)
+    lockstep = swaps.swap_search(prep, start, 300, np.random.default_rng(1), 8, lockstep=True)
+    assert plain.inertia < start.inertia
+    assert lockstep.inertia == pytest.approx(plain.inertia, rel=1e-9)
+    np.testing.assert_allclose(lockstep.centers, plain.centers, atol=1e-9)
+    np.testing.assert_array_equal(lockstep.labels, plain.labels)
+    assert lockstep.n_iter == plain.n_iter

@@ -193,9 +193,9 @@ def swap_tries(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     original = cluster._swap_search
 
-    def spy(prep: Any, start: Any, max_iter: int, rng: Any, tries: int = 20) -> Any:
+    def spy(prep: Any, start: Any, max_iter: int, rng: Any, tries: int = 20, **options: Any) -> Any:
         calls.append(tries)
-        return original(prep, start, max_iter, rng, tries)
+        return original(prep, start, max_iter, rng, tries, **options)
 
     monkeypatch.setattr(cluster, "_swap_search", spy)
     return calls
@@ -338,3 +338,50 @@ def test_dense_nearest_center_breaks_ties_to_the_lowest_index() -> None:
     np.testing.assert_array_equal(labels, np.argmin(scores, axis=0))
     assert (labels == 1).any() and not (labels == 4).any()
     assert sq_dist.shape == (700,) and (sq_dist >= 0).all()
+
+
+def test_estimator_seeds_in_float32_on_few_seed_bins(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under the cap the restarts and swaps on the seed bins (plain passes)
+    # run in float32; the command's own fit keeps float64 (its results
+    # must not move), and both end on float64 centers.
+    pixels = np.random.default_rng(0).integers(0, 256, size=(30000, 3))
+    table = color_table(pack_rgb(pixels.astype(np.uint8)))
+    args = (table.colors / 255.0, table.counts * 1.0, table.keys, 8)
+    seen: list[tuple[object, object]] = []
+    runs, search = cluster._seed_runs, cluster._swap_search
+
+    def spy_runs(x: Any, *rest: Any, **options: Any) -> Any:
+        seen.append(("runs", x.dtype))
+        return runs(x, *rest, **options)
+
+    def spy_search(prep: Any, *rest: Any, **options: Any) -> Any:
+        seen.append(("swaps", prep.X.dtype))
+        return search(prep, *rest, **options)
+
+    monkeypatch.setattr(cluster, "_seed_runs", spy_runs)
+    monkeypatch.setattr(cluster, "_swap_search", spy_search)
+    capped = cluster.cluster_table(*args, random_state=0, max_swap_tries=TABLE_SWAP_TRIES)
+    assert seen[:2] == [("runs", np.float32), ("swaps", np.float32)]
+    assert capped.centers.dtype == np.float64
+    seen.clear()
+    cluster.cluster_table(*args, random_state=0)
+    assert seen[:2] == [("runs", np.float64), ("swaps", np.float64)]
+
+
+def test_rounded_exact_step_ends_on_an_exact_assignment() -> None:
+    # The estimators' exact step decides the means from float32 scores,
+    # then labels the rows and sums their SSE exactly.
+    pixels = np.random.default_rng(3).integers(0, 256, size=(40000, 3))
+    table = color_table(pack_rgb(pixels.astype(np.uint8)))
+    x, w = table.colors / 255.0, table.counts * 1.0
+    prep = loops.prepare(x, w)
+    start = x[np.random.default_rng(0).choice(x.shape[0], 12, replace=False)]
+    step = loops.lloyd_step_rounded(prep, start)
+    plain = loops.lloyd_plain(prep, start, 1, 0.0)
+    # A row within float32 rounding of a boundary may count in another
+    # cluster's mean: a few such rows move a mean by a few 1e-5.
+    np.testing.assert_allclose(step.centers, plain.centers, atol=1e-3)
+    sq = ((x[:, None, :] - step.centers[None]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(step.labels, np.argmin(sq, axis=1))
+    assert step.inertia == pytest.approx(float(w @ sq.min(axis=1)), rel=1e-12)
+    assert step.n_iter == 1

@@ -222,3 +222,42 @@ _THREADS_SCRIPT = textwrap.dedent(
 
 def test_same_result_with_any_number_of_threads() -> None:
     assert len(outputs_by_blas_threads(_THREADS_SCRIPT, ("1", "2"))) == 1
+
+
+def test_float32_rows_computed_in_float32(
+    seed_bins: tuple[NDArray[np.float64], NDArray[np.float64]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The estimators' seeding hands float32 bins: every score matrix is
+    # float32 (none cast to float64 whole), and the runs land where
+    # float64 ones do, up to rounding.
+    x, w = seed_bins
+    dtypes: set[np.dtype[np.floating]] = set()
+    original = restarts._Table.assign
+
+    def spy(self: restarts._Table, centers: NDArray[np.float64]) -> object:
+        dtypes.add(self.work.dist.dtype)
+        return original(self, centers)
+
+    monkeypatch.setattr(restarts._Table, "assign", spy)
+    for seed in range(3):
+        low = batched(x.astype(np.float32), w, 16, 4, seed)
+        high = batched(x, w, 16, 4, seed)
+        assert low.inertia == pytest.approx(high.inertia, rel=1e-5)  # type: ignore[attr-defined]
+        np.testing.assert_allclose(low.centers, high.centers, atol=1e-4)  # type: ignore[attr-defined]
+        assert low.centers.dtype == np.float64  # type: ignore[attr-defined]
+    assert dtypes == {np.dtype(np.float32), np.dtype(np.float64)}
+
+
+def test_runs_one_at_a_time_as_in_lockstep(
+    seed_bins: tuple[NDArray[np.float64], NDArray[np.float64]],
+) -> None:
+    # PlainRuns: the same iterations as lloyd_runs, one run after the other.
+    x, w = seed_bins
+    for seed in range(3):
+        args = (x, w, 16, 4, 300, 1e-3)
+        together = restarts.best_of_batched(*args, np.random.default_rng(seed), TRIALS)
+        alone = restarts.best_of_batched(*args, np.random.default_rng(seed), TRIALS, True)
+        assert alone.inertia == pytest.approx(together.inertia, rel=1e-9)
+        np.testing.assert_allclose(alone.centers, together.centers, atol=1e-9)
+        np.testing.assert_array_equal(alone.labels, together.labels)
+        assert alone.n_iter == together.n_iter
