@@ -308,12 +308,7 @@ def image_writer(
             raise ValueError(f"{fmt} cannot hold an animation")
         options.update(_animation_options(frames, fmt, durations, loop))
     elif fmt == "png" and (in_parts := _png_in_parts(frames[0], options)) is not None:
-        parts = in_parts
-
-        def write_parts(fh: IO[bytes]) -> None:
-            fh.write(parts())
-
-        return write_parts
+        return in_parts
 
     def encode() -> bytes:
         buffer = io.BytesIO()
@@ -337,26 +332,27 @@ def image_writer(
 #: at least this many (at most MAX_THREADS parts, a number fixed by the
 #: image size, so the bytes do not depend on the cores): zlib holds one
 #: core per stream, and on 12 MP its deflate is as long as the clustering's
-#: slowest steps.
-PNG_PART_PIXELS = 1 << 21
+#: slowest steps.  Two parts at 12 MP, three at 16: each thread adds its
+#: buffers to the peak memory.
+PNG_PART_PIXELS = FAST_PNG_PIXELS
 # Scanlines go to zlib in batches of about this many bytes.
 _DEFLATE_BATCH_BYTES = 1 << 18
-# Bytes of compressed data per IDAT chunk.
-_IDAT_BYTES = 1 << 20
 _ADLER_BASE = 65521
 
 
-def _png_in_parts(image: Image.Image, options: dict[str, object]) -> Callable[[], bytes] | None:
-    """The PNG Pillow writes for ``image`` with ``options``, except that its
-    image data is deflated in parts on threads (``Deferred``) that start now;
-    None where that does not apply (not a large 8-bit palette image).
+def _png_in_parts(image: Image.Image, options: dict[str, object]) -> Writer | None:
+    """A :data:`Writer` of the PNG Pillow writes for ``image`` with
+    ``options``, except that its image data is deflated in parts on threads
+    (``Deferred``) that start now; None where that does not apply (not a
+    large 8-bit palette image).
 
     Every chunk but the image data is Pillow's own (written for the image's
     first row, with the height set): palette, transparency, bit depth and
     filter type (None, as Pillow writes palette images) stay as they are.
     Each part is a raw deflate stream ended by a sync flush, the last one
-    by the stream's end, so the parts joined form one zlib stream
-    (as pigz writes), decoded by any PNG reader.
+    by the stream's end, so the parts joined form one zlib stream (as pigz
+    writes), decoded by any PNG reader; each part is an IDAT chunk of its
+    own, written as it is, without copies of the whole.
     """
     parts = min(MAX_THREADS, image.width * image.height // PNG_PART_PIXELS)
     level = options.get("compress_level")
@@ -373,21 +369,28 @@ def _png_in_parts(image: Image.Image, options: dict[str, object]) -> Callable[[]
         for top, bottom in itertools.pairwise(bounds)
     ]
 
-    def encode() -> bytes:
-        adler, data = 1, [zlib.compress(b"", level)[:2]]  # zlib's header for the level
-        for part in deflated:
+    def write(fh: IO[bytes]) -> None:
+        fh.write(head)
+        adler = 1
+        for number, part in enumerate(deflated):
             stream, part_adler, size = part.result()
-            data.append(stream)
             adler = adler32_combine(adler, part_adler, size)
-        data.append(struct.pack(">I", adler))
-        idat = b"".join(data)
-        chunks = [
-            _png_chunk(b"IDAT", idat[start : start + _IDAT_BYTES])
-            for start in range(0, len(idat), _IDAT_BYTES)
-        ]
-        return b"".join([head, *chunks, tail])
+            first = [zlib.compress(b"", level)[:2]] if number == 0 else []  # zlib's header
+            last = [struct.pack(">I", adler)] if number == len(deflated) - 1 else []
+            _write_chunk(fh, b"IDAT", [*first, *stream, *last])
+        fh.write(tail)
 
-    return encode
+    return write
+
+
+def _write_chunk(fh: IO[bytes], kind: bytes, body: list[bytes]) -> None:
+    """One PNG chunk whose data is the pieces of ``body``."""
+    fh.write(struct.pack(">I", sum(len(piece) for piece in body)) + kind)
+    crc = zlib.crc32(kind)
+    for piece in body:
+        fh.write(piece)
+        crc = zlib.crc32(piece, crc)
+    fh.write(struct.pack(">I", crc))
 
 
 def _png_frame(image: Image.Image, options: dict[str, object]) -> tuple[bytes, bytes] | None:
@@ -418,10 +421,11 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 
 def _deflate_rows(
     image: Image.Image, top: int, bottom: int, level: int, last: bool
-) -> tuple[bytes, int, int]:
+) -> tuple[list[bytes], int, int]:
     """Rows ``top:bottom`` of a palette image as PNG scanlines (filter type
-    None) in a raw deflate stream: the stream, ended by a sync flush (by
-    its end when ``last``), the scanlines' Adler-32 and their length."""
+    None) in a raw deflate stream: the stream's pieces, ended by a sync
+    flush (by its end when ``last``), the scanlines' Adler-32 and their
+    length."""
     width = image.width
     deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
     batch = max(1, _DEFLATE_BATCH_BYTES // (width + 1))
@@ -435,7 +439,7 @@ def _deflate_rows(
         out.append(deflate.compress(scanlines))
         adler = zlib.adler32(scanlines, adler)
     out.append(deflate.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH))
-    return b"".join(out), adler, (bottom - top) * (width + 1)
+    return out, adler, (bottom - top) * (width + 1)
 
 
 def adler32_combine(first: int, second: int, second_length: int) -> int:
