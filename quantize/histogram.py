@@ -317,8 +317,11 @@ def _histogram(
         exact = np.zeros(heavy.size, dtype=np.int64)
         for _, keys in _row_chunks(rgb, visible, top, bottom):
             exact += count_heavy(keys)
+            # Cast here, in parallel: np.add.at, which holds the GIL, is about
+            # a fifth faster on intp indices than casting uint32 ones itself.
+            index = keys.astype(np.intp)
             with lock:
-                np.add.at(hist, keys, one)  # same dtype: no casting loop
+                np.add.at(hist, index, one)  # same dtype: no casting loop
         return exact
 
     total = np.zeros(heavy.size, dtype=np.int64)
