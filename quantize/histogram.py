@@ -404,20 +404,13 @@ def _present(hist: NDArray[Any]) -> tuple[NDArray[np.uint32], NDArray[np.int64]]
 def _nonzero(part: NDArray[Any]) -> tuple[NDArray[np.intp], NDArray[Any]]:
     """Increasing positions of the nonzero entries of ``part`` (1-D) and their values.
 
-    Counts narrower than 8 bytes are scanned as the 64-bit words that hold
-    several of them: a photo's histogram is mostly zeros, and numpy finds
-    the nonzero words of a quarter as many entries several times faster
-    than the nonzero uint16 counts themselves.
+    Found through a boolean mask: numpy lists the True entries of a bool
+    array with vector instructions, about three times faster than the
+    nonzero entries of the counts themselves, or of the 64-bit words that
+    hold several uint16 counts, on a photo's mostly empty histogram.
     """
-    lanes = 8 // part.itemsize
-    if lanes <= 1 or 8 % part.itemsize or part.size % lanes or not part.flags.c_contiguous:
-        where = np.flatnonzero(part)
-        return where, part[where]
-    words = np.flatnonzero(part.view(np.uint64))
-    held = part.reshape(-1, lanes)[words]
-    found = held != 0
-    where = (words[:, None] * lanes + np.arange(lanes))[found]
-    return where, held[found]
+    where = np.flatnonzero(part != 0)
+    return where, part[where]
 
 
 def recolor(
