@@ -20,8 +20,9 @@ pngquant runs libimagequant's OpenMP threads on every core; quantize
 decodes its PNG input on a thread while its modules load
 (`quantize.prefetch`), splits counting, recoloring, the clustering's
 nearest-center searches, the nearest-color search and ΔE over threads,
-runs the restarts of a fit one per thread, and computes the metrics and
-encodes the PNG on threads of their own (`quantize._threads`).  On an idle machine the wall
+runs the restarts of a fit one per thread, computes the metrics on a
+thread of its own and deflates the PNG in 2-3 parts on threads
+(`quantize._threads`, `quantize.encode`).  On an idle machine the wall
 time is what a user waits; on a busy one the CPU times are the steadier
 measure of the work each command does, and threads gain little there.
 

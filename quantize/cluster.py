@@ -46,7 +46,13 @@ same k-means objective, and this module makes that fast:
    one step with its exact sufficient statistics; in a bin that straddles
    a boundary, a color closer to the bin mean than half the margin of the
    mean's nearest center keeps that center, and only the others are
-   compared with every center.
+   compared with every center.  Where only the centers are wanted
+   (:func:`cluster_centers`, the image pipeline, which assigns the colors
+   to the rounded palette afterwards), that last step compares every color
+   with every center on float32 distances instead, on the threads: at high
+   k most bins straddle a boundary, and a color that float32 rounding
+   sends to a center no farther than the nearest by a few units in the
+   seventh digit moves no center measurably.
 
 In every case the returned labels are the nearest-center assignment of the
 returned centers and the inertia is their exact weighted SSE over the table.
@@ -88,6 +94,7 @@ from quantize._lloyd import (
 )
 from quantize._threads import Deferred
 from quantize._validation import check_int, check_n_init, check_random_state
+from quantize.histogram import nearest_float32
 
 # Under the module's own name: the schedule's tests spy on it here.
 from quantize.swaps import TOL
@@ -618,6 +625,26 @@ def _exact_step(
     return _drop_unused(centers, last.labels(f.bins.index), last.inertia, n_iter + 1)
 
 
+def _last_step(
+    x: NDArray[np.float64], w: NDArray[np.float64], centers: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """The centers after one Lloyd step on every row of a large table whose
+    labels are not wanted (`cluster_centers`): rows assigned on float32
+    distances on the threads (`quantize.histogram.nearest_float32`), the
+    means summed in float64.  At high k most bins straddle a boundary, so
+    the bin filter of `_exact_step` saves little over comparing every row;
+    a center that lost every row takes the exact step's reseeding."""
+    labels = nearest_float32(x, centers)
+    k, d = centers.shape
+    totals = np.bincount(labels, weights=w, minlength=k)
+    if not (totals > 0).all():
+        return exact_means(x, w, centers)
+    sums = np.empty((k, d))
+    for j in range(d):
+        sums[:, j] = np.bincount(labels, weights=w * x[:, j], minlength=k)
+    return sums / totals[:, None]
+
+
 # --------------------------------------------------------------------------
 # Strategies.
 
@@ -639,12 +666,13 @@ def _fit_kmeans(
         bins = make_bins(x, w, np.asarray(keys, dtype=np.uint32), k)
     exact_filter: Deferred[Filter] | None = None
     exact_prep: Deferred[Prepared] | None = None
-    if bins is not None and x.shape[0] >= _LARGE_TABLE:
+    large = bins is not None and x.shape[0] >= _LARGE_TABLE
+    if bins is not None and large and assign:
         # Depends only on the rows and bins: made on another thread while
         # the restarts run on this one.
         made = bins
         exact_filter = Deferred(lambda: Filter.of(x, w, made))
-    elif bins is not None and assign:
+    elif bins is not None and not large and assign:
         # The rows prepared for the exact finish, the same way.
         exact_prep = Deferred(lambda: prepare(x, w, k))
     if bins is None:
@@ -688,6 +716,8 @@ def _fit_kmeans(
     n_iter = seeded.n_iter + fine.n_iter
     if exact_filter is not None:
         return _exact_step(exact_filter.result(), fine.centers, n_iter, assign)
+    if large:
+        return _last_step(x, w, fine.centers), n_iter + 1
     if k >= _SWAP_MIN_K or small:
         exact = prepare(x, w) if exact_prep is None else exact_prep.result()
         refined = lloyd(exact, fine.centers, max_iter, _HIGH_K_EXACT_TOL if high_k else TOL)

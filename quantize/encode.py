@@ -12,8 +12,12 @@ names, plans and writes outputs through the writers here.
 
 from __future__ import annotations
 
+import functools
 import io
+import itertools
 import os
+import struct
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import replace
@@ -25,7 +29,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from quantize import commit, safeio
-from quantize._threads import Deferred
+from quantize._threads import MAX_THREADS, Deferred
 from quantize.errors import OutputError
 from quantize.imageio import Frame, LoadedImage
 from quantize.vocabulary import FORMAT_ALIASES, IMAGE_FORMATS, registry
@@ -303,6 +307,8 @@ def image_writer(
         if fmt not in ANIMATION_FORMATS:
             raise ValueError(f"{fmt} cannot hold an animation")
         options.update(_animation_options(frames, fmt, durations, loop))
+    elif fmt == "png" and (in_parts := _png_in_parts(frames[0], options)) is not None:
+        return in_parts
 
     def encode() -> bytes:
         buffer = io.BytesIO()
@@ -317,6 +323,133 @@ def image_writer(
         fh.write(encoded.result())
 
     return write
+
+
+# --------------------------------------------------------------------------
+# Large palette PNGs: the image data deflated in parts, on threads.
+
+#: A palette PNG of at least twice this many pixels is deflated in parts of
+#: at least this many (at most MAX_THREADS parts, a number fixed by the
+#: image size, so the bytes do not depend on the cores): zlib holds one
+#: core per stream, and on 12 MP its deflate is as long as the clustering's
+#: slowest steps.  Two parts at 12 MP, three at 16: each thread adds its
+#: buffers to the peak memory.
+PNG_PART_PIXELS = FAST_PNG_PIXELS
+# Scanlines go to zlib in batches of about this many bytes.
+_DEFLATE_BATCH_BYTES = 1 << 18
+_ADLER_BASE = 65521
+
+
+def _png_in_parts(image: Image.Image, options: dict[str, object]) -> Writer | None:
+    """A :data:`Writer` of the PNG Pillow writes for ``image`` with
+    ``options``, except that its image data is deflated in parts on threads
+    (``Deferred``) that start now; None where that does not apply (not a
+    large 8-bit palette image).
+
+    Every chunk but the image data is Pillow's own (written for the image's
+    first row, with the height set): palette, transparency, bit depth and
+    filter type (None, as Pillow writes palette images) stay as they are.
+    Each part is a raw deflate stream ended by a sync flush, the last one
+    by the stream's end, so the parts joined form one zlib stream (as pigz
+    writes), decoded by any PNG reader; each part is an IDAT chunk of its
+    own, written as it is, without copies of the whole.
+    """
+    parts = min(MAX_THREADS, image.width * image.height // PNG_PART_PIXELS)
+    level = options.get("compress_level")
+    if image.mode != "P" or parts < 2 or not isinstance(level, int):
+        return None
+    frame = _png_frame(image, options)
+    if frame is None:
+        return None
+    head, tail = frame
+    height = image.height
+    bounds = [height * i // parts for i in range(parts + 1)]
+    deflated = [
+        Deferred(functools.partial(_deflate_rows, image, top, bottom, level, bottom == height))
+        for top, bottom in itertools.pairwise(bounds)
+    ]
+
+    def write(fh: IO[bytes]) -> None:
+        fh.write(head)
+        adler = 1
+        for number, part in enumerate(deflated):
+            stream, part_adler, size = part.result()
+            adler = adler32_combine(adler, part_adler, size)
+            first = [zlib.compress(b"", level)[:2]] if number == 0 else []  # zlib's header
+            last = [struct.pack(">I", adler)] if number == len(deflated) - 1 else []
+            _write_chunk(fh, b"IDAT", [*first, *stream, *last])
+        fh.write(tail)
+
+    return write
+
+
+def _write_chunk(fh: IO[bytes], kind: bytes, body: list[bytes]) -> None:
+    """One PNG chunk whose data is the pieces of ``body``."""
+    fh.write(struct.pack(">I", sum(len(piece) for piece in body)) + kind)
+    crc = zlib.crc32(kind)
+    for piece in body:
+        fh.write(piece)
+        crc = zlib.crc32(piece, crc)
+    fh.write(struct.pack(">I", crc))
+
+
+def _png_frame(image: Image.Image, options: dict[str, object]) -> tuple[bytes, bytes] | None:
+    """Pillow's PNG chunks before and after the image data of ``image``:
+    those of its first row, with the height in the header set to the
+    image's; None unless the header says 8-bit palette, not interlaced."""
+    buffer = io.BytesIO()
+    image.crop((0, 0, image.width, 1)).save(buffer, format="PNG", **options)
+    data = buffer.getvalue()
+    starts, at = [], 8
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        starts.append((data[at + 4 : at + 8], at))
+        at += 12 + length
+    idat = [start for kind, start in starts if kind == b"IDAT"]
+    header = data[16:29]
+    if starts[0][0] != b"IHDR" or header[8:10] != b"\x08\x03" or header[12] != 0 or not idat:
+        return None
+    last = idat[-1] + 12 + struct.unpack(">I", data[idat[-1] : idat[-1] + 4])[0]
+    ihdr = _png_chunk(b"IHDR", struct.pack(">II", image.width, image.height) + header[8:])
+    return data[:8] + ihdr + data[33 : idat[0]], data[last:]
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    crc = zlib.crc32(body, zlib.crc32(kind))
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+
+def _deflate_rows(
+    image: Image.Image, top: int, bottom: int, level: int, last: bool
+) -> tuple[list[bytes], int, int]:
+    """Rows ``top:bottom`` of a palette image as PNG scanlines (filter type
+    None) in a raw deflate stream: the stream's pieces, ended by a sync
+    flush (by its end when ``last``), the scanlines' Adler-32 and their
+    length."""
+    width = image.width
+    deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+    batch = max(1, _DEFLATE_BATCH_BYTES // (width + 1))
+    lines = np.zeros((batch, width + 1), dtype=np.uint8)  # column 0: the filter type
+    out, adler = [], 1
+    for start in range(top, bottom, batch):
+        n = min(batch, bottom - start)
+        pixels = image.crop((0, start, width, start + n)).tobytes()
+        lines[:n, 1:] = np.frombuffer(pixels, dtype=np.uint8).reshape(n, width)
+        scanlines = lines[:n].data
+        out.append(deflate.compress(scanlines))
+        adler = zlib.adler32(scanlines, adler)
+    out.append(deflate.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH))
+    return out, adler, (bottom - top) * (width + 1)
+
+
+def adler32_combine(first: int, second: int, second_length: int) -> int:
+    """The Adler-32 of two byte strings joined, from the checksum of each and
+    the length of the second (as zlib's ``adler32_combine``)."""
+    a1, b1 = first & 0xFFFF, first >> 16
+    a2, b2 = second & 0xFFFF, second >> 16
+    a = (a1 + a2 - 1) % _ADLER_BASE
+    b = (b1 + b2 + second_length * (a1 - 1)) % _ADLER_BASE
+    return b << 16 | a
 
 
 def encode_image(

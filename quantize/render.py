@@ -115,7 +115,10 @@ def _pair_codes(
 def _indexed(
     indices: NDArray[np.uint8], flat_palette: list[int], transparency: int | bytes | None
 ) -> Image.Image:
-    img = Image.frombytes("P", (indices.shape[1], indices.shape[0]), indices.tobytes())
+    # Pillow maps the array's memory (read-only) instead of copying it twice
+    # (tobytes, then frombytes): 24 MB less fresh memory on 12 MP.
+    rows = np.ascontiguousarray(indices)
+    img = Image.frombuffer("P", (rows.shape[1], rows.shape[0]), rows, "raw", "P", 0, 1)
     img.putpalette(flat_palette, "RGB")
     if transparency is not None:
         img.info["transparency"] = transparency

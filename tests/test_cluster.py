@@ -7,13 +7,14 @@ import pytest
 from numpy.typing import NDArray
 from sklearn import cluster as skc
 
-from quantize import _bins, histogram
+from quantize import _bins, cluster, histogram
 from quantize.cluster import TableFit, cluster_centers, cluster_table
 from quantize.histogram import (
     ColorTable,
     coarse_bins,
     color_table,
     count_pixels,
+    nearest_float32,
     nearest_rgb8,
     pack_rgb,
     recolor,
@@ -255,6 +256,29 @@ def test_nearest_rgb8_is_exact_with_ties_to_the_lowest_index(m: int, k: int) -> 
         colors[:3] = [[20, 0, 255], [255, 255, 255], [0, 0, 0]]
     sq = ((colors[:, None, :].astype(np.int64) - palette[None].astype(np.int64)) ** 2).sum(-1)
     np.testing.assert_array_equal(nearest_rgb8(colors, palette), sq.argmin(axis=1))
+
+
+def test_nearest_float32_is_nearest_but_for_float32_ties() -> None:
+    rng = np.random.default_rng(3)
+    points, centers = rng.random((20_000, 3)), rng.random((256, 3))
+    sq = ((points[:, None, :] - centers[None]) ** 2).sum(-1)
+    labels = nearest_float32(points, centers)
+    chosen = np.take_along_axis(sq, labels[:, None], axis=1)[:, 0]
+    assert np.all(chosen - sq.min(axis=1) <= 1e-6)
+    assert np.mean(labels == sq.argmin(axis=1)) > 0.999
+
+
+def test_last_step_of_a_large_table_is_the_exact_lloyd_step() -> None:
+    rng = np.random.default_rng(4)
+    keys = np.unique(rng.integers(0, 1 << 24, 40_000, dtype=np.uint32))
+    x = histogram.unpack_keys(keys) / 255.0
+    w = rng.integers(1, 50, keys.size).astype(np.float64)
+    # Off the 8-bit grid, as means are: no exact ties for float32 to break otherwise.
+    centers = x[rng.choice(keys.size, 64, replace=False)] + rng.normal(0, 1e-3, (64, 3))
+    bins = _bins.make_bins(x, w, keys, 64)
+    assert bins is not None
+    exact = _bins.exact_update(_bins.Filter.of(x, w, bins), centers)
+    np.testing.assert_allclose(cluster._last_step(x, w, centers), exact, atol=1e-6)
 
 
 @pytest.mark.parametrize("mask_first", [False, True])

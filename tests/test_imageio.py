@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+import zlib
 from pathlib import Path
 from typing import IO
 
@@ -12,8 +13,15 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from quantize import encode, quantize_image
-from quantize.encode import bytes_writer, check_outputs, fit_to_format, image_writer, write_files
+from quantize import _threads, encode, quantize_image
+from quantize.encode import (
+    bytes_writer,
+    check_outputs,
+    encode_image,
+    fit_to_format,
+    image_writer,
+    write_files,
+)
 from quantize.errors import InputError, OutputError
 from quantize.imageio import Frame, LoadedImage, load_image
 from quantize.palette import Palette
@@ -456,6 +464,59 @@ def test_image_writer_writes_animation_without_profile(tmp_path: Path) -> None:
         assert "icc_profile" not in im.info
     with pytest.raises(ValueError, match="jpeg cannot hold an animation"):
         image_writer(frames, "jpeg")
+
+
+def _palette_image(size: tuple[int, int], n_colors: int, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    # Runs of one index, as a recolored photo has, and some noise.
+    index = np.repeat(rng.integers(0, n_colors, (size[1], size[0] // 8), dtype=np.uint8), 8, axis=1)
+    index[rng.random(index.shape) < 0.1] = 0
+    image = Image.fromarray(index, "P")
+    image.putpalette(rng.integers(0, 256, n_colors * 3, dtype=np.uint8).tolist())
+    return image
+
+
+@pytest.mark.parametrize("alpha", [None, "index", "entries"])
+def test_large_palette_png_is_deflated_in_parts_and_decodes_to_the_image(
+    monkeypatch: pytest.MonkeyPatch, alpha: str | None
+) -> None:
+    monkeypatch.setattr(encode, "PNG_PART_PIXELS", 1 << 13)
+    image = _palette_image((520, 130), 256)
+    if alpha == "index":
+        image.info["transparency"] = 255
+    elif alpha == "entries":
+        image.info["transparency"] = bytes(range(0, 256, 2)) + bytes([255] * 128)
+    data = encode_image([image], "png")
+    pillow = io.BytesIO()
+    image.save(pillow, format="PNG", optimize=False, compress_level=6)
+    # Not Pillow's single stream, yet the same image, palette and alpha.
+    assert data != pillow.getvalue()
+    with Image.open(io.BytesIO(data)) as back:
+        back.load()
+        assert (back.mode, back.size) == ("P", image.size)
+        assert back.getpalette() == image.getpalette()
+        assert back.info.get("transparency") == image.info.get("transparency")
+        np.testing.assert_array_equal(np.asarray(back), np.asarray(image))
+    # The parts are fixed by the image size, not by the threads available.
+    monkeypatch.setattr(_threads, "thread_count", lambda: 1)
+    assert encode_image([image], "png") == data
+
+
+def test_png_of_few_colors_or_few_pixels_is_pillows_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(encode, "PNG_PART_PIXELS", 1 << 13)
+    for image in (_palette_image((520, 130), 16), _palette_image((120, 100), 256)):
+        pillow = io.BytesIO()
+        image.save(pillow, format="PNG", optimize=False, compress_level=6)
+        assert encode_image([image], "png") == pillow.getvalue()
+
+
+def test_adler32_combine_is_the_checksum_of_the_joined_bytes() -> None:
+    rng = np.random.default_rng(1)
+    for first_size, second_size in [(0, 0), (1, 70_000), (5000, 1), (65_521, 65_522)]:
+        first = rng.integers(0, 256, first_size, dtype=np.uint8).tobytes()
+        second = rng.integers(0, 256, second_size, dtype=np.uint8).tobytes()
+        joined = encode.adler32_combine(zlib.adler32(first), zlib.adler32(second), second_size)
+        assert joined == zlib.adler32(first + second)
 
 
 def test_check_outputs_sees_the_input_through_any_spelling(tmp_path: Path) -> None:
