@@ -205,8 +205,10 @@ def _sorted_keys(
     counts = np.diff(first, append=n).astype(np.float64)
 
     def inverse() -> NDArray[np.intp]:
+        position = np.cumsum(starts, dtype=np.intp)
+        position -= 1  # in place: each temporary of n rows is fresh memory
         out = np.empty(n, dtype=np.intp)
-        out[order] = np.cumsum(starts) - 1
+        out[order] = position
         return out
 
     return ordered[first], counts, Deferred(inverse)

@@ -559,10 +559,14 @@ def coarse_bins(keys: NDArray[np.uint32], bits: int) -> tuple[NDArray[np.intp], 
     cell |= (k >> np.uint32(8 + shift)) & low
     cell <<= np.uint32(bits)
     cell |= (k >> np.uint32(shift)) & low
-    occupied = np.zeros(1 << (3 * bits), dtype=np.intp)
+    # Bytes and 32-bit numbers: the grid is fresh memory on every call, and
+    # its page faults cost more than the counting (2**18 cells at 6 bits).
+    occupied = np.zeros(1 << (3 * bits), dtype=np.uint8)
     occupied[cell] = 1
-    number = np.cumsum(occupied) - 1
-    return number[cell], int(number[-1] + 1)
+    number = np.cumsum(occupied, dtype=np.int32)
+    index = number[cell].astype(np.intp)
+    index -= 1
+    return index, int(number[-1])
 
 
 def bin_means(
