@@ -79,6 +79,7 @@ _BINCOUNT_MAX_FEATURES = 8
 # Elements of the difference buffer of sq_dist_exact (128 KiB of float64:
 # small enough to be reused from the heap rather than mapped afresh).
 _EXACT_BLOCK_ELEMENTS = 1 << 14
+_EXACT_ONE_BLOCK_ELEMENTS = 1 << 15
 # Fewest distances (rows x centers) per thread of a nearest-center search:
 # below, starting a thread costs more than it saves.
 _STRIPE_DISTANCES = 1 << 20
@@ -283,7 +284,10 @@ def sq_dist_exact(A: FloatArray, B: FloatArray) -> NDArray[np.float64]:
     out = np.empty((n, B.shape[0]), dtype=np.float64)
     # Differences of a block of rows at a time, in one reused buffer: a
     # fresh (n, d) temporary per center is mostly page faults on large A.
-    rows = max(1, _EXACT_BLOCK_ELEMENTS // max(d, 1))
+    # One center reads each block once: larger blocks cost no cache, and
+    # fewer of them less numpy overhead (k-means++'s first center).
+    elements = _EXACT_BLOCK_ELEMENTS if B.shape[0] > 1 else _EXACT_ONE_BLOCK_ELEMENTS
+    rows = max(1, elements // max(d, 1))
     diff = np.empty((min(rows, n), d), dtype=np.result_type(A, B))
     for start in range(0, n, rows):
         part = A[start : start + rows]
