@@ -130,6 +130,12 @@ class Prepared:
         out[d] = 1
         return out
 
+    @cached_property
+    def xt_aug32(self) -> NDArray[np.float32]:
+        """:attr:`xt_aug` in float32, for the first pass of
+        :func:`lloyd_step_rounded`: made when first asked for."""
+        return self.xt_aug.astype(np.float32)
+
 
 def prepare(X: FloatArray, w: NDArray[np.float64], n_clusters: int | None = None) -> Prepared:
     """X (n, d) and its weights (n,) ready for Lloyd's iterations: shifted to
@@ -390,7 +396,7 @@ def lloyd_step_rounded(prep: Prepared, centers: NDArray[np.float64]) -> LloydRes
     if not _columns_layout(prep.X.shape[1], centers.shape[0]):
         return lloyd_plain(prep, centers, 1, 0.0)
     c = centers - prep.shift
-    labels, sq_dist = _assign_columns(prep.xt_aug.astype(np.float32), prep.x_sq, c)
+    labels, sq_dist = _assign_columns(prep.xt_aug32, prep.x_sq, c)
     c = update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, c)
     labels, sq_dist = _assign(prep, c)
     return LloydResult(c + prep.shift, labels, weighted_sum(prep.w, sq_dist), 1)

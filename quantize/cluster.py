@@ -673,8 +673,10 @@ def _fit_kmeans(
         made = bins
         exact_filter = Deferred(lambda: Filter.of(x, w, made))
     elif bins is not None and not large and assign:
-        # The rows prepared for the exact finish, the same way.
-        exact_prep = Deferred(lambda: prepare(x, w, k))
+        # The rows prepared for the exact finish, the same way (under the
+        # estimators' cap, with the float32 copy of lloyd_step_rounded).
+        rounded = max_swap_tries is not None
+        exact_prep = Deferred(lambda: _exact_prep(x, w, k, rounded))
     if bins is None:
         result = _fit_unbinned(x, w, k, n_init, max_iter, rng, cap)
         return _drop_unused(result.centers, result.labels, result.inertia, result.n_iter)
@@ -739,6 +741,16 @@ def _fit_kmeans(
     else:
         done = lloyd_plain(exact_prep.result(), fine.centers, EXACT_STEPS, 0.0)
     return _drop_unused(done.centers, done.labels, done.inertia, n_iter + done.n_iter)
+
+
+def _exact_prep(x: NDArray[np.float64], w: NDArray[np.float64], k: int, rounded: bool) -> Prepared:
+    """:func:`prepare` for the exact finish; with ``rounded``, also the
+    float32 rows of :func:`lloyd_step_rounded`'s first pass (on the thread
+    that prepares them, off the fit's critical path)."""
+    prep = prepare(x, w, k)
+    if rounded and EXACT_STEPS == 1:
+        prep.xt_aug32  # noqa: B018  # made now: a cached property
+    return prep
 
 
 def _fit_unbinned(
