@@ -247,12 +247,14 @@ class _Bounds:
         self.near_key = np.empty(n)
         self.second_key = np.empty(n)
         self.rest_key = np.empty(n)
-        self._recompute(prep, np.arange(n), centers)
+        self._recompute(prep, slice(None), centers)
 
     def _recompute(
-        self, prep: Prepared, rows: NDArray[np.intp], centers: NDArray[np.float64]
+        self, prep: Prepared, rows: NDArray[np.intp] | slice, centers: NDArray[np.float64]
     ) -> None:
-        x = np.take(prep.X, rows, axis=0)
+        """Full pass over ``rows`` (indices, or ``slice(None)`` for every
+        row: then without copies of the rows)."""
+        x = prep.X[rows] if isinstance(rows, slice) else np.take(prep.X, rows, axis=0)
         first, second, d1, d23 = nearest_three(x, centers, prep.x_sq[rows])
         self.labels[rows] = first
         self.second[rows] = second
