@@ -8,6 +8,7 @@ that ``quantize --help`` stays fast.  The option types are
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -333,6 +334,7 @@ def quantize_command(
     from quantize.palette_formats import PaletteError
     from quantize.pipeline import RunOptions
 
+    _resume_collector()
     try:
         check_output_folder(inputs, output)
         check_output_file(inputs, output)
@@ -593,6 +595,20 @@ def _stop_message() -> str:
     return "quantize: terminated" if errors.terminated() else "quantize: interrupted"
 
 
+# Whether `main` paused the garbage collector while the run's modules load.
+_collector_paused: list[bool] = []
+
+
+def _resume_collector() -> None:
+    """Collect garbage again once the modules are loaded, if `main` paused
+    it; what they made lives as long as the process and is frozen, so that
+    no later collection searches it for cycles again."""
+    if _collector_paused:
+        _collector_paused.clear()
+        gc.freeze()
+        gc.enable()
+
+
 #: Thread-pool variables of the BLAS libraries numpy may use.
 _BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -674,8 +690,22 @@ def main() -> None:
     # user's own setting wins.
     for var in _BLAS_THREAD_VARS:
         os.environ.setdefault(var, "1")
+    # Importing numpy, Pillow and the package makes tens of thousands of
+    # objects, and the collector's passes over them hold the GIL that the
+    # input's decoding thread (quantize.prefetch) needs meanwhile: paused
+    # until they are loaded (`_resume_collector`).
+    if gc.isenabled():
+        gc.disable()
+        _collector_paused.append(True)
+    # Once the run is over, what it made is left to the process's exit,
+    # whose interpreter shutdown would otherwise first search every object
+    # of every loaded module for cycles: gc.freeze() makes it skip them
+    # (atexit handlers still run, and the files are written by then).
     try:
         code = quantize_command.main(prog_name="quantize", standalone_mode=False)
+    except SystemExit:  # the command's own exit, its work done
+        gc.freeze()
+        raise
     except click.exceptions.Abort:
         click.echo(_stop_message(), err=True)
         sys.exit(_stop_code())
@@ -689,6 +719,7 @@ def main() -> None:
         echo(f"quantize: error: cannot write the output: {_reason(exc)}")
         _quiet_stdout()
         sys.exit(EXIT_FAILED)
+    gc.freeze()
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 

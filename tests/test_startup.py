@@ -101,3 +101,35 @@ def test_only_dask_runs_load_dask(photo: Path, tmp_path: Path) -> None:
         text=True,
     )
     assert not any(f"'{name}'" in done.stdout for name in dask)
+
+
+#: Run ``main`` on an image and print, when its images start, whether the
+#: garbage collector is on and holds the import-time objects frozen.
+COLLECTOR = """
+import gc, sys
+import quantize.batch as batch
+run_batch = batch.run_batch
+
+def recording(*args, **kwargs):
+    print("collector", gc.isenabled(), gc.get_freeze_count() > 0, flush=True)
+    return run_batch(*args, **kwargs)
+
+batch.run_batch = recording
+from quantize.cli import main
+sys.argv = ["quantize", *sys.argv[1:]]
+main()
+"""
+
+
+def test_the_collector_paused_for_the_imports_runs_again_for_the_images(photo: Path) -> None:
+    # Paused while the modules load; left off, a batch of many images would
+    # keep every reference cycle it makes.
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECTOR, str(photo), "-q"],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    # run_batch may call itself: every call sees the collector on.
+    assert set(done.stdout.splitlines()) == {"collector True True"}
