@@ -501,26 +501,41 @@ class _Pool:
         that no image is left with only some of them.
         """
         if self.killer is not None:
-            return  # the workers were told already
+            return  # the workers were told already, in this wait
         processes: dict[int, Any] = dict(getattr(self.executor, "_processes", None) or {})
         for process in processes.values():
             with suppress(OSError):
                 process.terminate()
+        self._arm_killer(processes)
+
+    def _arm_killer(self, processes: dict[int, Any]) -> None:
         self.killer = threading.Timer(KILL_AFTER, self._kill_stuck, (processes,))
         self.killer.daemon = True
         self.killer.start()
 
     def _kill_stuck(self, processes: dict[int, Any]) -> None:
+        moving = False
         for slot, guard in enumerate(self.guards):
             process = processes.get(self.pids[slot])
+            if process is None or process.exitcode is not None:
+                continue
             # The guard stays taken: a killed worker must not begin a move.
-            if process is not None and process.exitcode is None and guard.acquire(block=False):
+            if guard.acquire(block=False):
                 with suppress(OSError):
                     process.kill()
+            else:
+                moving = True
+        # A worker moving files now may get stuck after its move: looked at
+        # again, unless the wait for the workers is over (stop_killer).
+        if moving and threading.current_thread() is self.killer:
+            self._arm_killer(processes)
 
     def stop_killer(self) -> None:
-        if self.killer is not None:
-            self.killer.cancel()
+        """End the killer of :meth:`end_workers`: the wait for the workers is
+        over, and a stop request in a later wait starts another."""
+        killer, self.killer = self.killer, None
+        if killer is not None:
+            killer.cancel()
 
 
 def _run_pool(

@@ -489,3 +489,44 @@ cli.main()
     assert stop == line
     assert summary.startswith("0 written, 0 skipped, 0 failed, 1 not done in "), summary
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- #
+# The -j pool's killer of stuck workers
+# --------------------------------------------------------------------------- #
+
+
+class _Worker:
+    """A worker process as the killer sees it: alive until killed."""
+
+    def __init__(self) -> None:
+        self.exitcode: int | None = None
+
+    def kill(self) -> None:
+        self.exitcode = -signal.SIGKILL
+
+
+def test_a_worker_moving_files_when_the_killer_looks_is_looked_at_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # It held its guard (moving an image's files) when the killer looked:
+    # skipped then, killed once its move is done if it is still stuck.
+    import multiprocessing
+
+    monkeypatch.setattr(executors, "KILL_AFTER", 0.05)
+    pool = executors._Pool.__new__(executors._Pool)
+    pool.guards = [multiprocessing.get_context().Lock()]
+    pool.pids = [1234]
+    pool.killer = None
+    worker = _Worker()
+    pool.guards[0].acquire()
+    pool._arm_killer({1234: worker})
+    time.sleep(0.3)
+    assert worker.exitcode is None  # not killed in the middle of its move
+    pool.guards[0].release()
+    deadline = time.monotonic() + 10
+    while worker.exitcode is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert worker.exitcode == -signal.SIGKILL
+    pool.stop_killer()
+    assert pool.killer is None
