@@ -61,6 +61,7 @@ __all__ = [
     "minibatch_run",
     "minibatch_step",
     "nearest_two",
+    "plain_passes",
     "prepare",
 ]
 
@@ -352,11 +353,16 @@ def lloyd(
     ``resume``, a result of an earlier call on the same ``prep`` ending at
     ``centers``, lets bounded iterations go on from its state (consumed).
     """
-    n = prep.X.shape[0]
-    if n < BOUNDS_MIN_ROWS or n * centers.shape[0] < BOUNDS_MIN_WORK:
+    if plain_passes(prep.X.shape[0], centers.shape[0]):
         return lloyd_plain(prep, centers, max_iter, tol)
     state = None if resume is None else resume.state
     return _lloyd_bounded(prep, centers, max_iter, tol, state)
+
+
+def plain_passes(n: int, k: int) -> bool:
+    """Whether Lloyd's iterations on ``n`` rows with ``k`` centers take plain
+    passes (:func:`lloyd`): bounds pay only on many rows and much work."""
+    return n < BOUNDS_MIN_ROWS or n * k < BOUNDS_MIN_WORK
 
 
 def lloyd_plain(

@@ -81,7 +81,6 @@ from quantize._bins import (
     seed_set,
 )
 from quantize._lloyd import (
-    BOUNDS_MIN_ROWS,
     BOUNDS_MIN_WORK,
     LloydResult,
     Prepared,
@@ -90,6 +89,7 @@ from quantize._lloyd import (
     lloyd_plain,
     lloyd_step_rounded,
     minibatch_fit,
+    plain_passes,
     prepare,
 )
 from quantize._threads import Deferred
@@ -921,7 +921,7 @@ def _seed_capped(
     settles the centers and the exact objective.  On the held-out corpus
     (benchmarks/corpus.py) at k = 16 and 64, seeds 0-2, the estimator's
     inertia stayed that of float64 seeding."""
-    low = _plain_passes(seed_x.shape[0], k)
+    low = plain_passes(seed_x.shape[0], k)
     if low:
         seed_x = seed_x.astype(np.float32)
     seeded = _seed_runs(seed_x, seed_w, k, n_init, max_iter, rng, one_at_a_time=low)
@@ -935,13 +935,7 @@ def _seed_capped(
 def seeds_in_lockstep(n: int, k: int, n_init: int) -> bool:
     """Whether the seeding runs pay to be run in lockstep: several of them,
     on so few bins that Lloyd's iterations would take plain passes."""
-    return n_init > 1 and _plain_passes(n, k)
-
-
-def _plain_passes(n: int, k: int) -> bool:
-    """Whether Lloyd's iterations on ``n`` rows with ``k`` centers take
-    plain passes (:func:`quantize._lloyd.lloyd`'s rule)."""
-    return n < BOUNDS_MIN_ROWS or n * k < BOUNDS_MIN_WORK
+    return n_init > 1 and plain_passes(n, k)
 
 
 def _ranked_on_bins(
