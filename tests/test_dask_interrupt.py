@@ -408,14 +408,24 @@ def test_a_sigterm_while_a_finished_run_lets_go_of_its_cluster_is_acted_on_once_
     assert len(_whole_or_none(tmp_path / "out")) == COUNT
 
 
-@pytest.mark.parametrize("group", [False, True], ids=["sigterm", "sigterm-to-the-group"])
+@pytest.mark.parametrize(
+    ("group", "late"),
+    [(False, False), (True, False), (False, True)],
+    ids=["sigterm", "sigterm-to-the-group", "halt-reply-too-late"],
+)
 def test_a_write_that_outlasts_the_halt_leaves_no_temporary_file(
-    tmp_path: Path, photos: Path, group: bool
+    tmp_path: Path, photos: Path, group: bool, late: bool
 ) -> None:
     # An image still written when the halt gives up waiting (HALT_WAIT, 1 s
     # here) ends with its worker: the command (or, SIGTERM reaching the
     # worker too, the worker itself) removes the temporary file it had made.
+    # With ``late``, the workers' replies (the temporary files still
+    # written) reach the command after it stopped waiting for them and let
+    # go of the cluster: the worker itself removes that file as the cluster
+    # closes.
     hooks = {"QUANTIZE_TEST_SLOW_WRITE": "60", "QUANTIZE_TEST_HALT_WAIT": "1"}
+    if late:
+        hooks["QUANTIZE_TEST_LATE_HALT"] = str(os.getpid())
     proc, control = _start(tmp_path, photos, "", **hooks)
     try:
         _wait_held(proc, control, "writing")
@@ -425,32 +435,6 @@ def test_a_write_that_outlasts_the_halt_leaves_no_temporary_file(
             os.killpg(proc.pid, signal.SIGTERM)
         else:
             proc.send_signal(signal.SIGTERM)
-    finally:
-        text = _end(proc)
-    assert proc.returncode == 143, text
-    stop, _ = _lines(text, photos)
-    assert stop == "quantize: terminated", text
-    assert not temp.exists()
-    _whole_or_none(tmp_path / "out")
-
-
-def test_a_write_whose_halt_reply_comes_too_late_leaves_no_temporary_file(
-    tmp_path: Path, photos: Path
-) -> None:
-    # The workers' replies (the temporary files still written) reach the
-    # command after it stopped waiting for them and let go of the cluster:
-    # the worker itself removes that file as the cluster closes.
-    hooks = {
-        "QUANTIZE_TEST_SLOW_WRITE": "60",
-        "QUANTIZE_TEST_HALT_WAIT": "1",
-        "QUANTIZE_TEST_LATE_HALT": str(os.getpid()),
-    }
-    proc, control = _start(tmp_path, photos, "", **hooks)
-    try:
-        _wait_held(proc, control, "writing")
-        temp = Path((control / "writing").read_text())
-        assert temp.exists()
-        proc.send_signal(signal.SIGTERM)
     finally:
         text = _end(proc)
     assert proc.returncode == 143, text
