@@ -128,7 +128,8 @@ class Prepared:
     @cached_property
     def xt_aug32(self) -> NDArray[np.float32]:
         """:attr:`xt_aug` in float32, for the first pass of
-        :func:`lloyd_step_rounded`: made when first asked for."""
+        :func:`lloyd_step_rounded` and the float32 steps of
+        :func:`lloyd_dense`: made when first asked for."""
         return self.xt_aug.astype(np.float32)
 
 
@@ -611,35 +612,99 @@ def lloyd_dense(
       in products small enough for OpenBLAS to keep on one thread.
     * The cluster statistics follow the rows that change cluster (a few
       after the first steps) instead of being summed afresh each time.
+    * On float64 rows the iterations compare float32 scores until they
+      converge, then assign exactly; where that moves a row (one within
+      float32 rounding of a boundary) they go on in float64 until they
+      converge again.  The result ends as :func:`lloyd_plain`'s ends, on
+      scores that cost half as much.  Float32 is used only where its
+      rounding is a negligible share of the distances (see
+      ``_FLOAT32_ROUNDING_SHARE``): otherwise its steps would wander.
 
     (Per-row bounds do not pay here: on digits half the rows cross them at
-    every step.)  Results equal :func:`lloyd_plain`'s up to the rounding of
-    the sums.  The caller ensures ``n * k <= DENSE_MAX_WORK``.
+    every step.)  The caller ensures ``n * k <= DENSE_MAX_WORK``.
     """
     k = centers.shape[0]
     c = centers - prep.shift
-    nearest = _DenseScores(prep, k)
-    labels, sq_dist = nearest(c)
-    inertia = float(prep.w @ sq_dist)
+    nearest, labels, sq_dist, inertia = _dense_start(prep, c)
+    rounded = nearest.rounded
     stats = _dense_stats(prep, labels, k)
     n_iter = 0
-    while n_iter < max_iter:
-        if (stats.counts > 0).all():
-            c = stats.means()
-        else:
-            c = update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, c)
-            if c.shape[0] < k:
-                return lloyd_plain(prep, c + prep.shift, max_iter - n_iter, tol)
-        n_iter += 1
-        new, sq_dist = nearest(c)
-        changed = np.flatnonzero(new != labels)
-        if changed.size:
-            stats.move_rows(prep, changed, labels[changed], new[changed])
-            labels = new
-        previous, inertia = inertia, float(prep.w @ sq_dist)
-        if previous - inertia <= tol * previous:
+    while True:
+        while n_iter < max_iter:
+            if (stats.counts > 0).all():
+                c = stats.means()
+            else:
+                c = update_centers(prep.X, prep.w, prep.wxt, labels, sq_dist, c)
+                if c.shape[0] < k:
+                    return lloyd_plain(prep, c + prep.shift, max_iter - n_iter, tol)
+            n_iter += 1
+            new, sq_dist = nearest(c)
+            changed = np.flatnonzero(new != labels)
+            if changed.size:
+                stats.move_rows(prep, changed, labels[changed], new[changed])
+                labels = new
+            previous, inertia = inertia, float(prep.w @ sq_dist)
+            if previous - inertia <= tol * previous:
+                break
+        if not rounded:
             break
+        rounded, nearest = False, _DenseScores(prep, k)
+        new, sq_dist = nearest(c)
+        inertia = float(prep.w @ sq_dist)
+        changed = np.flatnonzero(new != labels)
+        if not changed.size:
+            break
+        stats.move_rows(prep, changed, labels[changed], new[changed])
+        labels = new
     return LloydResult(c + prep.shift, labels, inertia, n_iter)
+
+
+# Float32 scores are used where the squared norms of the rows and centers
+# stay within these bounds, far from float32's overflow (3e38) and subnormal
+# numbers (1e-38) ...
+_FLOAT32_SQ_NORMS = (1e-30, 1e30)
+# ... and where their rounding is at most this share of the rows' mean
+# squared distance to their nearest center: then float32 can only misjudge
+# rows that are almost exactly between two centers.
+_FLOAT32_ROUNDING_SHARE = 1e-4
+
+
+def _dense_start(
+    prep: Prepared, c: NDArray[np.float64]
+) -> tuple[_DenseScores, NDArray[np.intp], FloatArray, float]:
+    """The scores :func:`lloyd_dense` starts on, float32 where they suffice
+    for float64 rows, and the first assignment to ``c`` (k, d, shifted):
+    labels (n,), squared distances (n,) and their weighted sum."""
+    k = c.shape[0]
+    if prep.X.dtype == np.float64 and _in_float32_range(prep, c):
+        nearest = _DenseScores(prep, k, np.float32)
+        labels, sq_dist = nearest(c)
+        inertia = float(prep.w @ sq_dist)
+        if _float32_precise(prep, c, inertia):
+            return nearest, labels, sq_dist, inertia
+    nearest = _DenseScores(prep, k)
+    labels, sq_dist = nearest(c)
+    return nearest, labels, sq_dist, float(prep.w @ sq_dist)
+
+
+def _score_scale(prep: Prepared, c: NDArray[np.float64]) -> float:
+    """Largest squared norm of a row or of a center ``c`` (k, d), shifted."""
+    return float(prep.x_sq.max()) + float(row_norms(c).max())
+
+
+def _in_float32_range(prep: Prepared, c: NDArray[np.float64]) -> bool:
+    """Whether the scores of the rows against ``c`` fit float32's range."""
+    low, high = _FLOAT32_SQ_NORMS
+    return low <= _score_scale(prep, c) <= high
+
+
+def _float32_precise(prep: Prepared, c: NDArray[np.float64], inertia: float) -> bool:
+    """Whether float32 rounds the scores of the rows against ``c`` by little
+    compared with their squared distances (``inertia``, their weighted SSE):
+    not so where clusters lie far from the mean of all rows compared with
+    their spread, whose scores are large numbers that differ by little."""
+    rounding = float(np.finfo(np.float32).eps) * _score_scale(prep, c)
+    return rounding <= _FLOAT32_ROUNDING_SHARE * inertia / float(prep.w.sum())
 
 
 def _dense_stats(prep: Prepared, labels: NDArray[np.intp], k: int) -> _Stats:
@@ -661,23 +726,27 @@ def _dense_stats(prep: Prepared, labels: NDArray[np.intp], k: int) -> _Stats:
 
 class _DenseScores:
     """Nearest center of every row and the squared distance to it (clamped
-    at zero, in X's precision), from a (k, n) score matrix ``||c||^2 -
-    2 c.x`` built in products of at most ``DENSE_MAX_PRODUCT`` multiply-adds.
+    at zero), from a (k, n) score matrix ``||c||^2 - 2 c.x`` in X's
+    precision or in ``dtype``, built in products of at most
+    ``DENSE_MAX_PRODUCT`` multiply-adds.
 
     Made once per run of :func:`lloyd_dense`: the score matrices are reused
     at every step, and the products read the contiguous transpose of the
-    rows (``Prepared.xt``), which OpenBLAS multiplies faster than the
-    transposed view of the rows.
+    rows (``Prepared.xt``, or ``Prepared.xt_aug32`` for float32 scores),
+    which OpenBLAS multiplies faster than the transposed view of the rows.
     """
 
-    def __init__(self, prep: Prepared, k: int) -> None:
+    def __init__(self, prep: Prepared, k: int, dtype: type[np.floating[Any]] | None = None) -> None:
         n, d = prep.X.shape
-        self.xt = prep.xt
-        self.x_sq = prep.x_sq
-        self.scores = np.empty((k, n), dtype=prep.X.dtype)
+        if dtype is None or dtype == prep.X.dtype:
+            self.xt, self.x_sq = prep.xt, prep.x_sq
+        else:
+            self.xt, self.x_sq = prep.xt_aug32[:-1], prep.x_sq.astype(dtype)
+        self.rounded = self.xt.dtype != prep.X.dtype
+        self.scores = np.empty((k, n), dtype=self.xt.dtype)
         self.equal = np.empty_like(self.scores)
         self.same = np.empty((k, n), dtype=bool)
-        self.index_and_count = _index_and_count(k, prep.X.dtype)
+        self.index_and_count = _index_and_count(k, self.xt.dtype)
         step = max(1, DENSE_MAX_PRODUCT // max(k * d, 1))
         self.blocks = [slice(start, start + step) for start in range(0, n, step)]
 

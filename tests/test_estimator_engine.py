@@ -241,6 +241,70 @@ def test_dense_lloyd_matches_plain_passes(dtype: type) -> None:
     assert dense.inertia == pytest.approx(plain.inertia, rel=tol)
 
 
+def test_dense_lloyd_assigns_exactly_after_float32_steps() -> None:
+    # Rows of negligible weight 1e-9 on either side of the boundary between
+    # two clusters' fixed centers: float32 scores (rounding about 2e-7)
+    # cannot tell their side, float64 scores can.
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 0.3, (200, 5)), rng.normal(0, 0.4, (200, 5))])
+    X[:200, 0] -= 1
+    X[200:, 0] += 1.3
+    start = X[[0, 200]].copy()
+    fixed = loops.lloyd_plain(loops.prepare(X, np.ones(400)), start, 300, 0.0).centers
+    across = (fixed[1] - fixed[0]) / np.linalg.norm(fixed[1] - fixed[0])
+    side = np.where(np.arange(40) % 2, 1.0, -1.0)
+    X = np.concatenate([X, fixed.mean(axis=0) + 1e-9 * side[:, None] * across])
+    prep = loops.prepare(X, np.concatenate([np.ones(400), np.full(40, 1e-12)]))
+    dense = loops.lloyd_dense(prep, start, 300, 0.0)
+    exact = ((X[:, None, :] - dense.centers) ** 2).sum(axis=2).argmin(axis=1)
+    np.testing.assert_array_equal(dense.labels, exact)
+    np.testing.assert_array_equal(exact[400:], side > 0)
+    rounded, _ = loops._DenseScores(prep, 2, np.float32)(dense.centers - prep.shift)
+    assert (rounded != exact).sum() > 5
+
+
+def _far_groups() -> NDArray[np.float64]:
+    """Three groups 3e4 apart, of three clusters of unit spread each."""
+    rng = np.random.default_rng(1)
+    offsets = [g * 3e4 + s * 3 for g in range(3) for s in range(3)]
+    return np.concatenate([offset + rng.normal(size=(100, 6)) for offset in offsets])
+
+
+@pytest.mark.parametrize(
+    ("X", "start"),
+    [
+        # Clusters far from the mean of all rows compared with their spread:
+        # their scores are large numbers that differ in float32's rounding.
+        pytest.param(_far_groups(), _far_groups()[::45], id="far-clusters"),
+        # Squared norms past float32's range.
+        pytest.param(
+            (np.random.default_rng(2).normal(size=(600, 20)) + np.arange(600)[:, None] % 3 * 4)
+            * 1e20,
+            None,
+            id="huge-rows",
+        ),
+        pytest.param(
+            np.random.default_rng(3).normal(size=(500, 8)) + np.arange(500)[:, None] % 4 * 3,
+            np.array([[1e20] * 8, [-1e20] * 8, [1e20, -1e20] * 4]),
+            id="huge-start",
+        ),
+    ],
+)
+def test_dense_lloyd_keeps_float64_where_float32_would_mislead(
+    X: NDArray[np.float64], start: NDArray[np.float64] | None
+) -> None:
+    prep = loops.prepare(X, np.ones(X.shape[0]))
+    start = X[:5].copy() if start is None else start
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow in a float32 cast
+        dense = loops.lloyd_dense(prep, start, 300, 1e-4)
+    plain = loops.lloyd_plain(prep, start, 300, 1e-4)
+    np.testing.assert_array_equal(dense.labels, plain.labels)
+    assert dense.n_iter == plain.n_iter
+    # Both sum distances expanded from squared norms of up to 5e9.
+    assert dense.inertia == pytest.approx(plain.inertia, rel=1e-6)
+
+
 def test_dense_lloyd_reseeds_empty_clusters() -> None:
     X = np.concatenate([np.zeros((50, 10)), np.ones((50, 10))])
     X += np.random.default_rng(0).normal(0, 0.01, X.shape)
