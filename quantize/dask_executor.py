@@ -427,23 +427,27 @@ class DaskExecutor(Executor):
     def threads(self) -> int:
         """Worker threads on the cluster now, waiting a while for a first worker.
 
+        The wait ticks every :data:`WATCH_EVERY` seconds, where a stop request
+        a finalizer dropped is raised (:func:`quantize.errors.raise_dropped`).
+
         Raises
         ------
         ClusterError
             No worker joined within :data:`WORKER_WAIT` seconds.
         """
-        threads = sum(self.client.nthreads().values())
-        if threads == 0:
-            try:
-                self.client.wait_for_workers(1, timeout=WORKER_WAIT)
-            except TimeoutError:
+        deadline = time.monotonic() + WORKER_WAIT
+        while (threads := sum(self.client.nthreads().values())) == 0:
+            raise_dropped()
+            left = deadline - time.monotonic()
+            if left <= 0:
                 address = self.client.scheduler.address if self.client.scheduler else "?"
                 raise ClusterError(
                     f"the Dask scheduler at {address} has no workers "
                     f"(none joined within {WORKER_WAIT:g} s)"
-                ) from None
-            threads = sum(self.client.nthreads().values())
-        return max(1, threads)
+                )
+            with suppress(TimeoutError):
+                self.client.wait_for_workers(1, timeout=min(WATCH_EVERY, left))
+        return threads
 
     def share(self, paths: Sequence[str | os.PathLike[str]]) -> None:
         """Check, before each task on a worker, that the worker sees ``paths``.

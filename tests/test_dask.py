@@ -258,6 +258,49 @@ def test_a_cluster_that_loses_every_worker_ends_the_run_with_one_line(
 
 
 @pytest.mark.parametrize("kind", ["sigterm", "ctrl-c"])
+def test_a_stop_request_a_finalizer_dropped_ends_the_wait_for_a_first_worker(
+    monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    from quantize import dask_executor, errors
+
+    monkeypatch.setattr(dask_executor, "WORKER_WAIT", 20.0)
+    monkeypatch.setattr(dask_executor, "WATCH_EVERY", 0.1)
+    drop = dropping(monkeypatch)
+    with (
+        distributed.LocalCluster(
+            n_workers=0, processes=False, dashboard_address=None, silence_logs=50
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+        DaskExecutor(client) as executor,
+    ):
+        drop(kind)  # while no worker has joined: before, the wait went on for WORKER_WAIT
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt) as caught:
+            executor.threads()
+        assert time.monotonic() - start < 10
+    assert isinstance(caught.value, errors.Terminated) == (kind == "sigterm")
+    assert not errors.take_dropped()
+
+
+def test_a_cluster_without_workers_is_one_line_after_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from quantize import dask_executor
+
+    monkeypatch.setattr(dask_executor, "WORKER_WAIT", 0.5)
+    monkeypatch.setattr(dask_executor, "WATCH_EVERY", 0.1)
+    with (
+        distributed.LocalCluster(
+            n_workers=0, processes=False, dashboard_address=None, silence_logs=50
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+        DaskExecutor(client) as executor,
+        pytest.raises(ClusterError, match=r"has no workers \(none joined within 0\.5 s\)$"),
+    ):
+        executor.threads()
+
+
+@pytest.mark.parametrize("kind", ["sigterm", "ctrl-c"])
 def test_a_stop_request_a_finalizer_dropped_stops_the_run_at_its_next_wait(
     executor: DaskExecutor, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
