@@ -30,7 +30,7 @@ from quantize.batch import BatchOptions, Job, Progress, run_batch
 from quantize.executors import Executor, InProcess, Reduction, death_reason
 from quantize.vocabulary import Status
 from tests.helpers import SAMPLES, gradient_rgb, photo_crops, run_cli
-from tests.test_signals import dropping
+from tests.test_signals import dropping, run_dropping_at_first_report
 
 distributed = pytest.importorskip("distributed")  # the [dask] extra
 
@@ -211,6 +211,27 @@ def test_a_worker_that_sees_the_folder_but_not_the_file_names_itself(tmp_path: P
     assert _unseen(caught.value) == "no such file"
 
 
+@contextmanager
+def _own_cluster(
+    monkeypatch: pytest.MonkeyPatch, workers: int, worker_wait: float
+) -> Iterator[tuple[Any, DaskExecutor]]:
+    """An in-process cluster of ``workers`` workers (0: none ever joins) for one
+    test, and its executor, which gives up on workers after ``worker_wait``
+    seconds and looks at the cluster every 0.1 s."""
+    from quantize import dask_executor
+
+    monkeypatch.setattr(dask_executor, "WORKER_WAIT", worker_wait)
+    monkeypatch.setattr(dask_executor, "WATCH_EVERY", 0.1)
+    with (
+        distributed.LocalCluster(
+            n_workers=workers, processes=False, dashboard_address=None, silence_logs=50
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+        DaskExecutor(client) as executor,
+    ):
+        yield cluster, executor
+
+
 def _slow(task: int) -> _Num:
     time.sleep(0.05)
     return _Num(task)
@@ -219,17 +240,7 @@ def _slow(task: int) -> _Num:
 def test_a_cluster_that_loses_every_worker_ends_the_run_with_one_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from quantize import dask_executor
-
-    monkeypatch.setattr(dask_executor, "WORKER_WAIT", 0.5)
-    monkeypatch.setattr(dask_executor, "WATCH_EVERY", 0.1)
-    with (
-        distributed.LocalCluster(
-            n_workers=1, processes=False, dashboard_address=None, silence_logs=50
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
-        DaskExecutor(client) as executor,
-    ):
+    with _own_cluster(monkeypatch, workers=1, worker_wait=0.5) as (cluster, executor):
         seen: list[int] = []
 
         def on_done(index: int, outcome: _Num) -> None:
@@ -261,18 +272,10 @@ def test_a_cluster_that_loses_every_worker_ends_the_run_with_one_line(
 def test_a_stop_request_a_finalizer_dropped_ends_the_wait_for_a_first_worker(
     monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
-    from quantize import dask_executor, errors
+    from quantize import errors
 
-    monkeypatch.setattr(dask_executor, "WORKER_WAIT", 20.0)
-    monkeypatch.setattr(dask_executor, "WATCH_EVERY", 0.1)
     drop = dropping(monkeypatch)
-    with (
-        distributed.LocalCluster(
-            n_workers=0, processes=False, dashboard_address=None, silence_logs=50
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
-        DaskExecutor(client) as executor,
-    ):
+    with _own_cluster(monkeypatch, workers=0, worker_wait=20.0) as (_, executor):
         drop(kind)  # while no worker has joined: before, the wait went on for WORKER_WAIT
         start = time.monotonic()
         with pytest.raises(KeyboardInterrupt) as caught:
@@ -285,16 +288,8 @@ def test_a_stop_request_a_finalizer_dropped_ends_the_wait_for_a_first_worker(
 def test_a_cluster_without_workers_is_one_line_after_the_wait(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from quantize import dask_executor
-
-    monkeypatch.setattr(dask_executor, "WORKER_WAIT", 0.5)
-    monkeypatch.setattr(dask_executor, "WATCH_EVERY", 0.1)
     with (
-        distributed.LocalCluster(
-            n_workers=0, processes=False, dashboard_address=None, silence_logs=50
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
-        DaskExecutor(client) as executor,
+        _own_cluster(monkeypatch, workers=0, worker_wait=0.5) as (_, executor),
         pytest.raises(ClusterError, match=r"has no workers \(none joined within 0\.5 s\)$"),
     ):
         executor.threads()
@@ -306,22 +301,12 @@ def test_a_stop_request_a_finalizer_dropped_stops_the_run_at_its_next_wait(
 ) -> None:
     # The command's SIGTERM landing in distributed's Future.__del__: the run
     # went on to its last image (the flaky "assert 8 < 8" of the test below).
-    from quantize import errors
-
-    drop = dropping(monkeypatch)
-    reported: list[int] = []
-
-    def on_done(index: int, outcome: _Num) -> None:
-        if not reported:
-            drop(kind)  # Python drops its exception, and the run goes on here
-        reported.append(index)
-
-    assert executor.run(range(60), _slow, on_done, _settle)
-    assert len(set(reported)) == len(reported)
+    interrupted, reported = run_dropping_at_first_report(
+        monkeypatch, executor, kind, range(60), _slow, _settle
+    )
+    assert interrupted
     # The first batch of ended tasks, and with Ctrl-C the ones running then.
     assert 1 <= len(reported) <= 2 * WINDOW_PER_THREAD * executor.threads()
-    assert errors.terminated() == (kind == "sigterm")
-    assert not errors.take_dropped()  # acted on once: no second stop is left
 
 
 def _all_but_the_first_run_long(task: int) -> _Num:

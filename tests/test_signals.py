@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
@@ -414,6 +414,35 @@ def dropping(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     return drop
 
 
+def run_dropping_at_first_report(
+    monkeypatch: pytest.MonkeyPatch,
+    executor: Any,
+    kind: str,
+    tasks: Iterable[int],
+    fn: Callable[[int], Any],
+    settle: Callable[[int, Status, str | None], Any],
+) -> tuple[bool, list[int]]:
+    """Run ``tasks`` on ``executor`` while a stop request ``kind`` that a
+    finalizer dropped comes with the first report; whether the run says it
+    was interrupted, and the tasks it reported.  Checks what any such run
+    must hold: no task reported twice, the request acted on once."""
+    from quantize import errors
+
+    drop = dropping(monkeypatch)
+    reported: list[int] = []
+
+    def on_done(index: int, outcome: Any) -> None:
+        if not reported:
+            drop(kind)  # Python drops its exception, and the run goes on here
+        reported.append(index)
+
+    interrupted = executor.run(tasks, fn, on_done, settle)
+    assert len(set(reported)) == len(reported)
+    assert errors.terminated() == (kind == "sigterm")
+    assert not errors.take_dropped()  # acted on once: no second stop is left
+    return interrupted, reported
+
+
 def _nap(task: int) -> ImageResult:
     time.sleep(0.05)
     return ImageResult(Path(f"{task}.png"), "written")
@@ -428,25 +457,14 @@ def _settle_number(task: int, status: Status, reason: str | None) -> ImageResult
 def test_a_stop_request_a_finalizer_dropped_stops_the_run_at_its_next_wait(
     monkeypatch: pytest.MonkeyPatch, kind: str, workers: int
 ) -> None:
-    from quantize import errors
-
-    drop = dropping(monkeypatch)
-    reported: list[int] = []
-
-    def on_done(index: int, result: ImageResult) -> None:
-        if not reported:
-            drop(kind)  # Python drops its exception, and the run goes on here
-        reported.append(index)
-
     with executors.local_executor(workers) as executor:
-        interrupted = executor.run(range(40), _nap, on_done, _settle_number)
+        interrupted, reported = run_dropping_at_first_report(
+            monkeypatch, executor, kind, range(40), _nap, _settle_number
+        )
     assert interrupted
-    assert len(set(reported)) == len(reported)
     # Serial: before the next image.  The pool: the tasks that ended with the
     # first one, then those under way at the stop (at most 2 * workers each).
     assert 1 <= len(reported) <= (1 if workers == 1 else 4 * workers)
-    assert errors.terminated() == (kind == "sigterm")
-    assert not errors.take_dropped()  # acted on once: no second stop is left
 
 
 @pytest.mark.parametrize(
