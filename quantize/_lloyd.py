@@ -51,8 +51,10 @@ __all__ = [
     "LloydResult",
     "MiniBatchResult",
     "Prepared",
+    "augment_centers",
     "best_of",
     "distinct_rows_result",
+    "index_count_rows",
     "lloyd",
     "lloyd_dense",
     "lloyd_plain",
@@ -472,7 +474,7 @@ def _assign_columns(
     c_aug = np.empty((k, d_aug), dtype=xt_aug.dtype)
     np.multiply(c, -2.0, out=c_aug[:, :-1])
     c_aug[:, -1] = row_norms(c)
-    index_and_count = _index_and_count(k, xt_aug.dtype)
+    index_and_count = index_count_rows(k, xt_aug.dtype)
     scratch = reuse or _Scratch()
     if scratch.out is None:
         scratch.out = np.empty(n, dtype=np.intp), np.empty(n, dtype=xt_aug.dtype)
@@ -501,9 +503,10 @@ def _assign_columns(
 
 
 @functools.cache
-def _index_and_count(k: int, dtype: np.dtype[Any]) -> FloatArray:
+def index_count_rows(k: int, dtype: np.dtype[Any]) -> FloatArray:
     """``[0, 1, ..., k - 1]`` over ``k`` ones, (2, k): small integers, exact
-    in any float type, for :func:`_lowest_at_min`.  Read-only and cached:
+    in any float type, for :func:`_lowest_at_min` and the labels of
+    :class:`quantize.restarts.PlainRuns`.  Read-only and cached:
     the swap searches assign a few thousand rows hundreds of times a fit."""
     out = np.stack([np.arange(k), np.ones(k)]).astype(dtype)
     out.flags.writeable = False
@@ -538,6 +541,18 @@ def _lowest_at_min(
         out[ties] = np.argmin(scores[:, ties], axis=0)
 
 
+def augment_centers(centers: NDArray[np.float64], out: FloatArray) -> FloatArray:
+    """``[-2 c, ||c||^2]`` of ``centers`` (m, d) written into ``out`` (m,
+    d + 1) in its precision, and returned: its product with
+    :attr:`Prepared.xt_aug` is every row's score ``||c||^2 - 2 c.x``.  The
+    norm is that of the rounded ``-2 c``, over 4, so that both terms round
+    alike in float32."""
+    d = centers.shape[1]
+    np.multiply(centers, -2.0, out=out[:, :d], casting="same_kind")
+    out[:, d] = row_norms(out[:, :d]) / 4
+    return out
+
+
 def nearest_two(
     prep: Prepared, centers: NDArray[np.float64]
 ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
@@ -546,13 +561,11 @@ def nearest_two(
     (k, d) in ``prep``'s shifted coordinates: scores laid out centers x
     rows, so that the minima run along long rows."""
     k, n = centers.shape[0], prep.X.shape[0]
-    c_aug = np.empty((k, centers.shape[1] + 1), dtype=prep.X.dtype)
-    np.multiply(centers, -2.0, out=c_aug[:, :-1], casting="same_kind")
-    c_aug[:, -1] = row_norms(c_aug[:, :-1]) / 4
+    c_aug = augment_centers(centers, np.empty((k, centers.shape[1] + 1), dtype=prep.X.dtype))
     scores = c_aug @ prep.xt_aug
     near = scores.min(axis=0)
     labels = np.empty(n, dtype=np.intp)
-    _lowest_at_min(scores, near, np.empty_like(scores), _index_and_count(k, scores.dtype), labels)
+    _lowest_at_min(scores, near, np.empty_like(scores), index_count_rows(k, scores.dtype), labels)
     scores.reshape(-1)[labels * n + np.arange(n)] = np.inf
     second = scores.min(axis=0)
     near += prep.x_sq
@@ -638,25 +651,35 @@ def lloyd_dense(
                 if c.shape[0] < k:
                     return lloyd_plain(prep, c + prep.shift, max_iter - n_iter, tol)
             n_iter += 1
-            new, sq_dist = nearest(c)
-            changed = np.flatnonzero(new != labels)
-            if changed.size:
-                stats.move_rows(prep, changed, labels[changed], new[changed])
-                labels = new
+            labels, sq_dist, _ = _relabel(prep, stats, labels, nearest(c))
             previous, inertia = inertia, float(prep.w @ sq_dist)
             if previous - inertia <= tol * previous:
                 break
         if not rounded:
             break
         rounded, nearest = False, _DenseScores(prep, k)
-        new, sq_dist = nearest(c)
+        labels, sq_dist, moved = _relabel(prep, stats, labels, nearest(c))
         inertia = float(prep.w @ sq_dist)
-        changed = np.flatnonzero(new != labels)
-        if not changed.size:
+        if not moved:
             break
-        stats.move_rows(prep, changed, labels[changed], new[changed])
-        labels = new
     return LloydResult(c + prep.shift, labels, inertia, n_iter)
+
+
+def _relabel(
+    prep: Prepared,
+    stats: _Stats,
+    labels: NDArray[np.intp],
+    assigned: tuple[NDArray[np.intp], FloatArray],
+) -> tuple[NDArray[np.intp], FloatArray, bool]:
+    """Move the rows whose label changed to ``assigned``'s (labels (n,),
+    squared distances (n,)) in ``stats``: the new labels and distances, and
+    whether any row moved."""
+    new, sq_dist = assigned
+    changed = np.flatnonzero(new != labels)
+    if not changed.size:
+        return labels, sq_dist, False
+    stats.move_rows(prep, changed, labels[changed], new[changed])
+    return new, sq_dist, True
 
 
 # Float32 scores are used where the squared norms of the rows and centers
@@ -676,35 +699,21 @@ def _dense_start(
     for float64 rows, and the first assignment to ``c`` (k, d, shifted):
     labels (n,), squared distances (n,) and their weighted sum."""
     k = c.shape[0]
-    if prep.X.dtype == np.float64 and _in_float32_range(prep, c):
+    # Largest squared norm of a row or a center: the scores' magnitude.
+    scale = float(prep.x_sq.max()) + float(row_norms(c).max())
+    low, high = _FLOAT32_SQ_NORMS
+    if prep.X.dtype == np.float64 and low <= scale <= high:
         nearest = _DenseScores(prep, k, np.float32)
         labels, sq_dist = nearest(c)
         inertia = float(prep.w @ sq_dist)
-        if _float32_precise(prep, c, inertia):
+        # Not so where clusters lie far from the mean of all rows compared
+        # with their spread: their scores are large numbers that differ little.
+        rounding = float(np.finfo(np.float32).eps) * scale
+        if rounding <= _FLOAT32_ROUNDING_SHARE * inertia / float(prep.w.sum()):
             return nearest, labels, sq_dist, inertia
     nearest = _DenseScores(prep, k)
     labels, sq_dist = nearest(c)
     return nearest, labels, sq_dist, float(prep.w @ sq_dist)
-
-
-def _score_scale(prep: Prepared, c: NDArray[np.float64]) -> float:
-    """Largest squared norm of a row or of a center ``c`` (k, d), shifted."""
-    return float(prep.x_sq.max()) + float(row_norms(c).max())
-
-
-def _in_float32_range(prep: Prepared, c: NDArray[np.float64]) -> bool:
-    """Whether the scores of the rows against ``c`` fit float32's range."""
-    low, high = _FLOAT32_SQ_NORMS
-    return low <= _score_scale(prep, c) <= high
-
-
-def _float32_precise(prep: Prepared, c: NDArray[np.float64], inertia: float) -> bool:
-    """Whether float32 rounds the scores of the rows against ``c`` by little
-    compared with their squared distances (``inertia``, their weighted SSE):
-    not so where clusters lie far from the mean of all rows compared with
-    their spread, whose scores are large numbers that differ by little."""
-    rounding = float(np.finfo(np.float32).eps) * _score_scale(prep, c)
-    return rounding <= _FLOAT32_ROUNDING_SHARE * inertia / float(prep.w.sum())
 
 
 def _dense_stats(prep: Prepared, labels: NDArray[np.intp], k: int) -> _Stats:
@@ -746,7 +755,7 @@ class _DenseScores:
         self.scores = np.empty((k, n), dtype=self.xt.dtype)
         self.equal = np.empty_like(self.scores)
         self.same = np.empty((k, n), dtype=bool)
-        self.index_and_count = _index_and_count(k, self.xt.dtype)
+        self.index_and_count = index_count_rows(k, self.xt.dtype)
         step = max(1, DENSE_MAX_PRODUCT // max(k * d, 1))
         self.blocks = [slice(start, start + step) for start in range(0, n, step)]
 

@@ -52,7 +52,9 @@ from quantize._kernels import (
 from quantize._lloyd import (
     LloydResult,
     Prepared,
+    augment_centers,
     distinct_rows_result,
+    index_count_rows,
     lloyd,
     lloyd_plain,
     prepare,
@@ -451,15 +453,12 @@ class PlainRuns:
         dtype = prep.X.dtype
         self.prep = prep
         self.tol = tol
-        self.stats = np.empty((n, d + 2), dtype=dtype)
-        self.stats[:, :d] = prep.wxt.T
-        self.stats[:, d] = prep.w
-        self.stats[:, d + 1] = 1
+        self.stats = _row_stats(prep)
         self.scores = np.empty((k, n), dtype=dtype)
         self.same = np.empty((k, n), dtype=bool)
         self.near = np.empty(n, dtype=dtype)
         self.c_aug = np.empty((k, d + 1), dtype=dtype)
-        self.index_and_count = np.stack([np.arange(k), np.ones(k)]).astype(dtype)
+        self.index_and_count = index_count_rows(k, dtype)
 
     def run(self, centers: NDArray[np.float64], max_iter: int) -> LloydResult:
         """Lloyd's iterations from ``centers`` (original coordinates), as
@@ -489,10 +488,7 @@ class PlainRuns:
         SSE, and per cluster ``[sum w x, sum w, rows]`` (k, d + 2), which
         count a row twice where it is exactly as near to two centers.
         Leaves the one-hot assignment in ``scores``."""
-        d = c.shape[1]
-        np.multiply(c, -2.0, out=self.c_aug[:, :d], casting="same_kind")
-        self.c_aug[:, d] = row_norms(self.c_aug[:, :d]) / 4
-        np.matmul(self.c_aug, self.prep.xt_aug, out=self.scores)
+        np.matmul(augment_centers(c, self.c_aug), self.prep.xt_aug, out=self.scores)
         near = np.min(self.scores, axis=0, out=self.near)
         np.equal(self.scores, near, out=self.same)
         np.copyto(self.scores, self.same)
@@ -511,6 +507,18 @@ class PlainRuns:
         return labels
 
 
+def _row_stats(prep: Prepared) -> FloatArray:
+    """``[w x, w, 1]`` of every row (n, d + 2), in the rows' precision: the
+    one-hot assignment times this is every cluster's weighted coordinate
+    sums, weight and row count."""
+    n, d = prep.X.shape
+    stats = np.empty((n, d + 2), dtype=prep.X.dtype)
+    stats[:, :d] = prep.wxt.T
+    stats[:, d] = prep.w
+    stats[:, d + 1] = 1
+    return stats
+
+
 class _Table:
     """The rows as the batched assignment needs them.
 
@@ -520,16 +528,10 @@ class _Table:
     """
 
     def __init__(self, prep: Prepared, work: _Workspace) -> None:
-        n, d = prep.X.shape
         self.prep = prep
         self.work = work
-        self.xt_aug = np.empty((d + 1, n), dtype=prep.X.dtype)
-        self.xt_aug[:d] = prep.X.T
-        self.xt_aug[d] = 1
-        self.stats = np.empty((n, d + 2), dtype=prep.X.dtype)
-        self.stats[:, :d] = prep.wxt.T
-        self.stats[:, d] = prep.w
-        self.stats[:, d + 1] = 1
+        self.xt_aug = prep.xt_aug
+        self.stats = _row_stats(prep)
 
     def assign(
         self, centers: NDArray[np.float64]
@@ -540,9 +542,9 @@ class _Table:
         where it is exactly as near to two centers."""
         n_runs, k, d = centers.shape
         n = self.xt_aug.shape[1]
-        c_aug = np.empty((n_runs * k, d + 1), dtype=self.xt_aug.dtype)
-        np.multiply(centers.reshape(-1, d), -2.0, out=c_aug[:, :d])
-        c_aug[:, d] = row_norms(c_aug[:, :d]) / 4
+        c_aug = augment_centers(
+            centers.reshape(-1, d), np.empty((n_runs * k, d + 1), dtype=self.xt_aug.dtype)
+        )
         nearest = np.empty((n_runs, n), dtype=self.xt_aug.dtype)
         sums = np.zeros((n_runs, k, d + 2), dtype=self.xt_aug.dtype)
         blocks = self.work.row_blocks(k)
