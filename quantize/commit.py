@@ -33,10 +33,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from quantize.errors import OutputError
 
@@ -283,38 +283,23 @@ def remove_committed(log: Iterable[tuple[Path, FileId]]) -> None:
                     os.unlink(target)
 
 
-class Guard(Protocol):
-    """A lock shared with another process (``multiprocessing.Lock``)."""
-
-    def acquire(self, block: bool = True) -> bool: ...
-
-    def release(self) -> None: ...
+_guard: AbstractContextManager[Any] | None = None
 
 
-_guard: Guard | None = None
-
-
-def guard_moves(guard: Guard | None) -> None:
+def guard_moves(guard: AbstractContextManager[Any] | None) -> None:
     """Hold ``guard`` while this process moves or removes a set of outputs.
 
     For a process that another one may kill (a pool's worker): the killer
-    takes ``guard`` first, so a set of files is never left half moved.
+    takes ``guard`` (a ``multiprocessing.Lock``) first, so a set of files is
+    never left half moved.
     """
     global _guard
     _guard = guard
 
 
-@contextmanager
-def _guarded() -> Iterator[None]:
-    guard = _guard
-    if guard is None:
-        yield
-        return
-    guard.acquire()
-    try:
-        yield
-    finally:
-        guard.release()
+def _guarded() -> AbstractContextManager[Any]:
+    """The guard of :func:`guard_moves` to hold, or nothing to hold."""
+    return nullcontext() if _guard is None else _guard
 
 
 def commit(moves: Sequence[tuple[Path, Path]], *, force: bool) -> None:
