@@ -410,13 +410,9 @@ def _png_frame(image: Image.Image, options: dict[str, object]) -> tuple[bytes, b
     if starts[0][0] != b"IHDR" or header[8:10] != b"\x08\x03" or header[12] != 0 or not idat:
         return None
     last = idat[-1] + 12 + struct.unpack(">I", data[idat[-1] : idat[-1] + 4])[0]
-    ihdr = _png_chunk(b"IHDR", struct.pack(">II", image.width, image.height) + header[8:])
-    return data[:8] + ihdr + data[33 : idat[0]], data[last:]
-
-
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    crc = zlib.crc32(body, zlib.crc32(kind))
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+    ihdr = io.BytesIO()
+    _write_chunk(ihdr, b"IHDR", [struct.pack(">II", image.width, image.height) + header[8:]])
+    return data[:8] + ihdr.getvalue() + data[33 : idat[0]], data[last:]
 
 
 def _deflate_rows(
